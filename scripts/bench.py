@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Latency and start-up benchmark: Lucid vs FFmpeg's own HLS reader, in the same run.
+
+A live origin (real ffmpeg, -re, two renditions, frame numbers as marker blocks) is served
+over HTTP on 127.0.0.1. Each player writes YUV4MPEG2 to a pipe that this script reads:
+  - lucid  --no-preview --pipe y4m           (Lucid's HLS client, paced presentation)
+  - ffmpeg -re -i <master> -f yuv4mpegpipe -  (FFmpeg's HLS demuxer, paced by -re; what
+                                              ffplay/mpv/OpenCV build on)
+For each it reports the time from process start to the first frame out, the latency behind
+the newest published frame (newest frame listed in the playlist minus the frame just
+delivered), frames delivered, and CPU use; then the ratio Lucid / FFmpeg.
+
+Usage: scripts/bench.py [--lucid PATH] [--seconds N] [--sizes 640x360,1280x720]
+Loops are bounded: every player runs for --seconds and is then stopped.
+"""
+import argparse, http.server, os, shutil, socketserver, statistics, subprocess, sys, tempfile, threading, time
+
+FPS = 30
+BITS = 16
+
+
+def start_origin(d, w, h, seg):
+    strip = max(h // 15, 4)
+    g = str(FPS * seg)
+    fc = (f"[1]format=gray,geq=lum='255*mod(floor(N/pow(2\\,X))\\,2)',scale={w}:{strip}:flags=neighbor[m];"
+          f"[0][m]overlay=0:0:shortest=1,format=yuv420p,split=2[a][b];[a]copy[hi];[b]scale={w//2}:{h//2}[lo]")
+    cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
+           "-f", "lavfi", "-i", f"testsrc2=size={w}x{h}:rate={FPS}",
+           "-f", "lavfi", "-i", f"nullsrc=size={BITS}x1:rate={FPS}", "-filter_complex", fc,
+           "-map", "[lo]", "-map", "[hi]", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
+           "-g", g, "-keyint_min", g, "-sc_threshold", "0", "-b:v:0", "400k", "-b:v:1", "2000k",
+           "-f", "hls", "-hls_time", str(seg), "-hls_list_size", "6",
+           "-hls_flags", "delete_segments+independent_segments+temp_file", "-master_pl_name", "master.m3u8",
+           "-var_stream_map", "v:0,name:low v:1,name:high", "-hls_segment_filename", os.path.join(d, "%v_%05d.ts"),
+           os.path.join(d, "%v.m3u8")]
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if os.path.exists(os.path.join(d, "master.m3u8")) and newest_frame(d, seg) is not None:
+            return p
+        time.sleep(0.05)
+    p.kill()
+    raise SystemExit("origin did not start")
+
+
+def newest_frame(d, seg):
+    try:
+        text = open(os.path.join(d, "high.m3u8")).read()
+    except OSError:
+        return None
+    first = None
+    count = 0
+    for line in text.splitlines():
+        if line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
+            first = int(line.split(":")[1])
+        elif line.endswith(".ts"):
+            count += 1
+    if first is None or count == 0:
+        return None
+    return (first + count) * FPS * seg - 1
+
+
+def serve(d):
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **k):
+            super().__init__(*a, directory=d, **k)
+
+        def log_message(self, *a):
+            pass
+
+    srv = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def cpu_seconds(pid):
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return None
+
+
+def run_player(name, cmd, d, seg, seconds):
+    start = time.time()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    out = p.stdout
+    header = out.readline()
+    if not header.startswith(b"YUV4MPEG2"):
+        p.kill()
+        return {"name": name, "error": "no y4m output"}
+    fields = {t[0]: t[1:] for t in header.decode().split()[1:]}
+    w, h = int(fields["W"]), int(fields["H"])
+    size = w * h + 2 * ((w + 1) // 2) * ((h + 1) // 2)
+    strip = max(h / 15, 4)
+    row = int(strip / 2)
+    first_at = None
+    lat = []
+    frames = []
+    times = []
+    cpu_last = None
+    end = None
+    while True:
+        line = out.readline()
+        if not line.startswith(b"FRAME"):
+            break
+        data = out.read(size)
+        if len(data) < size:
+            break
+        now = time.time()
+        if first_at is None:
+            first_at = now - start
+            end = now + seconds
+        n = sum(((data[row * w + int((b + 0.5) * w / BITS)] > 128) << b) for b in range(BITS))
+        newest = newest_frame(d, seg)
+        frames.append(n)
+        times.append(now)
+        if newest is not None and now > start + first_at + 2 * seg:  # steady state only
+            lat.append((newest - n) / FPS)
+        if now >= end:
+            cpu_last = cpu_seconds(p.pid)
+            break
+    wall = time.time() - start
+    p.kill()
+    p.wait()
+    skipped = sum(max(0, b - a - 1) for a, b in zip(frames, frames[1:]))
+    intervals = sorted(b - a for a, b in zip(times, times[1:]))
+    p99 = intervals[int(len(intervals) * 0.99) - 1] if len(intervals) > 10 else float("nan")
+    return {
+        "name": name, "first": first_at, "lat_med": statistics.median(lat) if lat else float("nan"),
+        "lat_p95": sorted(lat)[int(len(lat) * 0.95) - 1] if len(lat) > 20 else float("nan"),
+        "frames": len(frames), "skipped": skipped, "p99_interval_ms": p99 * 1000,
+        "cpu": (cpu_last / wall * 100) if cpu_last is not None else float("nan"),
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lucid", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/lucid-target")), "release", "lucid"))
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--segment", type=int, default=2)
+    ap.add_argument("--sizes", default="640x360,1280x720")
+    a = ap.parse_args()
+    print(f"lucid: {a.lucid}; {a.seconds:.0f} s per player; {a.segment} s segments; {FPS} fps")
+    print(f"{'size':>9} {'player':<14} {'first frame s':>13} {'latency med s':>13} {'p95 s':>6} "
+          f"{'frames':>6} {'skipped':>7} {'p99 gap ms':>10} {'CPU %':>6}")
+    for size in a.sizes.split(","):
+        w, h = map(int, size.split("x"))
+        d = tempfile.mkdtemp(prefix="lucid-bench-")
+        origin = start_origin(d, w, h, a.segment)
+        srv = serve(d)
+        url = f"http://127.0.0.1:{srv.server_address[1]}/master.m3u8"
+        try:
+            results = [
+                run_player("lucid", [a.lucid, "--url", url, "--no-preview", "--pipe", "y4m"], d, a.segment, a.seconds),
+                run_player("ffmpeg -re", ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-i", url,
+                                          "-f", "yuv4mpegpipe", "-pix_fmt", "yuv420p", "-"], d, a.segment, a.seconds),
+            ]
+        finally:
+            origin.kill()
+            srv.shutdown()
+            shutil.rmtree(d, ignore_errors=True)
+        for r in results:
+            if "error" in r:
+                print(f"{size:>9} {r['name']:<14} {r['error']}")
+                continue
+            print(f"{size:>9} {r['name']:<14} {r['first']:>13.2f} {r['lat_med']:>13.2f} {r['lat_p95']:>6.2f} "
+                  f"{r['frames']:>6} {r['skipped']:>7} {r['p99_interval_ms']:>10.1f} {r['cpu']:>6.1f}")
+        l, f = results
+        if "error" not in l and "error" not in f:
+            print(f"{size:>9} ratio lucid/ffmpeg: first frame {l['first'] / f['first']:.2f}, "
+                  f"latency {l['lat_med'] / f['lat_med']:.2f}, CPU {l['cpu'] / f['cpu']:.2f}")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+//! Builds and runs the Bevy app for one invocation: opens the source, starts the outputs,
+//! picks the windowed or headless schedule, and reports how it ended.
+
+use std::time::{Duration, Instant};
+
+use bevy::app::{ScheduleRunnerPlugin, TerminalCtrlCHandlerPlugin};
+use bevy::prelude::*;
+use bevy::render::RenderPlugin;
+use bevy::window::{ExitCondition, PresentMode, WindowCloseRequested, WindowResolution};
+use bevy::winit::WinitPlugin;
+use tracing::info;
+
+use crate::cli::{Args, output_size};
+use crate::decode::{DecodeOptions, DecodeThread};
+use crate::error::{LucidError, Result};
+use crate::lifecycle::Lifecycle;
+use crate::output::{FrameSink, OutputConfig, OutputPlugin, OutputWriter, record};
+use crate::preview::PreviewPlugin;
+use crate::source::SourceSpec;
+use crate::video::{PlaybackStats, VideoPlugin};
+
+/// How long a stop waits for frames already rendered to reach the outputs.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Headless schedule period: the presentation clock is sampled this often.
+const HEADLESS_TICK: Duration = Duration::from_millis(4);
+
+/// Runs Lucid with parsed arguments until the stream ends, the duration passes, a signal
+/// arrives or something fails.
+pub fn run(args: Args) -> Result<()> {
+    args.validate()?;
+    let lifecycle = Lifecycle::default();
+    install_signal_handler(&lifecycle)?;
+    if let Some(path) = &args.record {
+        record::check_writable(path)?;
+    }
+
+    let spec = SourceSpec::resolve(args.url.as_deref());
+    info!("source: {}", spec.display_name());
+    let decode = DecodeThread::spawn(
+        &spec,
+        DecodeOptions {
+            force_cpu: args.force_cpu,
+        },
+        lifecycle.stop_flag(),
+    )?;
+    let info = decode.info.clone();
+    let (width, height) = output_size(args.width, args.height, (info.width, info.height));
+    info!(
+        "stream {}x{}{}, output {width}x{height}{}",
+        info.width,
+        info.height,
+        info.frame_rate
+            .map(|r| format!(" @ {r:.2} fps"))
+            .unwrap_or_default(),
+        if args.no_preview { " (headless)" } else { "" }
+    );
+
+    let outputs = OutputConfig {
+        record: args.record.clone(),
+        pipe: args.pipe,
+        width,
+        height,
+        frame_rate: info.frame_rate.unwrap_or(30.0),
+    };
+    let writer = if outputs.any() {
+        Some(OutputWriter::spawn(outputs, lifecycle.clone())?)
+    } else {
+        None
+    };
+
+    let mut app = App::new();
+    let plugins = DefaultPlugins
+        .build()
+        .disable::<bevy::log::LogPlugin>()
+        // Lucid's own handler stops cleanly (finalizing recordings) instead of exiting.
+        .disable::<TerminalCtrlCHandlerPlugin>()
+        .set(RenderPlugin {
+            // A frame must never be rendered with its pipeline still compiling: it would be
+            // recorded black.
+            synchronous_pipeline_compilation: true,
+            ..default()
+        });
+    if args.no_preview {
+        app.add_plugins(
+            plugins
+                .set(WindowPlugin {
+                    primary_window: None,
+                    exit_condition: ExitCondition::DontExit,
+                    close_when_requested: false,
+                    ..default()
+                })
+                .disable::<WinitPlugin>(),
+        )
+        .add_plugins(ScheduleRunnerPlugin::run_loop(HEADLESS_TICK));
+    } else {
+        app.add_plugins(plugins.set(WindowPlugin {
+            primary_window: Some(Window {
+                title: format!("Lucid - {}", info.source),
+                resolution: WindowResolution::new(width, height),
+                present_mode: PresentMode::AutoVsync,
+                ..default()
+            }),
+            exit_condition: ExitCondition::DontExit,
+            close_when_requested: false,
+            ..default()
+        }))
+        .add_plugins(PreviewPlugin)
+        .add_systems(Update, stop_on_close_or_key);
+    }
+    app.insert_resource(lifecycle.clone())
+        .insert_resource(RunLimit(args.duration.map(Duration::from_secs_f64)))
+        .add_plugins(VideoPlugin::new(
+            decode.frames,
+            decode.end,
+            info,
+            UVec2::new(width, height),
+        ))
+        .add_systems(Last, drive_shutdown);
+    if let Some(writer) = &writer {
+        app.add_plugins(OutputPlugin::new(writer));
+    }
+
+    let exit = app.run();
+    lifecycle.request_stop();
+    if let Some(writer) = writer {
+        writer.finish();
+    }
+    if let Some(err) = lifecycle.take_error() {
+        return Err(err);
+    }
+    match exit {
+        AppExit::Success => Ok(()),
+        AppExit::Error(code) => Err(LucidError::Render(format!("Bevy exited with code {code}"))),
+    }
+}
+
+fn install_signal_handler(lifecycle: &Lifecycle) -> Result<()> {
+    let l = lifecycle.clone();
+    ctrlc::set_handler(move || {
+        if l.stopping() {
+            // A second signal means the user does not want to wait for the drain.
+            std::process::exit(130);
+        }
+        info!("stop requested; finishing outputs");
+        l.request_stop();
+    })
+    .map_err(|e| LucidError::Render(format!("cannot install the signal handler: {e}")))
+}
+
+#[derive(Resource)]
+struct RunLimit(Option<Duration>);
+
+fn stop_on_close_or_key(
+    mut closes: MessageReader<WindowCloseRequested>,
+    keys: Res<ButtonInput<KeyCode>>,
+    lifecycle: Res<Lifecycle>,
+) {
+    let key = keys.any_just_pressed([KeyCode::KeyQ, KeyCode::Escape]);
+    if closes.read().count() > 0 || key {
+        lifecycle.request_stop();
+    }
+}
+
+/// Turns a stop request into an exit once the outputs have every frame rendered so far.
+fn drive_shutdown(
+    lifecycle: Res<Lifecycle>,
+    stats: Res<PlaybackStats>,
+    limit: Res<RunLimit>,
+    sink: Option<Res<FrameSink>>,
+    mut stop_seen: Local<Option<Instant>>,
+    mut exit: MessageWriter<AppExit>,
+) {
+    if let (Some(limit), Some(first)) = (limit.0, stats.first_frame_at)
+        && first.elapsed() >= limit
+        && !lifecycle.stopping()
+    {
+        info!("--duration reached");
+        lifecycle.request_stop();
+    }
+    if !lifecycle.stopping() {
+        return;
+    }
+    let since = *stop_seen.get_or_insert_with(Instant::now);
+    let pending = sink.map(|s| s.pending()).unwrap_or(0);
+    if pending == 0 || since.elapsed() > DRAIN_TIMEOUT {
+        exit.write(AppExit::Success);
+    }
+}

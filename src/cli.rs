@@ -1,0 +1,128 @@
+//! The command line. It keeps every flag of the seed's `playback.py` with its meaning and
+//! adds Lucid's outputs; everything here is plain data for [`crate::app`] to act on.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+use crate::error::{LucidError, Result};
+
+/// Lucid plays live AI-generated video (Daydream / Livepeer HLS, or any FFmpeg input)
+/// through a GPU render path, in a window or headless, and records or pipes what it renders.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "lucid", version, about, long_about = None)]
+pub struct Args {
+    /// What to play: an HLS master or media playlist (http/https), a bare Livepeer playback
+    /// id, an `https://lvpr.tv/?v=<id>` page, or anything FFmpeg opens (file, rtmp://, srt://).
+    /// Without it Lucid plays a built-in moving test pattern.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+
+    /// Open no window: render offscreen on a headless schedule (for --record / --pipe).
+    #[arg(long)]
+    pub no_preview: bool,
+
+    /// Decode in software only, even when hardware decode is available.
+    #[arg(long)]
+    pub force_cpu: bool,
+
+    /// Output width in pixels. Given alone, the height follows the stream's aspect ratio.
+    #[arg(long, value_name = "PIXELS")]
+    pub width: Option<u32>,
+
+    /// Output height in pixels. Given alone, the width follows the stream's aspect ratio.
+    #[arg(long, value_name = "PIXELS")]
+    pub height: Option<u32>,
+
+    /// Record the rendered output (never the UI) as H.264; `.mp4` or `.mkv` picks the container.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+
+    /// Write the rendered frames to stdout as they are presented.
+    #[arg(long, value_name = "FORMAT")]
+    pub pipe: Option<PipeFormat>,
+
+    /// Stop after this many seconds of playback (counted from the first frame shown).
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<f64>,
+}
+
+/// Formats `--pipe` can write to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PipeFormat {
+    /// YUV4MPEG2 (4:2:0), readable by `ffmpeg -i -`, mpv and simple Python readers.
+    Y4m,
+}
+
+impl Args {
+    /// Checks what clap cannot: sizes and durations that parse but make no sense.
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in [("--width", self.width), ("--height", self.height)] {
+            if let Some(v) = v
+                && !(16..=8192).contains(&v)
+            {
+                return Err(LucidError::Usage(format!(
+                    "{name} must be between 16 and 8192 pixels, got {v}"
+                )));
+            }
+        }
+        if let Some(d) = self.duration
+            && !(d.is_finite() && d > 0.0)
+        {
+            return Err(LucidError::Usage(format!(
+                "--duration must be a positive number of seconds, got {d}"
+            )));
+        }
+        if let Some(path) = &self.record {
+            crate::output::record::container_for(path)?;
+        }
+        Ok(())
+    }
+}
+
+/// The size Lucid renders and records at: the user's `--width`/`--height`, with a missing
+/// side derived from the stream's aspect ratio, or the stream's own size. Sides are rounded
+/// to even numbers because 4:2:0 encoders and YUV4MPEG2 need them.
+pub fn output_size(width: Option<u32>, height: Option<u32>, stream: (u32, u32)) -> (u32, u32) {
+    let (sw, sh) = (stream.0.max(1) as f64, stream.1.max(1) as f64);
+    let (w, h) = match (width, height) {
+        (Some(w), Some(h)) => (w as f64, h as f64),
+        (Some(w), None) => (w as f64, w as f64 * sh / sw),
+        (None, Some(h)) => (h as f64 * sw / sh, h as f64),
+        (None, None) => (sw, sh),
+    };
+    (even(w), even(h))
+}
+
+fn even(v: f64) -> u32 {
+    ((v / 2.0).round() as u32 * 2).max(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_side_keeps_aspect_ratio() {
+        assert_eq!(output_size(Some(640), None, (1280, 720)), (640, 360));
+        assert_eq!(output_size(None, Some(360), (1280, 720)), (640, 360));
+        assert_eq!(output_size(None, None, (1280, 720)), (1280, 720));
+        assert_eq!(output_size(Some(300), Some(300), (1280, 720)), (300, 300));
+        // Odd results are rounded to even for 4:2:0 output.
+        assert_eq!(output_size(Some(101), None, (100, 100)), (102, 102));
+    }
+
+    #[test]
+    fn rejects_nonsense_sizes_and_durations() {
+        let base = Args::parse_from(["lucid"]);
+        let mut a = base.clone();
+        a.width = Some(0);
+        assert!(a.validate().is_err());
+        let mut a = base.clone();
+        a.duration = Some(-1.0);
+        assert!(a.validate().is_err());
+        let mut a = base;
+        a.record = Some("out.avi".into());
+        assert!(a.validate().is_err());
+    }
+}

@@ -1,0 +1,197 @@
+//! Decoded frames and the bounded queue that carries them to the render side.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender, bounded};
+
+/// YUV -> RGB matrix of a frame, as the stream tags it (or as its size implies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColorMatrix {
+    /// ITU-R BT.601 (SD).
+    Bt601,
+    /// ITU-R BT.709 (HD).
+    Bt709,
+}
+
+/// A decoded 4:2:0 frame with tightly packed planes (FFmpeg's row padding stripped), ready
+/// to upload as three single-channel textures.
+#[derive(Debug, Clone)]
+pub struct VideoFrame {
+    /// Position in decode order, from 0.
+    pub index: u64,
+    /// Presentation time relative to the first frame of the stream.
+    pub pts: Duration,
+    /// Luma width in pixels.
+    pub width: u32,
+    /// Luma height in pixels.
+    pub height: u32,
+    /// Luma plane, `width * height` bytes.
+    pub y: Vec<u8>,
+    /// Cb plane, `chroma_size()` bytes.
+    pub u: Vec<u8>,
+    /// Cr plane, `chroma_size()` bytes.
+    pub v: Vec<u8>,
+    /// Which conversion matrix applies.
+    pub matrix: ColorMatrix,
+    /// True for full-range (0-255) samples, false for limited (16-235).
+    pub full_range: bool,
+}
+
+impl VideoFrame {
+    /// Width and height of the chroma planes.
+    pub fn chroma_size(&self) -> (u32, u32) {
+        chroma_size(self.width, self.height)
+    }
+}
+
+/// Chroma plane size of a 4:2:0 frame of the given luma size.
+pub fn chroma_size(width: u32, height: u32) -> (u32, u32) {
+    (width.div_ceil(2), height.div_ceil(2))
+}
+
+/// What the producer does when the queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueuePolicy {
+    /// Wait for room: for files, VOD and the test pattern, where nothing may be lost.
+    Block,
+    /// Live: wait up to `patience` for room (the consumer drains at the presentation rate),
+    /// then drop the oldest queued frame, so a stalled consumer cannot make memory grow or
+    /// the stream fall behind.
+    DropOldest {
+        /// How long a full queue is tolerated before frames are dropped.
+        patience: Duration,
+    },
+}
+
+/// Creates the bounded frame queue.
+pub fn frame_queue(
+    capacity: usize,
+    policy: QueuePolicy,
+    stop: Arc<AtomicBool>,
+) -> (FrameSender, FrameReceiver) {
+    let (tx, rx) = bounded(capacity);
+    let dropped = Arc::new(AtomicU64::new(0));
+    (
+        FrameSender {
+            tx,
+            oldest: rx.clone(),
+            policy,
+            dropped: dropped.clone(),
+            stop,
+        },
+        FrameReceiver { rx, dropped },
+    )
+}
+
+/// The decode thread's end of the queue.
+pub struct FrameSender {
+    tx: Sender<VideoFrame>,
+    /// A receiver of our own, used only to drop the oldest frame when the queue is full.
+    oldest: Receiver<VideoFrame>,
+    policy: QueuePolicy,
+    dropped: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+/// The render side's end of the queue.
+pub struct FrameReceiver {
+    /// Frames in decode order.
+    pub rx: Receiver<VideoFrame>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl FrameReceiver {
+    /// Frames the producer dropped because this end did not keep up.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl FrameSender {
+    /// Queues a frame according to the policy. Returns false once Lucid is stopping, so the
+    /// decode thread can end.
+    pub fn send(&self, mut frame: VideoFrame) -> bool {
+        let wait = match self.policy {
+            QueuePolicy::Block => Duration::from_millis(100),
+            QueuePolicy::DropOldest { patience } => patience,
+        };
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            match self.tx.send_timeout(frame, wait) {
+                Ok(()) => return true,
+                Err(SendTimeoutError::Disconnected(_)) => return false,
+                Err(SendTimeoutError::Timeout(back)) => {
+                    frame = back;
+                    if let QueuePolicy::DropOldest { .. } = self.policy
+                        && self.oldest.try_recv().is_ok()
+                    {
+                        self.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Frames dropped so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(index: u64) -> VideoFrame {
+        VideoFrame {
+            index,
+            pts: Duration::ZERO,
+            width: 2,
+            height: 2,
+            y: vec![0; 4],
+            u: vec![0; 1],
+            v: vec![0; 1],
+            matrix: ColorMatrix::Bt709,
+            full_range: false,
+        }
+    }
+
+    #[test]
+    fn live_queue_drops_oldest_when_consumer_stalls() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let policy = QueuePolicy::DropOldest {
+            patience: Duration::from_millis(5),
+        };
+        let (tx, rx) = frame_queue(3, policy, stop);
+        for i in 0..10 {
+            assert!(tx.send(frame(i)));
+        }
+        assert_eq!(rx.dropped(), 7);
+        let kept: Vec<u64> = rx.rx.try_iter().map(|f| f.index).collect();
+        assert_eq!(kept, vec![7, 8, 9], "the newest frames survive, in order");
+    }
+
+    #[test]
+    fn blocking_queue_loses_nothing_and_stops_on_request() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = frame_queue(2, QueuePolicy::Block, stop.clone());
+        let producer =
+            std::thread::spawn(move || (0..20).take_while(|i| tx.send(frame(*i))).count());
+        let got: Vec<u64> = (0..20).map(|_| rx.rx.recv().unwrap().index).collect();
+        assert_eq!(got, (0..20).collect::<Vec<_>>());
+        assert_eq!(producer.join().unwrap(), 20);
+        assert_eq!(rx.dropped(), 0);
+
+        let (tx, _rx) = frame_queue(1, QueuePolicy::Block, stop.clone());
+        assert!(tx.send(frame(0)));
+        stop.store(true, Ordering::Relaxed);
+        assert!(
+            !tx.send(frame(1)),
+            "a full queue does not hang a stopping decoder"
+        );
+    }
+}

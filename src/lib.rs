@@ -1,0 +1,21 @@
+//! Lucid: live AI-generated video (Daydream StreamDiffusion via Livepeer HLS, or any FFmpeg
+//! input) decoded on its own thread, uploaded as GPU textures in a Bevy app, rendered to an
+//! offscreen canvas and shown in a window or written to files and pipes.
+//!
+//! The stages, each in its own module and talking only through channels or resources:
+//! [`source`] (what to play, and the HLS client) -> [`decode`] (FFmpeg, hardware first) ->
+//! [`video`] (pacing, upload, YUV->RGB on the GPU) -> [`preview`] (the window) and
+//! [`output`] (readback, record, pipe). [`app`] wires them together; see ARCHITECTURE.md.
+
+pub mod app;
+pub mod cli;
+pub mod decode;
+pub mod error;
+pub mod lifecycle;
+pub mod logging;
+pub mod output;
+pub mod preview;
+pub mod source;
+pub mod video;
+
+pub use error::{LucidError, Result};

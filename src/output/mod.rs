@@ -1,0 +1,355 @@
+//! Outputs of the rendered canvas: `--record` and `--pipe`.
+//!
+//! The render side reads back the canvas once per presented video frame (GPU readback on
+//! the render path) and hands the pixels to a writer thread over a bounded channel. The
+//! writer converts to YUV and encodes or writes. A full channel drops the frame (counted)
+//! instead of blocking, so a slow disk never stalls the display.
+
+pub mod record;
+pub mod y4m;
+
+use std::collections::BTreeMap;
+use std::io::{BufWriter, ErrorKind};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bevy::prelude::*;
+use bevy::render::gpu_readback::{Readback, ReadbackComplete};
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+use ffmpeg_next as ff;
+use tracing::{info, warn};
+
+use crate::cli::PipeFormat;
+use crate::error::{LucidError, Result};
+use crate::lifecycle::Lifecycle;
+use crate::video::{FramePresented, OutputCanvas, VideoSystems};
+use record::Recorder;
+use y4m::Y4mWriter;
+
+/// Memory the writer queue may hold, whatever the frame size.
+const QUEUE_BYTES: usize = 256 << 20;
+
+/// What to write and at which size.
+#[derive(Debug, Clone)]
+pub struct OutputConfig {
+    /// `--record` path.
+    pub record: Option<PathBuf>,
+    /// `--pipe` format.
+    pub pipe: Option<PipeFormat>,
+    /// Canvas size.
+    pub width: u32,
+    /// Canvas size.
+    pub height: u32,
+    /// Nominal frame rate for container headers.
+    pub frame_rate: f64,
+}
+
+impl OutputConfig {
+    /// True when any output is configured.
+    pub fn any(&self) -> bool {
+        self.record.is_some() || self.pipe.is_some()
+    }
+}
+
+/// One rendered canvas frame as read back from the GPU (RGBA, rows padded to 256 bytes).
+pub struct RenderedFrame {
+    /// The presented frame number (see [`FramePresented`]).
+    pub number: u64,
+    /// Stream time of the video frame shown.
+    pub pts: Duration,
+    /// RGBA bytes with padded rows.
+    pub rgba: Vec<u8>,
+}
+
+enum WriterMsg {
+    Frame(RenderedFrame),
+    Finish,
+}
+
+/// The writer thread. `finish` must be called to finalize files.
+pub struct OutputWriter {
+    tx: Sender<WriterMsg>,
+    handle: JoinHandle<()>,
+    dropped: Arc<AtomicU64>,
+    pending: Arc<AtomicUsize>,
+}
+
+impl OutputWriter {
+    /// Opens every output (so errors surface before playback) and starts the thread.
+    pub fn spawn(config: OutputConfig, lifecycle: Lifecycle) -> Result<OutputWriter> {
+        let recorder = match &config.record {
+            Some(path) => Some(Recorder::create(
+                path,
+                config.width,
+                config.height,
+                config.frame_rate,
+            )?),
+            None => None,
+        };
+        let frame_bytes = (config.width * config.height * 4) as usize;
+        let capacity = (QUEUE_BYTES / frame_bytes.max(1)).clamp(4, 120);
+        let (tx, rx) = bounded(capacity);
+        let mut sinks = Sinks {
+            recorder,
+            pipe: config.pipe.map(|_| {
+                Y4mWriter::new(
+                    BufWriter::with_capacity(1 << 20, std::io::stdout()),
+                    config.width,
+                    config.height,
+                    config.frame_rate,
+                )
+            }),
+            lifecycle: lifecycle.clone(),
+            written: 0,
+        };
+        let (w, h) = (config.width, config.height);
+        let handle = std::thread::Builder::new()
+            .name("lucid-output".into())
+            .spawn(move || {
+                if let Err(e) = writer_main(rx, w, h, &mut sinks) {
+                    lifecycle.fail(e);
+                }
+            })
+            .expect("spawning a thread");
+        Ok(OutputWriter {
+            tx,
+            handle,
+            dropped: Arc::new(AtomicU64::new(0)),
+            pending: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// The render side's handle.
+    pub fn sink(&self) -> FrameSink {
+        FrameSink {
+            tx: self.tx.clone(),
+            dropped: self.dropped.clone(),
+            pending: self.pending.clone(),
+        }
+    }
+
+    /// Writes what is queued, finalizes files and waits for the thread.
+    pub fn finish(self) {
+        let _ = self.tx.send(WriterMsg::Finish);
+        let _ = self.handle.join();
+        let dropped = self.dropped.load(Ordering::Relaxed);
+        if dropped > 0 {
+            warn!("{dropped} rendered frame(s) were not written: the output could not keep up");
+        }
+    }
+}
+
+/// The render side's end of the writer channel, plus readbacks still in flight.
+#[derive(Resource, Clone)]
+pub struct FrameSink {
+    tx: Sender<WriterMsg>,
+    dropped: Arc<AtomicU64>,
+    pending: Arc<AtomicUsize>,
+}
+
+impl FrameSink {
+    /// Readbacks requested but not yet delivered.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::SeqCst)
+    }
+}
+
+/// Reads back the canvas for every presented frame and feeds the writer thread.
+pub struct OutputPlugin {
+    sink: FrameSink,
+}
+
+impl OutputPlugin {
+    /// A plugin feeding `writer`.
+    pub fn new(writer: &OutputWriter) -> Self {
+        OutputPlugin {
+            sink: writer.sink(),
+        }
+    }
+}
+
+impl Plugin for OutputPlugin {
+    fn build(&self, app: &mut App) {
+        app.insert_resource(self.sink.clone())
+            .add_systems(Update, request_readbacks.after(VideoSystems::Present));
+    }
+}
+
+#[derive(Component)]
+struct PendingReadback {
+    number: u64,
+    pts: Duration,
+}
+
+fn request_readbacks(
+    mut commands: Commands,
+    mut presented: MessageReader<FramePresented>,
+    canvas: Option<Res<OutputCanvas>>,
+    sink: Res<FrameSink>,
+) {
+    let Some(canvas) = canvas else { return };
+    for ev in presented.read() {
+        sink.pending.fetch_add(1, Ordering::SeqCst);
+        commands
+            .spawn((
+                Readback::texture(canvas.image.clone()),
+                PendingReadback {
+                    number: ev.number,
+                    pts: ev.pts,
+                },
+            ))
+            .observe(deliver_readback);
+    }
+}
+
+fn deliver_readback(
+    mut event: On<ReadbackComplete>,
+    tags: Query<&PendingReadback>,
+    sink: Res<FrameSink>,
+    mut commands: Commands,
+) {
+    let entity = event.entity;
+    // One readback per presented frame: the component would read back every frame.
+    commands.entity(entity).despawn();
+    sink.pending.fetch_sub(1, Ordering::SeqCst);
+    let Ok(tag) = tags.get(entity) else { return };
+    let frame = RenderedFrame {
+        number: tag.number,
+        pts: tag.pts,
+        rgba: std::mem::take(&mut event.data),
+    };
+    match sink.tx.try_send(WriterMsg::Frame(frame)) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => {
+            sink.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(TrySendError::Disconnected(_)) => {}
+    }
+}
+
+struct Sinks {
+    recorder: Option<Recorder>,
+    pipe: Option<Y4mWriter<BufWriter<std::io::Stdout>>>,
+    lifecycle: Lifecycle,
+    written: u64,
+}
+
+impl Sinks {
+    fn write(&mut self, yuv: &mut ff::frame::Video, pts: Duration) -> Result<()> {
+        if let Some(rec) = &mut self.recorder {
+            rec.write(yuv, pts)?;
+        }
+        if let Some(pipe) = &mut self.pipe
+            && let Err(e) = pipe.write(yuv)
+        {
+            if e.kind() == ErrorKind::BrokenPipe {
+                info!("the reader closed stdout; stopping");
+                self.pipe = None;
+                self.lifecycle.request_stop();
+            } else {
+                return Err(LucidError::Output {
+                    path: "stdout".into(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+        self.written += 1;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        if let Some(rec) = self.recorder.take() {
+            let frames = rec.finish()?;
+            info!("recording finalized: {frames} frames");
+        }
+        Ok(())
+    }
+}
+
+/// Readbacks can complete out of order; frames are written strictly by number. A number
+/// that never arrives (its readback dropped) is given up once this many later ones wait.
+const REORDER_WINDOW: usize = 8;
+
+fn writer_main(rx: Receiver<WriterMsg>, width: u32, height: u32, sinks: &mut Sinks) -> Result<()> {
+    let mut convert = RgbaToYuv::new(width, height)?;
+    let mut waiting: BTreeMap<u64, RenderedFrame> = BTreeMap::new();
+    let mut next = 0u64;
+    let mut finishing = false;
+    while !finishing {
+        match rx.recv() {
+            Ok(WriterMsg::Frame(f)) => {
+                waiting.insert(f.number, f);
+            }
+            Ok(WriterMsg::Finish) | Err(_) => finishing = true,
+        }
+        loop {
+            let Some((&first, _)) = waiting.first_key_value() else {
+                break;
+            };
+            if first != next && !finishing && waiting.len() < REORDER_WINDOW {
+                break;
+            }
+            let frame = waiting.pop_first().expect("non-empty").1;
+            next = frame.number + 1;
+            let yuv = convert.convert(&frame.rgba)?;
+            sinks.write(yuv, frame.pts)?;
+        }
+    }
+    sinks.finish()
+}
+
+/// RGBA with 256-byte-aligned rows (as wgpu copies textures) -> YUV420P.
+struct RgbaToYuv {
+    scaler: ff::software::scaling::Context,
+    rgba: ff::frame::Video,
+    yuv: ff::frame::Video,
+    row_bytes: usize,
+    padded_row: usize,
+    height: usize,
+}
+
+impl RgbaToYuv {
+    fn new(width: u32, height: u32) -> Result<Self> {
+        let scaler = ff::software::scaling::Context::get(
+            ff::format::Pixel::RGBA,
+            width,
+            height,
+            ff::format::Pixel::YUV420P,
+            width,
+            height,
+            ff::software::scaling::Flags::BILINEAR,
+        )
+        .map_err(|e| LucidError::Output {
+            path: "output".into(),
+            reason: format!("no RGBA -> YUV converter: {e}"),
+        })?;
+        let row_bytes = width as usize * 4;
+        Ok(RgbaToYuv {
+            scaler,
+            rgba: ff::frame::Video::new(ff::format::Pixel::RGBA, width, height),
+            yuv: ff::frame::Video::new(ff::format::Pixel::YUV420P, width, height),
+            row_bytes,
+            padded_row: row_bytes.div_ceil(256) * 256,
+            height: height as usize,
+        })
+    }
+
+    fn convert(&mut self, padded: &[u8]) -> Result<&mut ff::frame::Video> {
+        let stride = self.rgba.stride(0);
+        let dst = self.rgba.data_mut(0);
+        for row in 0..self.height {
+            let src = &padded[row * self.padded_row..row * self.padded_row + self.row_bytes];
+            dst[row * stride..row * stride + self.row_bytes].copy_from_slice(src);
+        }
+        self.scaler
+            .run(&self.rgba, &mut self.yuv)
+            .map_err(|e| LucidError::Output {
+                path: "output".into(),
+                reason: format!("converting to YUV: {e}"),
+            })?;
+        Ok(&mut self.yuv)
+    }
+}

@@ -1,0 +1,475 @@
+//! The HLS network thread: master -> rendition -> live playlist polling -> segment bytes.
+
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+use m3u8_rs::{ByteRange, KeyMethod, MediaPlaylist, Playlist};
+use tracing::{debug, info, warn};
+use url::Url;
+
+use super::playlist::{self, Rendition};
+use crate::error::{LucidError, Result};
+
+/// Segments buffered between the network thread and the decoder. Small on purpose: the
+/// decoder is paced by presentation, and anything more is latency.
+const SEGMENT_QUEUE: usize = 3;
+
+/// How often, and how patiently, a request is retried.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Requests made in total before giving up.
+    pub attempts: u32,
+    /// Delay before the first retry; doubles each time up to `max_delay`.
+    pub first_delay: Duration,
+    /// Upper bound for the delay between two attempts.
+    pub max_delay: Duration,
+}
+
+impl RetryPolicy {
+    /// Opening a stream: a few quick retries, so a typo fails in seconds but a stream that
+    /// is just appearing gets its chance.
+    pub const STARTUP: RetryPolicy = RetryPolicy {
+        attempts: 4,
+        first_delay: Duration::from_millis(500),
+        max_delay: Duration::from_secs(2),
+    };
+    /// A segment during playback: retried briefly, then skipped so playback goes on.
+    pub const SEGMENT: RetryPolicy = RetryPolicy {
+        attempts: 3,
+        first_delay: Duration::from_millis(250),
+        max_delay: Duration::from_secs(1),
+    };
+}
+
+/// Opens HLS streams. Holds the HTTP client so connections are reused across requests.
+#[derive(Clone)]
+pub struct HlsSource {
+    http: reqwest::blocking::Client,
+}
+
+/// An opened HLS stream: the rendition chosen and the byte stream the decoder reads.
+pub struct HlsStream {
+    /// The rendition being played.
+    pub rendition: Option<Rendition>,
+    /// True unless the playlist is a finished VOD (ENDLIST).
+    pub live: bool,
+    /// True when segments are fragmented MP4 (EXT-X-MAP), false for MPEG-TS.
+    pub fmp4: bool,
+    /// Segment bytes in playback order, ending when the stream ends or fails.
+    pub reader: SegmentReader,
+    /// The network thread.
+    pub thread: JoinHandle<()>,
+}
+
+/// Reads the concatenated segments the network thread delivers. MPEG-TS segments concatenate
+/// into one valid transport stream, and an fMP4 init segment followed by its media segments
+/// is one valid fragmented MP4, so a single demuxer reads the whole stream.
+pub struct SegmentReader {
+    rx: Receiver<Vec<u8>>,
+    current: Vec<u8>,
+    pos: usize,
+    failure: Arc<Mutex<Option<LucidError>>>,
+}
+
+impl SegmentReader {
+    /// The error that ended the stream, if it did not end normally. Valid once `read`
+    /// returned 0.
+    pub fn take_failure(&self) -> Option<LucidError> {
+        self.failure.lock().ok()?.take()
+    }
+
+    /// A handle on the failure slot that outlives the reader (FFmpeg owns the reader).
+    pub fn failure_slot(&self) -> Arc<Mutex<Option<LucidError>>> {
+        self.failure.clone()
+    }
+}
+
+impl Read for SegmentReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos >= self.current.len() {
+            match self.rx.recv() {
+                Ok(chunk) => {
+                    self.current = chunk;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl Default for HlsSource {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HlsSource {
+    /// A client with timeouts suited to live video: a stuck request must not outlast a few
+    /// segments.
+    pub fn new() -> Self {
+        let http = reqwest::blocking::Client::builder()
+            .user_agent(concat!("lucid/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(15))
+            .build()
+            .expect("the TLS backend is compiled in");
+        HlsSource { http }
+    }
+
+    /// Fetches the playlist at `url`, picks the best rendition of a master, and starts the
+    /// network thread. Fails with a typed error when the stream cannot be played at all.
+    pub fn open(&self, url: &Url, stop: Arc<AtomicBool>) -> Result<HlsStream> {
+        let (final_url, body) = self.get(url, RetryPolicy::STARTUP, "playlist")?;
+        let (rendition, media_url, media) = match playlist::parse(&final_url, &body)? {
+            Playlist::MasterPlaylist(master) => {
+                let rendition = playlist::choose_rendition(&final_url, &master)?;
+                info!("rendition: {rendition}");
+                let (media_url, body) =
+                    self.get(&rendition.url, RetryPolicy::STARTUP, "playlist")?;
+                match playlist::parse(&media_url, &body)? {
+                    Playlist::MediaPlaylist(m) => (Some(rendition), media_url, m),
+                    Playlist::MasterPlaylist(_) => {
+                        return Err(LucidError::NotAPlaylist {
+                            url: media_url.to_string(),
+                            reason: "a master playlist points at another master".into(),
+                        });
+                    }
+                }
+            }
+            Playlist::MediaPlaylist(m) => (None, final_url, m),
+        };
+        if media.segments.is_empty() && media.end_list {
+            return Err(LucidError::Unplayable {
+                source_name: media_url.to_string(),
+                reason: "the playlist has ended and lists no segments".into(),
+            });
+        }
+        check_encryption(&media_url, &media)?;
+        let live = !media.end_list;
+        let fmp4 = media.segments.iter().any(|s| s.map.is_some());
+        let (tx, rx) = bounded(SEGMENT_QUEUE);
+        let failure = Arc::new(Mutex::new(None));
+        let worker = NetworkThread {
+            http: self.clone(),
+            url: media_url,
+            tx,
+            stop,
+            failure: failure.clone(),
+            loaded_map: None,
+        };
+        let thread = std::thread::Builder::new()
+            .name("lucid-hls".into())
+            .spawn(move || worker.run(media))
+            .expect("spawning a thread");
+        Ok(HlsStream {
+            rendition,
+            live,
+            fmp4,
+            reader: SegmentReader {
+                rx,
+                current: Vec::new(),
+                pos: 0,
+                failure,
+            },
+            thread,
+        })
+    }
+
+    /// GET with bounded, reported retries on connection failures, 404 (a stream that is not
+    /// up yet), 429 and 5xx. Returns the final URL after redirects and the body.
+    pub fn get(&self, url: &Url, policy: RetryPolicy, what: &str) -> Result<(Url, Vec<u8>)> {
+        self.get_range(url, None, policy, what)
+    }
+
+    fn get_range(
+        &self,
+        url: &Url,
+        range: Option<&ByteRange>,
+        policy: RetryPolicy,
+        what: &str,
+    ) -> Result<(Url, Vec<u8>)> {
+        let mut delay = policy.first_delay;
+        let mut attempt = 1;
+        loop {
+            let err = match self.get_once(url, range) {
+                Ok(ok) => return Ok(ok),
+                Err(e) => e,
+            };
+            let retriable = match &err {
+                LucidError::Unreachable { .. } => true,
+                LucidError::HttpStatus { status, .. } => {
+                    *status == 404 || *status == 429 || *status >= 500
+                }
+                _ => false,
+            };
+            if !retriable || attempt >= policy.attempts {
+                return Err(match err {
+                    LucidError::HttpStatus { url, status, .. } => LucidError::HttpStatus {
+                        url,
+                        status,
+                        attempts: attempt,
+                    },
+                    other => other,
+                });
+            }
+            warn!(
+                "{what} {url}: {}; retrying in {:.1}s (attempt {}/{})",
+                short_reason(&err),
+                delay.as_secs_f64(),
+                attempt + 1,
+                policy.attempts
+            );
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(policy.max_delay);
+            attempt += 1;
+        }
+    }
+
+    fn get_once(&self, url: &Url, range: Option<&ByteRange>) -> Result<(Url, Vec<u8>)> {
+        let mut req = self.http.get(url.clone());
+        if let Some(r) = range {
+            let start = r.offset.unwrap_or(0);
+            let end = start + r.length.saturating_sub(1);
+            req = req.header(reqwest::header::RANGE, format!("bytes={start}-{end}"));
+        }
+        let unreachable = |e: reqwest::Error| LucidError::Unreachable {
+            url: url.to_string(),
+            reason: root_cause(&e),
+        };
+        let resp = req.send().map_err(unreachable)?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(LucidError::HttpStatus {
+                url: url.to_string(),
+                status: status.as_u16(),
+                attempts: 1,
+            });
+        }
+        let final_url = resp.url().clone();
+        let body = resp.bytes().map_err(unreachable)?;
+        Ok((final_url, body.to_vec()))
+    }
+}
+
+fn short_reason(err: &LucidError) -> String {
+    match err {
+        LucidError::HttpStatus { status, .. } => format!("HTTP {status}"),
+        LucidError::Unreachable { reason, .. } => reason.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// reqwest wraps the useful part ("Connection refused") several errors deep.
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        msg = e.to_string();
+        cur = e.source();
+    }
+    if err.to_string().contains("timed out") || msg.contains("timed out") {
+        return "timed out".to_string();
+    }
+    msg
+}
+
+fn check_encryption(url: &Url, media: &MediaPlaylist) -> Result<()> {
+    for seg in &media.segments {
+        if let Some(key) = &seg.key
+            && key.method != KeyMethod::None
+        {
+            return Err(LucidError::Unplayable {
+                source_name: url.to_string(),
+                reason: format!("encrypted HLS ({:?}) is not supported", key.method),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The init segment a media segment depends on: URI plus optional byte range.
+type MapKey = (Url, Option<(u64, Option<u64>)>);
+
+struct NetworkThread {
+    http: HlsSource,
+    url: Url,
+    tx: Sender<Vec<u8>>,
+    stop: Arc<AtomicBool>,
+    failure: Arc<Mutex<Option<LucidError>>>,
+    loaded_map: Option<MapKey>,
+}
+
+/// A live playlist that does not load for this long has failed for good.
+const RELOAD_GIVE_UP_MIN: Duration = Duration::from_secs(30);
+
+impl NetworkThread {
+    fn run(mut self, first: MediaPlaylist) {
+        if let Err(e) = self.play(first) {
+            warn!("HLS stream stopped: {e}");
+            if let Ok(mut slot) = self.failure.lock() {
+                *slot = Some(e);
+            }
+        }
+        // Dropping `tx` ends the decoder's input.
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn play(&mut self, mut media: MediaPlaylist) -> Result<()> {
+        let mut next_seq = media.media_sequence + playlist::start_index(&media) as u64;
+        let mut loaded_at = Instant::now();
+        loop {
+            if self.stopped() {
+                return Ok(());
+            }
+            let first_seq = media.media_sequence;
+            let last_seq = first_seq + media.segments.len() as u64;
+            if next_seq < first_seq {
+                warn!(
+                    "fell {} segment(s) behind the live window; skipping ahead",
+                    first_seq - next_seq
+                );
+                next_seq = first_seq;
+            } else if next_seq > last_seq + 3 && !media.segments.is_empty() {
+                // The sequence went backwards: the broadcaster started a new session.
+                info!("media sequence restarted at {first_seq}; following the new session");
+                next_seq = first_seq + playlist::start_index(&media) as u64;
+            }
+            let before = next_seq;
+            if !self.fetch_new_segments(&media, &mut next_seq)? {
+                return Ok(()); // the decoder went away
+            }
+            if media.end_list {
+                info!("playlist ended (ENDLIST)");
+                return Ok(());
+            }
+            let changed = next_seq != before;
+            let wake = loaded_at + playlist::reload_delay(&media, changed);
+            if !self.sleep_until(wake) {
+                return Ok(());
+            }
+            loaded_at = Instant::now();
+            media = self.reload(&media)?;
+        }
+    }
+
+    /// Sends every segment from `next_seq` on. Returns false when the decoder is gone.
+    fn fetch_new_segments(&mut self, media: &MediaPlaylist, next_seq: &mut u64) -> Result<bool> {
+        let mut map: Option<MapKey> = None;
+        for (i, seg) in media.segments.iter().enumerate() {
+            // EXT-X-MAP applies to every following segment until the next one.
+            if let Some(m) = &seg.map {
+                map = Some((
+                    playlist::resolve(&self.url, &m.uri)?,
+                    m.byte_range.as_ref().map(|r| (r.length, r.offset)),
+                ));
+            }
+            let seq = media.media_sequence + i as u64;
+            if seq < *next_seq {
+                continue;
+            }
+            if self.stopped() {
+                return Ok(false);
+            }
+            if map.is_some() && map != self.loaded_map {
+                let (uri, range) = map.clone().expect("checked above");
+                let range = range.map(|(length, offset)| ByteRange { length, offset });
+                let (_, init) = self.http.get_range(
+                    &uri,
+                    range.as_ref(),
+                    RetryPolicy::STARTUP,
+                    "init segment",
+                )?;
+                if self.tx.send(init).is_err() {
+                    return Ok(false);
+                }
+                self.loaded_map = map.clone();
+            }
+            let uri = playlist::resolve(&self.url, &seg.uri)?;
+            match self.http.get_range(
+                &uri,
+                seg.byte_range.as_ref(),
+                RetryPolicy::SEGMENT,
+                "segment",
+            ) {
+                Ok((_, bytes)) => {
+                    debug!("segment {seq}: {} bytes", bytes.len());
+                    if self.tx.send(bytes).is_err() {
+                        return Ok(false);
+                    }
+                }
+                Err(e) => warn!("skipping segment {seq}: {e}"),
+            }
+            *next_seq = seq + 1;
+        }
+        Ok(true)
+    }
+
+    /// Reloads the media playlist, retrying with backoff; a playlist that stays unreachable
+    /// for several target durations (at least 30 s) ends the stream with an error.
+    fn reload(&self, previous: &MediaPlaylist) -> Result<MediaPlaylist> {
+        let give_up = RELOAD_GIVE_UP_MIN.max(Duration::from_secs(previous.target_duration * 6));
+        let started = Instant::now();
+        let mut delay = Duration::from_millis(500);
+        loop {
+            let result = self
+                .http
+                .get_range(
+                    &self.url,
+                    None,
+                    RetryPolicy {
+                        attempts: 1,
+                        ..RetryPolicy::SEGMENT
+                    },
+                    "playlist",
+                )
+                .and_then(|(url, body)| match playlist::parse(&url, &body)? {
+                    Playlist::MediaPlaylist(m) => Ok(m),
+                    Playlist::MasterPlaylist(_) => Err(LucidError::NotAPlaylist {
+                        url: url.to_string(),
+                        reason: "the media playlist turned into a master playlist".into(),
+                    }),
+                });
+            match result {
+                Ok(m) => return Ok(m),
+                Err(e) if started.elapsed() >= give_up => return Err(e),
+                Err(e) => {
+                    warn!(
+                        "reloading playlist: {}; retrying in {:.1}s",
+                        short_reason(&e),
+                        delay.as_secs_f64()
+                    );
+                    if !self.sleep_until(Instant::now() + delay) {
+                        return Err(e);
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(4));
+                }
+            }
+        }
+    }
+
+    /// Sleeps in short steps so a stop request is seen quickly. False when stopped.
+    fn sleep_until(&self, deadline: Instant) -> bool {
+        loop {
+            if self.stopped() {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return true;
+            }
+            std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Lucid's own HLS client: reqwest for HTTP, m3u8-rs for playlists, one network thread per
+//! stream that feeds segment bytes to the decode thread through a bounded channel.
+
+mod client;
+pub mod playlist;
+
+pub use client::{HlsSource, HlsStream, RetryPolicy, SegmentReader};
+pub use playlist::Rendition;

@@ -1,0 +1,417 @@
+//! The video stage on the Bevy side: takes decoded frames from the queue at their
+//! presentation time, uploads them into textures that persist across frames, and draws
+//! them letterboxed onto the output canvas, the offscreen image every output reads.
+
+pub mod clock;
+pub mod material;
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bevy::asset::RenderAssetUsages;
+use bevy::camera::RenderTarget;
+use bevy::camera::visibility::RenderLayers;
+use bevy::prelude::*;
+use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat, TextureUsages};
+use bevy::sprite_render::Material2dPlugin;
+use crossbeam_channel::Receiver;
+use tracing::{info, warn};
+
+use crate::decode::{FrameReceiver, SourceEnd, StreamInfo, VideoFrame, frame::chroma_size};
+use crate::lifecycle::Lifecycle;
+use clock::PresentationClock;
+use material::YuvMaterial;
+
+/// System sets other plugins order themselves against.
+#[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
+pub enum VideoSystems {
+    /// Picks the due frame, uploads it and sends [`FramePresented`].
+    Present,
+}
+
+/// Render layer of the canvas scene, kept apart from the window's preview scene.
+pub const CANVAS_LAYER: usize = 1;
+
+/// Sent in the frame a new video frame is uploaded, so outputs capture exactly the rendered
+/// frames that carry new video (one output frame per presented input frame).
+#[derive(Message, Debug, Clone, Copy)]
+pub struct FramePresented {
+    /// Count of presented frames, from 0, without gaps.
+    pub number: u64,
+    /// The frame's presentation time in stream time.
+    pub pts: Duration,
+}
+
+/// The offscreen image the video (and later the effect chain) is rendered into, at the
+/// configured output size. Recording, piping and the window all read this one image.
+#[derive(Resource, Debug, Clone)]
+pub struct OutputCanvas {
+    /// The render target.
+    pub image: Handle<Image>,
+    /// Its size in pixels.
+    pub size: UVec2,
+}
+
+/// Where decoded frames and the end-of-stream message come from.
+#[derive(Resource)]
+pub struct VideoFeed {
+    frames: FrameReceiver,
+    end: Receiver<SourceEnd>,
+    ended: Option<SourceEnd>,
+}
+
+/// The textures the current frame lives in. Replaced only when the resolution changes.
+#[derive(Resource, Debug)]
+pub struct VideoTexture {
+    /// Luma texture (R8Unorm).
+    pub y: Handle<Image>,
+    /// Cb texture (R8Unorm).
+    pub u: Handle<Image>,
+    /// Cr texture (R8Unorm).
+    pub v: Handle<Image>,
+    /// Size of the video in pixels.
+    pub size: UVec2,
+    /// The material drawing the planes.
+    pub material: Handle<YuvMaterial>,
+    /// Last colour parameters sent to the shader.
+    params: Vec4,
+}
+
+/// Counters for logs and the status line.
+#[derive(Resource, Debug, Default)]
+pub struct PlaybackStats {
+    /// When the first frame was presented.
+    pub first_frame_at: Option<Instant>,
+    /// Frames presented.
+    pub presented: u64,
+    /// Frames skipped by the presentation clock (renderer too slow).
+    pub skipped: u64,
+    /// Times the source stalled and the clock re-anchored.
+    pub stalls: u64,
+    /// Texture sets created (1 + resolution changes).
+    pub texture_allocations: u64,
+    last_log: Option<(Instant, u64)>,
+}
+
+#[derive(Resource, Default)]
+struct Clock(PresentationClock);
+
+#[derive(Component)]
+struct VideoQuad;
+
+/// Plays the decode thread's frames onto the output canvas.
+pub struct VideoPlugin {
+    feed: Mutex<Option<(FrameReceiver, Receiver<SourceEnd>)>>,
+    info: StreamInfo,
+    output_size: UVec2,
+}
+
+impl VideoPlugin {
+    /// A plugin for one stream, rendering at `output_size`.
+    pub fn new(
+        frames: FrameReceiver,
+        end: Receiver<SourceEnd>,
+        info: StreamInfo,
+        output_size: UVec2,
+    ) -> Self {
+        VideoPlugin {
+            feed: Mutex::new(Some((frames, end))),
+            info,
+            output_size,
+        }
+    }
+}
+
+impl Plugin for VideoPlugin {
+    fn build(&self, app: &mut App) {
+        let (frames, end) = self
+            .feed
+            .lock()
+            .expect("plugin mutex")
+            .take()
+            .expect("VideoPlugin is added once");
+        material::register_shader(app);
+        app.add_plugins(Material2dPlugin::<YuvMaterial>::default())
+            .add_message::<FramePresented>()
+            .insert_resource(VideoFeed {
+                frames,
+                end,
+                ended: None,
+            })
+            .insert_resource(StreamSize(UVec2::new(self.info.width, self.info.height)))
+            .insert_resource(CanvasSize(self.output_size))
+            .init_resource::<Clock>()
+            .init_resource::<PlaybackStats>()
+            .add_systems(Startup, setup_canvas)
+            .add_systems(
+                Update,
+                (
+                    present_due_frame.in_set(VideoSystems::Present),
+                    watch_source_end,
+                    log_stats,
+                )
+                    .chain(),
+            );
+    }
+}
+
+#[derive(Resource)]
+struct StreamSize(UVec2);
+
+#[derive(Resource)]
+struct CanvasSize(UVec2);
+
+/// The size at which `content` fits inside `container` with its aspect ratio kept.
+pub fn letterbox(content: UVec2, container: UVec2) -> Vec2 {
+    let c = content.max(UVec2::ONE).as_vec2();
+    let k = container.as_vec2();
+    let scale = (k.x / c.x).min(k.y / c.y);
+    c * scale
+}
+
+fn plane_image(width: u32, height: u32, fill: u8) -> Image {
+    let mut image = Image::new_fill(
+        Extent3d {
+            width,
+            height,
+            depth_or_array_layers: 1,
+        },
+        TextureDimension::D2,
+        &[fill],
+        TextureFormat::R8Unorm,
+        // Render world only: the pixels move to the GPU instead of being cloned each frame.
+        RenderAssetUsages::RENDER_WORLD,
+    );
+    image.texture_descriptor.usage |= TextureUsages::COPY_DST;
+    image
+}
+
+fn video_planes(
+    images: &mut Assets<Image>,
+    size: UVec2,
+) -> (Handle<Image>, Handle<Image>, Handle<Image>) {
+    let (cw, ch) = chroma_size(size.x, size.y);
+    (
+        images.add(plane_image(size.x, size.y, 16)),
+        images.add(plane_image(cw, ch, 128)),
+        images.add(plane_image(cw, ch, 128)),
+    )
+}
+
+fn setup_canvas(
+    mut commands: Commands,
+    mut images: ResMut<Assets<Image>>,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut materials: ResMut<Assets<YuvMaterial>>,
+    stream: Res<StreamSize>,
+    canvas: Res<CanvasSize>,
+) {
+    let size = canvas.0;
+    let mut target = Image::new_target_texture(size.x, size.y, TextureFormat::Rgba8UnormSrgb, None);
+    target.texture_descriptor.usage |= TextureUsages::COPY_SRC;
+    let target = images.add(target);
+    commands.insert_resource(OutputCanvas {
+        image: target.clone(),
+        size,
+    });
+    commands.spawn((
+        Camera2d,
+        Camera {
+            clear_color: ClearColorConfig::Custom(Color::BLACK),
+            order: -1,
+            ..default()
+        },
+        RenderTarget::Image(target.into()),
+        Msaa::Off,
+        RenderLayers::layer(CANVAS_LAYER),
+    ));
+
+    // The textures exist before the first frame, so the first presented frame is drawn
+    // (a material whose textures are still being created is skipped for a frame).
+    let (y, u, v) = video_planes(&mut images, stream.0);
+    let params = YuvMaterial::params_for(crate::decode::ColorMatrix::Bt709, false);
+    let material = materials.add(YuvMaterial {
+        y: y.clone(),
+        u: u.clone(),
+        v: v.clone(),
+        params,
+    });
+    let fitted = letterbox(stream.0, size);
+    commands.spawn((
+        VideoQuad,
+        Mesh2d(meshes.add(Rectangle::new(1.0, 1.0))),
+        MeshMaterial2d(material.clone()),
+        Transform::from_scale(fitted.extend(1.0)),
+        RenderLayers::layer(CANVAS_LAYER),
+    ));
+    commands.insert_resource(VideoTexture {
+        y,
+        u,
+        v,
+        size: stream.0,
+        material,
+        params,
+    });
+    commands.insert_resource(PlaybackStats {
+        texture_allocations: 1,
+        ..default()
+    });
+}
+
+#[allow(clippy::too_many_arguments)]
+fn present_due_frame(
+    lifecycle: Res<Lifecycle>,
+    feed: Res<VideoFeed>,
+    mut clock: ResMut<Clock>,
+    mut stats: ResMut<PlaybackStats>,
+    texture: Option<ResMut<VideoTexture>>,
+    canvas: Option<Res<OutputCanvas>>,
+    mut images: ResMut<Assets<Image>>,
+    mut materials: ResMut<Assets<YuvMaterial>>,
+    mut quads: Query<&mut Transform, With<VideoQuad>>,
+    mut presented: MessageWriter<FramePresented>,
+) {
+    let (Some(mut texture), Some(canvas)) = (texture, canvas) else {
+        return;
+    };
+    if lifecycle.stopping() {
+        return;
+    }
+    let tick = clock.0.tick(Instant::now(), &feed.frames.rx);
+    stats.skipped += tick.skipped;
+    if let Some(late) = tick.stall {
+        stats.stalls += 1;
+        warn!(
+            "source stalled; playback resumes {} ms behind plan",
+            late.as_millis()
+        );
+    }
+    let Some(frame) = tick.show else {
+        return;
+    };
+    let pts = frame.pts;
+    upload(
+        frame,
+        &mut texture,
+        &mut images,
+        &mut materials,
+        &mut quads,
+        canvas.size,
+        &mut stats,
+    );
+    let number = stats.presented;
+    stats.presented += 1;
+    stats.first_frame_at.get_or_insert_with(Instant::now);
+    presented.write(FramePresented { number, pts });
+}
+
+/// Moves the frame's planes into the existing textures; only a new resolution allocates.
+fn upload(
+    frame: VideoFrame,
+    texture: &mut VideoTexture,
+    images: &mut Assets<Image>,
+    materials: &mut Assets<YuvMaterial>,
+    quads: &mut Query<&mut Transform, With<VideoQuad>>,
+    canvas: UVec2,
+    stats: &mut PlaybackStats,
+) {
+    let size = UVec2::new(frame.width, frame.height);
+    let params = YuvMaterial::params_for(frame.matrix, frame.full_range);
+    if size != texture.size {
+        info!(
+            "video size changed {}x{} -> {}x{}; resizing textures",
+            texture.size.x, texture.size.y, size.x, size.y
+        );
+        let (y, u, v) = video_planes(images, size);
+        texture.y = y;
+        texture.u = u;
+        texture.v = v;
+        texture.size = size;
+        texture.params = Vec4::NAN; // force the material update below
+        stats.texture_allocations += 1;
+        for mut t in quads.iter_mut() {
+            *t = Transform::from_scale(letterbox(size, canvas).extend(1.0));
+        }
+    }
+    if texture.params != params
+        && let Some(mut m) = materials.get_mut(&texture.material)
+    {
+        m.y = texture.y.clone();
+        m.u = texture.u.clone();
+        m.v = texture.v.clone();
+        m.params = params;
+        texture.params = params;
+    }
+    for (handle, plane) in [
+        (&texture.y, frame.y),
+        (&texture.u, frame.u),
+        (&texture.v, frame.v),
+    ] {
+        if let Some(mut image) = images.get_mut(handle) {
+            image.data = Some(plane);
+        }
+    }
+}
+
+fn watch_source_end(mut feed: ResMut<VideoFeed>, clock: Res<Clock>, lifecycle: Res<Lifecycle>) {
+    if feed.ended.is_none()
+        && let Ok(end) = feed.end.try_recv()
+    {
+        feed.ended = Some(end);
+    }
+    // The end message comes after the last frame was queued; play out the queue first.
+    if feed.ended.is_some()
+        && feed.frames.rx.is_empty()
+        && !clock.0.has_pending()
+        && !lifecycle.stopping()
+    {
+        match feed.ended.take().expect("checked") {
+            SourceEnd::Finished => {
+                info!("end of stream");
+                lifecycle.request_stop();
+            }
+            SourceEnd::Failed(e) => lifecycle.fail(e),
+        }
+    }
+}
+
+const STATS_EVERY: Duration = Duration::from_secs(5);
+
+fn log_stats(mut stats: ResMut<PlaybackStats>, feed: Res<VideoFeed>) {
+    let now = Instant::now();
+    let presented = stats.presented;
+    let (since, count) = *stats.last_log.get_or_insert((now, presented));
+    if now - since < STATS_EVERY {
+        return;
+    }
+    let fps = (stats.presented - count) as f64 / (now - since).as_secs_f64();
+    info!(
+        "playing: {fps:.1} fps, {} frames shown, {} skipped, {} dropped in queue, {} stalls",
+        stats.presented,
+        stats.skipped,
+        feed.frames.dropped(),
+        stats.stalls
+    );
+    stats.last_log = Some((now, stats.presented));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn letterbox_keeps_aspect_ratio() {
+        assert_eq!(
+            letterbox(UVec2::new(1280, 720), UVec2::new(640, 360)),
+            Vec2::new(640.0, 360.0)
+        );
+        assert_eq!(
+            letterbox(UVec2::new(1280, 720), UVec2::new(400, 400)),
+            Vec2::new(400.0, 225.0)
+        );
+        assert_eq!(
+            letterbox(UVec2::new(720, 1280), UVec2::new(640, 360)),
+            Vec2::new(202.5, 360.0)
+        );
+    }
+}

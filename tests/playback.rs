@@ -1,0 +1,196 @@
+//! End to end: live HLS from a real ffmpeg origin over HTTP on 127.0.0.1, real decoding,
+//! real Vulkan rendering (lavapipe in CI), real outputs read back with ffmpeg-next.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+#[test]
+fn record_picks_highest_rendition_and_keeps_every_frame_in_order() {
+    let live = LiveOrigin::start(OriginOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let file = temp_path(&dir, "out.mp4");
+    let out = run_with_limit(
+        lucid()
+            .args([
+                "--url",
+                &live.master_url(),
+                "--no-preview",
+                "--duration",
+                "3",
+                "--record",
+            ])
+            .arg(&file),
+        LIMIT,
+    );
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "stderr:\n{err}");
+    assert!(
+        err.contains("rendition: 640x360"),
+        "the 640x360 rendition is chosen over 320x180:\n{err}"
+    );
+    let (w, h, markers) = file_markers(&file);
+    // No --width/--height: the stream's own size, which is the high rendition's.
+    assert_eq!((w, h), (640, 360));
+    let gaps = assert_in_order(&markers);
+    // Three seconds at 30 fps, paced: about 90 frames, not a burst and not a trickle.
+    assert!(
+        (80..=95).contains(&markers.len()),
+        "{} frames: {markers:?}",
+        markers.len()
+    );
+    assert!(gaps <= 3, "{gaps} frames skipped: {markers:?}");
+    assert!(!err.contains("internal error"), "{err}");
+}
+
+#[test]
+fn pipe_y4m_carries_markers_in_order_at_the_requested_size() {
+    let live = LiveOrigin::start(OriginOptions::default());
+    let out = run_with_limit(
+        lucid().args([
+            "--url",
+            &live.master_url(),
+            "--no-preview",
+            "--duration",
+            "2",
+            "--pipe",
+            "y4m",
+            "--height",
+            "180",
+        ]),
+        LIMIT,
+    );
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "stderr:\n{err}");
+    let y4m = Y4m::parse(&out.stdout);
+    // --height alone keeps the 16:9 aspect ratio.
+    assert_eq!((y4m.width, y4m.height), (320, 180));
+    assert_eq!(y4m.rate, "30:1");
+    let markers = y4m.markers();
+    assert_in_order(&markers);
+    assert!(
+        (50..=65).contains(&markers.len()),
+        "{} frames",
+        markers.len()
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout[..200]).contains("INFO"),
+        "logs never reach stdout"
+    );
+}
+
+#[test]
+fn vod_plays_to_the_end_and_exits_zero() {
+    let vod = LiveOrigin::start(OriginOptions {
+        vod_seconds: Some(3.0),
+        ..OriginOptions::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = temp_path(&dir, "vod.mkv");
+    let out = run_with_limit(
+        lucid()
+            .args(["--url", &vod.master_url(), "--no-preview", "--record"])
+            .arg(&file),
+        LIMIT,
+    );
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{err}");
+    assert!(err.contains("end of stream"), "{err}");
+    let (_, _, markers) = file_markers(&file);
+    assert_in_order(&markers);
+    // A VOD starts at its first segment and ends at its last frame.
+    assert_eq!(markers.first(), Some(&0), "{markers:?}");
+    assert_eq!(markers.last(), Some(&89), "{markers:?}");
+    assert!(markers.len() >= 85, "{} of 90 frames", markers.len());
+}
+
+#[test]
+fn sigint_finalizes_the_recording() {
+    let live = LiveOrigin::start(OriginOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let file = temp_path(&dir, "stopped.mp4");
+    let mut child = lucid()
+        .args(["--url", &live.master_url(), "--no-preview", "--record"])
+        .arg(&file)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut s).unwrap();
+        s
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    let rc = unsafe { libc_kill(child.id() as i32, 2) };
+    assert_eq!(rc, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lucid did not stop after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let err = log.join().unwrap();
+    assert!(status.success(), "{status}; stderr:\n{err}");
+    let shown = err
+        .lines()
+        .find_map(|l| l.split("recording finalized: ").nth(1))
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or_else(|| panic!("no finalize line:\n{err}"));
+    let (w, h, markers) = file_markers(&file);
+    assert_eq!((w, h), (640, 360));
+    assert_in_order(&markers);
+    assert_eq!(
+        markers.len(),
+        shown,
+        "every recorded frame is in the finalized file"
+    );
+    assert!(
+        markers.len() >= 30,
+        "{} frames after ~4 s of playback",
+        markers.len()
+    );
+}
+
+#[test]
+fn test_pattern_plays_without_a_url() {
+    let out = run_with_limit(
+        lucid().args([
+            "--no-preview",
+            "--duration",
+            "1",
+            "--pipe",
+            "y4m",
+            "--width",
+            "320",
+        ]),
+        LIMIT,
+    );
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "stderr:\n{err}");
+    assert!(err.contains("source: test pattern"), "{err}");
+    let y4m = Y4m::parse(&out.stdout);
+    assert_eq!((y4m.width, y4m.height), (320, 180));
+    assert!(y4m.frames.len() >= 25, "{} frames", y4m.frames.len());
+    // It moves: consecutive frames differ, and a frame is not one flat colour.
+    let (a, b) = (&y4m.frames[0], &y4m.frames[10]);
+    assert!(a.iter().zip(b).filter(|(x, y)| x != y).count() > 1000);
+    let min = a[..320 * 180].iter().min().unwrap();
+    let max = a[..320 * 180].iter().max().unwrap();
+    assert!(max - min > 100, "luma range {min}..{max}");
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}

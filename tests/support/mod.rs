@@ -1,0 +1,487 @@
+//! Test fixtures: a live HLS origin made by the real `ffmpeg` CLI and served over real HTTP
+//! on 127.0.0.1, frame markers, and readers for what Lucid writes.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ffmpeg_next as ff;
+
+/// Frames per second of every fixture.
+pub const FPS: u32 = 30;
+/// Marker strip: 16 blocks across the top, 1/15 of the frame height tall.
+pub const MARKER_BITS: u32 = 16;
+
+/// An answer the server gives instead of a file.
+#[derive(Clone)]
+pub enum Fault {
+    /// Always this status with an empty body.
+    Status(u16),
+    /// 200 with this content type and body.
+    Body(&'static str, Vec<u8>),
+}
+
+/// A tiny HTTP origin on 127.0.0.1 serving a directory, with per-path faults.
+pub struct Origin {
+    pub port: u16,
+    pub faults: Arc<Mutex<HashMap<String, Fault>>>,
+    pub requests: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Origin {
+    pub fn serve(dir: &Path) -> Origin {
+        let server = tiny_http::Server::http("127.0.0.1:0").expect("bind 127.0.0.1");
+        let port = server.server_addr().to_ip().expect("ip address").port();
+        let faults: Arc<Mutex<HashMap<String, Fault>>> = Arc::default();
+        let requests: Arc<Mutex<Vec<String>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (f, r, s, dir) = (
+            faults.clone(),
+            requests.clone(),
+            stop.clone(),
+            dir.to_path_buf(),
+        );
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let Ok(Some(req)) = server.recv_timeout(Duration::from_millis(50)) else {
+                    continue;
+                };
+                let url = req.url().to_string();
+                r.lock().unwrap().push(url.clone());
+                let path = url.split('?').next().unwrap_or("").to_string();
+                let fault = f.lock().unwrap().get(&path).cloned();
+                let resp = match fault {
+                    Some(Fault::Status(code)) => {
+                        tiny_http::Response::from_data(Vec::new()).with_status_code(code)
+                    }
+                    Some(Fault::Body(ct, body)) => tiny_http::Response::from_data(body)
+                        .with_header(tiny_http::Header::from_bytes("Content-Type", ct).unwrap()),
+                    None => {
+                        let file = dir.join(path.trim_start_matches('/'));
+                        match std::fs::read(&file) {
+                            Ok(body) if !path.contains("..") => {
+                                let ct = if path.ends_with(".m3u8") {
+                                    "application/vnd.apple.mpegurl"
+                                } else {
+                                    "video/mp2t"
+                                };
+                                tiny_http::Response::from_data(body).with_header(
+                                    tiny_http::Header::from_bytes("Content-Type", ct).unwrap(),
+                                )
+                            }
+                            _ => tiny_http::Response::from_data(b"not found".to_vec())
+                                .with_status_code(404),
+                        }
+                    }
+                };
+                let _ = req.respond(resp);
+            }
+        });
+        Origin {
+            port,
+            faults,
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!(
+            "http://127.0.0.1:{}/{}",
+            self.port,
+            path.trim_start_matches('/')
+        )
+    }
+
+    pub fn fault(&self, path: &str, fault: Fault) {
+        self.faults
+            .lock()
+            .unwrap()
+            .insert(format!("/{}", path.trim_start_matches('/')), fault);
+    }
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The lavfi graph of a marked source: testsrc2 with the frame number in 16 black/white
+/// blocks across the top (bit i in block i, least significant on the left).
+pub fn marked_source_args(width: u32, height: u32, seconds: Option<f64>) -> Vec<String> {
+    let strip = (height / 15).max(4);
+    let duration = seconds
+        .map(|s| format!(":duration={s}"))
+        .unwrap_or_default();
+    vec![
+        "-f".into(),
+        "lavfi".into(),
+        "-i".into(),
+        format!("testsrc2=size={width}x{height}:rate={FPS}{duration}"),
+        "-f".into(),
+        "lavfi".into(),
+        "-i".into(),
+        format!("nullsrc=size={MARKER_BITS}x1:rate={FPS}"),
+        "-filter_complex".into(),
+        format!(
+            "[1]format=gray,geq=lum='255*mod(floor(N/pow(2\\,X))\\,2)',scale={width}:{strip}:flags=neighbor[m];\
+             [0][m]overlay=0:0:shortest=1,format=yuv420p,split=2[a][b];[a]copy[hi];[b]scale={}:{}[lo]",
+            width / 2,
+            height / 2
+        ),
+    ]
+}
+
+/// Options for [`LiveOrigin`].
+pub struct OriginOptions {
+    /// The high rendition's size; the low one is half of it.
+    pub width: u32,
+    pub height: u32,
+    pub segment_secs: u32,
+    /// `Some`: a finished VOD of that many seconds (ENDLIST). `None`: live, sliding window.
+    pub vod_seconds: Option<f64>,
+}
+
+impl Default for OriginOptions {
+    fn default() -> Self {
+        OriginOptions {
+            width: 640,
+            height: 360,
+            segment_secs: 1,
+            vod_seconds: None,
+        }
+    }
+}
+
+/// Live (or VOD) HLS with two renditions, the lower listed first in the master, made by
+/// the real ffmpeg CLI in real time (`-re`) and served over HTTP.
+pub struct LiveOrigin {
+    pub dir: tempfile::TempDir,
+    pub origin: Origin,
+    ffmpeg: Option<Child>,
+    pub started: Instant,
+    pub options: OriginOptions,
+}
+
+impl LiveOrigin {
+    pub fn start(options: OriginOptions) -> LiveOrigin {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut args: Vec<String> = vec!["-hide_banner".into(), "-loglevel".into(), "error".into()];
+        if options.vod_seconds.is_none() {
+            args.push("-re".into());
+        }
+        args.extend(marked_source_args(
+            options.width,
+            options.height,
+            options.vod_seconds,
+        ));
+        let g = (FPS * options.segment_secs).to_string();
+        let flags = if options.vod_seconds.is_some() {
+            "independent_segments+temp_file"
+        } else {
+            "delete_segments+independent_segments+temp_file"
+        };
+        for a in [
+            "-map",
+            "[lo]",
+            "-map",
+            "[hi]",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+            "-g",
+            &g,
+            "-keyint_min",
+            &g,
+            "-sc_threshold",
+            "0",
+            "-b:v:0",
+            "300k",
+            "-b:v:1",
+            "1500k",
+            "-f",
+            "hls",
+            "-hls_time",
+            &options.segment_secs.to_string(),
+            "-hls_list_size",
+            if options.vod_seconds.is_some() {
+                "0"
+            } else {
+                "6"
+            },
+            "-hls_flags",
+            flags,
+            "-master_pl_name",
+            "master.m3u8",
+            "-var_stream_map",
+            "v:0,name:low v:1,name:high",
+            "-hls_segment_filename",
+        ] {
+            args.push(a.to_string());
+        }
+        args.push(dir.path().join("%v_%05d.ts").display().to_string());
+        if options.vod_seconds.is_some() {
+            args.extend(["-hls_playlist_type".into(), "vod".into()]);
+        }
+        args.push(dir.path().join("%v.m3u8").display().to_string());
+        let started = Instant::now();
+        let mut child = Command::new("ffmpeg")
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("ffmpeg is installed");
+        let origin = Origin::serve(dir.path());
+        if options.vod_seconds.is_some() {
+            assert!(child.wait().unwrap().success(), "ffmpeg made the VOD");
+        } else {
+            // Wait until the master and two segments of the high rendition exist.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !(dir.path().join("master.m3u8").exists()
+                && count_segments(dir.path(), "high") >= 2)
+            {
+                assert!(Instant::now() < deadline, "the live origin did not start");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        LiveOrigin {
+            dir,
+            origin,
+            ffmpeg: Some(child),
+            started,
+            options,
+        }
+    }
+
+    pub fn master_url(&self) -> String {
+        self.origin.url("master.m3u8")
+    }
+
+    /// The newest media sequence number the high rendition's playlist lists.
+    pub fn newest_segment(&self) -> Option<u64> {
+        let text = std::fs::read_to_string(self.dir.path().join("high.m3u8")).ok()?;
+        let first: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))?
+            .trim()
+            .parse()
+            .ok()?;
+        let count = text.lines().filter(|l| l.ends_with(".ts")).count() as u64;
+        (count > 0).then(|| first + count - 1)
+    }
+}
+
+fn count_segments(dir: &Path, prefix: &str) -> usize {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| {
+                    let n = e.file_name().to_string_lossy().to_string();
+                    n.starts_with(prefix) && n.ends_with(".ts")
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+impl Drop for LiveOrigin {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.ffmpeg.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Reads the frame number from a luma plane (or any single-channel image).
+pub fn read_marker(luma: &[u8], stride: usize, width: u32, height: u32) -> u64 {
+    let strip = (height as f64 / 15.0).max(4.0);
+    let row = (strip / 2.0) as usize;
+    (0..MARKER_BITS)
+        .map(|b| {
+            let x = ((b as f64 + 0.5) * width as f64 / MARKER_BITS as f64) as usize;
+            ((luma[row * stride + x] > 128) as u64) << b
+        })
+        .sum()
+}
+
+/// The lucid binary built for these tests.
+pub fn lucid() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lucid"));
+    cmd.env("RUST_LOG", "info").stdin(Stdio::null());
+    cmd
+}
+
+/// Runs a command with a hard time limit (tests must end by themselves).
+pub fn run_with_limit(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stdout.read_to_end(&mut v);
+        v
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stderr.read_to_end(&mut v);
+        v
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let s = child.wait().unwrap();
+            let err = String::from_utf8_lossy(&err_t.join().unwrap()).to_string();
+            panic!("command ran past {limit:?} and was killed ({s}); stderr:\n{err}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out_t.join().unwrap(),
+        stderr: err_t.join().unwrap(),
+    }
+}
+
+/// Decodes a video file with ffmpeg-next: its size and every frame's marker.
+pub fn file_markers(path: &Path) -> (u32, u32, Vec<u64>) {
+    let mut frames = Vec::new();
+    let (w, h) = decode_file(path, |f| {
+        frames.push(read_marker(f.data(0), f.stride(0), f.width(), f.height()));
+    });
+    (w, h, frames)
+}
+
+/// Calls `each` for every decoded frame (YUV420P) of a file; returns the size.
+pub fn decode_file(path: &Path, mut each: impl FnMut(&ff::frame::Video)) -> (u32, u32) {
+    ff::init().unwrap();
+    let mut input = ff::format::input(&path).expect("the file opens");
+    let stream = input
+        .streams()
+        .best(ff::media::Type::Video)
+        .expect("a video stream");
+    let idx = stream.index();
+    let ctx = ff::codec::Context::from_parameters(stream.parameters()).unwrap();
+    let mut dec = ctx.decoder().video().unwrap();
+    let (w, h) = (dec.width(), dec.height());
+    let mut frame = ff::frame::Video::empty();
+    let mut handle = |dec: &mut ff::decoder::Video| {
+        while dec.receive_frame(&mut frame).is_ok() {
+            each(&frame);
+        }
+    };
+    for (s, packet) in input.packets() {
+        if s.index() == idx {
+            dec.send_packet(&packet).unwrap();
+            handle(&mut dec);
+        }
+    }
+    dec.send_eof().unwrap();
+    handle(&mut dec);
+    (w, h)
+}
+
+/// A parsed YUV4MPEG2 stream.
+pub struct Y4m {
+    pub width: u32,
+    pub height: u32,
+    pub rate: String,
+    /// Each frame's planes, concatenated.
+    pub frames: Vec<Vec<u8>>,
+}
+
+impl Y4m {
+    pub fn parse(bytes: &[u8]) -> Y4m {
+        let nl = bytes
+            .iter()
+            .position(|b| *b == b'\n')
+            .expect("a header line");
+        let header = std::str::from_utf8(&bytes[..nl]).unwrap();
+        assert!(header.starts_with("YUV4MPEG2 "), "header: {header}");
+        let field = |p: char| {
+            header
+                .split(' ')
+                .find_map(|t| t.strip_prefix(p))
+                .unwrap_or_else(|| panic!("no {p} in {header}"))
+                .to_string()
+        };
+        let width: u32 = field('W').parse().unwrap();
+        let height: u32 = field('H').parse().unwrap();
+        let rate = field('F');
+        let size = (width * height + 2 * width.div_ceil(2) * height.div_ceil(2)) as usize;
+        let mut frames = Vec::new();
+        let mut pos = nl + 1;
+        while pos < bytes.len() {
+            assert!(bytes[pos..].starts_with(b"FRAME"), "frame header at {pos}");
+            let fnl = pos + bytes[pos..].iter().position(|b| *b == b'\n').unwrap();
+            let start = fnl + 1;
+            if start + size > bytes.len() {
+                break; // a frame cut short by a kill; everything before it counts
+            }
+            frames.push(bytes[start..start + size].to_vec());
+            pos = start + size;
+        }
+        Y4m {
+            width,
+            height,
+            rate,
+            frames,
+        }
+    }
+
+    pub fn markers(&self) -> Vec<u64> {
+        self.frames
+            .iter()
+            .map(|f| read_marker(f, self.width as usize, self.width, self.height))
+            .collect()
+    }
+}
+
+/// Frame numbers strictly increase, none repeats; returns how many were skipped in gaps.
+pub fn assert_in_order(markers: &[u64]) -> u64 {
+    assert!(!markers.is_empty(), "no frames");
+    let mut gaps = 0;
+    for w in markers.windows(2) {
+        assert!(
+            w[1] > w[0],
+            "frames out of order or repeated: {} then {} in {markers:?}",
+            w[0],
+            w[1]
+        );
+        gaps += w[1] - w[0] - 1;
+    }
+    gaps
+}
+
+pub fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// A temp path with a name.
+pub fn temp_path(dir: &tempfile::TempDir, name: &str) -> PathBuf {
+    dir.path().join(name)
+}
