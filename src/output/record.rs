@@ -48,6 +48,7 @@ pub struct Recorder {
     encoder: ff::encoder::Video,
     stream_time_base: ff::Rational,
     last_pts: Option<i64>,
+    frame_duration: i64,
     frames: u64,
 }
 
@@ -108,6 +109,7 @@ impl Recorder {
             encoder,
             stream_time_base,
             last_pts: None,
+            frame_duration: (TIME_BASE.1 as f64 / frame_rate.max(1.0)).round() as i64,
             frames: 0,
         })
     }
@@ -132,6 +134,11 @@ impl Recorder {
         let mut packet = ff::Packet::empty();
         while self.encoder.receive_packet(&mut packet).is_ok() {
             packet.set_stream(0);
+            // Without a duration the MP4 muxer gives the last frame none, and players
+            // (FFmpeg's edit-list handling included) then drop it.
+            if packet.duration() <= 0 {
+                packet.set_duration(self.frame_duration);
+            }
             packet.rescale_ts(TIME_BASE, self.stream_time_base);
             packet
                 .write_interleaved(&mut self.output)

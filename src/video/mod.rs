@@ -258,8 +258,15 @@ fn setup_canvas(
     });
 }
 
+/// App updates to run before the first frame is presented. The canvas material's bind group
+/// and pipeline are created in the first frames; a frame presented before they exist would
+/// render (and be recorded) black, and the clock would anchor on a frame that took a
+/// shader compile to draw.
+const WARMUP_UPDATES: u32 = 3;
+
 #[allow(clippy::too_many_arguments)]
 fn present_due_frame(
+    mut warmup: Local<u32>,
     lifecycle: Res<Lifecycle>,
     feed: Res<VideoFeed>,
     mut clock: ResMut<Clock>,
@@ -275,6 +282,10 @@ fn present_due_frame(
         return;
     };
     if lifecycle.stopping() {
+        return;
+    }
+    if *warmup < WARMUP_UPDATES {
+        *warmup += 1;
         return;
     }
     let tick = clock.0.tick(Instant::now(), &feed.frames.rx);
