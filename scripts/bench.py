@@ -137,7 +137,7 @@ def run_player(name, cmd, d, seg, seconds):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--lucid", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/lucid-target")), "release", "lucid"))
+    ap.add_argument("--lucid", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/lucid-target")), "debug", "lucid"))
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--segment", type=int, default=2)
     ap.add_argument("--sizes", default="640x360,1280x720")

@@ -8,7 +8,7 @@ use bevy::prelude::*;
 use bevy::render::RenderPlugin;
 use bevy::window::{ExitCondition, PresentMode, WindowCloseRequested, WindowResolution};
 use bevy::winit::WinitPlugin;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::cli::{Args, output_size};
 use crate::decode::{DecodeOptions, DecodeThread};
@@ -17,7 +17,7 @@ use crate::lifecycle::Lifecycle;
 use crate::output::{FrameSink, OutputConfig, OutputPlugin, OutputWriter, record};
 use crate::preview::PreviewPlugin;
 use crate::source::SourceSpec;
-use crate::video::{PlaybackStats, VideoPlugin};
+use crate::video::{PlaybackStats, VideoFeed, VideoPlugin};
 
 /// How long a stop waits for frames already rendered to reach the outputs.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -165,6 +165,7 @@ fn stop_on_close_or_key(
 fn drive_shutdown(
     lifecycle: Res<Lifecycle>,
     stats: Res<PlaybackStats>,
+    feed: Res<VideoFeed>,
     limit: Res<RunLimit>,
     sink: Option<Res<FrameSink>>,
     mut stop_seen: Local<Option<Instant>>,
@@ -183,6 +184,18 @@ fn drive_shutdown(
     let since = *stop_seen.get_or_insert_with(Instant::now);
     let pending = sink.map(|s| s.pending()).unwrap_or(0);
     if pending == 0 || since.elapsed() > DRAIN_TIMEOUT {
+        if pending > 0 {
+            warn!("{pending} rendered frame(s) did not reach the outputs in time");
+        }
+        info!(
+            "played {} frames ({} skipped by the clock, {} dropped in the queue, {} stalls); \
+             {} texture set(s) allocated",
+            stats.presented,
+            stats.skipped,
+            feed.dropped(),
+            stats.stalls,
+            stats.texture_allocations
+        );
         exit.write(AppExit::Success);
     }
 }

@@ -44,6 +44,10 @@ fn record_picks_highest_rendition_and_keeps_every_frame_in_order() {
         markers.len()
     );
     assert!(gaps <= 3, "{gaps} frames skipped: {markers:?}");
+    assert!(
+        err.contains("1 texture set(s) allocated"),
+        "textures are reused, not made per frame:\n{err}"
+    );
     assert!(!err.contains("internal error"), "{err}");
 }
 
@@ -110,6 +114,84 @@ fn vod_plays_to_the_end_and_exits_zero() {
     assert_eq!(markers.first(), Some(&0), "{markers:?}");
     assert_eq!(markers.last(), Some(&89), "{markers:?}");
     assert!(markers.len() >= 85, "{} of 90 frames", markers.len());
+}
+
+#[test]
+fn fmp4_segments_play() {
+    let vod = LiveOrigin::start(OriginOptions {
+        vod_seconds: Some(2.0),
+        fmp4: true,
+        ..OriginOptions::default()
+    });
+    let media = std::fs::read_to_string(vod.dir.path().join("high.m3u8")).unwrap();
+    assert!(
+        media.contains("#EXT-X-MAP"),
+        "the fixture really is fMP4:\n{media}"
+    );
+    let out = run_with_limit(
+        lucid().args(["--url", &vod.master_url(), "--no-preview", "--pipe", "y4m"]),
+        LIMIT,
+    );
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "stderr:\n{err}");
+    let markers = Y4m::parse(&out.stdout).markers();
+    assert_in_order(&markers);
+    assert_eq!(
+        (markers[0], *markers.last().unwrap()),
+        (0, 59),
+        "{markers:?}"
+    );
+}
+
+#[test]
+fn redirects_are_followed_and_tokens_kept() {
+    let live = LiveOrigin::start(OriginOptions::default());
+    // A CDN-style entry point: 307 to another path, and a master whose variant URIs carry
+    // access tokens, relative to where the redirect landed.
+    live.origin.fault(
+        "entry/index.m3u8",
+        Fault::Redirect("/cdn/master.m3u8?session=1".into()),
+    );
+    let master = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=300000,RESOLUTION=320x180\n../low.m3u8?tkn=abc\n\
+                  #EXT-X-STREAM-INF:BANDWIDTH=1500000,RESOLUTION=640x360\n../high.m3u8?tkn=abc\n";
+    live.origin.fault(
+        "cdn/master.m3u8",
+        Fault::Body("application/vnd.apple.mpegurl", master.as_bytes().to_vec()),
+    );
+    let out = run_with_limit(
+        lucid().args([
+            "--url",
+            &live.origin.url("entry/index.m3u8"),
+            "--no-preview",
+            "--duration",
+            "1",
+            "--pipe",
+            "y4m",
+        ]),
+        LIMIT,
+    );
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "stderr:\n{err}");
+    assert!(!Y4m::parse(&out.stdout).frames.is_empty());
+    let requests = live.origin.requests.lock().unwrap().clone();
+    assert!(
+        requests.contains(&"/cdn/master.m3u8?session=1".to_string()),
+        "{requests:?}"
+    );
+    assert!(
+        requests.contains(&"/high.m3u8?tkn=abc".to_string()),
+        "token kept: {requests:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("/high_") && r.ends_with(".ts")),
+        "{requests:?}"
+    );
+    assert!(
+        !requests.iter().any(|r| r.starts_with("/low")),
+        "low rendition untouched: {requests:?}"
+    );
 }
 
 #[test]

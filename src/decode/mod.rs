@@ -321,11 +321,14 @@ impl VideoDecoder {
                 Err(why) => reason = Some(why),
             }
         }
-        ctx.set_threading(ff::threading::Config {
-            kind: ff::threading::Type::Frame,
-            count: 0,
-            ..Default::default()
-        });
+        if hw.is_none() {
+            // Software decode uses every core; hardware decoders want one thread.
+            ctx.set_threading(ff::threading::Config {
+                kind: ff::threading::Type::Frame,
+                count: 0,
+                ..Default::default()
+            });
+        }
         match ctx.decoder().open_as(codec).and_then(|o| o.video()) {
             Ok(d) => Ok((d, hw, reason)),
             Err(e) if hw.is_some() => {

@@ -285,10 +285,7 @@ fn writer_main(rx: Receiver<WriterMsg>, width: u32, height: u32, sinks: &mut Sin
             }
             Ok(WriterMsg::Finish) | Err(_) => finishing = true,
         }
-        loop {
-            let Some((&first, _)) = waiting.first_key_value() else {
-                break;
-            };
+        while let Some((&first, _)) = waiting.first_key_value() {
             if first != next && !finishing && waiting.len() < REORDER_WINDOW {
                 break;
             }

@@ -60,6 +60,13 @@ pub struct VideoFeed {
     ended: Option<SourceEnd>,
 }
 
+impl VideoFeed {
+    /// Frames the decode thread dropped because presentation did not keep up.
+    pub fn dropped(&self) -> u64 {
+        self.frames.dropped()
+    }
+}
+
 /// The textures the current frame lives in. Replaced only when the resolution changes.
 #[derive(Resource, Debug)]
 pub struct VideoTexture {

@@ -25,6 +25,8 @@ pub enum Fault {
     Status(u16),
     /// 200 with this content type and body.
     Body(&'static str, Vec<u8>),
+    /// 307 to this location.
+    Redirect(String),
 }
 
 /// A tiny HTTP origin on 127.0.0.1 serving a directory, with per-path faults.
@@ -64,14 +66,21 @@ impl Origin {
                     }
                     Some(Fault::Body(ct, body)) => tiny_http::Response::from_data(body)
                         .with_header(tiny_http::Header::from_bytes("Content-Type", ct).unwrap()),
+                    Some(Fault::Redirect(to)) => tiny_http::Response::from_data(Vec::new())
+                        .with_status_code(307)
+                        .with_header(
+                            tiny_http::Header::from_bytes("Location", to.as_bytes()).unwrap(),
+                        ),
                     None => {
                         let file = dir.join(path.trim_start_matches('/'));
                         match std::fs::read(&file) {
                             Ok(body) if !path.contains("..") => {
                                 let ct = if path.ends_with(".m3u8") {
                                     "application/vnd.apple.mpegurl"
-                                } else {
+                                } else if path.ends_with(".ts") {
                                     "video/mp2t"
+                                } else {
+                                    "video/mp4"
                                 };
                                 tiny_http::Response::from_data(body).with_header(
                                     tiny_http::Header::from_bytes("Content-Type", ct).unwrap(),
@@ -153,6 +162,8 @@ pub struct OriginOptions {
     pub segment_secs: u32,
     /// `Some`: a finished VOD of that many seconds (ENDLIST). `None`: live, sliding window.
     pub vod_seconds: Option<f64>,
+    /// Fragmented MP4 segments (EXT-X-MAP) instead of MPEG-TS.
+    pub fmp4: bool,
 }
 
 impl Default for OriginOptions {
@@ -162,6 +173,7 @@ impl Default for OriginOptions {
             height: 360,
             segment_secs: 1,
             vod_seconds: None,
+            fmp4: false,
         }
     }
 }
@@ -235,7 +247,13 @@ impl LiveOrigin {
         ] {
             args.push(a.to_string());
         }
-        args.push(dir.path().join("%v_%05d.ts").display().to_string());
+        if options.fmp4 {
+            args.push(dir.path().join("%v_%05d.m4s").display().to_string());
+            args.extend(["-hls_segment_type".into(), "fmp4".into()]);
+            args.extend(["-hls_fmp4_init_filename".into(), "%v_init.mp4".into()]);
+        } else {
+            args.push(dir.path().join("%v_%05d.ts").display().to_string());
+        }
         if options.vod_seconds.is_some() {
             args.extend(["-hls_playlist_type".into(), "vod".into()]);
         }
