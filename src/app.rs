@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use bevy::app::{ScheduleRunnerPlugin, TerminalCtrlCHandlerPlugin};
+use bevy::app::TerminalCtrlCHandlerPlugin;
 use bevy::prelude::*;
 use bevy::render::RenderPlugin;
 use bevy::window::{ExitCondition, PresentMode, WindowCloseRequested, WindowResolution};
@@ -13,6 +13,7 @@ use tracing::{info, warn};
 use crate::cli::{Args, output_size};
 use crate::decode::{DecodeOptions, DecodeThread};
 use crate::error::{LucidError, Result};
+use crate::headless::HeadlessRunnerPlugin;
 use crate::lifecycle::Lifecycle;
 use crate::output::{FrameSink, OutputConfig, OutputPlugin, OutputWriter, record};
 use crate::preview::PreviewPlugin;
@@ -21,8 +22,6 @@ use crate::video::{PlaybackStats, VideoFeed, VideoPlugin};
 
 /// How long a stop waits for frames already rendered to reach the outputs.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-/// Headless schedule period: the presentation clock is sampled this often.
-const HEADLESS_TICK: Duration = Duration::from_millis(4);
 
 /// Runs Lucid with parsed arguments until the stream ends, the duration passes, a signal
 /// arrives or something fails.
@@ -91,7 +90,7 @@ pub fn run(args: Args) -> Result<()> {
                 })
                 .disable::<WinitPlugin>(),
         )
-        .add_plugins(ScheduleRunnerPlugin::run_loop(HEADLESS_TICK));
+        .add_plugins(HeadlessRunnerPlugin);
     } else {
         app.add_plugins(plugins.set(WindowPlugin {
             primary_window: Some(Window {

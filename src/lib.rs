@@ -11,6 +11,7 @@ pub mod app;
 pub mod cli;
 pub mod decode;
 pub mod error;
+pub mod headless;
 pub mod lifecycle;
 pub mod logging;
 pub mod output;

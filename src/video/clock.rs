@@ -38,7 +38,7 @@ pub struct Tick {
 #[derive(Debug, Default)]
 pub struct PresentationClock {
     anchor: Option<(Instant, Duration)>,
-    pending: Option<VideoFrame>,
+    pending: Option<(VideoFrame, Instant)>,
     last_pts: Option<Duration>,
     last_due: Option<Instant>,
     step: Option<Duration>,
@@ -51,12 +51,17 @@ impl PresentationClock {
         self.pending.is_some()
     }
 
+    /// When the frame taken from the queue is due; `None` while waiting for the decoder.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.pending.as_ref().map(|(_, due)| *due)
+    }
+
     /// Takes every frame that is due at `now`, shows the newest of them and skips the rest.
     pub fn tick(&mut self, now: Instant, frames: &Receiver<VideoFrame>) -> Tick {
         let mut tick = Tick::default();
         loop {
             let frame = match self.pending.take() {
-                Some(f) => f,
+                Some((f, _)) => f,
                 None => match frames.try_recv() {
                     Ok(f) => f,
                     Err(_) => {
@@ -83,7 +88,7 @@ impl PresentationClock {
                 }
             };
             if due > now {
-                self.pending = Some(frame);
+                self.pending = Some((frame, due));
                 break;
             }
             if self.starved && now - due > LATE_TOLERANCE && tick.show.is_none() {

@@ -103,8 +103,20 @@ pub struct PlaybackStats {
 #[derive(Resource, Default)]
 struct Clock(PresentationClock);
 
+/// When the next video frame is due, for runners that sleep between frames
+/// (see [`crate::headless`]). `None` while the decoder has not delivered it yet.
+#[derive(Resource, Debug, Default, Clone, Copy)]
+pub struct NextFrameDue(pub Option<Instant>);
+
 #[derive(Component)]
 struct VideoQuad;
+
+/// The camera that renders the canvas. It is active only in updates that present a new
+/// frame: the canvas keeps its last image in between, and the GPU (or, without one, the
+/// CPU running lavapipe) is not asked to redraw an unchanged frame hundreds of times a
+/// second.
+#[derive(Component)]
+struct CanvasCamera;
 
 /// Plays the decode thread's frames onto the output canvas.
 pub struct VideoPlugin {
@@ -148,6 +160,7 @@ impl Plugin for VideoPlugin {
             .insert_resource(StreamSize(UVec2::new(self.info.width, self.info.height)))
             .insert_resource(CanvasSize(self.output_size))
             .init_resource::<Clock>()
+            .init_resource::<NextFrameDue>()
             .init_resource::<PlaybackStats>()
             .add_systems(Startup, setup_canvas)
             .add_systems(
@@ -222,6 +235,7 @@ fn setup_canvas(
         size,
     });
     commands.spawn((
+        CanvasCamera,
         Camera2d,
         Camera {
             clear_color: ClearColorConfig::Custom(Color::BLACK),
@@ -283,15 +297,23 @@ fn present_due_frame(
     mut images: ResMut<Assets<Image>>,
     mut materials: ResMut<Assets<YuvMaterial>>,
     mut quads: Query<&mut Transform, With<VideoQuad>>,
+    mut cameras: Query<&mut Camera, With<CanvasCamera>>,
     mut presented: MessageWriter<FramePresented>,
 ) {
     let (Some(mut texture), Some(canvas)) = (texture, canvas) else {
         return;
     };
+    // Warm-up updates render (compiling the pipeline); after that, only new frames do.
+    let warming = *warmup < WARMUP_UPDATES;
+    for mut camera in &mut cameras {
+        if camera.is_active != warming {
+            camera.is_active = warming;
+        }
+    }
     if lifecycle.stopping() {
         return;
     }
-    if *warmup < WARMUP_UPDATES {
+    if warming {
         *warmup += 1;
         return;
     }
@@ -308,6 +330,9 @@ fn present_due_frame(
         return;
     };
     let pts = frame.pts;
+    for mut camera in &mut cameras {
+        camera.is_active = true;
+    }
     upload(
         frame,
         &mut texture,
@@ -371,7 +396,13 @@ fn upload(
     }
 }
 
-fn watch_source_end(mut feed: ResMut<VideoFeed>, clock: Res<Clock>, lifecycle: Res<Lifecycle>) {
+fn watch_source_end(
+    mut feed: ResMut<VideoFeed>,
+    clock: Res<Clock>,
+    lifecycle: Res<Lifecycle>,
+    mut next_due: ResMut<NextFrameDue>,
+) {
+    next_due.0 = clock.0.next_due();
     if feed.ended.is_none()
         && let Ok(end) = feed.end.try_recv()
     {
