@@ -9,6 +9,22 @@ fn main() -> ExitCode {
     // A panic is a bug; say so in one line instead of a backtrace, and never hang on a
     // panicked render thread.
     std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        // Bevy panics when no adapter exists; that is a setup problem, not a bug.
+        if msg.contains("Unable to find a GPU") {
+            let err = lucid::LucidError::Render(
+                "no GPU adapter found; install Vulkan drivers (Debian/Ubuntu without a GPU: \
+                 mesa-vulkan-drivers)"
+                    .into(),
+            );
+            eprintln!("error: {err}");
+            std::process::exit(err.exit_code().into());
+        }
         eprintln!("lucid: internal error: {info}");
         std::process::exit(70);
     }));

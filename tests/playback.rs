@@ -65,6 +65,7 @@ fn pipe_y4m_carries_markers_in_order_at_the_requested_size() {
             "y4m",
             "--height",
             "180",
+            "--force-cpu",
         ]),
         LIMIT,
     );
@@ -74,6 +75,10 @@ fn pipe_y4m_carries_markers_in_order_at_the_requested_size() {
     // --height alone keeps the 16:9 aspect ratio.
     assert_eq!((y4m.width, y4m.height), (320, 180));
     assert_eq!(y4m.rate, "30:1");
+    assert!(
+        err.contains("decoder: h264 (software; no hardware decode: --force-cpu)"),
+        "{err}"
+    );
     let markers = y4m.markers();
     assert_in_order(&markers);
     assert!(
@@ -196,6 +201,15 @@ fn redirects_are_followed_and_tokens_kept() {
 
 #[test]
 fn sigint_finalizes_the_recording() {
+    stop_by_signal_finalizes_the_recording(2);
+}
+
+#[test]
+fn sigterm_finalizes_the_recording() {
+    stop_by_signal_finalizes_the_recording(15);
+}
+
+fn stop_by_signal_finalizes_the_recording(signal: i32) {
     let live = LiveOrigin::start(OriginOptions::default());
     let dir = tempfile::tempdir().unwrap();
     let file = temp_path(&dir, "stopped.mp4");
@@ -212,7 +226,7 @@ fn sigint_finalizes_the_recording() {
         s
     });
     std::thread::sleep(Duration::from_secs(5));
-    let rc = unsafe { libc_kill(child.id() as i32, 2) };
+    let rc = unsafe { libc_kill(child.id() as i32, signal) };
     assert_eq!(rc, 0);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let status = loop {
@@ -221,7 +235,7 @@ fn sigint_finalizes_the_recording() {
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "lucid did not stop after SIGINT"
+            "lucid did not stop after signal {signal}"
         );
         std::thread::sleep(Duration::from_millis(50));
     };

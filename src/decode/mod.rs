@@ -245,6 +245,8 @@ struct VideoDecoder {
     decoder: ff::decoder::Video,
     codec_name: String,
     hw: Option<hwaccel::HwDecode>,
+    /// Why hardware decode is not used, when it is not.
+    no_hw_reason: Option<String>,
     width: u32,
     height: u32,
     frame_rate: Option<f64>,
@@ -274,9 +276,6 @@ impl VideoDecoder {
             .codec()
             .map(|c| c.name().to_string())
             .unwrap_or_else(|| "unknown".into());
-        if let Some(reason) = reason {
-            info!("hardware decode unavailable ({reason}); decoding in software");
-        }
         Ok(VideoDecoder {
             source: source.to_string(),
             stream_index: stream.index(),
@@ -286,6 +285,7 @@ impl VideoDecoder {
             decoder,
             codec_name,
             hw,
+            no_hw_reason: reason,
             frame_rate: rate,
             scaler: None,
             first_ts: None,
@@ -343,7 +343,10 @@ impl VideoDecoder {
     fn describe(&self) -> String {
         match &self.hw {
             Some(h) => format!("{} (hardware: {})", self.codec_name, h.device),
-            None => format!("{} (software)", self.codec_name),
+            None => match &self.no_hw_reason {
+                Some(why) => format!("{} (software; no hardware decode: {why})", self.codec_name),
+                None => format!("{} (software)", self.codec_name),
+            },
         }
     }
 
@@ -405,6 +408,7 @@ impl VideoDecoder {
         let (d, _, _) = Self::make_decoder(&self.source, &params, true)?;
         self.decoder = d;
         self.hw = None;
+        self.no_hw_reason = Some(format!("it failed: {e}"));
         info!("decoder: {}", self.describe());
         Ok(())
     }
