@@ -18,7 +18,7 @@ pub use frame::{ColorMatrix, FrameReceiver, FrameSender, QueuePolicy, VideoFrame
 
 use crate::error::{LucidError, Result};
 use crate::source::SourceSpec;
-use crate::source::hls::{HlsSource, HlsStream};
+use crate::source::hls::{HlsSource, HlsStream, SegmentReader};
 
 /// Frames buffered between decoder and renderer (about a quarter second at 30 fps).
 pub const FRAME_QUEUE: usize = 8;
@@ -129,7 +129,7 @@ fn decode_main(
     info_tx: Sender<Opened>,
     end_tx: Sender<SourceEnd>,
 ) {
-    let (mut demuxer, live, rendition, failure) = match open_input(&source, input) {
+    let (mut demuxer, live, rendition, hls) = match open_input(&source, input) {
         Ok(v) => v,
         Err(e) => {
             let _ = info_tx.send(Err(e));
@@ -164,10 +164,27 @@ fn decode_main(
     if info_tx.send(Ok((info, rx))).is_err() {
         return;
     }
-    let result = decoder.run(&mut demuxer, &tx, &stop);
+    let result = loop {
+        if let Err(e) = decoder.run(&mut demuxer, &tx, &stop) {
+            break Err(e);
+        }
+        // An HLS timeline break ends one demuxer's input; the stream goes on in a new one.
+        let Some(next) = hls.as_ref().and_then(|h| h.next_timeline()) else {
+            break Ok(());
+        };
+        info!(
+            "timeline break (discontinuity, new session or skipped segments): reopening the demuxer"
+        );
+        match open_hls_demuxer(&source, next, hls_hint(&demuxer))
+            .and_then(|d| decoder.switch_timeline(&d).map(|()| d))
+        {
+            Ok(d) => demuxer = d,
+            Err(e) => break Err(e),
+        }
+    };
     let end = match result {
         Err(e) => SourceEnd::Failed(e),
-        Ok(()) => match failure.and_then(|f| f.lock().ok()?.take()) {
+        Ok(()) => match hls.and_then(|h| h.take_failure()) {
             Some(e) => SourceEnd::Failed(e),
             None => SourceEnd::Finished,
         },
@@ -181,42 +198,59 @@ fn decode_main(
     let _ = end_tx.send(end);
 }
 
-type FailureSlot = Arc<std::sync::Mutex<Option<LucidError>>>;
-
-fn open_input(
+/// Opens a demuxer on the HLS byte stream. A network failure while probing explains more
+/// than FFmpeg's end-of-file, so it wins.
+fn open_hls_demuxer(
     source: &str,
-    input: InputKind,
-) -> Result<(
+    reader: SegmentReader,
+    hint: &str,
+) -> Result<ff::format::context::Input> {
+    let handle = reader.handle();
+    let io =
+        ff::format::context::StreamIo::from_read(reader).map_err(|e| LucidError::InputOpen {
+            source_name: source.to_string(),
+            reason: e.to_string(),
+        })?;
+    ff::format::input_from_stream(io, Some(hint), None).map_err(|e| {
+        handle.take_failure().unwrap_or(LucidError::Unplayable {
+            source_name: source.to_string(),
+            reason: format!("segments could not be demuxed ({e})"),
+        })
+    })
+}
+
+/// The file name hint for FFmpeg's probe, matching the demuxer already in use.
+fn hls_hint(demuxer: &ff::format::context::Input) -> &'static str {
+    if demuxer.format().name().contains("mp4") {
+        "stream.mp4"
+    } else {
+        "stream.ts"
+    }
+}
+
+type OpenedInput = (
     ff::format::context::Input,
     bool,
     Option<String>,
-    Option<FailureSlot>,
-)> {
+    Option<SegmentReader>,
+);
+
+fn open_input(source: &str, input: InputKind) -> Result<OpenedInput> {
     let open_err = |e: ff::Error| LucidError::InputOpen {
         source_name: source.to_string(),
         reason: e.to_string(),
     };
     match input {
         InputKind::Hls(stream) => {
-            let failure = stream.reader.failure_slot();
+            let handle = stream.reader.handle();
             let hint = if stream.fmp4 {
                 "stream.mp4"
             } else {
                 "stream.ts"
             };
-            let io = ff::format::context::StreamIo::from_read(stream.reader).map_err(open_err)?;
-            let demuxer =
-                ff::format::input_from_stream(io, Some(hint), None).map_err(|e| {
-                    // A network failure while probing explains more than FFmpeg's EOF.
-                    failure.lock().ok().and_then(|mut f| f.take()).unwrap_or(
-                        LucidError::Unplayable {
-                            source_name: source.to_string(),
-                            reason: format!("segments could not be demuxed ({e})"),
-                        },
-                    )
-                })?;
+            let demuxer = open_hls_demuxer(source, stream.reader, hint)?;
             let rendition = stream.rendition.map(|r| r.to_string());
-            Ok((demuxer, stream.live, rendition, Some(failure)))
+            Ok((demuxer, stream.live, rendition, Some(handle)))
         }
         InputKind::Ffmpeg(url) => {
             let demuxer = ff::format::input(&url).map_err(open_err)?;
@@ -252,8 +286,11 @@ struct VideoDecoder {
     frame_rate: Option<f64>,
     scaler: Option<(Pixel, u32, u32, ff::software::scaling::Context)>,
     first_ts: Option<i64>,
+    /// Presentation time of the current timeline's first frame (breaks keep time going).
+    pts_base: Duration,
     last_pts: Duration,
     index: u64,
+    force_cpu: bool,
 }
 
 impl VideoDecoder {
@@ -289,8 +326,10 @@ impl VideoDecoder {
             frame_rate: rate,
             scaler: None,
             first_ts: None,
+            pts_base: Duration::ZERO,
             last_pts: Duration::ZERO,
             index: 0,
+            force_cpu,
         })
     }
 
@@ -338,6 +377,39 @@ impl VideoDecoder {
             }
             Err(e) => Err(unplayable(e)),
         }
+    }
+
+    /// Continues on a new demuxer after a timeline break: new stream index and time base,
+    /// a fresh decoder (the codec or its parameters may have changed), and presentation
+    /// time carried on from the last frame so playback neither waits nor jumps.
+    fn switch_timeline(&mut self, demuxer: &ff::format::context::Input) -> Result<()> {
+        let stream = demuxer
+            .streams()
+            .best(ff::media::Type::Video)
+            .ok_or_else(|| LucidError::Unplayable {
+                source_name: self.source.clone(),
+                reason: "the stream has no video after a discontinuity".into(),
+            })?;
+        let (decoder, hw, reason) = Self::make_decoder(
+            &self.source,
+            &stream.parameters(),
+            self.force_cpu || self.hw_failed(),
+        )?;
+        self.stream_index = stream.index();
+        self.time_base = stream.time_base();
+        self.decoder = decoder;
+        self.hw = hw;
+        self.no_hw_reason = reason;
+        self.first_ts = None;
+        let step = Duration::from_secs_f64(1.0 / self.frame_rate.unwrap_or(30.0));
+        self.pts_base = self.last_pts + step;
+        Ok(())
+    }
+
+    fn hw_failed(&self) -> bool {
+        self.no_hw_reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("it failed"))
     }
 
     fn describe(&self) -> String {
@@ -502,12 +574,12 @@ impl VideoDecoder {
                 let first = *self.first_ts.get_or_insert(ts);
                 let secs = (ts - first) as f64 * f64::from(self.time_base);
                 if secs >= 0.0 {
-                    Duration::from_secs_f64(secs)
+                    self.pts_base + Duration::from_secs_f64(secs)
                 } else {
                     self.last_pts + step
                 }
             }
-            None if self.index == 0 => Duration::ZERO,
+            None if self.first_ts.is_none() && self.index == 0 => self.pts_base,
             None => self.last_pts + step,
         };
         self.last_pts = pts;

@@ -2,6 +2,8 @@
 //! on 127.0.0.1, frame markers, and readers for what Lucid writes.
 #![allow(dead_code)]
 
+pub mod scripted;
+
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -131,6 +133,16 @@ impl Drop for Origin {
 /// The lavfi graph of a marked source: testsrc2 with the frame number in 16 black/white
 /// blocks across the top (bit i in block i, least significant on the left).
 pub fn marked_source_args(width: u32, height: u32, seconds: Option<f64>) -> Vec<String> {
+    marked_source_args_from(0, width, height, seconds)
+}
+
+/// [`marked_source_args`] whose first frame carries the number `first`.
+pub fn marked_source_args_from(
+    first: u64,
+    width: u32,
+    height: u32,
+    seconds: Option<f64>,
+) -> Vec<String> {
     let strip = (height / 15).max(4);
     let duration = seconds
         .map(|s| format!(":duration={s}"))
@@ -146,7 +158,7 @@ pub fn marked_source_args(width: u32, height: u32, seconds: Option<f64>) -> Vec<
         format!("nullsrc=size={MARKER_BITS}x1:rate={FPS}"),
         "-filter_complex".into(),
         format!(
-            "[1]format=gray,geq=lum='255*mod(floor(N/pow(2\\,X))\\,2)',scale={width}:{strip}:flags=neighbor[m];\
+            "[1]format=gray,geq=lum='255*mod(floor((N+{first})/pow(2\\,X))\\,2)',scale={width}:{strip}:flags=neighbor[m];\
              [0][m]overlay=0:0:shortest=1,format=yuv420p,split=2[a][b];[a]copy[hi];[b]scale={}:{}[lo]",
             width / 2,
             height / 2

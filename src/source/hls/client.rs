@@ -65,43 +65,97 @@ pub struct HlsStream {
     pub thread: JoinHandle<()>,
 }
 
+/// What the network thread sends the decoder.
+#[derive(Debug)]
+pub enum Chunk {
+    /// Segment (or init segment) bytes.
+    Data(Vec<u8>),
+    /// The timeline breaks here: a DISCONTINUITY, a new broadcaster session, or segments
+    /// skipped. MPEG-TS PIDs and timestamps may change, so the decoder opens a new demuxer.
+    Break,
+}
+
 /// Reads the concatenated segments the network thread delivers. MPEG-TS segments concatenate
 /// into one valid transport stream, and an fMP4 init segment followed by its media segments
-/// is one valid fragmented MP4, so a single demuxer reads the whole stream.
+/// is one valid fragmented MP4, so one demuxer reads everything up to a [`Chunk::Break`],
+/// where `read` reports the end and [`SegmentReader::next_timeline`] gives the reader for
+/// what follows.
 pub struct SegmentReader {
-    rx: Receiver<Vec<u8>>,
+    shared: Arc<Mutex<ReaderState>>,
+    failure: FailureSlot,
+}
+
+/// Where the network thread leaves the error that ended the stream.
+type FailureSlot = Arc<Mutex<Option<LucidError>>>;
+
+struct ReaderState {
+    rx: Receiver<Chunk>,
     current: Vec<u8>,
     pos: usize,
-    failure: Arc<Mutex<Option<LucidError>>>,
+    at_break: bool,
 }
 
 impl SegmentReader {
-    /// The error that ended the stream, if it did not end normally. Valid once `read`
-    /// returned 0.
-    pub fn take_failure(&self) -> Option<LucidError> {
-        self.failure.lock().ok()?.take()
+    fn new(rx: Receiver<Chunk>) -> Self {
+        SegmentReader {
+            shared: Arc::new(Mutex::new(ReaderState {
+                rx,
+                current: Vec::new(),
+                pos: 0,
+                at_break: false,
+            })),
+            failure: Arc::default(),
+        }
     }
 
-    /// A handle on the failure slot that outlives the reader (FFmpeg owns the reader).
-    pub fn failure_slot(&self) -> Arc<Mutex<Option<LucidError>>> {
-        self.failure.clone()
+    /// After `read` returned 0: a reader for the next timeline if the stream goes on after
+    /// a break, `None` if it ended.
+    pub fn next_timeline(&self) -> Option<SegmentReader> {
+        let mut state = self.shared.lock().ok()?;
+        if !state.at_break {
+            return None;
+        }
+        state.at_break = false;
+        Some(self.handle())
+    }
+
+    /// A handle that outlives the demuxer that owns this reader.
+    pub fn handle(&self) -> SegmentReader {
+        SegmentReader {
+            shared: self.shared.clone(),
+            failure: self.failure.clone(),
+        }
+    }
+
+    /// The error that ended the stream, if it did not end normally.
+    pub fn take_failure(&self) -> Option<LucidError> {
+        self.failure.lock().ok()?.take()
     }
 }
 
 impl Read for SegmentReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos >= self.current.len() {
-            match self.rx.recv() {
-                Ok(chunk) => {
-                    self.current = chunk;
-                    self.pos = 0;
+        let mut state = self.shared.lock().expect("reader lock");
+        if state.at_break {
+            return Ok(0);
+        }
+        while state.pos >= state.current.len() {
+            match state.rx.recv() {
+                Ok(Chunk::Data(chunk)) => {
+                    state.current = chunk;
+                    state.pos = 0;
+                }
+                Ok(Chunk::Break) => {
+                    state.at_break = true;
+                    return Ok(0);
                 }
                 Err(_) => return Ok(0),
             }
         }
-        let n = buf.len().min(self.current.len() - self.pos);
-        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
-        self.pos += n;
+        let n = buf.len().min(state.current.len() - state.pos);
+        let pos = state.pos;
+        buf[..n].copy_from_slice(&state.current[pos..pos + n]);
+        state.pos += n;
         Ok(n)
     }
 }
@@ -157,14 +211,15 @@ impl HlsSource {
         let live = !media.end_list;
         let fmp4 = media.segments.iter().any(|s| s.map.is_some());
         let (tx, rx) = bounded(SEGMENT_QUEUE);
-        let failure = Arc::new(Mutex::new(None));
+        let reader = SegmentReader::new(rx);
         let worker = NetworkThread {
             http: self.clone(),
             url: media_url,
             tx,
             stop,
-            failure: failure.clone(),
+            failure: reader.failure.clone(),
             loaded_map: None,
+            sent_any: false,
         };
         let thread = std::thread::Builder::new()
             .name("lucid-hls".into())
@@ -174,12 +229,7 @@ impl HlsSource {
             rendition,
             live,
             fmp4,
-            reader: SegmentReader {
-                rx,
-                current: Vec::new(),
-                pos: 0,
-                failure,
-            },
+            reader,
             thread,
         })
     }
@@ -302,10 +352,13 @@ type MapKey = (Url, Option<(u64, Option<u64>)>);
 struct NetworkThread {
     http: HlsSource,
     url: Url,
-    tx: Sender<Vec<u8>>,
+    tx: Sender<Chunk>,
     stop: Arc<AtomicBool>,
-    failure: Arc<Mutex<Option<LucidError>>>,
+    /// Where a fatal error is left for the decoder to report.
+    failure: FailureSlot,
     loaded_map: Option<MapKey>,
+    /// False until the first media segment went out (a break before it means nothing).
+    sent_any: bool,
 }
 
 /// A live playlist that does not load for this long has failed for good.
@@ -329,22 +382,33 @@ impl NetworkThread {
     fn play(&mut self, mut media: MediaPlaylist) -> Result<()> {
         let mut next_seq = media.media_sequence + playlist::start_index(&media) as u64;
         let mut loaded_at = Instant::now();
+        let mut previous_first: Option<u64> = None;
         loop {
             if self.stopped() {
                 return Ok(());
             }
             let first_seq = media.media_sequence;
             let last_seq = first_seq + media.segments.len() as u64;
-            if next_seq < first_seq {
+            // A live window only moves forward; one that moved back (or far below where we
+            // are) belongs to a new session of the broadcaster (Livepeer restarts at 0).
+            let restarted = previous_first.is_some_and(|p| first_seq < p)
+                || (next_seq > last_seq + 3 && !media.segments.is_empty());
+            previous_first = Some(first_seq);
+            if restarted {
+                info!("media sequence restarted at {first_seq}: new session, following it");
+                next_seq = first_seq + playlist::start_index(&media) as u64;
+                if !self.send_break()? {
+                    return Ok(());
+                }
+            } else if next_seq < first_seq {
                 warn!(
                     "fell {} segment(s) behind the live window; skipping ahead",
                     first_seq - next_seq
                 );
                 next_seq = first_seq;
-            } else if next_seq > last_seq + 3 && !media.segments.is_empty() {
-                // The sequence went backwards: the broadcaster started a new session.
-                info!("media sequence restarted at {first_seq}; following the new session");
-                next_seq = first_seq + playlist::start_index(&media) as u64;
+                if !self.send_break()? {
+                    return Ok(());
+                }
             }
             let before = next_seq;
             if !self.fetch_new_segments(&media, &mut next_seq)? {
@@ -362,6 +426,35 @@ impl NetworkThread {
             loaded_at = Instant::now();
             media = self.reload(&media)?;
         }
+    }
+
+    /// Queues a chunk for the decoder, waiting for room. False once the decoder is gone or
+    /// Lucid is stopping, so a full queue never hangs this thread.
+    fn send(&self, mut chunk: Chunk) -> bool {
+        loop {
+            match self.tx.send_timeout(chunk, Duration::from_millis(100)) {
+                Ok(()) => return true,
+                Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => return false,
+                Err(crossbeam_channel::SendTimeoutError::Timeout(back)) => {
+                    if self.stopped() {
+                        return false;
+                    }
+                    chunk = back;
+                }
+            }
+        }
+    }
+
+    /// Tells the decoder the timeline breaks here (a no-op before the first segment).
+    /// Fails only when the decoder is gone.
+    fn send_break(&mut self) -> Result<bool> {
+        if !self.sent_any {
+            return Ok(true);
+        }
+        self.sent_any = false;
+        // A new demuxer needs the init segment again.
+        self.loaded_map = None;
+        Ok(self.send(Chunk::Break))
     }
 
     /// Sends every segment from `next_seq` on. Returns false when the decoder is gone.
@@ -382,6 +475,9 @@ impl NetworkThread {
             if self.stopped() {
                 return Ok(false);
             }
+            if seg.discontinuity && !self.send_break()? {
+                return Ok(false);
+            }
             if map.is_some() && map != self.loaded_map {
                 let (uri, range) = map.clone().expect("checked above");
                 let range = range.map(|(length, offset)| ByteRange { length, offset });
@@ -391,7 +487,7 @@ impl NetworkThread {
                     RetryPolicy::STARTUP,
                     "init segment",
                 )?;
-                if self.tx.send(init).is_err() {
+                if !self.send(Chunk::Data(init)) {
                     return Ok(false);
                 }
                 self.loaded_map = map.clone();
@@ -405,11 +501,18 @@ impl NetworkThread {
             ) {
                 Ok((_, bytes)) => {
                     debug!("segment {seq}: {} bytes", bytes.len());
-                    if self.tx.send(bytes).is_err() {
+                    if !self.send(Chunk::Data(bytes)) {
+                        return Ok(false);
+                    }
+                    self.sent_any = true;
+                }
+                Err(e) => {
+                    warn!("skipping segment {seq}: {e}");
+                    // What follows is later than what came before: a new timeline.
+                    if !self.send_break()? {
                         return Ok(false);
                     }
                 }
-                Err(e) => warn!("skipping segment {seq}: {e}"),
             }
             *next_seq = seq + 1;
         }
