@@ -6,6 +6,7 @@ over HTTP on 127.0.0.1. Each player writes YUV4MPEG2 to a pipe that this script 
   - lucid  --no-preview --pipe y4m           (Lucid's HLS client, paced presentation)
   - ffmpeg -re -i <master> -f yuv4mpegpipe -  (FFmpeg's HLS demuxer, paced by -re; what
                                               ffplay/mpv/OpenCV build on)
+  - ffmpeg -i <master> -f yuv4mpegpipe -      (unpaced, as the seed's playback.py used it)
 For each it reports the time from process start to the first frame out, the latency behind
 the newest published frame (newest frame listed in the playlist minus the frame just
 delivered), frames delivered, and CPU use; then the ratio Lucid / FFmpeg.
@@ -60,6 +61,33 @@ def newest_frame(d, seg):
     return (first + count) * FPS * seg - 1
 
 
+class PublishTimes:
+    """Polls the high rendition's playlist and records when each segment first appeared."""
+
+    def __init__(self, d, seconds):
+        self.seen = {}
+        self.stop = False
+        self.t = threading.Thread(target=self.run, args=(d, seconds), daemon=True)
+        self.t.start()
+
+    def run(self, d, seconds):
+        end = time.time() + seconds
+        while not self.stop and time.time() < end:
+            try:
+                text = open(os.path.join(d, "high.m3u8")).read()
+            except OSError:
+                text = ""
+            first = None
+            i = 0
+            for line in text.splitlines():
+                if line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
+                    first = int(line.split(":")[1])
+                elif line.endswith(".ts") and first is not None:
+                    self.seen.setdefault(first + i, time.time())
+                    i += 1
+            time.sleep(0.02)
+
+
 def serve(d):
     class Handler(http.server.SimpleHTTPRequestHandler):
         def __init__(self, *a, **k):
@@ -82,7 +110,7 @@ def cpu_seconds(pid):
         return None
 
 
-def run_player(name, cmd, d, seg, seconds):
+def run_player(name, cmd, d, seg, seconds, published):
     start = time.time()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     out = p.stdout
@@ -97,6 +125,7 @@ def run_player(name, cmd, d, seg, seconds):
     row = int(strip / 2)
     first_at = None
     lat = []
+    pub = []
     frames = []
     times = []
     cpu_last = None
@@ -118,6 +147,9 @@ def run_player(name, cmd, d, seg, seconds):
         times.append(now)
         if newest is not None and now > start + first_at + 2 * seg:  # steady state only
             lat.append((newest - n) / FPS)
+            seen = published.seen.get(n // (FPS * seg))
+            if seen is not None:
+                pub.append(now - seen)
         if now >= end:
             cpu_last = cpu_seconds(p.pid)
             break
@@ -130,6 +162,8 @@ def run_player(name, cmd, d, seg, seconds):
     return {
         "name": name, "first": first_at, "lat_med": statistics.median(lat) if lat else float("nan"),
         "lat_p95": sorted(lat)[int(len(lat) * 0.95) - 1] if len(lat) > 20 else float("nan"),
+        "pub_med": statistics.median(pub) if pub else float("nan"),
+        "pub_p95": sorted(pub)[int(len(pub) * 0.95) - 1] if len(pub) > 20 else float("nan"),
         "frames": len(frames), "skipped": skipped, "p99_interval_ms": p99 * 1000,
         "cpu": (cpu_last / wall * 100) if cpu_last is not None else float("nan"),
     }
@@ -143,7 +177,9 @@ def main():
     ap.add_argument("--sizes", default="640x360,1280x720")
     a = ap.parse_args()
     print(f"lucid: {a.lucid}; {a.seconds:.0f} s per player; {a.segment} s segments; {FPS} fps")
-    print(f"{'size':>9} {'player':<14} {'first frame s':>13} {'latency med s':>13} {'p95 s':>6} "
+    print("latency: 'publish' = time since the frame's segment appeared in the playlist; "
+          "'newest' = newest listed frame minus the frame delivered")
+    print(f"{'size':>9} {'player':<14} {'first s':>7} {'publish med':>11} {'p95':>5} {'newest med':>10} "
           f"{'frames':>6} {'skipped':>7} {'p99 gap ms':>10} {'CPU %':>6}")
     for size in a.sizes.split(","):
         w, h = map(int, size.split("x"))
@@ -151,13 +187,17 @@ def main():
         origin = start_origin(d, w, h, a.segment)
         srv = serve(d)
         url = f"http://127.0.0.1:{srv.server_address[1]}/master.m3u8"
+        published = PublishTimes(d, 10 * a.seconds + 60)
+        ff = ["ffmpeg", "-hide_banner", "-loglevel", "error"]
+        y4m = ["-f", "yuv4mpegpipe", "-pix_fmt", "yuv420p", "-"]
         try:
             results = [
-                run_player("lucid", [a.lucid, "--url", url, "--no-preview", "--pipe", "y4m"], d, a.segment, a.seconds),
-                run_player("ffmpeg -re", ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-i", url,
-                                          "-f", "yuv4mpegpipe", "-pix_fmt", "yuv420p", "-"], d, a.segment, a.seconds),
+                run_player("lucid", [a.lucid, "--url", url, "--no-preview", "--pipe", "y4m"], d, a.segment, a.seconds, published),
+                run_player("ffmpeg -re", ff + ["-re", "-i", url] + y4m, d, a.segment, a.seconds, published),
+                run_player("ffmpeg", ff + ["-i", url] + y4m, d, a.segment, a.seconds, published),
             ]
         finally:
+            published.stop = True
             origin.kill()
             srv.shutdown()
             shutil.rmtree(d, ignore_errors=True)
@@ -165,12 +205,15 @@ def main():
             if "error" in r:
                 print(f"{size:>9} {r['name']:<14} {r['error']}")
                 continue
-            print(f"{size:>9} {r['name']:<14} {r['first']:>13.2f} {r['lat_med']:>13.2f} {r['lat_p95']:>6.2f} "
-                  f"{r['frames']:>6} {r['skipped']:>7} {r['p99_interval_ms']:>10.1f} {r['cpu']:>6.1f}")
-        l, f = results
+            print(f"{size:>9} {r['name']:<14} {r['first']:>7.2f} {r['pub_med']:>11.2f} {r['pub_p95']:>5.2f} "
+                  f"{r['lat_med']:>10.2f} {r['frames']:>6} {r['skipped']:>7} {r['p99_interval_ms']:>10.1f} "
+                  f"{r['cpu']:>6.1f}")
+        l, f = results[0], results[1]
         if "error" not in l and "error" not in f:
-            print(f"{size:>9} ratio lucid/ffmpeg: first frame {l['first'] / f['first']:.2f}, "
-                  f"latency {l['lat_med'] / f['lat_med']:.2f}, CPU {l['cpu'] / f['cpu']:.2f}")
+            goal = 1.25 * a.segment + 0.3
+            print(f"{size:>9} ratio lucid / ffmpeg -re: first frame {l['first'] / f['first']:.2f}, "
+                  f"latency (publish) {l['pub_med'] / f['pub_med']:.2f}, CPU {l['cpu'] / f['cpu']:.2f}; "
+                  f"goal median <= {goal:.2f} s: {'met' if l['pub_med'] <= goal else 'NOT met'}")
         sys.stdout.flush()
 
 

@@ -113,6 +113,7 @@ pub fn run(args: Args) -> Result<()> {
             decode.end,
             info,
             UVec2::new(width, height),
+            args.latency.map(Duration::from_secs_f64),
         ))
         .add_systems(Last, drive_shutdown);
     if let Some(writer) = &writer {

@@ -45,6 +45,11 @@ pub struct Args {
     /// Stop after this many seconds of playback (counted from the first frame shown).
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<f64>,
+
+    /// Target latency behind the live edge of a live HLS stream. Default: one segment
+    /// duration plus 0.5 s.
+    #[arg(long, value_name = "SECONDS")]
+    pub latency: Option<f64>,
 }
 
 /// Formats `--pipe` can write to stdout.
@@ -66,12 +71,14 @@ impl Args {
                 )));
             }
         }
-        if let Some(d) = self.duration
-            && !(d.is_finite() && d > 0.0)
-        {
-            return Err(LucidError::Usage(format!(
-                "--duration must be a positive number of seconds, got {d}"
-            )));
+        for (name, v) in [("--duration", self.duration), ("--latency", self.latency)] {
+            if let Some(d) = v
+                && !(d.is_finite() && d > 0.0 && d < 3600.0)
+            {
+                return Err(LucidError::Usage(format!(
+                    "{name} must be a positive number of seconds, got {d}"
+                )));
+            }
         }
         if let Some(path) = &self.record {
             crate::output::record::container_for(path)?;

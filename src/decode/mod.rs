@@ -18,7 +18,7 @@ pub use frame::{ColorMatrix, FrameReceiver, FrameSender, QueuePolicy, VideoFrame
 
 use crate::error::{LucidError, Result};
 use crate::source::SourceSpec;
-use crate::source::hls::{HlsSource, HlsStream, SegmentReader};
+use crate::source::hls::{HlsSource, HlsStream, LiveEdge, SegmentReader};
 
 /// Frames buffered between decoder and renderer (about a quarter second at 30 fps).
 pub const FRAME_QUEUE: usize = 8;
@@ -40,6 +40,10 @@ pub struct StreamInfo {
     pub live: bool,
     /// The HLS rendition, when the source is HLS.
     pub rendition: Option<String>,
+    /// Where the live edge is, for live HLS.
+    pub live_edge: Option<LiveEdge>,
+    /// The HLS target duration (longest segment), for the default latency target.
+    pub segment_duration: Option<Duration>,
 }
 
 /// How the stream ended, sent once after the last frame.
@@ -129,6 +133,10 @@ fn decode_main(
     info_tx: Sender<Opened>,
     end_tx: Sender<SourceEnd>,
 ) {
+    let (edge, segment_duration) = match &input {
+        InputKind::Hls(s) if s.live => (Some(s.edge.clone()), Some(s.target_duration)),
+        _ => (None, None),
+    };
     let (mut demuxer, live, rendition, hls) = match open_input(&source, input) {
         Ok(v) => v,
         Err(e) => {
@@ -159,6 +167,8 @@ fn decode_main(
         decoder: decoder.describe(),
         live,
         rendition,
+        live_edge: edge,
+        segment_duration,
     };
     info!("decoder: {}", info.decoder);
     if info_tx.send(Ok((info, rx))).is_err() {

@@ -22,20 +22,62 @@ const DEFAULT_STEP: Duration = Duration::from_millis(33);
 const MIN_STEP: Duration = Duration::from_millis(5);
 const MAX_STEP: Duration = Duration::from_millis(200);
 
+/// How the clock steers the distance to the live edge (live HLS only).
+#[derive(Debug, Clone, Copy)]
+pub struct LatencyPolicy {
+    /// Target latency behind the live edge: about one segment plus a margin, or `--latency`.
+    pub base: Duration,
+    /// Added to the target at each stall (Media3 adds 500 ms per rebuffer).
+    pub stall_step: Duration,
+    /// The most stalls may add.
+    pub max_extra: Duration,
+    /// Playback clean for this long lowers the target by `relax_step`.
+    pub relax_after: Duration,
+    /// How much one clean period takes back.
+    pub relax_step: Duration,
+    /// Further behind than target + this: catch up by dropping frames, not by speed.
+    pub catch_up_beyond: Duration,
+}
+
+impl LatencyPolicy {
+    /// The default for a stream with segments of `segment` duration, or the user's target.
+    pub fn for_segments(segment: Duration, user_target: Option<Duration>) -> Self {
+        LatencyPolicy {
+            base: user_target.unwrap_or(segment + Duration::from_millis(500)),
+            stall_step: Duration::from_millis(500),
+            max_extra: Duration::from_secs(6),
+            relax_after: Duration::from_secs(20),
+            relax_step: Duration::from_millis(250),
+            catch_up_beyond: segment.max(Duration::from_secs(1)),
+        }
+    }
+}
+
+/// Playback speed while steering toward the target (hls.js and Media3 stay within a few
+/// percent so the change is invisible).
+const SLOW: f64 = 0.97;
+const FAST: f64 = 1.03;
+/// Steering starts beyond this error and stops within `DEADBAND / 3`.
+const DEADBAND: f64 = 0.15;
+
 /// What one tick of the clock decided.
 #[derive(Debug, Default)]
 pub struct Tick {
     /// The frame to show now, if a new one is due.
     pub show: Option<VideoFrame>,
-    /// Frames that became due in the same tick as a newer one and were skipped.
+    /// Frames skipped: due in the same tick as a newer one, or dropped to catch up.
     pub skipped: u64,
     /// How late the source delivered, when it stalled and the clock re-anchored
     /// (latency grew by this much).
     pub stall: Option<Duration>,
+    /// True when this tick started dropping frames to catch up with the live edge.
+    pub catch_up: bool,
 }
 
-/// Maps stream time to wall time and picks the frame due at each tick.
-#[derive(Debug, Default)]
+/// Maps stream time to wall time and picks the frame due at each tick; on live streams it
+/// also steers the latency toward a target with small speed changes, raises the target
+/// after stalls and lowers it again after clean playback.
+#[derive(Debug)]
 pub struct PresentationClock {
     anchor: Option<(Instant, Duration)>,
     pending: Option<(VideoFrame, Instant)>,
@@ -43,9 +85,39 @@ pub struct PresentationClock {
     last_due: Option<Instant>,
     step: Option<Duration>,
     starved: bool,
+    rate: f64,
+    policy: Option<LatencyPolicy>,
+    target: Duration,
+    last_change: Option<Instant>,
+    latency: Option<Duration>,
+    skip_before: Option<Duration>,
+}
+
+impl Default for PresentationClock {
+    fn default() -> Self {
+        Self::new(None)
+    }
 }
 
 impl PresentationClock {
+    /// A clock; with a policy it steers latency (live HLS), without it only paces.
+    pub fn new(policy: Option<LatencyPolicy>) -> Self {
+        PresentationClock {
+            anchor: None,
+            pending: None,
+            last_pts: None,
+            last_due: None,
+            step: None,
+            starved: false,
+            rate: 1.0,
+            target: policy.map(|p| p.base).unwrap_or_default(),
+            policy,
+            last_change: None,
+            latency: None,
+            skip_before: None,
+        }
+    }
+
     /// True when a frame was taken from the queue but is not due yet.
     pub fn has_pending(&self) -> bool {
         self.pending.is_some()
@@ -56,9 +128,85 @@ impl PresentationClock {
         self.pending.as_ref().map(|(_, due)| *due)
     }
 
+    /// Latency behind the live edge at the last tick, when the stream has one.
+    pub fn latency(&self) -> Option<Duration> {
+        self.latency
+    }
+
+    /// The latency the clock steers toward now.
+    pub fn target(&self) -> Option<Duration> {
+        self.policy.map(|_| self.target)
+    }
+
+    /// Current playback speed (1.0, or a few percent off while steering).
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    fn due(&self, pts: Duration) -> Option<Instant> {
+        let (t0, p0) = self.anchor?;
+        let last = self.last_pts?;
+        if pts < p0 || pts > last + MAX_PTS_JUMP {
+            return None;
+        }
+        Some(t0 + (pts - p0).div_f64(self.rate))
+    }
+
+    /// Steers toward the target given where the live edge is now, in stream time.
+    fn steer(&mut self, now: Instant, edge: Duration) {
+        let (Some(policy), Some(shown)) = (self.policy, self.last_pts) else {
+            return;
+        };
+        let latency = edge.saturating_sub(shown);
+        self.latency = Some(latency);
+        // Clean for a while: take some of the stall margin back.
+        let since = self.last_change.map(|t| now - t).unwrap_or_default();
+        if self.target > policy.base && since >= policy.relax_after {
+            self.target = self
+                .target
+                .saturating_sub(policy.relax_step)
+                .max(policy.base);
+            self.last_change = Some(now);
+        }
+        let error = latency.as_secs_f64() - self.target.as_secs_f64();
+        if error > (policy.catch_up_beyond.as_secs_f64()) && self.skip_before.is_none() {
+            self.skip_before = Some(edge.saturating_sub(self.target));
+            return;
+        }
+        let rate = if error > DEADBAND {
+            FAST
+        } else if error < -DEADBAND {
+            SLOW
+        } else if error.abs() < DEADBAND / 3.0 {
+            1.0
+        } else {
+            self.rate
+        };
+        if rate != self.rate {
+            // Re-anchor at the frame on screen so the new speed applies from here.
+            if let (Some(t), Some(p)) = (self.last_due, self.last_pts) {
+                self.anchor = Some((t, p));
+            }
+            self.rate = rate;
+            if let Some((frame, _)) = self.pending.take() {
+                let due = self.due(frame.pts).unwrap_or(now);
+                self.pending = Some((frame, due));
+            }
+        }
+    }
+
     /// Takes every frame that is due at `now`, shows the newest of them and skips the rest.
-    pub fn tick(&mut self, now: Instant, frames: &Receiver<VideoFrame>) -> Tick {
+    /// `edge` is the live edge in stream time now, for live streams.
+    pub fn tick(
+        &mut self,
+        now: Instant,
+        frames: &Receiver<VideoFrame>,
+        edge: Option<Duration>,
+    ) -> Tick {
         let mut tick = Tick::default();
+        if let Some(edge) = edge {
+            self.steer(now, edge);
+        }
         loop {
             let frame = match self.pending.take() {
                 Some((f, _)) => f,
@@ -70,13 +218,24 @@ impl PresentationClock {
                     }
                 },
             };
-            let due = match (self.anchor, self.last_pts) {
-                (Some((t0, p0)), Some(last))
-                    if frame.pts >= p0 && frame.pts <= last + MAX_PTS_JUMP =>
-                {
-                    t0 + (frame.pts - p0)
+            if let Some(until) = self.skip_before {
+                if frame.pts < until {
+                    // Catching up: drop without showing, as fast as the decoder delivers.
+                    if !tick.catch_up {
+                        tick.catch_up = true;
+                    }
+                    tick.skipped += 1;
+                    self.last_pts = Some(frame.pts);
+                    continue;
                 }
-                _ => {
+                // Caught up: this frame starts the timeline again, now.
+                self.skip_before = None;
+                self.anchor = Some((now, frame.pts));
+                self.last_pts = Some(frame.pts);
+            }
+            let due = match self.due(frame.pts) {
+                Some(due) => due,
+                None => {
                     // First frame, or a discontinuity: this frame starts a new timeline,
                     // one frame after the previous one so that one still gets its slot.
                     let start = match self.last_due {
@@ -92,9 +251,16 @@ impl PresentationClock {
                 break;
             }
             if self.starved && now - due > LATE_TOLERANCE && tick.show.is_none() {
-                // The source delivered late: play on from here rather than rush to catch up.
+                // The source delivered late: play on from here rather than rush to catch up,
+                // and keep more margin from now on.
                 self.anchor = Some((now, frame.pts));
                 tick.stall = Some(now - due);
+                if let Some(p) = self.policy
+                    && self.last_pts.is_some()
+                {
+                    self.target = (self.target + p.stall_step).min(p.base + p.max_extra);
+                    self.last_change = Some(now);
+                }
             }
             self.starved = false;
             if let Some(last) = self.last_pts
@@ -104,6 +270,9 @@ impl PresentationClock {
             }
             self.last_pts = Some(frame.pts);
             self.last_due = Some(due);
+            if self.last_change.is_none() {
+                self.last_change = Some(now);
+            }
             if tick.show.replace(frame).is_some() {
                 tick.skipped += 1;
             }
@@ -140,23 +309,23 @@ mod tests {
         }
         let t0 = Instant::now();
         let mut clock = PresentationClock::default();
-        assert_eq!(clock.tick(t0, &rx).show.unwrap().index, 0);
+        assert_eq!(clock.tick(t0, &rx, None).show.unwrap().index, 0);
         assert!(
             clock
-                .tick(t0 + Duration::from_millis(39), &rx)
+                .tick(t0 + Duration::from_millis(39), &rx, None)
                 .show
                 .is_none()
         );
         assert_eq!(
             clock
-                .tick(t0 + Duration::from_millis(40), &rx)
+                .tick(t0 + Duration::from_millis(40), &rx, None)
                 .show
                 .unwrap()
                 .index,
             1
         );
         // A slow renderer that wakes late shows the newest due frame and counts the rest.
-        let t = clock.tick(t0 + Duration::from_millis(170), &rx);
+        let t = clock.tick(t0 + Duration::from_millis(170), &rx, None);
         assert_eq!(t.show.unwrap().index, 4);
         assert_eq!(t.skipped, 2);
         assert!(t.stall.is_none());
@@ -168,11 +337,11 @@ mod tests {
         tx.send(frame(0, 0)).unwrap();
         let t0 = Instant::now();
         let mut clock = PresentationClock::default();
-        assert!(clock.tick(t0, &rx).show.is_some());
+        assert!(clock.tick(t0, &rx, None).show.is_some());
         // The queue runs dry; the next segment arrives 1 s late, all at once.
         assert!(
             clock
-                .tick(t0 + Duration::from_millis(100), &rx)
+                .tick(t0 + Duration::from_millis(100), &rx, None)
                 .show
                 .is_none()
         );
@@ -180,7 +349,7 @@ mod tests {
             tx.send(frame(i, i * 40)).unwrap();
         }
         let late = t0 + Duration::from_millis(1040);
-        let t = clock.tick(late, &rx);
+        let t = clock.tick(late, &rx, None);
         assert_eq!(t.stall, Some(Duration::from_millis(1000)));
         assert_eq!(
             t.show.unwrap().index,
@@ -189,13 +358,13 @@ mod tests {
         );
         assert!(
             clock
-                .tick(late + Duration::from_millis(20), &rx)
+                .tick(late + Duration::from_millis(20), &rx, None)
                 .show
                 .is_none()
         );
         assert_eq!(
             clock
-                .tick(late + Duration::from_millis(40), &rx)
+                .tick(late + Duration::from_millis(40), &rx, None)
                 .show
                 .unwrap()
                 .index,
@@ -210,14 +379,123 @@ mod tests {
         tx.send(frame(1, 60_000)).unwrap();
         let t0 = Instant::now();
         let mut clock = PresentationClock::default();
-        let first = clock.tick(t0, &rx);
+        let first = clock.tick(t0, &rx, None);
         assert_eq!(
             first.show.unwrap().index,
             0,
             "the frame before the jump keeps its slot"
         );
         assert_eq!(first.skipped, 0);
-        let t = clock.tick(t0 + Duration::from_millis(40), &rx);
+        let t = clock.tick(t0 + Duration::from_millis(40), &rx, None);
         assert_eq!(t.show.unwrap().index, 1, "not held back for a minute");
+    }
+
+    fn live_policy() -> LatencyPolicy {
+        LatencyPolicy::for_segments(Duration::from_secs(2), None)
+    }
+
+    #[test]
+    fn steers_toward_the_target_with_small_speed_changes() {
+        let (tx, rx) = unbounded();
+        for i in 0..200 {
+            tx.send(frame(i, i * 40)).unwrap();
+        }
+        let t0 = Instant::now();
+        let mut clock = PresentationClock::new(Some(live_policy()));
+        assert_eq!(clock.target(), Some(Duration::from_millis(2500)));
+        clock.tick(t0, &rx, Some(Duration::from_secs(2)));
+        // 2.0 s behind a 2.5 s target: slow down a little, never stop.
+        clock.tick(
+            t0 + Duration::from_millis(40),
+            &rx,
+            Some(Duration::from_millis(2040)),
+        );
+        assert_eq!(clock.rate(), SLOW);
+        assert_eq!(clock.latency(), Some(Duration::from_millis(2040)));
+        // 3.0 s behind: speed up a little.
+        let t = t0 + Duration::from_millis(1000);
+        clock.tick(
+            t,
+            &rx,
+            Some(clock.last_pts.unwrap() + Duration::from_secs(3)),
+        );
+        assert_eq!(clock.rate(), FAST);
+        // On target: normal speed.
+        let t = t + Duration::from_millis(1000);
+        clock.tick(
+            t,
+            &rx,
+            Some(clock.last_pts.unwrap() + Duration::from_millis(2500)),
+        );
+        assert_eq!(clock.rate(), 1.0);
+    }
+
+    #[test]
+    fn far_behind_the_edge_it_drops_frames_to_catch_up_instead_of_bursting() {
+        let (tx, rx) = unbounded();
+        for i in 0..300 {
+            tx.send(frame(i, i * 40)).unwrap();
+        }
+        let t0 = Instant::now();
+        let mut clock = PresentationClock::new(Some(live_policy()));
+        clock.tick(t0, &rx, Some(Duration::from_secs(2)));
+        // The edge is suddenly 8 s ahead of the frame on screen (2.5 s target).
+        let t = clock.tick(
+            t0 + Duration::from_millis(40),
+            &rx,
+            Some(Duration::from_secs(8)),
+        );
+        assert!(t.catch_up);
+        let shown = t
+            .show
+            .expect("the first frame at the new position is shown at once");
+        assert_eq!(
+            shown.pts,
+            Duration::from_millis(5520),
+            "8 s - 2.5 s, on a frame boundary"
+        );
+        assert_eq!(t.skipped, 137, "frames 1..=137 were dropped, none shown");
+        // And paced normally afterwards.
+        assert!(
+            clock
+                .tick(
+                    t0 + Duration::from_millis(60),
+                    &rx,
+                    Some(Duration::from_secs(8))
+                )
+                .show
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn stalls_raise_the_target_and_clean_playback_lowers_it() {
+        let (tx, rx) = unbounded();
+        tx.send(frame(0, 0)).unwrap();
+        let t0 = Instant::now();
+        let mut clock = PresentationClock::new(Some(live_policy()));
+        clock.tick(t0, &rx, Some(Duration::from_millis(2500)));
+        clock.tick(
+            t0 + Duration::from_millis(100),
+            &rx,
+            Some(Duration::from_millis(2600)),
+        );
+        tx.send(frame(1, 40)).unwrap();
+        let t = clock.tick(t0 + Duration::from_secs(1), &rx, None);
+        assert!(t.stall.is_some());
+        assert_eq!(clock.target(), Some(Duration::from_secs(3)));
+        // 20 s later without a stall, a quarter second comes back.
+        for i in 2..600 {
+            tx.send(frame(i, i * 40)).unwrap();
+        }
+        let resumed = clock.tick(t0 + Duration::from_millis(1040), &rx, None);
+        assert!(resumed.show.is_some() && resumed.stall.is_none());
+        let later = t0 + Duration::from_secs(22);
+        clock.tick(
+            later,
+            &rx,
+            Some(clock.last_pts.unwrap() + Duration::from_secs(3)),
+        );
+        assert_eq!(clock.target(), Some(Duration::from_millis(2750)));
     }
 }

@@ -19,7 +19,8 @@ use tracing::{info, warn};
 
 use crate::decode::{FrameReceiver, SourceEnd, StreamInfo, VideoFrame, frame::chroma_size};
 use crate::lifecycle::Lifecycle;
-use clock::PresentationClock;
+use crate::source::hls::LiveEdge;
+use clock::{LatencyPolicy, PresentationClock};
 use material::YuvMaterial;
 
 /// System sets other plugins order themselves against.
@@ -97,11 +98,23 @@ pub struct PlaybackStats {
     pub stalls: u64,
     /// Texture sets created (1 + resolution changes).
     pub texture_allocations: u64,
+    /// Latency behind the live edge at the last update (live HLS).
+    pub latency: Option<Duration>,
+    /// The latency the clock steers toward.
+    pub latency_target: Option<Duration>,
+    /// Times the clock dropped frames to catch up with the live edge.
+    pub catch_ups: u64,
+    /// When the last frame was presented.
+    pub last_frame_at: Option<Instant>,
     last_log: Option<(Instant, u64)>,
 }
 
 #[derive(Resource, Default)]
 struct Clock(PresentationClock);
+
+/// The live edge of a live HLS stream, for latency steering.
+#[derive(Resource, Default)]
+struct LiveEdgeSource(Option<LiveEdge>);
 
 /// When the next video frame is due, for runners that sleep between frames
 /// (see [`crate::headless`]). `None` while the decoder has not delivered it yet.
@@ -123,20 +136,24 @@ pub struct VideoPlugin {
     feed: Mutex<Option<(FrameReceiver, Receiver<SourceEnd>)>>,
     info: StreamInfo,
     output_size: UVec2,
+    latency: Option<Duration>,
 }
 
 impl VideoPlugin {
     /// A plugin for one stream, rendering at `output_size`.
+    /// `latency` overrides the default latency target (live HLS only).
     pub fn new(
         frames: FrameReceiver,
         end: Receiver<SourceEnd>,
         info: StreamInfo,
         output_size: UVec2,
+        latency: Option<Duration>,
     ) -> Self {
         VideoPlugin {
             feed: Mutex::new(Some((frames, end))),
             info,
             output_size,
+            latency,
         }
     }
 }
@@ -150,6 +167,12 @@ impl Plugin for VideoPlugin {
             .take()
             .expect("VideoPlugin is added once");
         material::register_shader(app);
+        let policy = self.info.live_edge.as_ref().map(|_| {
+            LatencyPolicy::for_segments(
+                self.info.segment_duration.unwrap_or(Duration::from_secs(2)),
+                self.latency,
+            )
+        });
         app.add_plugins(Material2dPlugin::<YuvMaterial>::default())
             .add_message::<FramePresented>()
             .insert_resource(VideoFeed {
@@ -159,7 +182,8 @@ impl Plugin for VideoPlugin {
             })
             .insert_resource(StreamSize(UVec2::new(self.info.width, self.info.height)))
             .insert_resource(CanvasSize(self.output_size))
-            .init_resource::<Clock>()
+            .insert_resource(Clock(PresentationClock::new(policy)))
+            .insert_resource(LiveEdgeSource(self.info.live_edge.clone()))
             .init_resource::<NextFrameDue>()
             .init_resource::<PlaybackStats>()
             .add_systems(Startup, setup_canvas)
@@ -290,6 +314,7 @@ fn present_due_frame(
     mut warmup: Local<u32>,
     lifecycle: Res<Lifecycle>,
     feed: Res<VideoFeed>,
+    edge: Res<LiveEdgeSource>,
     mut clock: ResMut<Clock>,
     mut stats: ResMut<PlaybackStats>,
     texture: Option<ResMut<VideoTexture>>,
@@ -317,8 +342,18 @@ fn present_due_frame(
         *warmup += 1;
         return;
     }
-    let tick = clock.0.tick(Instant::now(), &feed.frames.rx);
+    let tick = clock.0.tick(
+        Instant::now(),
+        &feed.frames.rx,
+        edge.0.as_ref().and_then(LiveEdge::now),
+    );
     stats.skipped += tick.skipped;
+    stats.latency = clock.0.latency();
+    stats.latency_target = clock.0.target();
+    if tick.catch_up {
+        stats.catch_ups += 1;
+        warn!("more than a segment behind the live edge; dropping frames to catch up");
+    }
     if let Some(late) = tick.stall {
         stats.stalls += 1;
         warn!(
@@ -345,6 +380,7 @@ fn present_due_frame(
     let number = stats.presented;
     stats.presented += 1;
     stats.first_frame_at.get_or_insert_with(Instant::now);
+    stats.last_frame_at = Some(Instant::now());
     presented.write(FramePresented { number, pts });
 }
 

@@ -61,8 +61,60 @@ pub struct HlsStream {
     pub fmp4: bool,
     /// Segment bytes in playback order, ending when the stream ends or fails.
     pub reader: SegmentReader,
+    /// The live edge, for latency control (also set for VOD, where nothing steers by it).
+    pub edge: LiveEdge,
+    /// EXT-X-TARGETDURATION: the longest segment.
+    pub target_duration: Duration,
     /// The network thread.
     pub thread: JoinHandle<()>,
+}
+
+/// Where the live edge is, in the stream time the decoder gives frames (0 = the first frame
+/// played): the end of the newest segment the playlist lists, and when it was first listed.
+/// Shared by the network thread (writer) and the presentation clock (reader).
+#[derive(Debug, Clone, Default)]
+pub struct LiveEdge(Arc<Mutex<Option<EdgeSample>>>);
+
+#[derive(Debug, Clone, Copy)]
+struct EdgeSample {
+    end: Duration,
+    seen_at: Instant,
+    segment: Duration,
+}
+
+impl LiveEdge {
+    /// The live edge now: the newest segment's end, advanced by the time since it appeared
+    /// (publishing runs in real time), but by at most one segment, so an outage does not
+    /// make the edge run away.
+    pub fn now(&self) -> Option<Duration> {
+        let s = (*self.0.lock().ok()?)?;
+        Some(s.end + s.seen_at.elapsed().min(s.segment))
+    }
+
+    /// Records the newest segment's end. It only moves forward, unless `rebase` (after a
+    /// timeline break, positions before it no longer apply).
+    fn update(&self, end: Duration, segment: Duration, rebase: bool) {
+        if let Ok(mut slot) = self.0.lock() {
+            let newer = rebase || slot.is_none_or(|s| end > s.end);
+            if newer {
+                *slot = Some(EdgeSample {
+                    end,
+                    seen_at: Instant::now(),
+                    segment,
+                });
+            }
+        }
+    }
+
+    /// A skipped segment never reaches the timeline: everything after it is that much
+    /// earlier in stream time.
+    fn shift_back(&self, by: Duration) {
+        if let Ok(mut slot) = self.0.lock()
+            && let Some(s) = slot.as_mut()
+        {
+            s.end = s.end.saturating_sub(by);
+        }
+    }
 }
 
 /// What the network thread sends the decoder.
@@ -212,6 +264,8 @@ impl HlsSource {
         let fmp4 = media.segments.iter().any(|s| s.map.is_some());
         let (tx, rx) = bounded(SEGMENT_QUEUE);
         let reader = SegmentReader::new(rx);
+        let edge = LiveEdge::default();
+        let target_duration = Duration::from_secs(media.target_duration.max(1));
         let worker = NetworkThread {
             http: self.clone(),
             url: media_url,
@@ -220,6 +274,8 @@ impl HlsSource {
             failure: reader.failure.clone(),
             loaded_map: None,
             sent_any: false,
+            edge: edge.clone(),
+            sent_end: Duration::ZERO,
         };
         let thread = std::thread::Builder::new()
             .name("lucid-hls".into())
@@ -230,6 +286,8 @@ impl HlsSource {
             live,
             fmp4,
             reader,
+            edge,
+            target_duration,
             thread,
         })
     }
@@ -359,6 +417,10 @@ struct NetworkThread {
     loaded_map: Option<MapKey>,
     /// False until the first media segment went out (a break before it means nothing).
     sent_any: bool,
+    edge: LiveEdge,
+    /// Stream time at the end of the last segment sent (skipped segments do not count:
+    /// the decoder carries time on across a break).
+    sent_end: Duration,
 }
 
 /// A live playlist that does not load for this long has failed for good.
@@ -394,6 +456,7 @@ impl NetworkThread {
             let restarted = previous_first.is_some_and(|p| first_seq < p)
                 || (next_seq > last_seq + 3 && !media.segments.is_empty());
             previous_first = Some(first_seq);
+            let rebase = restarted || next_seq < first_seq;
             if restarted {
                 info!("media sequence restarted at {first_seq}: new session, following it");
                 next_seq = first_seq + playlist::start_index(&media) as u64;
@@ -410,6 +473,18 @@ impl NetworkThread {
                     return Ok(());
                 }
             }
+            let unsent: f64 = media
+                .segments
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| media.media_sequence + *i as u64 >= next_seq)
+                .map(|(_, s)| s.duration as f64)
+                .sum();
+            self.edge.update(
+                self.sent_end + Duration::from_secs_f64(unsent),
+                Duration::from_secs(media.target_duration.max(1)),
+                rebase,
+            );
             let before = next_seq;
             if !self.fetch_new_segments(&media, &mut next_seq)? {
                 return Ok(()); // the decoder went away
@@ -505,9 +580,12 @@ impl NetworkThread {
                         return Ok(false);
                     }
                     self.sent_any = true;
+                    self.sent_end += Duration::from_secs_f64(seg.duration.max(0.0) as f64);
                 }
                 Err(e) => {
                     warn!("skipping segment {seq}: {e}");
+                    self.edge
+                        .shift_back(Duration::from_secs_f64(seg.duration.max(0.0) as f64));
                     // What follows is later than what came before: a new timeline.
                     if !self.send_break()? {
                         return Ok(false);

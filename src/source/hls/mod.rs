@@ -4,5 +4,5 @@
 mod client;
 pub mod playlist;
 
-pub use client::{Chunk, HlsSource, HlsStream, RetryPolicy, SegmentReader};
+pub use client::{Chunk, HlsSource, HlsStream, LiveEdge, RetryPolicy, SegmentReader};
 pub use playlist::Rendition;
