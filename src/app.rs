@@ -18,6 +18,7 @@ use crate::lifecycle::Lifecycle;
 use crate::output::{FrameSink, OutputConfig, OutputPlugin, OutputWriter, record};
 use crate::preview::PreviewPlugin;
 use crate::source::SourceSpec;
+use crate::status::StatusPlugin;
 use crate::video::{PlaybackStats, VideoFeed, VideoPlugin};
 
 /// How long a stop waits for frames already rendered to reach the outputs.
@@ -32,6 +33,7 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(path) = &args.record {
         record::check_writable(path)?;
     }
+    let status = StatusPlugin::new(args.stats_json.as_deref())?;
 
     let spec = SourceSpec::resolve(args.url.as_deref());
     info!("source: {}", spec.display_name());
@@ -115,6 +117,7 @@ pub fn run(args: Args) -> Result<()> {
             UVec2::new(width, height),
             args.latency.map(Duration::from_secs_f64),
         ))
+        .add_plugins(status)
         .add_systems(Last, drive_shutdown);
     if let Some(writer) = &writer {
         app.add_plugins(OutputPlugin::new(writer));
@@ -181,7 +184,12 @@ fn drive_shutdown(
     if !lifecycle.stopping() {
         return;
     }
-    let since = *stop_seen.get_or_insert_with(Instant::now);
+    // Exit one update after the stop is seen at the earliest, so every system (the status
+    // line's final report, readback requests) sees the stopping state once.
+    let Some(since) = *stop_seen else {
+        *stop_seen = Some(Instant::now());
+        return;
+    };
     let pending = sink.map(|s| s.pending()).unwrap_or(0);
     if pending == 0 || since.elapsed() > DRAIN_TIMEOUT {
         if pending > 0 {

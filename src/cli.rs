@@ -46,6 +46,10 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<f64>,
 
+    /// Append one JSON object per second (state, fps, latency, drops, decoder) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub stats_json: Option<PathBuf>,
+
     /// Target latency behind the live edge of a live HLS stream. Default: one segment
     /// duration plus 0.5 s.
     #[arg(long, value_name = "SECONDS")]

@@ -17,6 +17,7 @@ pub mod logging;
 pub mod output;
 pub mod preview;
 pub mod source;
+pub mod status;
 pub mod video;
 
 pub use error::{LucidError, Result};

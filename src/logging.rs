@@ -1,6 +1,29 @@
 //! Logging goes to stderr, always: stdout belongs to `--pipe`.
 
+use std::io::{IsTerminal, Write};
+
 use tracing_subscriber::EnvFilter;
+
+/// stderr for one log line. On a terminal it first clears the line, where the status line
+/// (see [`crate::status`]) may stand without a newline.
+struct StderrLine {
+    tty: bool,
+}
+
+impl Write for StderrLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            err.write_all(b"\r\x1b[2K")?;
+            self.tty = false; // once per event
+        }
+        err.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
 
 /// Default filter: Lucid at info, the GPU stack only when something is wrong.
 const DEFAULT_FILTER: &str = "info,wgpu=error,wgpu_core=error,wgpu_hal=error,naga=warn,bevy_render=warn,bevy_winit=warn,bevy_app=warn,bevy_asset=warn";
@@ -9,9 +32,10 @@ const DEFAULT_FILTER: &str = "info,wgpu=error,wgpu_core=error,wgpu_hal=error,nag
 pub fn init() {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let tty = std::io::stderr().is_terminal();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(move || StderrLine { tty })
         .with_target(false)
         .with_timer(tracing_subscriber::fmt::time::uptime())
         .try_init();

@@ -122,6 +122,53 @@ fn vod_plays_to_the_end_and_exits_zero() {
 }
 
 #[test]
+fn status_line_and_stats_json_report_live_playback() {
+    let live = LiveOrigin::start(OriginOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let stats = temp_path(&dir, "stats.jsonl");
+    let out = run_with_limit(
+        lucid()
+            .args([
+                "--url",
+                &live.master_url(),
+                "--no-preview",
+                "--duration",
+                "4",
+            ])
+            .arg("--stats-json")
+            .arg(&stats),
+        LIMIT,
+    );
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "stderr:\n{err}");
+    assert!(err.contains("status: playing | 640x360 (640x360"), "{err}");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&stats)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert!(
+        (4..=7).contains(&lines.len()),
+        "about one a second: {lines:?}"
+    );
+    let steady = &lines[2];
+    assert_eq!(steady["state"], "playing");
+    let fps = steady["fps"].as_f64().unwrap();
+    assert!((25.0..=35.0).contains(&fps), "fps {fps}");
+    let latency = steady["latency_s"]
+        .as_f64()
+        .expect("live HLS reports latency");
+    assert!((0.5..=4.0).contains(&latency), "latency {latency}");
+    assert_eq!(
+        steady["latency_target_s"].as_f64(),
+        Some(1.5),
+        "1 s segments + 0.5 s"
+    );
+    assert!(steady["decoder"].as_str().unwrap().starts_with("h264"));
+    assert_eq!(lines.last().unwrap()["state"], "ended");
+}
+
+#[test]
 fn fmp4_segments_play() {
     let vod = LiveOrigin::start(OriginOptions {
         vod_seconds: Some(2.0),

@@ -66,7 +66,16 @@ impl VideoFeed {
     pub fn dropped(&self) -> u64 {
         self.frames.dropped()
     }
+
+    /// True once the source said it ended (its last frames may still be queued).
+    pub fn ended(&self) -> bool {
+        self.ended.is_some()
+    }
 }
+
+/// What the stream is, as the decode thread described it when it opened.
+#[derive(Resource, Debug, Clone)]
+pub struct StreamDescription(pub StreamInfo);
 
 /// The textures the current frame lives in. Replaced only when the resolution changes.
 #[derive(Resource, Debug)]
@@ -106,7 +115,6 @@ pub struct PlaybackStats {
     pub catch_ups: u64,
     /// When the last frame was presented.
     pub last_frame_at: Option<Instant>,
-    last_log: Option<(Instant, u64)>,
 }
 
 #[derive(Resource, Default)]
@@ -184,6 +192,7 @@ impl Plugin for VideoPlugin {
             .insert_resource(CanvasSize(self.output_size))
             .insert_resource(Clock(PresentationClock::new(policy)))
             .insert_resource(LiveEdgeSource(self.info.live_edge.clone()))
+            .insert_resource(StreamDescription(self.info.clone()))
             .init_resource::<NextFrameDue>()
             .init_resource::<PlaybackStats>()
             .add_systems(Startup, setup_canvas)
@@ -192,7 +201,6 @@ impl Plugin for VideoPlugin {
                 (
                     present_due_frame.in_set(VideoSystems::Present),
                     watch_source_end,
-                    log_stats,
                 )
                     .chain(),
             );
@@ -458,26 +466,6 @@ fn watch_source_end(
             SourceEnd::Failed(e) => lifecycle.fail(e),
         }
     }
-}
-
-const STATS_EVERY: Duration = Duration::from_secs(5);
-
-fn log_stats(mut stats: ResMut<PlaybackStats>, feed: Res<VideoFeed>) {
-    let now = Instant::now();
-    let presented = stats.presented;
-    let (since, count) = *stats.last_log.get_or_insert((now, presented));
-    if now - since < STATS_EVERY {
-        return;
-    }
-    let fps = (stats.presented - count) as f64 / (now - since).as_secs_f64();
-    info!(
-        "playing: {fps:.1} fps, {} frames shown, {} skipped, {} dropped in queue, {} stalls",
-        stats.presented,
-        stats.skipped,
-        feed.frames.dropped(),
-        stats.stalls
-    );
-    stats.last_log = Some((now, stats.presented));
 }
 
 #[cfg(test)]

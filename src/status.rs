@@ -1,0 +1,220 @@
+//! What a person (or a monitoring script) can see while Lucid runs: one status line on
+//! stderr, rewritten in place on a terminal, and `--stats-json` lines, one per second.
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bevy::prelude::*;
+use serde::Serialize;
+use tracing::warn;
+
+use crate::error::{LucidError, Result};
+use crate::lifecycle::Lifecycle;
+use crate::video::{PlaybackStats, StreamDescription, VideoFeed, VideoTexture};
+
+/// How often the snapshot is taken (and the JSON line written).
+const EVERY: Duration = Duration::from_secs(1);
+/// Without a terminal, a plain line this often (a line a second would drown the log).
+const PLAIN_EVERY: Duration = Duration::from_secs(5);
+
+/// Playback state as the status line names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlaybackState {
+    /// Opened, no frame shown yet.
+    Buffering,
+    /// Frames arrive on time.
+    Playing,
+    /// No new frame for longer than a few frame durations.
+    Stalled,
+    /// Stopping: end of stream, `--duration`, a signal or an error.
+    Ended,
+}
+
+/// One status sample: the status line and one `--stats-json` object.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusSnapshot {
+    /// Seconds since Lucid started.
+    pub uptime_s: f64,
+    /// Playback state.
+    pub state: PlaybackState,
+    /// The input.
+    pub source: String,
+    /// The HLS rendition played, if any.
+    pub rendition: Option<String>,
+    /// Which decoder runs.
+    pub decoder: String,
+    /// Current video size.
+    pub width: u32,
+    /// Current video size.
+    pub height: u32,
+    /// Frames presented per second over the last interval.
+    pub fps: f64,
+    /// Frames presented in total.
+    pub presented: u64,
+    /// Frames skipped by the presentation clock (late, or dropped to catch up).
+    pub skipped: u64,
+    /// Frames dropped in the decoder queue.
+    pub dropped: u64,
+    /// Source stalls.
+    pub stalls: u64,
+    /// Latency behind the live edge, seconds (live HLS).
+    pub latency_s: Option<f64>,
+    /// The latency being steered toward, seconds (live HLS).
+    pub latency_target_s: Option<f64>,
+}
+
+impl StatusSnapshot {
+    /// The human form, one line.
+    pub fn line(&self) -> String {
+        let latency = match (self.latency_s, self.latency_target_s) {
+            (Some(l), Some(t)) => format!(" | latency {l:.2}s (target {t:.1}s)"),
+            _ => String::new(),
+        };
+        format!(
+            "{:?} | {}x{}{} | {:.1} fps | {} shown, {} skipped, {} dropped, {} stalls{} | {}",
+            self.state,
+            self.width,
+            self.height,
+            self.rendition
+                .as_ref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default(),
+            self.fps,
+            self.presented,
+            self.skipped,
+            self.dropped,
+            self.stalls,
+            latency,
+            self.decoder
+        )
+        .to_lowercase()
+    }
+}
+
+/// Writes the status line and, when asked, the JSON lines.
+pub struct StatusPlugin {
+    json: std::sync::Mutex<Option<BufWriter<File>>>,
+}
+
+impl StatusPlugin {
+    /// `stats_json`: the file to append JSON lines to (created if missing).
+    pub fn new(stats_json: Option<&Path>) -> Result<Self> {
+        let json = match stats_json {
+            Some(path) => Some(BufWriter::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| LucidError::Output {
+                        path: path.to_path_buf(),
+                        reason: e.to_string(),
+                    })?,
+            )),
+            None => None,
+        };
+        Ok(StatusPlugin {
+            json: std::sync::Mutex::new(json),
+        })
+    }
+}
+
+#[derive(Resource)]
+struct StatusOutput {
+    json: Option<BufWriter<File>>,
+    tty: bool,
+    started: Instant,
+    last: Option<(Instant, u64)>,
+    last_plain: Option<Instant>,
+    final_written: bool,
+}
+
+impl Plugin for StatusPlugin {
+    fn build(&self, app: &mut App) {
+        let json = self.json.lock().expect("plugin mutex").take();
+        app.insert_resource(StatusOutput {
+            json,
+            tty: std::io::stderr().is_terminal(),
+            started: Instant::now(),
+            last: None,
+            last_plain: None,
+            final_written: false,
+        })
+        .add_systems(Last, report_status);
+    }
+}
+
+fn report_status(
+    mut out: ResMut<StatusOutput>,
+    stats: Res<PlaybackStats>,
+    feed: Res<VideoFeed>,
+    stream: Res<StreamDescription>,
+    texture: Option<Res<VideoTexture>>,
+    lifecycle: Res<Lifecycle>,
+) {
+    let now = Instant::now();
+    let (since, count) = *out.last.get_or_insert((now, stats.presented));
+    let stopping = lifecycle.stopping();
+    if (now - since < EVERY && !stopping) || out.final_written {
+        return;
+    }
+    out.final_written = stopping;
+    let elapsed = (now - since).as_secs_f64().max(1e-3);
+    let fps = (stats.presented - count) as f64 / elapsed;
+    out.last = Some((now, stats.presented));
+    let frame_time = 1.0 / stream.0.frame_rate.unwrap_or(30.0);
+    let state = if lifecycle.stopping() {
+        PlaybackState::Ended
+    } else if stats.presented == 0 {
+        PlaybackState::Buffering
+    } else if stats
+        .last_frame_at
+        .is_some_and(|t| (now - t).as_secs_f64() > (3.0 * frame_time).max(0.5))
+    {
+        PlaybackState::Stalled
+    } else {
+        PlaybackState::Playing
+    };
+    let size = texture
+        .map(|t| t.size)
+        .unwrap_or(UVec2::new(stream.0.width, stream.0.height));
+    let snap = StatusSnapshot {
+        uptime_s: (now - out.started).as_secs_f64(),
+        state,
+        source: stream.0.source.clone(),
+        rendition: stream.0.rendition.clone(),
+        decoder: stream.0.decoder.clone(),
+        width: size.x,
+        height: size.y,
+        fps,
+        presented: stats.presented,
+        skipped: stats.skipped,
+        dropped: feed.dropped(),
+        stalls: stats.stalls,
+        latency_s: stats.latency.map(|d| d.as_secs_f64()),
+        latency_target_s: stats.latency_target.map(|d| d.as_secs_f64()),
+    };
+    if let Some(json) = out.json.as_mut() {
+        let written = serde_json::to_writer(&mut *json, &snap)
+            .map_err(std::io::Error::from)
+            .and_then(|()| json.write_all(b"\n"))
+            .and_then(|()| json.flush());
+        if let Err(e) = written {
+            warn!("--stats-json: {e}; no more stats will be written");
+            out.json = None;
+        }
+    }
+    let mut err = std::io::stderr().lock();
+    if out.tty {
+        // In place: the logger clears this line before printing a log line over it.
+        let _ = write!(err, "\r\x1b[2K{}", snap.line());
+        if lifecycle.stopping() {
+            let _ = writeln!(err);
+        }
+    } else if out.last_plain.is_none_or(|t| now - t >= PLAIN_EVERY) || lifecycle.stopping() {
+        out.last_plain = Some(now);
+        let _ = writeln!(err, "status: {}", snap.line());
+    }
+}
