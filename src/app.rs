@@ -41,6 +41,7 @@ pub fn run(args: Args) -> Result<()> {
         &spec,
         DecodeOptions {
             force_cpu: args.force_cpu,
+            wait: Duration::from_secs_f64(args.wait),
         },
         lifecycle.stop_flag(),
     )?;

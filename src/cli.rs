@@ -46,6 +46,11 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<f64>,
 
+    /// How long to wait for a stream that is not live yet (404, empty playlist, "stream
+    /// open failed"), retrying with backoff; also how long an outage may last.
+    #[arg(long, value_name = "SECONDS", default_value_t = 180.0)]
+    pub wait: f64,
+
     /// Append one JSON object per second (state, fps, latency, drops, decoder) to FILE.
     #[arg(long, value_name = "FILE")]
     pub stats_json: Option<PathBuf>,
@@ -75,7 +80,11 @@ impl Args {
                 )));
             }
         }
-        for (name, v) in [("--duration", self.duration), ("--latency", self.latency)] {
+        for (name, v) in [
+            ("--duration", self.duration),
+            ("--latency", self.latency),
+            ("--wait", Some(self.wait)),
+        ] {
             if let Some(d) = v
                 && !(d.is_finite() && d > 0.0 && d < 3600.0)
             {

@@ -36,6 +36,7 @@ pub fn init() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(move || StderrLine { tty })
+        .with_ansi(tty)
         .with_target(false)
         .with_timer(tracing_subscriber::fmt::time::uptime())
         .try_init();

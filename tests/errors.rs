@@ -51,13 +51,21 @@ fn playlist_that_stays_404() {
     let dir = tempfile::tempdir().unwrap();
     let origin = Origin::serve(dir.path());
     let out = run_with_limit(
-        lucid().args(["--url", &origin.url("live/index.m3u8"), "--no-preview"]),
+        lucid().args([
+            "--url",
+            &origin.url("live/index.m3u8"),
+            "--no-preview",
+            "--wait",
+            "3",
+        ]),
         LIMIT,
     );
+    // Polls at 0, 0.5, 1.5 and 3 s: --wait bounds the retry.
     assert_one_clear_error(&out, 4, "HTTP 404 after 4 attempts");
     let err = stderr_of(&out);
     assert_eq!(
-        err.matches("retrying").count(),
+        err.matches("waiting for the stream (HTTP 404); retrying")
+            .count(),
         3,
         "each retry is reported:\n{err}"
     );

@@ -156,3 +156,85 @@ fn a_new_broadcaster_session_is_followed() {
         "new names, sequence from 0: {log:?}"
     );
 }
+
+#[test]
+fn an_outage_holds_the_last_frame_and_playback_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut entries = bank(&dir);
+    entries[6].delay_before = 5.0; // nothing new for 6 s: several target durations
+    let origin = ScriptedOrigin::start(entries);
+    let (_, y4m, err) = play(&origin);
+    let markers = y4m.markers();
+    assert_eq!(
+        assert_in_order(&markers),
+        0,
+        "nothing lost across the outage: {markers:?}"
+    );
+    assert_eq!(markers.last(), Some(&299));
+    assert!(err.contains("outage; holding the last frame"), "{err}");
+    assert!(err.contains("stream resumed"), "{err}");
+}
+
+#[test]
+fn a_stream_that_never_comes_back_ends_with_an_error_after_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = ScriptedOrigin::start_with(make_segments(dir.path(), "a", 0, 640, 360, 5), false);
+    let out = run_with_limit(
+        lucid().args([
+            "--url",
+            &origin.master_url(),
+            "--no-preview",
+            "--wait",
+            "2",
+            "--pipe",
+            "y4m",
+        ]),
+        LIMIT,
+    );
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("error: ") && l.contains("no new segment for")),
+        "{err}"
+    );
+    // Everything published was played before giving up.
+    assert_eq!(Y4m::parse(&out.stdout).markers().last(), Some(&149));
+}
+
+#[test]
+fn a_stream_that_is_not_live_yet_starts_within_a_poll_of_appearing() {
+    let live = LiveOrigin::start(OriginOptions::default());
+    live.origin.fault("master.m3u8", Fault::Status(404));
+    let started = std::time::Instant::now();
+    let child = lucid()
+        .args([
+            "--url",
+            &live.master_url(),
+            "--no-preview",
+            "--wait",
+            "60",
+            "--duration",
+            "2",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    live.origin.faults.lock().unwrap().clear();
+    let appeared = started.elapsed().as_secs_f64();
+    let out = child.wait_with_output().unwrap();
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("waiting for the stream (HTTP 404)"), "{err}");
+    // Log lines start with the time since Lucid started.
+    let found = err
+        .lines()
+        .find(|l| l.contains("rendition: "))
+        .and_then(|l| l.trim_start().split('s').next()?.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no timed rendition line:\n{err}"));
+    assert!(
+        found <= appeared + 2.5,
+        "found the stream {found:.2}s after start; it appeared at {appeared:.2}s (polls are 2 s apart)"
+    );
+}

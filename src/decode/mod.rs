@@ -56,10 +56,12 @@ pub enum SourceEnd {
 }
 
 /// Options for the decode thread.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct DecodeOptions {
     /// Never try hardware decode.
     pub force_cpu: bool,
+    /// How long to wait for a stream that is not live yet.
+    pub wait: Duration,
 }
 
 /// The running decode thread and its outputs.
@@ -92,7 +94,9 @@ impl DecodeThread {
 
         let source = spec.display_name();
         let input = match spec {
-            SourceSpec::Hls(url) => InputKind::Hls(HlsSource::new().open(url, stop.clone())?),
+            SourceSpec::Hls(url) => {
+                InputKind::Hls(HlsSource::new().open(url, options.wait, stop.clone())?)
+            }
             SourceSpec::Ffmpeg(s) => InputKind::Ffmpeg(s.clone()),
             SourceSpec::TestPattern => InputKind::TestPattern,
         };

@@ -38,6 +38,8 @@ pub struct Entry {
     /// The broadcaster reconnected: a new session starts here (sequence 0, new names).
     pub new_session: bool,
     pub fault: SegmentFault,
+    /// Publishing pauses this long before this segment (an outage).
+    pub delay_before: f64,
 }
 
 /// Makes `seconds` of marked video starting at frame `first`, cut into 1 s MPEG-TS
@@ -105,6 +107,7 @@ pub fn make_segments(
                 discontinuity: false,
                 new_session: false,
                 fault: SegmentFault::None,
+                delay_before: 0.0,
             });
         }
     }
@@ -118,6 +121,8 @@ struct State {
     /// Remaining playlist failures (status) before playlists are served again.
     playlist_failures: Vec<u16>,
     log: Vec<String>,
+    /// ENDLIST after the last entry; without it the stream just stops (an outage).
+    ends: bool,
 }
 
 /// The origin. `live.m3u8` lists a sliding window of what the script has published by now;
@@ -136,6 +141,11 @@ const PUBLISHED_AT_START: usize = 3;
 
 impl ScriptedOrigin {
     pub fn start(entries: Vec<Entry>) -> ScriptedOrigin {
+        Self::start_with(entries, true)
+    }
+
+    /// `ends`: whether the playlist gets ENDLIST after the last entry.
+    pub fn start_with(entries: Vec<Entry>, ends: bool) -> ScriptedOrigin {
         let server = tiny_http::Server::http("127.0.0.1:0").expect("bind 127.0.0.1");
         let port = server.server_addr().to_ip().unwrap().port();
         let hits = vec![0; entries.len()];
@@ -144,6 +154,7 @@ impl ScriptedOrigin {
             hits,
             playlist_failures: Vec::new(),
             log: Vec::new(),
+            ends,
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let (st, sp) = (state.clone(), stop.clone());
@@ -214,7 +225,11 @@ fn respond(state: &Mutex<State>, url: &str, elapsed: f64) -> (u16, &'static str,
                 b"unavailable".to_vec(),
             );
         }
-        return (200, M3U8, media_playlist(&st.entries, elapsed).into_bytes());
+        return (
+            200,
+            M3U8,
+            media_playlist(&st.entries, elapsed, st.ends).into_bytes(),
+        );
     }
     // Segments: /s{session}/{sequence}-{index}.ts
     let Some(index) = path
@@ -249,11 +264,11 @@ fn respond(state: &Mutex<State>, url: &str, elapsed: f64) -> (u16, &'static str,
 
 /// The live media playlist at `elapsed` seconds: entries are published one per segment
 /// duration (a few already at start); the window never spans a new session.
-fn media_playlist(entries: &[Entry], elapsed: f64) -> String {
+fn media_playlist(entries: &[Entry], elapsed: f64, ends: bool) -> String {
     let mut published = PUBLISHED_AT_START;
     let mut t = 0.0;
     while published < entries.len() {
-        t += entries[published - 1].duration;
+        t += entries[published - 1].duration + entries[published].delay_before;
         if t > elapsed {
             break;
         }
@@ -284,7 +299,7 @@ fn media_playlist(entries: &[Entry], elapsed: f64) -> String {
             i - session_start
         ));
     }
-    if published == entries.len() {
+    if published == entries.len() && ends {
         out.push_str("#EXT-X-ENDLIST\n");
     }
     out

@@ -233,26 +233,8 @@ impl HlsSource {
 
     /// Fetches the playlist at `url`, picks the best rendition of a master, and starts the
     /// network thread. Fails with a typed error when the stream cannot be played at all.
-    pub fn open(&self, url: &Url, stop: Arc<AtomicBool>) -> Result<HlsStream> {
-        let (final_url, body) = self.get(url, RetryPolicy::STARTUP, "playlist")?;
-        let (rendition, media_url, media) = match playlist::parse(&final_url, &body)? {
-            Playlist::MasterPlaylist(master) => {
-                let rendition = playlist::choose_rendition(&final_url, &master)?;
-                info!("rendition: {rendition}");
-                let (media_url, body) =
-                    self.get(&rendition.url, RetryPolicy::STARTUP, "playlist")?;
-                match playlist::parse(&media_url, &body)? {
-                    Playlist::MediaPlaylist(m) => (Some(rendition), media_url, m),
-                    Playlist::MasterPlaylist(_) => {
-                        return Err(LucidError::NotAPlaylist {
-                            url: media_url.to_string(),
-                            reason: "a master playlist points at another master".into(),
-                        });
-                    }
-                }
-            }
-            Playlist::MediaPlaylist(m) => (None, final_url, m),
-        };
+    pub fn open(&self, url: &Url, wait: Duration, stop: Arc<AtomicBool>) -> Result<HlsStream> {
+        let (rendition, media_url, media) = self.wait_for_stream(url, wait, &stop)?;
         if media.segments.is_empty() && media.end_list {
             return Err(LucidError::Unplayable {
                 source_name: media_url.to_string(),
@@ -268,6 +250,9 @@ impl HlsSource {
         let target_duration = Duration::from_secs(media.target_duration.max(1));
         let worker = NetworkThread {
             http: self.clone(),
+            entry: url.clone(),
+            wait,
+            reconnected: false,
             url: media_url,
             tx,
             stop,
@@ -290,6 +275,92 @@ impl HlsSource {
             target_duration,
             thread,
         })
+    }
+
+    /// Resolves `url` to a media playlist with segments, waiting up to `wait` while the
+    /// stream is not live yet: 404 (Livepeer before the broadcaster connects), 5xx, "stream
+    /// open failed", or a live playlist with no segments (Daydream's warm-up takes tens of
+    /// seconds). Polls at most 2 s apart, so playback starts within one poll of the stream
+    /// appearing. Other errors fail at once; an unreachable host after a few tries.
+    fn wait_for_stream(
+        &self,
+        url: &Url,
+        wait: Duration,
+        stop: &AtomicBool,
+    ) -> Result<(Option<Rendition>, Url, MediaPlaylist)> {
+        let deadline = Instant::now() + wait;
+        let mut delay = Duration::from_millis(500);
+        let mut attempts = 0u32;
+        let mut unreachable = 0u32;
+        loop {
+            attempts += 1;
+            let err = match self.resolve_media(url) {
+                Ok((_, media_url, media)) if media.segments.is_empty() && !media.end_list => {
+                    LucidError::Unplayable {
+                        source_name: media_url.to_string(),
+                        reason: "the live playlist stayed empty".into(),
+                    }
+                }
+                Ok(found) => {
+                    if let Some(r) = &found.0 {
+                        info!("rendition: {r}");
+                    }
+                    return Ok(found);
+                }
+                Err(LucidError::Unreachable { url, reason }) => {
+                    unreachable += 1;
+                    if unreachable >= RetryPolicy::STARTUP.attempts {
+                        return Err(LucidError::Unreachable { url, reason });
+                    }
+                    LucidError::Unreachable { url, reason }
+                }
+                Err(e) if not_live_yet(&e) => e,
+                Err(e) => return Err(e),
+            };
+            let now = Instant::now();
+            if now >= deadline || stop.load(Ordering::Relaxed) {
+                return Err(match err {
+                    LucidError::HttpStatus { url, status, .. } => LucidError::HttpStatus {
+                        url,
+                        status,
+                        attempts,
+                    },
+                    other => other,
+                });
+            }
+            let pause = delay.min(deadline - now);
+            warn!(
+                "waiting for the stream ({}); retrying in {:.1}s, giving up in {:.0}s",
+                short_reason(&err),
+                pause.as_secs_f64(),
+                (deadline - now).as_secs_f64()
+            );
+            std::thread::sleep(pause);
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// One try: master (if any) -> chosen rendition -> its media playlist.
+    fn resolve_media(&self, url: &Url) -> Result<(Option<Rendition>, Url, MediaPlaylist)> {
+        let once = RetryPolicy {
+            attempts: 1,
+            ..RetryPolicy::STARTUP
+        };
+        let (final_url, body) = self.get(url, once, "playlist")?;
+        match playlist::parse(&final_url, &body)? {
+            Playlist::MasterPlaylist(master) => {
+                let rendition = playlist::choose_rendition(&final_url, &master)?;
+                let (media_url, body) = self.get(&rendition.url, once, "playlist")?;
+                match playlist::parse(&media_url, &body)? {
+                    Playlist::MediaPlaylist(m) => Ok((Some(rendition), media_url, m)),
+                    Playlist::MasterPlaylist(_) => Err(LucidError::NotAPlaylist {
+                        url: media_url.to_string(),
+                        reason: "a master playlist points at another master".into(),
+                    }),
+                }
+            }
+            Playlist::MediaPlaylist(m) => Ok((None, final_url, m)),
+        }
     }
 
     /// GET with bounded, reported retries on connection failures, 404 (a stream that is not
@@ -368,6 +439,17 @@ impl HlsSource {
     }
 }
 
+/// Errors a stream gives before it is live (or while it is between sessions).
+fn not_live_yet(err: &LucidError) -> bool {
+    match err {
+        LucidError::HttpStatus { status, .. } => *status == 404 || *status == 429 || *status >= 500,
+        LucidError::NotAPlaylist { reason, .. } => {
+            reason.to_lowercase().contains("stream open failed")
+        }
+        _ => false,
+    }
+}
+
 fn short_reason(err: &LucidError) -> String {
     match err {
         LucidError::HttpStatus { status, .. } => format!("HTTP {status}"),
@@ -409,6 +491,12 @@ type MapKey = (Url, Option<(u64, Option<u64>)>);
 
 struct NetworkThread {
     http: HlsSource,
+    /// The URL the user gave (master or media): where a reconnect starts over.
+    entry: Url,
+    /// How long an outage may last before the stream counts as gone.
+    wait: Duration,
+    /// Set when a reconnect switched to another media playlist (a new timeline).
+    reconnected: bool,
     url: Url,
     tx: Sender<Chunk>,
     stop: Arc<AtomicBool>,
@@ -422,9 +510,6 @@ struct NetworkThread {
     /// the decoder carries time on across a break).
     sent_end: Duration,
 }
-
-/// A live playlist that does not load for this long has failed for good.
-const RELOAD_GIVE_UP_MIN: Duration = Duration::from_secs(30);
 
 impl NetworkThread {
     fn run(mut self, first: MediaPlaylist) {
@@ -445,6 +530,8 @@ impl NetworkThread {
         let mut next_seq = media.media_sequence + playlist::start_index(&media) as u64;
         let mut loaded_at = Instant::now();
         let mut previous_first: Option<u64> = None;
+        let mut last_new_segment = Instant::now();
+        let mut in_outage = false;
         loop {
             if self.stopped() {
                 return Ok(());
@@ -453,7 +540,8 @@ impl NetworkThread {
             let last_seq = first_seq + media.segments.len() as u64;
             // A live window only moves forward; one that moved back (or far below where we
             // are) belongs to a new session of the broadcaster (Livepeer restarts at 0).
-            let restarted = previous_first.is_some_and(|p| first_seq < p)
+            let restarted = std::mem::take(&mut self.reconnected)
+                || previous_first.is_some_and(|p| first_seq < p)
                 || (next_seq > last_seq + 3 && !media.segments.is_empty());
             previous_first = Some(first_seq);
             let rebase = restarted || next_seq < first_seq;
@@ -494,6 +582,34 @@ impl NetworkThread {
                 return Ok(());
             }
             let changed = next_seq != before;
+            let target = Duration::from_secs(media.target_duration.max(1));
+            if changed {
+                last_new_segment = Instant::now();
+                if std::mem::take(&mut in_outage) {
+                    info!("stream resumed");
+                }
+            } else if last_new_segment.elapsed() > 3 * target {
+                // An outage, not an end (that would say ENDLIST): the last frame stays up
+                // while we look for the stream again, for up to --wait.
+                let silent = last_new_segment.elapsed();
+                if !std::mem::replace(&mut in_outage, true) {
+                    warn!(
+                        "no new segment for {:.0}s: outage; holding the last frame and reconnecting",
+                        silent.as_secs_f64()
+                    );
+                }
+                if silent > self.wait.max(6 * target) {
+                    return Err(LucidError::Unplayable {
+                        source_name: self.entry.to_string(),
+                        reason: format!("no new segment for {:.0}s", silent.as_secs_f64()),
+                    });
+                }
+                if let Some(m) = self.try_reconnect(&media) {
+                    media = m;
+                    loaded_at = Instant::now();
+                    continue;
+                }
+            }
             let wake = loaded_at + playlist::reload_delay(&media, changed);
             if !self.sleep_until(wake) {
                 return Ok(());
@@ -597,10 +713,27 @@ impl NetworkThread {
         Ok(true)
     }
 
-    /// Reloads the media playlist, retrying with backoff; a playlist that stays unreachable
-    /// for several target durations (at least 30 s) ends the stream with an error.
-    fn reload(&self, previous: &MediaPlaylist) -> Result<MediaPlaylist> {
-        let give_up = RELOAD_GIVE_UP_MIN.max(Duration::from_secs(previous.target_duration * 6));
+    /// Starts over from the user's URL (the master may now point at another media playlist,
+    /// as after a broadcaster reconnect). Returns the new playlist when it is another one,
+    /// or the same one restarted.
+    fn try_reconnect(&mut self, current: &MediaPlaylist) -> Option<MediaPlaylist> {
+        let (_, url, media) = self.http.resolve_media(&self.entry).ok()?;
+        let switched = url != self.url || media.media_sequence < current.media_sequence;
+        if !switched || media.segments.is_empty() {
+            return None;
+        }
+        info!("reconnected: {url}");
+        self.url = url;
+        self.reconnected = true;
+        Some(media)
+    }
+
+    /// Reloads the media playlist, retrying with backoff and, after a few target durations,
+    /// reconnecting from the user's URL; a playlist that stays unreachable for --wait (and
+    /// at least six target durations) ends the stream with an error.
+    fn reload(&mut self, previous: &MediaPlaylist) -> Result<MediaPlaylist> {
+        let target = Duration::from_secs(previous.target_duration.max(1));
+        let give_up = self.wait.max(6 * target);
         let started = Instant::now();
         let mut delay = Duration::from_millis(500);
         loop {
@@ -625,6 +758,12 @@ impl NetworkThread {
             match result {
                 Ok(m) => return Ok(m),
                 Err(e) if started.elapsed() >= give_up => return Err(e),
+                Err(_)
+                    if started.elapsed() > 3 * target
+                        && let Some(m) = self.try_reconnect(previous) =>
+                {
+                    return Ok(m);
+                }
                 Err(e) => {
                     warn!(
                         "reloading playlist: {}; retrying in {:.1}s",
