@@ -443,13 +443,15 @@ impl VideoDecoder {
         tx: &FrameSender,
         stop: &AtomicBool,
     ) -> Result<()> {
-        let mut packet = ff::Packet::empty();
         let mut decoded = ff::frame::Video::empty();
         let mut errors_in_row = 0;
         loop {
             if stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
+            // A fresh packet each time: av_read_frame does not release what a reused
+            // packet still references, which leaked every packet's data.
+            let mut packet = ff::Packet::empty();
             match packet.read(demuxer) {
                 Ok(()) => {}
                 Err(ff::Error::Eof) => break,

@@ -1,0 +1,128 @@
+//! Soak: a bounded live run across many segments, reconnects and resolution changes, with
+//! Lucid's resident memory sampled throughout. Memory must stay flat.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::scripted::{ScriptedOrigin, make_segments};
+use support::*;
+
+/// Resident set size of a process, in KiB.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn memory_stays_flat_across_segments_reconnects_and_resolution_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = make_segments(dir.path(), "s", 0, 320, 180, 6);
+    let large = make_segments(dir.path(), "l", 0, 640, 360, 6);
+    // 48 one-second segments: the size changes every 6 (at a discontinuity) and the
+    // broadcaster reconnects every 12.
+    let mut entries = Vec::new();
+    for block in 0..8 {
+        let bank = if block % 2 == 0 { &small } else { &large };
+        for (i, e) in bank.iter().enumerate() {
+            let mut e = e.clone();
+            e.discontinuity = i == 0 && block > 0;
+            e.new_session = i == 0 && block > 0 && block % 2 == 0;
+            entries.push(e);
+        }
+    }
+    let origin = ScriptedOrigin::start(entries);
+    let mut child = lucid()
+        .args([
+            "--url",
+            &origin.master_url(),
+            "--no-preview",
+            "--pipe",
+            "y4m",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut bytes).unwrap();
+        bytes
+    });
+    let mut stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut s).unwrap();
+        s
+    });
+    let start = Instant::now();
+    let mut samples: Vec<(f64, u64)> = Vec::new();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the soak is bounded"
+        );
+        if let Some(kib) = rss_kib(pid) {
+            samples.push((start.elapsed().as_secs_f64(), kib));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let err = log.join().unwrap();
+    let out = reader.join().unwrap();
+    assert!(status.success(), "{err}");
+    let y4m = Y4m::parse(&out);
+    assert_eq!(
+        (y4m.width, y4m.height),
+        (320, 180),
+        "outputs keep their first size"
+    );
+    assert!(
+        y4m.frames.len() > 1200,
+        "{} frames over ~46 s",
+        y4m.frames.len()
+    );
+    assert!(err.matches("new session").count() >= 3, "{err}");
+    assert!(
+        err.contains("7 texture set(s) allocated") || err.contains("8 texture set(s) allocated"),
+        "{err}"
+    );
+
+    // Warm-up (first 10 s) excluded: compare the peak of the next 10 s with the last 10 s.
+    // A leak of one small H.264 packet per frame (~0.4 MiB/s here) exceeds the bound.
+    let end = samples.last().unwrap().0;
+    let peak = |from: f64, to: f64| {
+        samples
+            .iter()
+            .filter(|(t, _)| *t >= from && *t < to)
+            .map(|(_, k)| *k)
+            .max()
+            .unwrap()
+    };
+    let early = peak(10.0, 20.0);
+    let late = peak(end - 10.0, end + 1.0);
+    let timeline: Vec<String> = samples
+        .iter()
+        .step_by(20)
+        .map(|(t, k)| format!("{t:.0}s:{}MiB", k / 1024))
+        .collect();
+    eprintln!(
+        "soak RSS: peak {early} KiB at 10-20 s, {late} KiB in the last 10 s of {end:.0} s; {}",
+        timeline.join(" ")
+    );
+    assert!(
+        late <= early + 4 * 1024,
+        "memory grew from {early} KiB to {late} KiB across {} segments",
+        48
+    );
+}
