@@ -15,7 +15,7 @@ use crate::decode::{DecodeOptions, DecodeThread};
 use crate::error::{LucidError, Result};
 use crate::headless::HeadlessRunnerPlugin;
 use crate::lifecycle::Lifecycle;
-use crate::output::{FrameSink, OutputConfig, OutputPlugin, OutputWriter, record};
+use crate::output::{FrameSink, OutputConfig, OutputPlugin, WriterSlot, record};
 use crate::preview::PreviewPlugin;
 use crate::source::SourceSpec;
 use crate::status::StatusPlugin;
@@ -37,38 +37,40 @@ pub fn run(args: Args) -> Result<()> {
 
     let spec = SourceSpec::resolve(args.url.as_deref());
     info!("source: {}", spec.display_name());
-    let decode = DecodeThread::spawn(
-        &spec,
-        DecodeOptions {
-            force_cpu: args.force_cpu,
-            wait: Duration::from_secs_f64(args.wait),
-        },
-        lifecycle.stop_flag(),
-    )?;
-    let info = decode.info.clone();
-    let (width, height) = output_size(args.width, args.height, (info.width, info.height));
-    info!(
-        "stream {}x{}{}, output {width}x{height}{}",
-        info.width,
-        info.height,
-        info.frame_rate
-            .map(|r| format!(" @ {r:.2} fps"))
-            .unwrap_or_default(),
-        if args.no_preview { " (headless)" } else { "" }
-    );
+    // Open the stream in the background: the app (and a window with its waiting slate)
+    // runs while a stream that is not live yet is polled for.
+    let (connected_tx, connected_rx) = crossbeam_channel::bounded(1);
+    let options = DecodeOptions {
+        force_cpu: args.force_cpu,
+        wait: Duration::from_secs_f64(args.wait),
+    };
+    let stop = lifecycle.stop_flag();
+    let source_name = spec.display_name();
+    if args.no_preview {
+        // Headless there is no slate to show: open first, so bad input fails before the
+        // renderer starts, with nothing but its one error line.
+        connected_tx
+            .send(Ok(DecodeThread::spawn(&spec, options, stop)?))
+            .expect("the channel has room");
+    } else {
+        std::thread::Builder::new()
+            .name("lucid-connect".into())
+            .spawn(move || {
+                let _ = connected_tx.send(DecodeThread::spawn(&spec, options, stop));
+            })
+            .expect("spawning a thread");
+    }
 
     let outputs = OutputConfig {
         record: args.record.clone(),
         pipe: args.pipe,
-        width,
-        height,
-        frame_rate: info.frame_rate.unwrap_or(30.0),
+        width: 0,
+        height: 0,
+        frame_rate: 30.0,
     };
-    let writer = if outputs.any() {
-        Some(OutputWriter::spawn(outputs, lifecycle.clone())?)
-    } else {
-        None
-    };
+    let writer = WriterSlot::default();
+    // Until the stream says its size, the window takes the user's or a 16:9 default.
+    let (width, height) = output_size(args.width, args.height, (1280, 720));
 
     let mut app = App::new();
     let plugins = DefaultPlugins
@@ -97,7 +99,7 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         app.add_plugins(plugins.set(WindowPlugin {
             primary_window: Some(Window {
-                title: format!("Lucid - {}", info.source),
+                title: format!("Lucid - {source_name}"),
                 resolution: WindowResolution::new(width, height),
                 present_mode: PresentMode::AutoVsync,
                 ..default()
@@ -106,27 +108,27 @@ pub fn run(args: Args) -> Result<()> {
             close_when_requested: false,
             ..default()
         }))
-        .add_plugins(PreviewPlugin)
+        .add_plugins(PreviewPlugin {
+            fixed_size: args.width.is_some() && args.height.is_some(),
+        })
         .add_systems(Update, stop_on_close_or_key);
     }
     app.insert_resource(lifecycle.clone())
         .insert_resource(RunLimit(args.duration.map(Duration::from_secs_f64)))
         .add_plugins(VideoPlugin::new(
-            decode.frames,
-            decode.end,
-            info,
-            UVec2::new(width, height),
+            connected_rx,
+            (args.width, args.height),
             args.latency.map(Duration::from_secs_f64),
         ))
         .add_plugins(status)
         .add_systems(Last, drive_shutdown);
-    if let Some(writer) = &writer {
-        app.add_plugins(OutputPlugin::new(writer));
+    if outputs.any() {
+        app.add_plugins(OutputPlugin::new(outputs, writer.clone()));
     }
 
     let exit = app.run();
     lifecycle.request_stop();
-    if let Some(writer) = writer {
+    if let Some(writer) = writer.take() {
         writer.finish();
     }
     if let Some(err) = lifecycle.take_error() {
@@ -169,7 +171,7 @@ fn stop_on_close_or_key(
 fn drive_shutdown(
     lifecycle: Res<Lifecycle>,
     stats: Res<PlaybackStats>,
-    feed: Res<VideoFeed>,
+    feed: Option<Res<VideoFeed>>,
     limit: Res<RunLimit>,
     sink: Option<Res<FrameSink>>,
     mut stop_seen: Local<Option<Instant>>,
@@ -196,6 +198,10 @@ fn drive_shutdown(
         if pending > 0 {
             warn!("{pending} rendered frame(s) did not reach the outputs in time");
         }
+        let Some(feed) = feed else {
+            exit.write(AppExit::Success); // the stream never opened: nothing to sum up
+            return;
+        };
         info!(
             "played {} frames ({} skipped by the clock, {} dropped in the queue, {} stalls); \
              {} texture set(s) allocated",

@@ -1,25 +1,48 @@
-//! The window: shows the output canvas letterboxed into whatever size the window has.
-//! Only added when Lucid runs with a window (`--no-preview` leaves it out).
+//! The window: shows the output canvas letterboxed into whatever size the window has, and
+//! an egui overlay that says why there is no picture (waiting for the stream, an outage).
+//! Only added when Lucid runs with a window (`--no-preview` leaves it out). The overlay is
+//! drawn by the window's camera, never into the canvas, so outputs never contain it.
+
+use std::time::Instant;
 
 use bevy::prelude::*;
 use bevy::window::PrimaryWindow;
+use bevy_egui::{
+    EguiContexts, EguiGlobalSettings, EguiPlugin, EguiPrimaryContextPass, PrimaryEguiContext, egui,
+};
 
-use crate::video::{OutputCanvas, letterbox};
+use crate::lifecycle::Lifecycle;
+use crate::video::{OutputCanvas, PendingStream, PlaybackStats, StreamReady, letterbox};
 
-/// Draws the canvas into the primary window.
-pub struct PreviewPlugin;
+/// No new frame for this long while playing shows the interruption notice.
+const INTERRUPTED_AFTER: f64 = 2.0;
+
+/// Draws the canvas into the primary window, with the status overlay.
+pub struct PreviewPlugin {
+    /// True when the user gave both `--width` and `--height`: the window keeps that size.
+    pub fixed_size: bool,
+}
 
 #[derive(Component)]
 struct CanvasView;
 
+#[derive(Resource)]
+struct FixedSize(bool);
+
 impl Plugin for PreviewPlugin {
     fn build(&self, app: &mut App) {
-        app.add_systems(PostStartup, spawn_view)
-            .add_systems(Update, fit_view_to_window);
+        app.add_plugins(EguiPlugin::default())
+            .insert_resource(FixedSize(self.fixed_size))
+            .add_systems(Startup, spawn_window_camera)
+            .add_systems(Update, (show_canvas, fit_view_to_window).chain())
+            .add_systems(EguiPrimaryContextPass, slate);
     }
 }
 
-fn spawn_view(mut commands: Commands, canvas: Res<OutputCanvas>) {
+fn spawn_window_camera(mut commands: Commands, mut egui: ResMut<EguiGlobalSettings>) {
+    // egui goes on the window's camera only; left to itself it would take the first
+    // camera, which may be the canvas camera, and the UI would end up in recordings.
+    egui.auto_create_primary_context = false;
     commands.spawn((
         Camera2d,
         Camera {
@@ -27,23 +50,49 @@ fn spawn_view(mut commands: Commands, canvas: Res<OutputCanvas>) {
             ..default()
         },
         Msaa::Off,
+        PrimaryEguiContext,
     ));
-    commands.spawn((
-        CanvasView,
-        Sprite {
-            image: canvas.image.clone(),
-            custom_size: Some(canvas.size.as_vec2()),
-            ..default()
-        },
-    ));
+}
+
+fn show_canvas(
+    mut commands: Commands,
+    mut ready: MessageReader<StreamReady>,
+    fixed: Res<FixedSize>,
+    mut windows: Query<&mut Window, With<PrimaryWindow>>,
+) {
+    let Some(ready) = ready.read().last() else {
+        return;
+    };
+    if !fixed.0
+        && let Ok(mut window) = windows.single_mut()
+    {
+        window
+            .resolution
+            .set_physical_resolution(ready.output_size.x, ready.output_size.y);
+    }
+    commands.queue(|world: &mut World| {
+        let Some(canvas) = world.get_resource::<OutputCanvas>().cloned() else {
+            return;
+        };
+        world.spawn((
+            CanvasView,
+            Sprite {
+                image: canvas.image.clone(),
+                custom_size: Some(canvas.size.as_vec2()),
+                ..default()
+            },
+        ));
+    });
 }
 
 fn fit_view_to_window(
     windows: Query<&Window, With<PrimaryWindow>>,
-    canvas: Res<OutputCanvas>,
+    canvas: Option<Res<OutputCanvas>>,
     mut views: Query<&mut Sprite, With<CanvasView>>,
 ) {
-    let Ok(window) = windows.single() else { return };
+    let (Ok(window), Some(canvas)) = (windows.single(), canvas) else {
+        return;
+    };
     let size = letterbox(
         canvas.size,
         UVec2::new(window.physical_width(), window.physical_height()),
@@ -53,4 +102,63 @@ fn fit_view_to_window(
             sprite.custom_size = Some(size);
         }
     }
+}
+
+/// The slate: a full notice while waiting for the stream, a banner over the held last
+/// frame during an interruption. Nothing while the video plays.
+fn slate(
+    mut contexts: EguiContexts,
+    pending: Option<Res<PendingStream>>,
+    stats: Res<PlaybackStats>,
+    lifecycle: Res<Lifecycle>,
+) -> Result {
+    let ctx = contexts.ctx_mut()?;
+    let mut viewport = egui::Ui::new(
+        ctx.clone(),
+        "viewport".into(),
+        egui::UiBuilder::new()
+            .layer_id(egui::LayerId::background())
+            .max_rect(ctx.viewport_rect()),
+    );
+    if let Some(pending) = pending {
+        let waited = pending.since.elapsed().as_secs();
+        egui::CentralPanel::default()
+            .frame(egui::Frame::NONE.fill(egui::Color32::from_rgb(12, 12, 18)))
+            .show(&mut viewport, |ui| {
+                ui.vertical_centered(|ui| {
+                    ui.add_space(ui.available_height() * 0.4);
+                    ui.label(
+                        egui::RichText::new("Waiting for stream")
+                            .size(40.0)
+                            .color(egui::Color32::WHITE),
+                    );
+                    ui.label(
+                        egui::RichText::new(format!("not live yet - retrying ({waited} s)"))
+                            .size(20.0)
+                            .color(egui::Color32::LIGHT_GRAY),
+                    );
+                });
+            });
+        return Ok(());
+    }
+    let silent = stats
+        .last_frame_at
+        .map(|t| (Instant::now() - t).as_secs_f64());
+    if let Some(silent) = silent
+        && silent > INTERRUPTED_AFTER
+        && !lifecycle.stopping()
+    {
+        egui::Panel::bottom("interrupted")
+            .frame(egui::Frame::NONE.fill(egui::Color32::from_black_alpha(200)).inner_margin(12.0))
+            .show(&mut viewport, |ui| {
+                ui.label(
+                    egui::RichText::new(format!(
+                        "Stream interrupted {silent:.0} s ago - holding the last frame, waiting for it to return"
+                    ))
+                    .size(20.0)
+                    .color(egui::Color32::YELLOW),
+                );
+            });
+    }
+    Ok(())
 }

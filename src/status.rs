@@ -12,7 +12,7 @@ use tracing::warn;
 
 use crate::error::{LucidError, Result};
 use crate::lifecycle::Lifecycle;
-use crate::video::{PlaybackStats, StreamDescription, VideoFeed, VideoTexture};
+use crate::video::{PendingStream, PlaybackStats, StreamDescription, VideoFeed, VideoTexture};
 
 /// How often the snapshot is taken (and the JSON line written).
 const EVERY: Duration = Duration::from_secs(1);
@@ -23,6 +23,8 @@ const PLAIN_EVERY: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PlaybackState {
+    /// The stream is not open yet (connecting, or not live yet).
+    Waiting,
     /// Opened, no frame shown yet.
     Buffering,
     /// Frames arrive on time.
@@ -149,24 +151,28 @@ impl Plugin for StatusPlugin {
 fn report_status(
     mut out: ResMut<StatusOutput>,
     stats: Res<PlaybackStats>,
-    feed: Res<VideoFeed>,
-    stream: Res<StreamDescription>,
+    feed: Option<Res<VideoFeed>>,
+    stream: Option<Res<StreamDescription>>,
+    pending: Option<Res<PendingStream>>,
     texture: Option<Res<VideoTexture>>,
     lifecycle: Res<Lifecycle>,
 ) {
     let now = Instant::now();
     let (since, count) = *out.last.get_or_insert((now, stats.presented));
     let stopping = lifecycle.stopping();
-    if (now - since < EVERY && !stopping) || out.final_written {
+    // A stream that never opened has no final report to give (the error says why).
+    if (now - since < EVERY && !stopping) || out.final_written || (stopping && stream.is_none()) {
         return;
     }
     out.final_written = stopping;
     let elapsed = (now - since).as_secs_f64().max(1e-3);
     let fps = (stats.presented - count) as f64 / elapsed;
     out.last = Some((now, stats.presented));
-    let frame_time = 1.0 / stream.0.frame_rate.unwrap_or(30.0);
+    let frame_time = 1.0 / stream.as_ref().and_then(|s| s.0.frame_rate).unwrap_or(30.0);
     let state = if lifecycle.stopping() {
         PlaybackState::Ended
+    } else if pending.is_some() {
+        PlaybackState::Waiting
     } else if stats.presented == 0 {
         PlaybackState::Buffering
     } else if stats
@@ -177,21 +183,20 @@ fn report_status(
     } else {
         PlaybackState::Playing
     };
-    let size = texture
-        .map(|t| t.size)
-        .unwrap_or(UVec2::new(stream.0.width, stream.0.height));
+    let size = texture.map(|t| t.size).unwrap_or_default();
+    let info = stream.map(|s| s.0.clone());
     let snap = StatusSnapshot {
         uptime_s: (now - out.started).as_secs_f64(),
         state,
-        source: stream.0.source.clone(),
-        rendition: stream.0.rendition.clone(),
-        decoder: stream.0.decoder.clone(),
+        source: info.as_ref().map(|i| i.source.clone()).unwrap_or_default(),
+        rendition: info.as_ref().and_then(|i| i.rendition.clone()),
+        decoder: info.map(|i| i.decoder).unwrap_or_default(),
         width: size.x,
         height: size.y,
         fps,
         presented: stats.presented,
         skipped: stats.skipped,
-        dropped: feed.dropped(),
+        dropped: feed.map(|f| f.dropped()).unwrap_or(0),
         stalls: stats.stalls,
         latency_s: stats.latency.map(|d| d.as_secs_f64()),
         latency_target_s: stats.latency_target.map(|d| d.as_secs_f64()),

@@ -27,8 +27,13 @@ fn memory_stays_flat_across_segments_reconnects_and_resolution_changes() {
     let large = make_segments(dir.path(), "l", 0, 640, 360, 6);
     // 48 one-second segments: the size changes every 6 (at a discontinuity) and the
     // broadcaster reconnects every 12.
+    // LUCID_SOAK_BLOCKS makes it longer by hand (each block is 6 s); CI runs 8.
+    let blocks: usize = std::env::var("LUCID_SOAK_BLOCKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
     let mut entries = Vec::new();
-    for block in 0..8 {
+    for block in 0..blocks {
         let bank = if block % 2 == 0 { &small } else { &large };
         for (i, e) in bank.iter().enumerate() {
             let mut e = e.clone();
@@ -123,6 +128,6 @@ fn memory_stays_flat_across_segments_reconnects_and_resolution_changes() {
     assert!(
         late <= early + 4 * 1024,
         "memory grew from {early} KiB to {late} KiB across {} segments",
-        48
+        6 * blocks
     );
 }

@@ -212,3 +212,65 @@ fn window_shows_the_video_frame() {
     let err = log.join().unwrap();
     assert!(status.success(), "{status}; stderr:\n{err}");
 }
+
+#[test]
+fn window_shows_a_waiting_slate_until_the_stream_is_live() {
+    let live = LiveOrigin::start(OriginOptions::default());
+    live.origin.fault("master.m3u8", Fault::Status(404));
+    let x = Xvfb::start();
+    let mut child = lucid()
+        .env("DISPLAY", &x.display)
+        .env_remove("WAYLAND_DISPLAY")
+        .args([
+            "--url",
+            &live.master_url(),
+            "--width",
+            "640",
+            "--height",
+            "360",
+            "--duration",
+            "3",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut s).unwrap();
+        s
+    });
+    // While the stream answers 404, the window says so: light text on a dark slate.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let luma = luma_of(&x.screenshot());
+        let text = luma.iter().filter(|l| **l > 180).count();
+        let dark = luma.iter().filter(|l| **l < 40).count();
+        if text > 300 && dark > luma.len() / 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no waiting slate ({text} bright pixels)"
+        );
+    }
+    live.origin.faults.lock().unwrap().clear();
+    // Then the video replaces it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        if read_marker(&luma_of(&x.screenshot()), W as usize, W, H) > 30 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the video never replaced the slate"
+        );
+    }
+    let status = child.wait().unwrap();
+    let err = log.join().unwrap();
+    assert!(status.success(), "{status}; stderr:\n{err}");
+    assert!(err.contains("waiting for the stream (HTTP 404)"), "{err}");
+}

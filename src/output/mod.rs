@@ -25,7 +25,7 @@ use tracing::{info, warn};
 use crate::cli::PipeFormat;
 use crate::error::{LucidError, Result};
 use crate::lifecycle::Lifecycle;
-use crate::video::{FramePresented, OutputCanvas, VideoSystems};
+use crate::video::{FramePresented, OutputCanvas, StreamReady, VideoSystems};
 use record::Recorder;
 use y4m::Y4mWriter;
 
@@ -157,24 +157,80 @@ impl FrameSink {
     }
 }
 
-/// Reads back the canvas for every presented frame and feeds the writer thread.
+/// Holds the writer thread once the stream's size is known, so `app::run` can finalize
+/// it after the app has exited.
+#[derive(Clone, Default)]
+pub struct WriterSlot(Arc<std::sync::Mutex<Option<OutputWriter>>>);
+
+impl WriterSlot {
+    /// Takes the writer out (once).
+    pub fn take(&self) -> Option<OutputWriter> {
+        self.0.lock().ok()?.take()
+    }
+}
+
+/// Starts the writer when the stream opens (its size and rate are needed), then reads back
+/// the canvas for every presented frame and feeds the writer thread.
 pub struct OutputPlugin {
-    sink: FrameSink,
+    config: OutputConfig,
+    slot: WriterSlot,
 }
 
 impl OutputPlugin {
-    /// A plugin feeding `writer`.
-    pub fn new(writer: &OutputWriter) -> Self {
-        OutputPlugin {
-            sink: writer.sink(),
-        }
+    /// Outputs as configured; the size and rate in `config` are filled in from the stream.
+    pub fn new(config: OutputConfig, slot: WriterSlot) -> Self {
+        OutputPlugin { config, slot }
     }
+}
+
+#[derive(Resource)]
+struct PendingOutputs {
+    config: OutputConfig,
+    slot: WriterSlot,
 }
 
 impl Plugin for OutputPlugin {
     fn build(&self, app: &mut App) {
-        app.insert_resource(self.sink.clone())
-            .add_systems(Update, request_readbacks.after(VideoSystems::Present));
+        app.insert_resource(PendingOutputs {
+            config: self.config.clone(),
+            slot: self.slot.clone(),
+        })
+        .add_systems(
+            Update,
+            (
+                start_writer.run_if(resource_exists::<PendingOutputs>),
+                request_readbacks.run_if(resource_exists::<FrameSink>),
+            )
+                .chain()
+                .after(VideoSystems::Present),
+        );
+    }
+}
+
+fn start_writer(
+    mut commands: Commands,
+    mut ready: MessageReader<StreamReady>,
+    pending: Res<PendingOutputs>,
+    lifecycle: Res<Lifecycle>,
+) {
+    let Some(ready) = ready.read().last() else {
+        return;
+    };
+    commands.remove_resource::<PendingOutputs>();
+    let config = OutputConfig {
+        width: ready.output_size.x,
+        height: ready.output_size.y,
+        frame_rate: ready.info.frame_rate.unwrap_or(30.0),
+        ..pending.config.clone()
+    };
+    match OutputWriter::spawn(config, lifecycle.clone()) {
+        Ok(writer) => {
+            commands.insert_resource(writer.sink());
+            if let Ok(mut slot) = pending.slot.0.lock() {
+                *slot = Some(writer);
+            }
+        }
+        Err(e) => lifecycle.fail(e),
     }
 }
 

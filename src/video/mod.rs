@@ -17,7 +17,9 @@ use bevy::sprite_render::Material2dPlugin;
 use crossbeam_channel::Receiver;
 use tracing::{info, warn};
 
-use crate::decode::{FrameReceiver, SourceEnd, StreamInfo, VideoFrame, frame::chroma_size};
+use crate::decode::{
+    DecodeThread, FrameReceiver, SourceEnd, StreamInfo, VideoFrame, frame::chroma_size,
+};
 use crate::lifecycle::Lifecycle;
 use crate::source::hls::LiveEdge;
 use clock::{LatencyPolicy, PresentationClock};
@@ -139,66 +141,82 @@ struct VideoQuad;
 #[derive(Component)]
 struct CanvasCamera;
 
-/// Plays the decode thread's frames onto the output canvas.
+/// The stream being opened in the background (connecting, waiting for it to go live).
+#[derive(Resource)]
+pub struct PendingStream {
+    rx: Receiver<crate::Result<DecodeThread>>,
+    /// When Lucid started waiting.
+    pub since: Instant,
+}
+
+/// Sent once, in the update the stream opened and the canvas was created.
+#[derive(Message, Debug, Clone)]
+pub struct StreamReady {
+    /// What the stream is.
+    pub info: StreamInfo,
+    /// The canvas (output) size chosen for it.
+    pub output_size: UVec2,
+}
+
+/// Plays the decode thread's frames onto the output canvas. The stream is opened in the
+/// background, so the app (and its window, with a waiting slate) runs while the stream
+/// is not live yet; the canvas is created when it opens.
 pub struct VideoPlugin {
-    feed: Mutex<Option<(FrameReceiver, Receiver<SourceEnd>)>>,
-    info: StreamInfo,
-    output_size: UVec2,
+    connection: Mutex<Option<Receiver<crate::Result<DecodeThread>>>>,
+    requested: (Option<u32>, Option<u32>),
     latency: Option<Duration>,
 }
 
 impl VideoPlugin {
-    /// A plugin for one stream, rendering at `output_size`.
-    /// `latency` overrides the default latency target (live HLS only).
+    /// `connection` delivers the opened stream (or why it failed); `requested` is the
+    /// user's `--width`/`--height`; `latency` overrides the latency target (live HLS).
     pub fn new(
-        frames: FrameReceiver,
-        end: Receiver<SourceEnd>,
-        info: StreamInfo,
-        output_size: UVec2,
+        connection: Receiver<crate::Result<DecodeThread>>,
+        requested: (Option<u32>, Option<u32>),
         latency: Option<Duration>,
     ) -> Self {
         VideoPlugin {
-            feed: Mutex::new(Some((frames, end))),
-            info,
-            output_size,
+            connection: Mutex::new(Some(connection)),
+            requested,
             latency,
         }
     }
 }
 
+#[derive(Resource, Clone, Copy)]
+struct VideoSettings {
+    requested: (Option<u32>, Option<u32>),
+    latency: Option<Duration>,
+}
+
 impl Plugin for VideoPlugin {
     fn build(&self, app: &mut App) {
-        let (frames, end) = self
-            .feed
+        let rx = self
+            .connection
             .lock()
             .expect("plugin mutex")
             .take()
             .expect("VideoPlugin is added once");
         material::register_shader(app);
-        let policy = self.info.live_edge.as_ref().map(|_| {
-            LatencyPolicy::for_segments(
-                self.info.segment_duration.unwrap_or(Duration::from_secs(2)),
-                self.latency,
-            )
-        });
         app.add_plugins(Material2dPlugin::<YuvMaterial>::default())
             .add_message::<FramePresented>()
-            .insert_resource(VideoFeed {
-                frames,
-                end,
-                ended: None,
+            .add_message::<StreamReady>()
+            .insert_resource(PendingStream {
+                rx,
+                since: Instant::now(),
             })
-            .insert_resource(StreamSize(UVec2::new(self.info.width, self.info.height)))
-            .insert_resource(CanvasSize(self.output_size))
-            .insert_resource(Clock(PresentationClock::new(policy)))
-            .insert_resource(LiveEdgeSource(self.info.live_edge.clone()))
-            .insert_resource(StreamDescription(self.info.clone()))
+            .insert_resource(VideoSettings {
+                requested: self.requested,
+                latency: self.latency,
+            })
+            .init_resource::<Clock>()
+            .init_resource::<LiveEdgeSource>()
             .init_resource::<NextFrameDue>()
             .init_resource::<PlaybackStats>()
-            .add_systems(Startup, setup_canvas)
             .add_systems(
                 Update,
                 (
+                    attach_stream.run_if(resource_exists::<PendingStream>),
                     present_due_frame.in_set(VideoSystems::Present),
                     watch_source_end,
                 )
@@ -207,11 +225,72 @@ impl Plugin for VideoPlugin {
     }
 }
 
-#[derive(Resource)]
-struct StreamSize(UVec2);
-
-#[derive(Resource)]
-struct CanvasSize(UVec2);
+/// Takes the opened stream: feed, clock, canvas and textures, then announces it.
+#[allow(clippy::too_many_arguments)]
+fn attach_stream(
+    mut commands: Commands,
+    pending: Res<PendingStream>,
+    settings: Res<VideoSettings>,
+    lifecycle: Res<Lifecycle>,
+    mut images: ResMut<Assets<Image>>,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut materials: ResMut<Assets<YuvMaterial>>,
+    mut ready: MessageWriter<StreamReady>,
+) {
+    let decode = match pending.rx.try_recv() {
+        Ok(Ok(decode)) => decode,
+        Ok(Err(e)) => {
+            commands.remove_resource::<PendingStream>();
+            lifecycle.fail(e);
+            return;
+        }
+        Err(crossbeam_channel::TryRecvError::Empty) => return,
+        Err(crossbeam_channel::TryRecvError::Disconnected) => {
+            commands.remove_resource::<PendingStream>();
+            lifecycle.fail(crate::LucidError::Render("the stream opener died".into()));
+            return;
+        }
+    };
+    commands.remove_resource::<PendingStream>();
+    let info = decode.info;
+    let (w, h) = crate::cli::output_size(
+        settings.requested.0,
+        settings.requested.1,
+        (info.width, info.height),
+    );
+    let output_size = UVec2::new(w, h);
+    let policy = info.live_edge.as_ref().map(|_| {
+        LatencyPolicy::for_segments(
+            info.segment_duration.unwrap_or(Duration::from_secs(2)),
+            settings.latency,
+        )
+    });
+    info!(
+        "stream {}x{}{}, output {w}x{h}",
+        info.width,
+        info.height,
+        info.frame_rate
+            .map(|r| format!(" @ {r:.2} fps"))
+            .unwrap_or_default(),
+    );
+    commands.insert_resource(VideoFeed {
+        frames: decode.frames,
+        end: decode.end,
+        ended: None,
+    });
+    commands.insert_resource(Clock(PresentationClock::new(policy)));
+    commands.insert_resource(LiveEdgeSource(info.live_edge.clone()));
+    commands.insert_resource(StreamDescription(info.clone()));
+    setup_canvas(
+        &mut commands,
+        &mut images,
+        &mut meshes,
+        &mut materials,
+        UVec2::new(info.width, info.height),
+        output_size,
+    );
+    ready.write(StreamReady { info, output_size });
+}
 
 /// The size at which `content` fits inside `container` with its aspect ratio kept.
 pub fn letterbox(content: UVec2, container: UVec2) -> Vec2 {
@@ -251,14 +330,13 @@ fn video_planes(
 }
 
 fn setup_canvas(
-    mut commands: Commands,
-    mut images: ResMut<Assets<Image>>,
-    mut meshes: ResMut<Assets<Mesh>>,
-    mut materials: ResMut<Assets<YuvMaterial>>,
-    stream: Res<StreamSize>,
-    canvas: Res<CanvasSize>,
+    commands: &mut Commands,
+    images: &mut Assets<Image>,
+    meshes: &mut Assets<Mesh>,
+    materials: &mut Assets<YuvMaterial>,
+    stream: UVec2,
+    size: UVec2,
 ) {
-    let size = canvas.0;
     let mut target = Image::new_target_texture(size.x, size.y, TextureFormat::Rgba8UnormSrgb, None);
     target.texture_descriptor.usage |= TextureUsages::COPY_SRC;
     let target = images.add(target);
@@ -281,7 +359,7 @@ fn setup_canvas(
 
     // The textures exist before the first frame, so the first presented frame is drawn
     // (a material whose textures are still being created is skipped for a frame).
-    let (y, u, v) = video_planes(&mut images, stream.0);
+    let (y, u, v) = video_planes(images, stream);
     let params = YuvMaterial::params_for(crate::decode::ColorMatrix::Bt709, false);
     let material = materials.add(YuvMaterial {
         y: y.clone(),
@@ -289,7 +367,7 @@ fn setup_canvas(
         v: v.clone(),
         params,
     });
-    let fitted = letterbox(stream.0, size);
+    let fitted = letterbox(stream, size);
     commands.spawn((
         VideoQuad,
         Mesh2d(meshes.add(Rectangle::new(1.0, 1.0))),
@@ -301,7 +379,7 @@ fn setup_canvas(
         y,
         u,
         v,
-        size: stream.0,
+        size: stream,
         material,
         params,
     });
@@ -321,7 +399,7 @@ const WARMUP_UPDATES: u32 = 3;
 fn present_due_frame(
     mut warmup: Local<u32>,
     lifecycle: Res<Lifecycle>,
-    feed: Res<VideoFeed>,
+    feed: Option<Res<VideoFeed>>,
     edge: Res<LiveEdgeSource>,
     mut clock: ResMut<Clock>,
     mut stats: ResMut<PlaybackStats>,
@@ -333,7 +411,7 @@ fn present_due_frame(
     mut cameras: Query<&mut Camera, With<CanvasCamera>>,
     mut presented: MessageWriter<FramePresented>,
 ) {
-    let (Some(mut texture), Some(canvas)) = (texture, canvas) else {
+    let (Some(mut texture), Some(canvas), Some(feed)) = (texture, canvas, feed) else {
         return;
     };
     // Warm-up updates render (compiling the pipeline); after that, only new frames do.
@@ -441,11 +519,12 @@ fn upload(
 }
 
 fn watch_source_end(
-    mut feed: ResMut<VideoFeed>,
+    feed: Option<ResMut<VideoFeed>>,
     clock: Res<Clock>,
     lifecycle: Res<Lifecycle>,
     mut next_due: ResMut<NextFrameDue>,
 ) {
+    let Some(mut feed) = feed else { return };
     next_due.0 = clock.0.next_due();
     if feed.ended.is_none()
         && let Ok(end) = feed.end.try_recv()
