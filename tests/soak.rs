@@ -75,7 +75,7 @@ fn memory_stays_flat_across_segments_reconnects_and_resolution_changes() {
             break s;
         }
         assert!(
-            start.elapsed() < Duration::from_secs(120),
+            start.elapsed() < Duration::from_secs(60 + 10 * blocks as u64),
             "the soak is bounded"
         );
         if let Some(kib) = rss_kib(pid) {
@@ -93,15 +93,18 @@ fn memory_stays_flat_across_segments_reconnects_and_resolution_changes() {
         "outputs keep their first size"
     );
     assert!(
-        y4m.frames.len() > 1200,
-        "{} frames over ~46 s",
-        y4m.frames.len()
+        y4m.frames.len() > 150 * blocks,
+        "{} frames over {} s",
+        y4m.frames.len(),
+        6 * blocks
     );
-    assert!(err.matches("new session").count() >= 3, "{err}");
     assert!(
-        err.contains("7 texture set(s) allocated") || err.contains("8 texture set(s) allocated"),
+        err.matches("new session").count() >= blocks / 2 - 1,
         "{err}"
     );
+    // One texture set at start and one per size change: none per frame, none left over.
+    let allocations = format!("{blocks} texture set(s) allocated");
+    assert!(err.contains(&allocations), "{err}");
 
     // Warm-up (first 10 s) excluded: compare the peak of the next 10 s with the last 10 s.
     // A leak of one small H.264 packet per frame (~0.4 MiB/s here) exceeds the bound.
