@@ -266,12 +266,7 @@ fn stop_by_signal_finalizes_the_recording(signal: i32) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let log = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut s).unwrap();
-        s
-    });
+    let log = collect_stderr(&mut child);
     std::thread::sleep(Duration::from_secs(5));
     let rc = unsafe { libc_kill(child.id() as i32, signal) };
     assert_eq!(rc, 0);

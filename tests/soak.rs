@@ -62,12 +62,7 @@ fn memory_stays_flat_across_segments_reconnects_and_resolution_changes() {
         std::io::Read::read_to_end(&mut stdout, &mut bytes).unwrap();
         bytes
     });
-    let mut stderr = child.stderr.take().unwrap();
-    let log = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut s).unwrap();
-        s
-    });
+    let log = collect_stderr(&mut child);
     let start = Instant::now();
     let mut samples: Vec<(f64, u64)> = Vec::new();
     let status = loop {
@@ -106,30 +101,33 @@ fn memory_stays_flat_across_segments_reconnects_and_resolution_changes() {
     let allocations = format!("{blocks} texture set(s) allocated");
     assert!(err.contains(&allocations), "{err}");
 
-    // Warm-up (first 10 s) excluded: compare the peak of the next 10 s with the last 10 s.
-    // A leak of one small H.264 packet per frame (~0.4 MiB/s here) exceeds the bound.
+    // Allocator arenas and caches fill during the first ~15 s (in a 144 s run RSS then stays
+    // within 1 MiB for the last 80 s), so compare the median after warm-up with the median
+    // of the last 10 s; medians ignore the short spikes of a size change. The packet leak
+    // this test found (~0.4 MiB/s here) adds ~10 MiB between the two windows.
     let end = samples.last().unwrap().0;
-    let peak = |from: f64, to: f64| {
-        samples
+    let median = |from: f64, to: f64| {
+        let mut v: Vec<u64> = samples
             .iter()
             .filter(|(t, _)| *t >= from && *t < to)
             .map(|(_, k)| *k)
-            .max()
-            .unwrap()
+            .collect();
+        v.sort_unstable();
+        v[v.len() / 2]
     };
-    let early = peak(10.0, 20.0);
-    let late = peak(end - 10.0, end + 1.0);
+    let early = median(15.0, 25.0);
+    let late = median(end - 10.0, end + 1.0);
     let timeline: Vec<String> = samples
         .iter()
         .step_by(20)
         .map(|(t, k)| format!("{t:.0}s:{}MiB", k / 1024))
         .collect();
     eprintln!(
-        "soak RSS: peak {early} KiB at 10-20 s, {late} KiB in the last 10 s of {end:.0} s; {}",
+        "soak RSS: median {early} KiB at 15-25 s, {late} KiB in the last 10 s of {end:.0} s; {}",
         timeline.join(" ")
     );
     assert!(
-        late <= early + 4 * 1024,
+        late <= early + 6 * 1024,
         "memory grew from {early} KiB to {late} KiB across {} segments",
         6 * blocks
     );

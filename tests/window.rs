@@ -170,12 +170,7 @@ fn window_shows_the_video_frame() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let log = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut s).unwrap();
-        s
-    });
+    let log = collect_stderr(&mut child);
 
     // Wait until the window shows video (the marker strip reads as a frame number > 0).
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -235,12 +230,7 @@ fn window_shows_a_waiting_slate_until_the_stream_is_live() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let log = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut s).unwrap();
-        s
-    });
+    let log = collect_stderr(&mut child);
     // While the stream answers 404, the window says so: light text on a dark slate.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

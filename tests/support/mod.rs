@@ -397,6 +397,17 @@ pub fn run_with_limit(cmd: &mut Command, limit: Duration) -> Output {
     }
 }
 
+/// Reads a spawned child's piped stderr to the end on a thread of its own (so the child
+/// never blocks on a full pipe); join the handle for the text.
+pub fn collect_stderr(child: &mut Child) -> JoinHandle<String> {
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    })
+}
+
 /// Decodes a video file with ffmpeg-next: its size and every frame's marker.
 pub fn file_markers(path: &Path) -> (u32, u32, Vec<u64>) {
     let mut frames = Vec::new();
