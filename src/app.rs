@@ -203,12 +203,13 @@ fn drive_shutdown(
             return;
         };
         info!(
-            "played {} frames ({} skipped by the clock, {} dropped in the queue, {} stalls); \
-             {} texture set(s) allocated",
+            "played {} frames ({} skipped by the clock, {} dropped in the queue, {} stalls, \
+             {} catch-ups); {} texture set(s) allocated",
             stats.presented,
             stats.skipped,
             feed.dropped(),
             stats.stalls,
+            stats.catch_ups,
             stats.texture_allocations
         );
         exit.write(AppExit::Success);

@@ -62,6 +62,8 @@ pub struct StatusSnapshot {
     pub dropped: u64,
     /// Source stalls.
     pub stalls: u64,
+    /// Times frames were dropped to catch up with the live edge.
+    pub catch_ups: u64,
     /// Latency behind the live edge, seconds (live HLS).
     pub latency_s: Option<f64>,
     /// The latency being steered toward, seconds (live HLS).
@@ -198,6 +200,7 @@ fn report_status(
         skipped: stats.skipped,
         dropped: feed.map(|f| f.dropped()).unwrap_or(0),
         stalls: stats.stalls,
+        catch_ups: stats.catch_ups,
         latency_s: stats.latency.map(|d| d.as_secs_f64()),
         latency_target_s: stats.latency_target.map(|d| d.as_secs_f64()),
     };

@@ -68,11 +68,6 @@ impl VideoFeed {
     pub fn dropped(&self) -> u64 {
         self.frames.dropped()
     }
-
-    /// True once the source said it ended (its last frames may still be queued).
-    pub fn ended(&self) -> bool {
-        self.ended.is_some()
-    }
 }
 
 /// What the stream is, as the decode thread described it when it opened.
