@@ -238,3 +238,48 @@ fn a_stream_that_is_not_live_yet_starts_within_a_poll_of_appearing() {
         "found the stream {found:.2}s after start; it appeared at {appeared:.2}s (polls are 2 s apart)"
     );
 }
+
+#[test]
+fn stream_open_failed_and_an_empty_playlist_count_as_not_live_yet() {
+    let live = LiveOrigin::start(OriginOptions::default());
+    // Livepeer's answer before the broadcaster connects, then a live playlist with no
+    // segments yet (Daydream's warm-up), then the stream.
+    live.origin.fault(
+        "master.m3u8",
+        Fault::Body("text/plain", b"Stream open failed".to_vec()),
+    );
+    let empty = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n";
+    live.origin.fault(
+        "high.m3u8",
+        Fault::Body("application/vnd.apple.mpegurl", empty.as_bytes().to_vec()),
+    );
+    let child = lucid()
+        .args([
+            "--url",
+            &live.master_url(),
+            "--no-preview",
+            "--wait",
+            "60",
+            "--duration",
+            "1",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    live.origin.faults.lock().unwrap().remove("/master.m3u8");
+    std::thread::sleep(Duration::from_secs(3));
+    live.origin.faults.lock().unwrap().clear();
+    let out = child.wait_with_output().unwrap();
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("waiting for the stream") && err.contains("Stream open failed"),
+        "{err}"
+    );
+    assert!(err.contains("the live playlist stayed empty"), "{err}");
+    assert!(
+        err.contains("played "),
+        "it played once the stream was there: {err}"
+    );
+}
