@@ -37,6 +37,13 @@ impl RetryPolicy {
         first_delay: Duration::from_millis(500),
         max_delay: Duration::from_secs(2),
     };
+    /// A single request: the caller does its own waiting (playlists polled while a stream
+    /// is not live yet or during an outage).
+    pub const ONCE: RetryPolicy = RetryPolicy {
+        attempts: 1,
+        first_delay: Duration::ZERO,
+        max_delay: Duration::ZERO,
+    };
     /// A segment during playback: retried briefly, then skipped so playback goes on.
     pub const SEGMENT: RetryPolicy = RetryPolicy {
         attempts: 3,
@@ -342,24 +349,26 @@ impl HlsSource {
 
     /// One try: master (if any) -> chosen rendition -> its media playlist.
     fn resolve_media(&self, url: &Url) -> Result<(Option<Rendition>, Url, MediaPlaylist)> {
-        let once = RetryPolicy {
-            attempts: 1,
-            ..RetryPolicy::STARTUP
-        };
-        let (final_url, body) = self.get(url, once, "playlist")?;
+        let (final_url, body) = self.get(url, RetryPolicy::ONCE, "playlist")?;
         match playlist::parse(&final_url, &body)? {
             Playlist::MasterPlaylist(master) => {
                 let rendition = playlist::choose_rendition(&final_url, &master)?;
-                let (media_url, body) = self.get(&rendition.url, once, "playlist")?;
-                match playlist::parse(&media_url, &body)? {
-                    Playlist::MediaPlaylist(m) => Ok((Some(rendition), media_url, m)),
-                    Playlist::MasterPlaylist(_) => Err(LucidError::NotAPlaylist {
-                        url: media_url.to_string(),
-                        reason: "a master playlist points at another master".into(),
-                    }),
-                }
+                let (media_url, media) = self.get_media(&rendition.url)?;
+                Ok((Some(rendition), media_url, media))
             }
             Playlist::MediaPlaylist(m) => Ok((None, final_url, m)),
+        }
+    }
+
+    /// One request for a URL that must be a media playlist (a variant, or a reload).
+    fn get_media(&self, url: &Url) -> Result<(Url, MediaPlaylist)> {
+        let (final_url, body) = self.get(url, RetryPolicy::ONCE, "playlist")?;
+        match playlist::parse(&final_url, &body)? {
+            Playlist::MediaPlaylist(m) => Ok((final_url, m)),
+            Playlist::MasterPlaylist(_) => Err(LucidError::NotAPlaylist {
+                url: final_url.to_string(),
+                reason: "expected a media playlist, got a master playlist".into(),
+            }),
         }
     }
 
@@ -598,7 +607,7 @@ impl NetworkThread {
                         silent.as_secs_f64()
                     );
                 }
-                if silent > self.wait.max(6 * target) {
+                if silent > self.outage_limit(target) {
                     return Err(LucidError::Unplayable {
                         source_name: self.entry.to_string(),
                         reason: format!("no new segment for {:.0}s", silent.as_secs_f64()),
@@ -733,29 +742,11 @@ impl NetworkThread {
     /// at least six target durations) ends the stream with an error.
     fn reload(&mut self, previous: &MediaPlaylist) -> Result<MediaPlaylist> {
         let target = Duration::from_secs(previous.target_duration.max(1));
-        let give_up = self.wait.max(6 * target);
+        let give_up = self.outage_limit(target);
         let started = Instant::now();
         let mut delay = Duration::from_millis(500);
         loop {
-            let result = self
-                .http
-                .get_range(
-                    &self.url,
-                    None,
-                    RetryPolicy {
-                        attempts: 1,
-                        ..RetryPolicy::SEGMENT
-                    },
-                    "playlist",
-                )
-                .and_then(|(url, body)| match playlist::parse(&url, &body)? {
-                    Playlist::MediaPlaylist(m) => Ok(m),
-                    Playlist::MasterPlaylist(_) => Err(LucidError::NotAPlaylist {
-                        url: url.to_string(),
-                        reason: "the media playlist turned into a master playlist".into(),
-                    }),
-                });
-            match result {
+            match self.http.get_media(&self.url).map(|(_, m)| m) {
                 Ok(m) => return Ok(m),
                 Err(e) if started.elapsed() >= give_up => return Err(e),
                 Err(_)
@@ -777,6 +768,12 @@ impl NetworkThread {
                 }
             }
         }
+    }
+
+    /// How long a live stream may go without new segments (or without a playlist) before
+    /// it counts as gone: --wait, and never less than six target durations.
+    fn outage_limit(&self, target: Duration) -> Duration {
+        self.wait.max(6 * target)
     }
 
     /// Sleeps in short steps so a stop request is seen quickly. False when stopped.
