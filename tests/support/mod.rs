@@ -166,6 +166,28 @@ pub fn marked_source_args_from(
     ]
 }
 
+/// H.264 as live origins encode it: fast, no B-frames (WebRTC-compatible, like Daydream's
+/// output), and a keyframe every `gop` frames exactly, so segments cut on keyframes.
+pub fn live_x264_args(gop: u32) -> Vec<String> {
+    let g = gop.to_string();
+    [
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-tune",
+        "zerolatency",
+        "-g",
+        &g,
+        "-keyint_min",
+        &g,
+        "-sc_threshold",
+        "0",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// Options for [`LiveOrigin`].
 pub struct OriginOptions {
     /// The high rendition's size; the low one is half of it.
@@ -212,29 +234,14 @@ impl LiveOrigin {
             options.height,
             options.vod_seconds,
         ));
-        let g = (FPS * options.segment_secs).to_string();
         let flags = if options.vod_seconds.is_some() {
             "independent_segments+temp_file"
         } else {
             "delete_segments+independent_segments+temp_file"
         };
+        args.extend(["-map".into(), "[lo]".into(), "-map".into(), "[hi]".into()]);
+        args.extend(live_x264_args(FPS * options.segment_secs));
         for a in [
-            "-map",
-            "[lo]",
-            "-map",
-            "[hi]",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-tune",
-            "zerolatency",
-            "-g",
-            &g,
-            "-keyint_min",
-            &g,
-            "-sc_threshold",
-            "0",
             "-b:v:0",
             "300k",
             "-b:v:1",

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{FPS, marked_source_args_from};
+use super::{FPS, live_x264_args, marked_source_args_from};
 
 /// What happens when a segment is requested.
 #[derive(Clone, Debug, PartialEq)]
@@ -61,24 +61,8 @@ pub fn make_segments(
             height,
             Some(seconds as f64),
         ))
-        .args([
-            "-map",
-            "[hi]",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-tune",
-            "zerolatency",
-        ])
-        .args([
-            "-g",
-            &FPS.to_string(),
-            "-keyint_min",
-            &FPS.to_string(),
-            "-sc_threshold",
-            "0",
-        ])
+        .args(["-map", "[hi]"])
+        .args(live_x264_args(FPS))
         .args([
             "-f",
             "hls",
