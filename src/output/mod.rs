@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::io::{BufWriter, ErrorKind};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -238,6 +238,10 @@ fn start_writer(
 struct PendingReadback {
     number: u64,
     pts: Duration,
+    /// A `Readback` component reads back every frame until its entity is despawned, and
+    /// the despawn is deferred: two completions can reach the observer before it applies.
+    /// Only the first one (the frame this entity was spawned for) is delivered.
+    delivered: AtomicBool,
 }
 
 fn request_readbacks(
@@ -255,6 +259,7 @@ fn request_readbacks(
                 PendingReadback {
                     number: ev.number,
                     pts: ev.pts,
+                    delivered: AtomicBool::new(false),
                 },
             ))
             .observe(deliver_readback);
@@ -268,10 +273,13 @@ fn deliver_readback(
     mut commands: Commands,
 ) {
     let entity = event.entity;
+    let Ok(tag) = tags.get(entity) else { return };
+    if tag.delivered.swap(true, Ordering::SeqCst) {
+        return;
+    }
     // One readback per presented frame: the component would read back every frame.
     commands.entity(entity).despawn();
     sink.pending.fetch_sub(1, Ordering::SeqCst);
-    let Ok(tag) = tags.get(entity) else { return };
     let frame = RenderedFrame {
         number: tag.number,
         pts: tag.pts,
@@ -329,24 +337,44 @@ impl Sinks {
 /// that never arrives (its readback dropped) is given up once this many later ones wait.
 const REORDER_WINDOW: usize = 8;
 
+/// Puts rendered frames back in presentation order: each number is released once, in
+/// increasing order; a copy or a frame older than one already released is dropped.
+#[derive(Default)]
+struct FrameOrder {
+    waiting: BTreeMap<u64, RenderedFrame>,
+    next: u64,
+}
+
+impl FrameOrder {
+    fn push(&mut self, frame: RenderedFrame) {
+        if frame.number >= self.next {
+            self.waiting.entry(frame.number).or_insert(frame);
+        }
+    }
+
+    /// The next frame to write, if it is here, or if `flush` (finishing) or the window is
+    /// full (the missing one is given up).
+    fn pop(&mut self, flush: bool) -> Option<RenderedFrame> {
+        let (&first, _) = self.waiting.first_key_value()?;
+        if first != self.next && !flush && self.waiting.len() < REORDER_WINDOW {
+            return None;
+        }
+        let frame = self.waiting.pop_first()?.1;
+        self.next = frame.number + 1;
+        Some(frame)
+    }
+}
+
 fn writer_main(rx: Receiver<WriterMsg>, width: u32, height: u32, sinks: &mut Sinks) -> Result<()> {
     let mut convert = RgbaToYuv::new(width, height)?;
-    let mut waiting: BTreeMap<u64, RenderedFrame> = BTreeMap::new();
-    let mut next = 0u64;
+    let mut order = FrameOrder::default();
     let mut finishing = false;
     while !finishing {
         match rx.recv() {
-            Ok(WriterMsg::Frame(f)) => {
-                waiting.insert(f.number, f);
-            }
+            Ok(WriterMsg::Frame(f)) => order.push(f),
             Ok(WriterMsg::Finish) | Err(_) => finishing = true,
         }
-        while let Some((&first, _)) = waiting.first_key_value() {
-            if first != next && !finishing && waiting.len() < REORDER_WINDOW {
-                break;
-            }
-            let frame = waiting.pop_first().expect("non-empty").1;
-            next = frame.number + 1;
+        while let Some(frame) = order.pop(finishing) {
             let yuv = convert.convert(&frame.rgba)?;
             sinks.write(yuv, frame.pts)?;
         }
@@ -404,5 +432,55 @@ impl RgbaToYuv {
                 reason: format!("converting to YUV: {e}"),
             })?;
         Ok(&mut self.yuv)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(number: u64) -> RenderedFrame {
+        RenderedFrame {
+            number,
+            pts: Duration::ZERO,
+            rgba: Vec::new(),
+        }
+    }
+
+    fn drain(order: &mut FrameOrder, flush: bool) -> Vec<u64> {
+        std::iter::from_fn(|| order.pop(flush))
+            .map(|f| f.number)
+            .collect()
+    }
+
+    #[test]
+    fn frames_come_out_in_order_once_each() {
+        let mut order = FrameOrder::default();
+        order.push(frame(1));
+        assert!(drain(&mut order, false).is_empty(), "0 is still expected");
+        order.push(frame(0));
+        assert_eq!(drain(&mut order, false), vec![0, 1]);
+        // A second readback of an already written frame is not written again.
+        order.push(frame(1));
+        order.push(frame(2));
+        order.push(frame(2));
+        assert_eq!(drain(&mut order, false), vec![2]);
+    }
+
+    #[test]
+    fn a_frame_that_never_arrives_is_given_up() {
+        let mut order = FrameOrder::default();
+        for n in 1..=REORDER_WINDOW as u64 {
+            order.push(frame(n));
+        }
+        assert_eq!(
+            drain(&mut order, false),
+            (1..=REORDER_WINDOW as u64).collect::<Vec<_>>()
+        );
+        order.push(frame(0));
+        assert!(
+            drain(&mut order, true).is_empty(),
+            "too late once later frames went out"
+        );
     }
 }
