@@ -7,7 +7,7 @@ set -euo pipefail
 LUCID_PACKAGES=(
   ffmpeg libavcodec-dev libavformat-dev libavutil-dev libavfilter-dev libavdevice-dev
   libswscale-dev libswresample-dev clang libclang-dev pkg-config
-  mesa-vulkan-drivers libvulkan1 xvfb xauth x11-apps
+  mesa-vulkan-drivers libvulkan1 xvfb xauth x11-apps xdotool
   libx11-6 libxcursor1 libxrandr2 libxi6 libxkbcommon0 libxkbcommon-x11-0
   ca-certificates curl
 )

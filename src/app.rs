@@ -6,17 +6,25 @@ use std::time::{Duration, Instant};
 use bevy::app::TerminalCtrlCHandlerPlugin;
 use bevy::prelude::*;
 use bevy::render::RenderPlugin;
-use bevy::window::{ExitCondition, PresentMode, WindowCloseRequested, WindowResolution};
+use bevy::render::diagnostic::RenderDiagnosticsPlugin;
+use bevy::window::{
+    ExitCondition, PresentMode, WindowCloseRequested, WindowMode, WindowResolution,
+};
 use bevy::winit::WinitPlugin;
 use tracing::{info, warn};
 
 use crate::cli::{Args, output_size};
 use crate::decode::{DecodeOptions, DecodeThread};
+use crate::effects::chain::{EffectChain, Preset, parse_effect_arg};
+use crate::effects::definition::{ParamKind, ParamValue};
+use crate::effects::{EffectCatalog, EffectsPlugin};
 use crate::error::{LucidError, Result};
 use crate::headless::HeadlessRunnerPlugin;
 use crate::lifecycle::Lifecycle;
 use crate::output::{FrameSink, OutputConfig, OutputPlugin, WriterSlot, record};
+use crate::overlay::OverlayPlugin;
 use crate::preview::PreviewPlugin;
+use crate::show::{KeyboardCaptured, ShowPlugin};
 use crate::source::SourceSpec;
 use crate::status::StatusPlugin;
 use crate::video::{PlaybackStats, VideoFeed, VideoPlugin};
@@ -28,6 +36,12 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// arrives or something fails.
 pub fn run(args: Args) -> Result<()> {
     args.validate()?;
+    let catalog = load_catalog(&args)?;
+    if args.list_effects {
+        print!("{}", describe_effects(&catalog));
+        return Ok(());
+    }
+    let chain = build_chain(&args, &catalog)?;
     let lifecycle = Lifecycle::default();
     install_signal_handler(&lifecycle)?;
     if let Some(path) = &args.record {
@@ -97,11 +111,17 @@ pub fn run(args: Args) -> Result<()> {
         )
         .add_plugins(HeadlessRunnerPlugin);
     } else {
+        let mode = if args.fullscreen {
+            WindowMode::BorderlessFullscreen(crate::show::monitor_selection(args.monitor))
+        } else {
+            WindowMode::Windowed
+        };
         app.add_plugins(plugins.set(WindowPlugin {
             primary_window: Some(Window {
                 title: format!("Lucid - {source_name}"),
                 resolution: WindowResolution::new(width, height),
                 present_mode: PresentMode::AutoVsync,
+                mode,
                 ..default()
             }),
             exit_condition: ExitCondition::DontExit,
@@ -111,6 +131,20 @@ pub fn run(args: Args) -> Result<()> {
         .add_plugins(PreviewPlugin {
             fixed_size: args.width.is_some() && args.height.is_some(),
         })
+        .add_plugins((
+            ShowPlugin {
+                fade: Duration::from_secs_f64(args.fade),
+                screenshot_dir: args.screenshot_dir.clone().unwrap_or_else(|| ".".into()),
+                monitor: args.monitor,
+            },
+            OverlayPlugin {
+                visible: !args.hide_ui,
+                presets_dir: args
+                    .presets_dir
+                    .clone()
+                    .or_else(|| crate::cli::config_dir("presets")),
+            },
+        ))
         .add_systems(Update, stop_on_close_or_key);
     }
     app.insert_resource(lifecycle.clone())
@@ -121,6 +155,7 @@ pub fn run(args: Args) -> Result<()> {
             args.latency.map(Duration::from_secs_f64),
         ))
         .add_plugins(status)
+        .add_plugins((EffectsPlugin::new(catalog, chain), RenderDiagnosticsPlugin))
         .add_systems(Last, drive_shutdown);
     if outputs.any() {
         app.add_plugins(OutputPlugin::new(outputs, writer.clone()));
@@ -138,6 +173,121 @@ pub fn run(args: Args) -> Result<()> {
         AppExit::Success => Ok(()),
         AppExit::Error(code) => Err(LucidError::Render(format!("Bevy exited with code {code}"))),
     }
+}
+
+/// The built-in effects and the user's effects folder.
+fn load_catalog(args: &Args) -> Result<EffectCatalog> {
+    if let Some(dir) = &args.effects_dir
+        && !dir.is_dir()
+    {
+        return Err(LucidError::Usage(format!(
+            "--effects-dir {}: no such folder",
+            dir.display()
+        )));
+    }
+    let dir = args
+        .effects_dir
+        .clone()
+        .or_else(|| crate::cli::config_dir("effects"));
+    Ok(EffectCatalog::load(dir.as_deref()))
+}
+
+/// `--preset` then each `--effect`, checked against the catalog: a typo fails here, with
+/// the list of what exists, not silently on stage.
+fn build_chain(args: &Args, catalog: &EffectCatalog) -> Result<EffectChain> {
+    let broken = |name: &str| {
+        catalog
+            .entries
+            .get(name)
+            .filter(|e| e.def.is_none())
+            .and_then(|e| e.error.as_ref())
+            .map(|e| LucidError::Usage(format!("effect {name} does not compile: {e}")))
+    };
+    let mut chain = EffectChain::default();
+    if let Some(path) = &args.preset {
+        let preset = Preset::load(path)?;
+        for inst in preset.effects {
+            if let Some(e) = broken(&inst.effect) {
+                return Err(e);
+            }
+            let def = catalog.get(&inst.effect).ok_or_else(|| {
+                LucidError::Usage(format!(
+                    "preset {}: no effect '{}' (available: {})",
+                    path.display(),
+                    inst.effect,
+                    catalog.names().join(", ")
+                ))
+            })?;
+            inst.check(&def)
+                .map_err(|e| LucidError::Usage(format!("preset {}: {e}", path.display())))?;
+            chain.effects.push(inst);
+        }
+        info!(
+            "preset {}: {} effect(s)",
+            path.display(),
+            chain.effects.len()
+        );
+    }
+    for arg in &args.effect {
+        let name = arg.split(':').next().unwrap_or_default().trim();
+        if let Some(e) = broken(name) {
+            return Err(e);
+        }
+        let inst = parse_effect_arg(
+            arg,
+            |n| catalog.get(n).map(|d| (*d).clone()),
+            &catalog.names(),
+        )?;
+        chain.effects.push(inst);
+    }
+    if !chain.effects.is_empty() {
+        let names: Vec<_> = chain.effects.iter().map(|e| e.effect.as_str()).collect();
+        info!("effect chain: {}", names.join(" -> "));
+    }
+    Ok(chain)
+}
+
+/// `--list-effects`: every effect with its parameters, ranges and defaults.
+fn describe_effects(catalog: &EffectCatalog) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for (name, entry) in &catalog.entries {
+        let origin = if entry.builtin {
+            "built-in".to_string()
+        } else {
+            entry
+                .path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        };
+        let Some(def) = &entry.def else {
+            let why = entry
+                .error
+                .as_ref()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            let _ = writeln!(out, "{name} ({origin}) - does not compile: {why}");
+            continue;
+        };
+        let _ = writeln!(out, "{name} ({origin}) - {}", def.description);
+        for p in &def.params {
+            let kind = match p.kind {
+                ParamKind::Float { min, max } => format!("float {min}..{max}"),
+                ParamKind::Color => "color".into(),
+                ParamKind::Bool => "bool".into(),
+                ParamKind::Point => "point2d".into(),
+            };
+            let default = match p.default {
+                ParamValue::Float(v) => v.to_string(),
+                ParamValue::Bool(b) => b.to_string(),
+                ParamValue::Point([x, y]) => format!("{x}/{y}"),
+                ParamValue::Color([r, g, b, a]) => format!("{r}/{g}/{b}/{a}"),
+            };
+            let _ = writeln!(out, "    {:<12} {kind}, default {default}", p.name);
+        }
+    }
+    out
 }
 
 fn install_signal_handler(lifecycle: &Lifecycle) -> Result<()> {
@@ -159,9 +309,11 @@ struct RunLimit(Option<Duration>);
 fn stop_on_close_or_key(
     mut closes: MessageReader<WindowCloseRequested>,
     keys: Res<ButtonInput<KeyCode>>,
+    captured: Res<KeyboardCaptured>,
     lifecycle: Res<Lifecycle>,
 ) {
-    let key = keys.any_just_pressed([KeyCode::KeyQ, KeyCode::Escape]);
+    // Typing a preset name must not quit the show.
+    let key = !captured.0 && keys.any_just_pressed([KeyCode::KeyQ, KeyCode::Escape]);
     if closes.read().count() > 0 || key {
         lifecycle.request_stop();
     }

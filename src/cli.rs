@@ -59,6 +59,58 @@ pub struct Args {
     /// duration plus 0.5 s.
     #[arg(long, value_name = "SECONDS")]
     pub latency: Option<f64>,
+
+    /// Add an effect to the chain, e.g. `--effect color:saturation=1.5,hue=30` or
+    /// `--effect tint:color=#ff8800,mix=0.5`. Repeat for more, applied in order, after
+    /// those of --preset. `--list-effects` shows the effects and their parameters.
+    #[arg(long, value_name = "NAME[:PARAM=VALUE,...]")]
+    pub effect: Vec<String>,
+
+    /// Load an effect chain saved from the overlay (RON).
+    #[arg(long, value_name = "FILE")]
+    pub preset: Option<PathBuf>,
+
+    /// Folder of user effects (`*.wgsl`), loaded at start and reloaded when saved.
+    /// Default: `$XDG_CONFIG_HOME/lucid/effects` (`~/.config/lucid/effects`).
+    #[arg(long, value_name = "DIR")]
+    pub effects_dir: Option<PathBuf>,
+
+    /// Folder the overlay lists and saves presets in. Default: `~/.config/lucid/presets`.
+    #[arg(long, value_name = "DIR")]
+    pub presets_dir: Option<PathBuf>,
+
+    /// Print the available effects with their parameters, and exit.
+    #[arg(long)]
+    pub list_effects: bool,
+
+    /// Start with the overlay hidden (F1 shows it).
+    #[arg(long)]
+    pub hide_ui: bool,
+
+    /// Start fullscreen (borderless) on the monitor chosen by --monitor.
+    #[arg(long)]
+    pub fullscreen: bool,
+
+    /// Monitor for fullscreen, by index from 0 (as listed in the log at start).
+    #[arg(long, value_name = "N")]
+    pub monitor: Option<usize>,
+
+    /// Duration of a fade to or from black (the F key).
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+    pub fade: f64,
+
+    /// Folder screenshots (the S key) are saved in. Default: the current folder.
+    #[arg(long, value_name = "DIR")]
+    pub screenshot_dir: Option<PathBuf>,
+}
+
+/// The per-user configuration folder for `leaf` (`effects`, `presets`).
+pub fn config_dir(leaf: &str) -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("lucid").join(leaf))
 }
 
 /// Formats `--pipe` can write to stdout.
@@ -66,6 +118,9 @@ pub struct Args {
 pub enum PipeFormat {
     /// YUV4MPEG2 (4:2:0), readable by `ffmpeg -i -`, mpv and simple Python readers.
     Y4m,
+    /// Raw RGBA, 8 bits a channel, frames back to back with no header (the frame size is
+    /// the output size: `--width`/`--height` or the stream's; the log line "output WxH" says it).
+    Rgba,
 }
 
 impl Args {
@@ -81,6 +136,7 @@ impl Args {
             }
         }
         for (name, v) in [
+            ("--fade", Some(self.fade)),
             ("--duration", self.duration),
             ("--latency", self.latency),
             ("--wait", Some(self.wait)),

@@ -10,12 +10,15 @@
 pub mod app;
 pub mod cli;
 pub mod decode;
+pub mod effects;
 pub mod error;
 pub mod headless;
 pub mod lifecycle;
 pub mod logging;
 pub mod output;
+pub mod overlay;
 pub mod preview;
+pub mod show;
 pub mod source;
 pub mod status;
 pub mod video;

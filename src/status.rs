@@ -68,7 +68,19 @@ pub struct StatusSnapshot {
     pub latency_s: Option<f64>,
     /// The latency being steered toward, seconds (live HLS).
     pub latency_target_s: Option<f64>,
+    /// Effect chain time per frame, milliseconds (GPU when the device has timestamps).
+    pub effects_ms: Option<f64>,
+    /// Each effect pass, milliseconds, keyed "index_name".
+    pub effect_passes_ms: std::collections::BTreeMap<String, f64>,
+    /// True when the effect times are GPU timestamps (else CPU time recording them).
+    pub effects_gpu: bool,
+    /// CPU time building the overlay per frame (mean), milliseconds; absent headless.
+    pub ui_ms: Option<f64>,
 }
+
+/// The newest status sample, for the overlay.
+#[derive(Resource, Debug, Clone, Default)]
+pub struct LatestStatus(pub Option<StatusSnapshot>);
 
 impl StatusSnapshot {
     /// The human form, one line.
@@ -146,10 +158,12 @@ impl Plugin for StatusPlugin {
             last_plain: None,
             final_written: false,
         })
+        .init_resource::<LatestStatus>()
         .add_systems(Last, report_status);
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn report_status(
     mut out: ResMut<StatusOutput>,
     stats: Res<PlaybackStats>,
@@ -158,6 +172,9 @@ fn report_status(
     pending: Option<Res<PendingStream>>,
     texture: Option<Res<VideoTexture>>,
     lifecycle: Res<Lifecycle>,
+    timings: Option<Res<crate::effects::EffectTimings>>,
+    ui: Option<Res<crate::overlay::UiTiming>>,
+    mut latest: ResMut<LatestStatus>,
 ) {
     let now = Instant::now();
     let (since, count) = *out.last.get_or_insert((now, stats.presented));
@@ -203,7 +220,15 @@ fn report_status(
         catch_ups: stats.catch_ups,
         latency_s: stats.latency.map(|d| d.as_secs_f64()),
         latency_target_s: stats.latency_target.map(|d| d.as_secs_f64()),
+        effects_ms: timings.as_ref().and_then(|t| t.chain_ms),
+        effect_passes_ms: timings
+            .as_ref()
+            .map(|t| t.passes.iter().cloned().collect())
+            .unwrap_or_default(),
+        effects_gpu: timings.as_ref().is_some_and(|t| t.gpu),
+        ui_ms: ui.filter(|u| u.frames > 0).map(|u| u.mean_ms),
     };
+    latest.0 = Some(snap.clone());
     if let Some(json) = out.json.as_mut() {
         let written = serde_json::to_writer(&mut *json, &snap)
             .map_err(std::io::Error::from)

@@ -9,7 +9,7 @@ pub mod record;
 pub mod y4m;
 
 use std::collections::BTreeMap;
-use std::io::{BufWriter, ErrorKind};
+use std::io::{BufWriter, ErrorKind, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -94,13 +94,17 @@ impl OutputWriter {
         let (tx, rx) = bounded(capacity);
         let mut sinks = Sinks {
             recorder,
-            pipe: config.pipe.map(|_| {
-                Y4mWriter::new(
-                    BufWriter::with_capacity(1 << 20, std::io::stdout()),
-                    config.width,
-                    config.height,
-                    config.frame_rate,
-                )
+            pipe: config.pipe.map(|format| {
+                let out = BufWriter::with_capacity(1 << 20, std::io::stdout());
+                match format {
+                    PipeFormat::Y4m => Pipe::Y4m(Y4mWriter::new(
+                        out,
+                        config.width,
+                        config.height,
+                        config.frame_rate,
+                    )),
+                    PipeFormat::Rgba => Pipe::Rgba(out),
+                }
             }),
             lifecycle: lifecycle.clone(),
             written: 0,
@@ -294,21 +298,43 @@ fn deliver_readback(
     }
 }
 
+enum Pipe {
+    Y4m(Y4mWriter<BufWriter<std::io::Stdout>>),
+    Rgba(BufWriter<std::io::Stdout>),
+}
+
 struct Sinks {
     recorder: Option<Recorder>,
-    pipe: Option<Y4mWriter<BufWriter<std::io::Stdout>>>,
+    pipe: Option<Pipe>,
     lifecycle: Lifecycle,
     written: u64,
 }
 
 impl Sinks {
-    fn write(&mut self, yuv: &mut ff::frame::Video, pts: Duration) -> Result<()> {
-        if let Some(rec) = &mut self.recorder {
+    fn needs_yuv(&self) -> bool {
+        self.recorder.is_some() || matches!(self.pipe, Some(Pipe::Y4m(_)))
+    }
+
+    fn write(
+        &mut self,
+        frame: &RenderedFrame,
+        yuv: Option<&mut ff::frame::Video>,
+        row_bytes: usize,
+    ) -> Result<()> {
+        let pts = frame.pts;
+        let mut yuv = yuv;
+        if let (Some(rec), Some(yuv)) = (&mut self.recorder, yuv.as_deref_mut()) {
             rec.write(yuv, pts)?;
         }
-        if let Some(pipe) = &mut self.pipe
-            && let Err(e) = pipe.write(yuv)
-        {
+        let written = match &mut self.pipe {
+            Some(Pipe::Y4m(pipe)) => match yuv {
+                Some(yuv) => pipe.write(yuv),
+                None => Ok(()),
+            },
+            Some(Pipe::Rgba(out)) => write_rgba(out, &frame.rgba, row_bytes),
+            None => Ok(()),
+        };
+        if let Err(e) = written {
             if e.kind() == ErrorKind::BrokenPipe {
                 info!("the reader closed stdout; stopping");
                 self.pipe = None;
@@ -331,6 +357,16 @@ impl Sinks {
         }
         Ok(())
     }
+}
+
+/// Raw RGBA: the padded rows of the readback, without their padding.
+fn write_rgba(out: &mut impl Write, padded: &[u8], row_bytes: usize) -> std::io::Result<()> {
+    let padded_row = row_bytes.div_ceil(256) * 256;
+    for row in padded.chunks(padded_row) {
+        out.write_all(&row[..row_bytes.min(row.len())])?;
+    }
+    // Readers see each frame as it is presented, not when a buffer fills.
+    out.flush()
 }
 
 /// Readbacks can complete out of order; frames are written strictly by number. A number
@@ -375,8 +411,12 @@ fn writer_main(rx: Receiver<WriterMsg>, width: u32, height: u32, sinks: &mut Sin
             Ok(WriterMsg::Finish) | Err(_) => finishing = true,
         }
         while let Some(frame) = order.pop(finishing) {
-            let yuv = convert.convert(&frame.rgba)?;
-            sinks.write(yuv, frame.pts)?;
+            let yuv = if sinks.needs_yuv() {
+                Some(convert.convert(&frame.rgba)?)
+            } else {
+                None
+            };
+            sinks.write(&frame, yuv, width as usize * 4)?;
         }
     }
     sinks.finish()

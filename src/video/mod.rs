@@ -91,6 +91,16 @@ pub struct VideoTexture {
     params: Vec4,
 }
 
+/// Freeze frame: while set, frames keep being paced and presented (outputs and effects
+/// keep running, live latency stays put) but the picture is not replaced.
+#[derive(Resource, Debug, Default, Clone, Copy)]
+pub struct Freeze(pub bool);
+
+/// Asks for one canvas render without a new video frame (a fade moving while the stream
+/// is stalled or frozen). Not sent to the outputs: they get one frame per video frame.
+#[derive(Resource, Debug, Default, Clone, Copy)]
+pub struct RedrawCanvas(pub bool);
+
 /// Counters for logs and the status line.
 #[derive(Resource, Debug, Default)]
 pub struct PlaybackStats {
@@ -208,6 +218,8 @@ impl Plugin for VideoPlugin {
             .init_resource::<LiveEdgeSource>()
             .init_resource::<NextFrameDue>()
             .init_resource::<PlaybackStats>()
+            .init_resource::<Freeze>()
+            .init_resource::<RedrawCanvas>()
             .add_systems(
                 Update,
                 (
@@ -350,6 +362,8 @@ fn setup_canvas(
         RenderTarget::Image(target.into()),
         Msaa::Off,
         RenderLayers::layer(CANVAS_LAYER),
+        // The effect chain runs as post-processing on this camera's view.
+        crate::effects::render::EffectTarget,
     ));
 
     // The textures exist before the first frame, so the first presented frame is drawn
@@ -405,6 +419,8 @@ fn present_due_frame(
     mut quads: Query<&mut Transform, With<VideoQuad>>,
     mut cameras: Query<&mut Camera, With<CanvasCamera>>,
     mut presented: MessageWriter<FramePresented>,
+    freeze: Res<Freeze>,
+    mut redraw: ResMut<RedrawCanvas>,
 ) {
     let (Some(mut texture), Some(canvas), Some(feed)) = (texture, canvas, feed) else {
         return;
@@ -443,21 +459,31 @@ fn present_due_frame(
         );
     }
     let Some(frame) = tick.show else {
+        if std::mem::take(&mut redraw.0) {
+            for mut camera in &mut cameras {
+                camera.is_active = true;
+            }
+        }
         return;
     };
+    redraw.0 = false;
     let pts = frame.pts;
     for mut camera in &mut cameras {
         camera.is_active = true;
     }
-    upload(
-        frame,
-        &mut texture,
-        &mut images,
-        &mut materials,
-        &mut quads,
-        canvas.size,
-        &mut stats,
-    );
+    if freeze.0 {
+        drop(frame);
+    } else {
+        upload(
+            frame,
+            &mut texture,
+            &mut images,
+            &mut materials,
+            &mut quads,
+            canvas.size,
+            &mut stats,
+        );
+    }
     let number = stats.presented;
     stats.presented += 1;
     stats.first_frame_at.get_or_insert_with(Instant::now);

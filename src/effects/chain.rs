@@ -1,0 +1,266 @@
+//! The effect chain as plain data: which effects run, in which order, with which parameters
+//! and mix. The same data comes from `--effect`, from a `--preset` file and from the
+//! overlay, and presets are this data written as RON.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use bevy::prelude::Resource;
+use serde::{Deserialize, Serialize};
+
+use super::definition::{EffectDef, ParamValue};
+use crate::error::{LucidError, Result};
+
+/// One effect in the chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EffectInstance {
+    /// The effect's name (built-in or user file stem).
+    pub effect: String,
+    /// Disabled effects stay in the chain (and in presets) but do not run.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// 0 shows the input, 1 the effect's full output.
+    #[serde(default = "one")]
+    pub mix: f32,
+    /// Parameter values by name; a missing one takes the effect's default.
+    #[serde(default)]
+    pub params: BTreeMap<String, ParamValue>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+impl EffectInstance {
+    /// The effect at full mix with its defaults.
+    pub fn new(effect: &str) -> Self {
+        EffectInstance {
+            effect: effect.to_string(),
+            enabled: true,
+            mix: 1.0,
+            params: BTreeMap::new(),
+        }
+    }
+
+    /// The value the shader gets for `param`.
+    pub fn value(&self, def: &EffectDef, param: &str) -> Option<ParamValue> {
+        self.params
+            .get(param)
+            .copied()
+            .or_else(|| def.param(param).map(|p| p.default))
+    }
+
+    /// Checks the instance against its effect: known parameters, right kinds, in range.
+    pub fn check(&self, def: &EffectDef) -> std::result::Result<(), String> {
+        if !(0.0..=1.0).contains(&self.mix) {
+            return Err(format!("mix {} is outside 0..1", self.mix));
+        }
+        for (name, value) in &self.params {
+            let Some(p) = def.param(name) else {
+                return Err(format!(
+                    "'{}' has no parameter '{name}' (it has: {})",
+                    def.name,
+                    param_names(def)
+                ));
+            };
+            p.check(*value)
+                .map_err(|e| format!("{}.{name}: {e}", def.name))?;
+        }
+        Ok(())
+    }
+}
+
+fn param_names(def: &EffectDef) -> String {
+    if def.params.is_empty() {
+        return "none".into();
+    }
+    def.params
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The running chain, in order. Edited by the overlay; read every frame by the renderer.
+#[derive(Resource, Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EffectChain {
+    /// Effects, first applied first.
+    pub effects: Vec<EffectInstance>,
+}
+
+/// A saved chain: the file `--preset` loads and the overlay saves (RON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preset {
+    /// Format version, for files written by later Lucids.
+    #[serde(default = "version")]
+    pub version: u32,
+    /// The chain.
+    pub effects: Vec<EffectInstance>,
+}
+
+fn version() -> u32 {
+    1
+}
+
+impl Preset {
+    /// Reads a preset file.
+    pub fn load(path: &Path) -> Result<Preset> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            LucidError::Usage(format!("cannot read preset {}: {e}", path.display()))
+        })?;
+        Preset::from_ron(&text)
+            .map_err(|e| LucidError::Usage(format!("preset {}: {e}", path.display())))
+    }
+
+    /// Parses RON text.
+    pub fn from_ron(text: &str) -> std::result::Result<Preset, String> {
+        ron::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// RON text that [`Preset::from_ron`] reads back to an equal preset.
+    pub fn to_ron(&self) -> String {
+        ron::ser::to_string_pretty(self, ron::ser::PrettyConfig::default())
+            .expect("a preset always serializes")
+    }
+
+    /// Writes the preset atomically (a crash mid-write never leaves half a file).
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("ron.tmp");
+        std::fs::write(&tmp, self.to_ron())?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
+/// Parses one `--effect NAME[:param=value,...]`. `mix=` and `enabled=` set the mix and
+/// the switch; everything else is a parameter of the effect.
+pub fn parse_effect_arg(
+    arg: &str,
+    lookup: impl Fn(&str) -> Option<EffectDef>,
+    known: &[String],
+) -> Result<EffectInstance> {
+    let (name, rest) = arg.split_once(':').unwrap_or((arg, ""));
+    let name = name.trim();
+    let def = lookup(name).ok_or_else(|| {
+        LucidError::Usage(format!(
+            "--effect {arg}: no effect '{name}' (available: {})",
+            known.join(", ")
+        ))
+    })?;
+    let mut inst = EffectInstance::new(&def.name);
+    for pair in rest.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').ok_or_else(|| {
+            LucidError::Usage(format!("--effect {arg}: '{pair}' is not param=value"))
+        })?;
+        let (key, value) = (key.trim(), value.trim());
+        let bad = |e: String| LucidError::Usage(format!("--effect {arg}: {key}: {e}"));
+        match key {
+            "mix" => {
+                inst.mix = value
+                    .parse()
+                    .ok()
+                    .filter(|m| (0.0..=1.0).contains(m))
+                    .ok_or_else(|| bad(format!("'{value}' is not a number in 0..1")))?;
+            }
+            "enabled" => {
+                inst.enabled = matches!(value, "true" | "1" | "on" | "yes");
+            }
+            _ => {
+                let p = def.param(key).ok_or_else(|| {
+                    LucidError::Usage(format!(
+                        "--effect {arg}: '{name}' has no parameter '{key}' (it has: {})",
+                        param_names(&def)
+                    ))
+                })?;
+                inst.params
+                    .insert(key.to_string(), p.parse_value(value).map_err(bad)?);
+            }
+        }
+    }
+    Ok(inst)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def() -> EffectDef {
+        EffectDef::parse(
+            "tint",
+            "builtin:tint",
+            None,
+            include_str!("../../shaders/effects/tint.wgsl"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn effect_arguments() {
+        let d = def();
+        let known = vec!["tint".to_string()];
+        let inst = parse_effect_arg(
+            "tint:amount=0.25,color=#00ff00,mix=0.5",
+            |n| (n == "tint").then(|| d.clone()),
+            &known,
+        )
+        .unwrap();
+        assert_eq!(inst.mix, 0.5);
+        assert_eq!(inst.params["amount"], ParamValue::Float(0.25));
+        assert_eq!(
+            inst.params["color"],
+            ParamValue::Color([0.0, 1.0, 0.0, 1.0])
+        );
+        for (bad, want) in [
+            ("nope", "no effect 'nope' (available: tint)"),
+            (
+                "tint:size=3",
+                "has no parameter 'size' (it has: color, amount)",
+            ),
+            ("tint:amount=7", "outside"),
+            ("tint:amount", "is not param=value"),
+            ("tint:mix=2", "0..1"),
+        ] {
+            let err = parse_effect_arg(bad, |n| (n == "tint").then(|| d.clone()), &known)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn presets_round_trip_exactly() {
+        let mut a = EffectInstance::new("color");
+        a.params
+            .insert("hue".into(), ParamValue::Float(-33.333_336));
+        a.params.insert("contrast".into(), ParamValue::Float(1.1));
+        let mut b = EffectInstance::new("kaleidoscope");
+        b.enabled = false;
+        b.mix = 0.7;
+        b.params
+            .insert("center".into(), ParamValue::Point([0.1, 0.9]));
+        let mut c = EffectInstance::new("edge_glow");
+        c.params
+            .insert("color".into(), ParamValue::Color([0.1, 0.2, 0.3, 1.0]));
+        let mut d = EffectInstance::new("mirror");
+        d.params.insert("vertical".into(), ParamValue::Bool(true));
+        let preset = Preset {
+            version: 1,
+            effects: vec![a, b, c, d],
+        };
+        let text = preset.to_ron();
+        assert_eq!(Preset::from_ron(&text).unwrap(), preset, "{text}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/show.ron");
+        preset.save(&path).unwrap();
+        assert_eq!(Preset::load(&path).unwrap(), preset);
+        // Hand-written presets may leave out what has a default.
+        let short = Preset::from_ron("(effects: [(effect: \"blur\")])").unwrap();
+        assert_eq!(short.effects, vec![EffectInstance::new("blur")]);
+    }
+}

@@ -1,0 +1,550 @@
+//! The effect chain: WGSL post-effects run one after another over the rendered video, on
+//! the canvas, so the window, recordings and pipes all show them (and never the UI).
+//!
+//! - [`definition`]: an effect file (JSON header + WGSL), validated with naga.
+//! - [`chain`]: the chain as data, `--effect` parsing and RON presets.
+//! - [`render`]: pipelines and the `Core2d` post-process system.
+//!
+//! Built-in effects are compiled into the binary from `shaders/effects/`; user effects are
+//! `.wgsl` files in the effects folder, loaded at start and reloaded when saved. A file that
+//! fails to compile keeps its last good version running and reports the error.
+
+pub mod chain;
+pub mod definition;
+pub mod render;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bevy::prelude::*;
+use tracing::{info, warn};
+
+use crate::video::{FramePresented, OutputCanvas, StreamReady, VideoSystems};
+use chain::EffectChain;
+use definition::{EffectDef, EffectError, pack_globals};
+use render::{ChainFrame, PassFrame, RenderEffectErrors};
+
+/// The built-in effects: name and WGSL source.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("color", include_str!("../../shaders/effects/color.wgsl")),
+    (
+        "rgb_split",
+        include_str!("../../shaders/effects/rgb_split.wgsl"),
+    ),
+    (
+        "kaleidoscope",
+        include_str!("../../shaders/effects/kaleidoscope.wgsl"),
+    ),
+    ("mirror", include_str!("../../shaders/effects/mirror.wgsl")),
+    (
+        "pixelate",
+        include_str!("../../shaders/effects/pixelate.wgsl"),
+    ),
+    (
+        "feedback",
+        include_str!("../../shaders/effects/feedback.wgsl"),
+    ),
+    (
+        "edge_glow",
+        include_str!("../../shaders/effects/edge_glow.wgsl"),
+    ),
+    (
+        "scanlines",
+        include_str!("../../shaders/effects/scanlines.wgsl"),
+    ),
+    ("blur", include_str!("../../shaders/effects/blur.wgsl")),
+    ("tint", include_str!("../../shaders/effects/tint.wgsl")),
+];
+
+const MASTER: &str = include_str!("../../shaders/master.wgsl");
+
+/// How often the effects folder is checked for saved files.
+const RESCAN_EVERY: Duration = Duration::from_millis(250);
+
+/// One effect Lucid knows, with its current good version and its latest error.
+#[derive(Debug, Clone)]
+pub struct CatalogEntry {
+    /// The version that runs (the last one that compiled).
+    pub def: Option<Arc<EffectDef>>,
+    /// Why the newest version of the file does not run, if it does not.
+    pub error: Option<EffectError>,
+    /// True for built-in effects.
+    pub builtin: bool,
+    /// The file, for user effects.
+    pub path: Option<PathBuf>,
+    stamp: Option<(SystemTime, u64)>,
+}
+
+/// Every effect Lucid can run: built-ins, then the effects folder's files.
+#[derive(Resource, Debug, Clone, Default)]
+pub struct EffectCatalog {
+    /// By name.
+    pub entries: BTreeMap<String, CatalogEntry>,
+    /// The user effects folder.
+    pub dir: Option<PathBuf>,
+}
+
+/// What a rescan found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CatalogChange {
+    /// A file compiled and its new version runs.
+    Loaded(String),
+    /// A file failed; the previous version (if any) keeps running.
+    Failed(String),
+}
+
+impl EffectCatalog {
+    /// The built-ins plus the `.wgsl` files in `dir` (a missing folder is fine: no user effects).
+    pub fn load(dir: Option<&Path>) -> EffectCatalog {
+        let mut catalog = EffectCatalog {
+            entries: BTreeMap::new(),
+            dir: dir.map(Path::to_path_buf),
+        };
+        for (name, text) in BUILTIN {
+            let def = EffectDef::parse(name, &format!("builtin:{name}"), None, text)
+                .unwrap_or_else(|e| panic!("built-in effect {name} is broken: {e}"));
+            catalog.entries.insert(
+                name.to_string(),
+                CatalogEntry {
+                    def: Some(Arc::new(def)),
+                    error: None,
+                    builtin: true,
+                    path: None,
+                    stamp: None,
+                },
+            );
+        }
+        for change in catalog.rescan() {
+            if let CatalogChange::Failed(name) = change
+                && let Some(e) = catalog.entries.get(&name).and_then(|e| e.error.as_ref())
+            {
+                warn!("effect {name} does not compile: {e}");
+            }
+        }
+        catalog
+    }
+
+    /// Names of the effects that can run, for messages and the UI.
+    pub fn names(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.def.is_some())
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// The runnable version of `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<EffectDef>> {
+        self.entries.get(name).and_then(|e| e.def.clone())
+    }
+
+    /// Looks at the folder again; (re)loads files that are new or changed since last time.
+    pub fn rescan(&mut self) -> Vec<CatalogChange> {
+        let Some(dir) = self.dir.clone() else {
+            return Vec::new();
+        };
+        let Ok(listing) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        let mut files: Vec<PathBuf> = listing
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "wgsl"))
+            .collect();
+        files.sort();
+        let mut changes = Vec::new();
+        for path in files {
+            let Some(stem) = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let stamp = (
+                meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                meta.len(),
+            );
+            let known = self
+                .entries
+                .values()
+                .find(|e| e.path.as_deref() == Some(path.as_path()));
+            if known.is_some_and(|e| e.stamp == Some(stamp)) {
+                continue;
+            }
+            let origin = path.display().to_string();
+            let parsed = std::fs::read_to_string(&path)
+                .map_err(|e| EffectError::Io {
+                    path: origin.clone(),
+                    reason: e.to_string(),
+                })
+                .and_then(|text| EffectDef::parse(&stem, &origin, Some(&path), &text));
+            // The entry is found by path (the header may rename the effect).
+            let name = match &parsed {
+                Ok(def) => def.name.clone(),
+                Err(_) => self
+                    .entries
+                    .iter()
+                    .find(|(_, e)| e.path.as_deref() == Some(path.as_path()))
+                    .map(|(n, _)| n.clone())
+                    .unwrap_or(stem),
+            };
+            let entry = self.entries.entry(name.clone()).or_insert(CatalogEntry {
+                def: None,
+                error: None,
+                builtin: false,
+                path: Some(path.clone()),
+                stamp: None,
+            });
+            if entry.builtin {
+                info!("{origin} replaces the built-in effect '{name}'");
+                entry.builtin = false;
+            }
+            entry.path = Some(path.clone());
+            entry.stamp = Some(stamp);
+            match parsed {
+                Ok(def) => {
+                    entry.def = Some(Arc::new(def));
+                    entry.error = None;
+                    changes.push(CatalogChange::Loaded(name));
+                }
+                Err(e) => {
+                    entry.error = Some(e);
+                    changes.push(CatalogChange::Failed(name));
+                }
+            }
+        }
+        changes
+    }
+}
+
+/// The time and frame number effects see.
+#[derive(Resource, Debug, Clone, Copy)]
+pub struct EffectClock {
+    /// Seconds: wall time since start for live input, stream time for finite input (so the
+    /// same file and preset render the same frames).
+    pub time: f32,
+    /// Presented frame number.
+    pub frame: u32,
+    /// True when `time` is wall time.
+    pub live: bool,
+    start: Instant,
+}
+
+impl Default for EffectClock {
+    fn default() -> Self {
+        EffectClock {
+            time: 0.0,
+            frame: 0,
+            live: true,
+            start: Instant::now(),
+        }
+    }
+}
+
+/// The master level applied after the chain: 1 normal, 0 black. Fades move it.
+#[derive(Resource, Debug, Clone, Copy)]
+pub struct MasterLevel {
+    /// Current level.
+    pub level: f32,
+}
+
+impl Default for MasterLevel {
+    fn default() -> Self {
+        MasterLevel { level: 1.0 }
+    }
+}
+
+/// How long the chain takes per frame, from Bevy's render diagnostics: GPU timestamps
+/// where the device has them, CPU time recording the passes otherwise.
+#[derive(Resource, Debug, Clone, Default)]
+pub struct EffectTimings {
+    /// The whole chain, milliseconds (mean of recent frames); `None` when nothing runs.
+    pub chain_ms: Option<f64>,
+    /// Each pass: "index_name" and milliseconds.
+    pub passes: Vec<(String, f64)>,
+    /// True when the figures are GPU timestamps.
+    pub gpu: bool,
+}
+
+/// Latest effect errors for the overlay: effect name -> message with line numbers.
+#[derive(Resource, Debug, Clone, Default)]
+pub struct EffectErrors(pub BTreeMap<String, String>);
+
+/// Runs the chain on the canvas and keeps the catalog fresh.
+pub struct EffectsPlugin {
+    catalog: EffectCatalog,
+    chain: EffectChain,
+}
+
+impl EffectsPlugin {
+    /// The catalog loaded at start and the chain from `--preset`/`--effect`.
+    pub fn new(catalog: EffectCatalog, chain: EffectChain) -> Self {
+        EffectsPlugin { catalog, chain }
+    }
+}
+
+/// Shader assets of the effect versions in use, by name.
+#[derive(Resource, Default)]
+struct EffectShaders {
+    by_name: BTreeMap<String, (Arc<EffectDef>, Handle<Shader>)>,
+    master: Option<(Arc<EffectDef>, Handle<Shader>)>,
+}
+
+#[derive(Resource)]
+struct RescanTimer(Timer);
+
+impl Plugin for EffectsPlugin {
+    fn build(&self, app: &mut App) {
+        let errors = RenderEffectErrors::default();
+        let mut initial = EffectErrors::default();
+        for (name, e) in &self.catalog.entries {
+            if let Some(err) = &e.error {
+                initial.0.insert(name.clone(), err.details());
+            }
+        }
+        app.insert_resource(self.catalog.clone())
+            .insert_resource(self.chain.clone())
+            .insert_resource(errors.clone())
+            .insert_resource(initial)
+            .init_resource::<EffectShaders>()
+            .init_resource::<EffectClock>()
+            .init_resource::<MasterLevel>()
+            .init_resource::<ChainFrame>()
+            .init_resource::<EffectTimings>()
+            .insert_resource(RescanTimer(Timer::new(RESCAN_EVERY, TimerMode::Repeating)))
+            .add_systems(
+                Update,
+                (
+                    rescan_effects,
+                    collect_render_errors,
+                    read_timings,
+                    (advance_clock, build_chain_frame)
+                        .chain()
+                        .after(VideoSystems::Present),
+                ),
+            );
+        render::build(app, errors);
+    }
+}
+
+fn rescan_effects(
+    time: Res<Time<Real>>,
+    mut timer: ResMut<RescanTimer>,
+    mut catalog: ResMut<EffectCatalog>,
+    mut errors: ResMut<EffectErrors>,
+) {
+    if !timer.0.tick(time.delta()).just_finished() {
+        return;
+    }
+    for change in catalog.rescan() {
+        match change {
+            CatalogChange::Loaded(name) => {
+                info!("effect {name} loaded");
+                errors.0.remove(&name);
+            }
+            CatalogChange::Failed(name) => {
+                let Some(entry) = catalog.entries.get(&name) else {
+                    continue;
+                };
+                let Some(e) = &entry.error else { continue };
+                let keeps = if entry.def.is_some() {
+                    "; the last good version keeps running"
+                } else {
+                    ""
+                };
+                warn!("effect {name} does not compile: {e}{keeps}");
+                errors.0.insert(name.clone(), e.details());
+            }
+        }
+    }
+}
+
+fn collect_render_errors(render: Res<RenderEffectErrors>, mut errors: ResMut<EffectErrors>) {
+    let Ok(mut found) = render.0.lock() else {
+        return;
+    };
+    for (name, message) in found.drain(..) {
+        warn!("effect {name}: the GPU rejected it: {message}");
+        errors.0.insert(name, message);
+    }
+}
+
+fn read_timings(
+    store: Option<Res<bevy::diagnostic::DiagnosticsStore>>,
+    frame: Res<ChainFrame>,
+    mut timings: ResMut<EffectTimings>,
+) {
+    let Some(store) = store else { return };
+    if frame.passes.is_empty() && frame.master.is_none() {
+        *timings = EffectTimings::default();
+        return;
+    }
+    let mut chain = (None, None);
+    let mut passes: BTreeMap<String, (Option<f64>, Option<f64>)> = BTreeMap::new();
+    for d in store.iter() {
+        let path = d.path().as_str();
+        let Some(rest) = path.strip_prefix("render/lucid_effects/") else {
+            continue;
+        };
+        let (Some(value), gpu) = (d.average(), path.ends_with("/elapsed_gpu")) else {
+            continue;
+        };
+        if !gpu && !path.ends_with("/elapsed_cpu") {
+            continue;
+        }
+        let slot = match rest.strip_prefix("lucid_effect/") {
+            Some(pass) => {
+                let name = pass.rsplit_once('/').map_or(pass, |(n, _)| n).to_string();
+                passes.entry(name).or_default()
+            }
+            None => &mut chain,
+        };
+        if gpu {
+            slot.0 = Some(value);
+        } else {
+            slot.1 = Some(value);
+        }
+    }
+    let gpu = chain.0.is_some();
+    let pick = |(g, c): (Option<f64>, Option<f64>)| if gpu { g } else { c };
+    let live: Vec<String> = frame
+        .passes
+        .iter()
+        .chain(frame.master.iter())
+        .enumerate()
+        .map(|(i, p)| format!("{i}_{}", p.key))
+        .collect();
+    *timings = EffectTimings {
+        chain_ms: pick(chain),
+        passes: live
+            .into_iter()
+            .filter_map(|name| {
+                let v = passes.get(&name).copied().and_then(pick)?;
+                Some((name, v))
+            })
+            .collect(),
+        gpu,
+    };
+}
+
+fn advance_clock(
+    mut ready: MessageReader<StreamReady>,
+    mut presented: MessageReader<FramePresented>,
+    mut clock: ResMut<EffectClock>,
+) {
+    if let Some(ready) = ready.read().last() {
+        clock.live = ready.info.live;
+    }
+    if let Some(frame) = presented.read().last() {
+        clock.frame = frame.number as u32;
+        clock.time = if clock.live {
+            clock.start.elapsed().as_secs_f32()
+        } else {
+            frame.pts.as_secs_f32()
+        };
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_chain_frame(
+    chain: Res<EffectChain>,
+    catalog: Res<EffectCatalog>,
+    clock: Res<EffectClock>,
+    master: Res<MasterLevel>,
+    canvas: Option<Res<OutputCanvas>>,
+    mut shaders: ResMut<EffectShaders>,
+    mut assets: ResMut<Assets<Shader>>,
+    mut frame: ResMut<ChainFrame>,
+) {
+    let Some(canvas) = canvas else { return };
+    let resolution = canvas.size.as_vec2().to_array();
+    let mut shader_for =
+        |def: &Arc<EffectDef>, slot: Option<&mut (Arc<EffectDef>, Handle<Shader>)>| match slot {
+            Some(s) if Arc::ptr_eq(&s.0, def) => s.1.clone(),
+            _ => assets.add(Shader::from_wgsl(def.wgsl.clone(), def.origin.clone())),
+        };
+    let mut passes = Vec::new();
+    let mut keep_output = false;
+    for inst in chain.effects.iter().filter(|e| e.enabled && e.mix > 0.0) {
+        let Some(def) = catalog.get(&inst.effect) else {
+            continue;
+        };
+        let handle = shader_for(&def, shaders.by_name.get_mut(&inst.effect));
+        shaders
+            .by_name
+            .insert(inst.effect.clone(), (def.clone(), handle.clone()));
+        keep_output |= def.uses_previous;
+        passes.push(PassFrame {
+            key: inst.effect.clone(),
+            shader: handle,
+            globals: pack_globals(resolution, clock.time, clock.frame, inst.mix),
+            params: def.pack(|name| inst.value(&def, name)),
+        });
+    }
+    let master_pass = (master.level < 1.0).then(|| {
+        let (def, handle) = shaders.master.get_or_insert_with(|| {
+            let def = Arc::new(
+                EffectDef::parse("lucid_master", "builtin:lucid_master", None, MASTER)
+                    .expect("the master shader is valid"),
+            );
+            let handle = assets.add(Shader::from_wgsl(def.wgsl.clone(), def.origin.clone()));
+            (def, handle)
+        });
+        PassFrame {
+            key: "lucid_master".into(),
+            shader: handle.clone(),
+            globals: pack_globals(resolution, clock.time, clock.frame, 1.0),
+            params: def.pack(|_| Some(definition::ParamValue::Float(master.level.max(0.0)))),
+        }
+    });
+    *frame = ChainFrame {
+        passes,
+        keep_output,
+        master: master_pass,
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_compile_and_user_files_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut catalog = EffectCatalog::load(Some(dir.path()));
+        assert_eq!(catalog.names().len(), BUILTIN.len());
+        let file = dir.path().join("solid.wgsl");
+        let good = "/*{ \"params\": [] }*/\nfn effect(uv: vec2<f32>) -> vec4<f32> { return vec4(1.0, 0.0, 0.0, 1.0); }\n";
+        std::fs::write(&file, good).unwrap();
+        assert_eq!(
+            catalog.rescan(),
+            vec![CatalogChange::Loaded("solid".into())]
+        );
+        assert!(
+            catalog.rescan().is_empty(),
+            "unchanged files are not reloaded"
+        );
+        let first = catalog.get("solid").unwrap();
+        std::fs::write(
+            &file,
+            good.replace("1.0, 0.0, 0.0, 1.0)", "1.0, 0.0, 0.0 1.0)"),
+        )
+        .unwrap();
+        assert_eq!(
+            catalog.rescan(),
+            vec![CatalogChange::Failed("solid".into())]
+        );
+        let entry = &catalog.entries["solid"];
+        assert!(
+            Arc::ptr_eq(entry.def.as_ref().unwrap(), &first),
+            "the good version stays"
+        );
+        let err = entry.error.as_ref().unwrap().to_string();
+        assert!(err.contains("solid.wgsl:2:"), "{err}");
+    }
+}

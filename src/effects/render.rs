@@ -1,0 +1,335 @@
+//! The render-world half of the effect chain: one pipeline per effect shader, uniform
+//! buffers and a feedback texture that persist across frames, and a `Core2d` post-process
+//! system that runs the chain over the canvas camera's view, ping-ponging through the view's
+//! two main textures (Bevy's `post_process_write`), so no texture is made per frame.
+//!
+//! A shader whose pipeline is still compiling or failed is not run: the effect's last
+//! pipeline that worked runs instead, so a bad edit never blacks out the show.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use bevy::core_pipeline::{Core2dSystems, FullscreenShader, schedule::Core2d};
+use bevy::prelude::*;
+use bevy::render::{
+    Render, RenderApp, RenderStartup, RenderSystems,
+    diagnostic::RecordDiagnostics,
+    extract_component::{ExtractComponent, ExtractComponentPlugin},
+    extract_resource::{ExtractResource, ExtractResourcePlugin},
+    render_resource::{
+        binding_types::{sampler, texture_2d, uniform_buffer_sized},
+        *,
+    },
+    renderer::{RenderContext, RenderDevice, RenderQueue, ViewQuery},
+    view::ViewTarget,
+};
+
+use super::definition::{GLOBALS_BYTES, PARAMS_BYTES};
+
+/// Marks the camera whose view the chain runs on (the canvas camera).
+#[derive(Component, Clone, Copy, Default, ExtractComponent)]
+pub struct EffectTarget;
+
+/// One pass as the main world hands it over each frame.
+#[derive(Clone, Debug)]
+pub struct PassFrame {
+    /// Stable identity of the chain slot's effect (its name), for "last good pipeline".
+    pub key: String,
+    /// The shader of the effect's current version.
+    pub shader: Handle<Shader>,
+    /// `lucid` globals block.
+    pub globals: [u8; GLOBALS_BYTES],
+    /// `params` block.
+    pub params: Vec<u8>,
+}
+
+/// Everything the renderer needs for this frame's chain.
+#[derive(Resource, Clone, Debug, Default, ExtractResource)]
+pub struct ChainFrame {
+    /// Effect passes in order.
+    pub passes: Vec<PassFrame>,
+    /// True when an effect reads the previous output (the output is kept for it).
+    pub keep_output: bool,
+    /// The blackout/fade pass, when the level is below 1.
+    pub master: Option<PassFrame>,
+}
+
+/// Pipeline failures the render world found (Bevy-side shader or pipeline errors), for
+/// the main world to log and show. naga catches nearly everything before this.
+#[derive(Resource, Clone, Default)]
+pub struct RenderEffectErrors(pub Arc<Mutex<Vec<(String, String)>>>);
+
+/// Registers the render-world side. Called from [`super::EffectsPlugin`].
+pub(super) fn build(app: &mut App, errors: RenderEffectErrors) {
+    app.add_plugins((
+        ExtractComponentPlugin::<EffectTarget>::default(),
+        ExtractResourcePlugin::<ChainFrame>::default(),
+    ));
+    let Some(render_app) = app.get_sub_app_mut(RenderApp) else {
+        return;
+    };
+    render_app
+        .insert_resource(errors)
+        .init_resource::<EffectPipelines>()
+        .init_resource::<PreparedChain>()
+        .add_systems(RenderStartup, init_layout)
+        .add_systems(
+            Render,
+            prepare_chain.in_set(RenderSystems::PrepareResources),
+        )
+        .add_systems(Core2d, run_chain.in_set(Core2dSystems::PostProcess));
+}
+
+#[derive(Resource)]
+struct EffectLayout {
+    layout: BindGroupLayoutDescriptor,
+    sampler: Sampler,
+}
+
+fn init_layout(mut commands: Commands, device: Res<RenderDevice>) {
+    let layout = BindGroupLayoutDescriptor::new(
+        "lucid_effect_layout",
+        &BindGroupLayoutEntries::sequential(
+            ShaderStages::FRAGMENT,
+            (
+                texture_2d(TextureSampleType::Float { filterable: true }),
+                sampler(SamplerBindingType::Filtering),
+                uniform_buffer_sized(false, Some((GLOBALS_BYTES as u64).try_into().unwrap())),
+                uniform_buffer_sized(false, Some((PARAMS_BYTES as u64).try_into().unwrap())),
+                texture_2d(TextureSampleType::Float { filterable: true }),
+            ),
+        ),
+    );
+    // Bilinear, clamped: effects sample between pixels (zoom, rotation, blur taps).
+    let sampler = device.create_sampler(&SamplerDescriptor {
+        label: Some("lucid_effect_sampler"),
+        mag_filter: FilterMode::Linear,
+        min_filter: FilterMode::Linear,
+        ..default()
+    });
+    commands.insert_resource(EffectLayout { layout, sampler });
+}
+
+#[derive(Resource, Default)]
+struct EffectPipelines {
+    by_shader: HashMap<(AssetId<Shader>, TextureFormat), CachedRenderPipelineId>,
+    /// Per effect: the newest pipeline that was ready.
+    last_good: HashMap<String, CachedRenderPipelineId>,
+    reported: HashSet<CachedRenderPipelineId>,
+}
+
+struct PreparedPass {
+    label: String,
+    pipeline: CachedRenderPipelineId,
+    globals: Buffer,
+    params: Buffer,
+}
+
+#[derive(Resource, Default)]
+struct PreparedChain {
+    passes: Vec<PreparedPass>,
+    master: Option<PreparedPass>,
+    buffers: Vec<(Buffer, Buffer)>,
+    keep_output: bool,
+    /// The previous output frame: (texture, view, size).
+    history: Option<(Texture, TextureView, UVec2)>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn prepare_chain(
+    frame: Option<Res<ChainFrame>>,
+    views: Query<&ViewTarget, With<EffectTarget>>,
+    layout: Option<Res<EffectLayout>>,
+    fullscreen: Res<FullscreenShader>,
+    cache: Res<PipelineCache>,
+    device: Res<RenderDevice>,
+    queue: Res<RenderQueue>,
+    errors: Res<RenderEffectErrors>,
+    mut pipelines: ResMut<EffectPipelines>,
+    mut prepared: ResMut<PreparedChain>,
+) {
+    prepared.passes.clear();
+    prepared.master = None;
+    let (Some(frame), Some(layout), Some(target)) = (frame, layout, views.iter().next()) else {
+        return;
+    };
+    let format = target.main_texture_format();
+    let size = target.main_texture().size();
+    let size = UVec2::new(size.width, size.height);
+    let history_ok = prepared.history.as_ref().is_some_and(|h| h.2 == size);
+    if !history_ok {
+        let texture = device.create_texture(&TextureDescriptor {
+            label: Some("lucid_effect_history"),
+            size: Extent3d {
+                width: size.x,
+                height: size.y,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: TextureDimension::D2,
+            format,
+            usage: TextureUsages::TEXTURE_BINDING | TextureUsages::COPY_DST,
+            view_formats: &[],
+        });
+        let view = texture.create_view(&TextureViewDescriptor::default());
+        prepared.history = Some((texture, view, size));
+    }
+    prepared.keep_output = frame.keep_output;
+
+    let all = frame.passes.iter().chain(frame.master.iter());
+    let mut slot = 0;
+    let mut chosen = Vec::new();
+    for (i, pass) in all.enumerate() {
+        let id = *pipelines
+            .by_shader
+            .entry((pass.shader.id(), format))
+            .or_insert_with(|| {
+                cache.queue_render_pipeline(RenderPipelineDescriptor {
+                    label: Some(format!("lucid_effect_{}", pass.key).into()),
+                    layout: vec![layout.layout.clone()],
+                    vertex: fullscreen.to_vertex_state(),
+                    fragment: Some(FragmentState {
+                        shader: pass.shader.clone(),
+                        entry_point: Some("lucid_fragment".into()),
+                        targets: vec![Some(ColorTargetState {
+                            format,
+                            blend: None,
+                            write_mask: ColorWrites::ALL,
+                        })],
+                        ..default()
+                    }),
+                    ..default()
+                })
+            });
+        let pipeline = match cache.get_render_pipeline_state(id) {
+            CachedPipelineState::Ok(_) => {
+                pipelines.last_good.insert(pass.key.clone(), id);
+                Some(id)
+            }
+            CachedPipelineState::Err(e) => {
+                if pipelines.reported.insert(id)
+                    && let Ok(mut errors) = errors.0.lock()
+                {
+                    errors.push((pass.key.clone(), e.to_string()));
+                }
+                pipelines.last_good.get(&pass.key).copied()
+            }
+            _ => pipelines.last_good.get(&pass.key).copied(),
+        };
+        let Some(pipeline) = pipeline else { continue };
+        if prepared.buffers.len() <= slot {
+            let make = |label: &str, size: usize| {
+                device.create_buffer(&BufferDescriptor {
+                    label: Some(label),
+                    size: size as u64,
+                    usage: BufferUsages::UNIFORM | BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            };
+            let pair = (
+                make("lucid_effect_globals", GLOBALS_BYTES),
+                make("lucid_effect_params", PARAMS_BYTES),
+            );
+            prepared.buffers.push(pair);
+        }
+        let (globals, params) = prepared.buffers[slot].clone();
+        slot += 1;
+        queue.write_buffer(&globals, 0, &pass.globals);
+        queue.write_buffer(&params, 0, &pass.params);
+        let prepared_pass = PreparedPass {
+            label: format!("lucid_effect/{i}_{}", pass.key),
+            pipeline,
+            globals,
+            params,
+        };
+        chosen.push((i < frame.passes.len(), prepared_pass));
+    }
+    for (is_effect, pass) in chosen {
+        if is_effect {
+            prepared.passes.push(pass);
+        } else {
+            prepared.master = Some(pass);
+        }
+    }
+}
+
+fn run_chain(
+    view: ViewQuery<(&ViewTarget, &EffectTarget)>,
+    prepared: Res<PreparedChain>,
+    layout: Option<Res<EffectLayout>>,
+    cache: Res<PipelineCache>,
+    mut ctx: RenderContext,
+) {
+    let (target, _) = view.into_inner();
+    let (Some(layout), Some((history_texture, history_view, size))) =
+        (layout, prepared.history.as_ref())
+    else {
+        return;
+    };
+    if prepared.passes.is_empty() && prepared.master.is_none() {
+        return;
+    }
+    let bind_layout = cache.get_bind_group_layout(&layout.layout);
+    let diagnostics = ctx.diagnostic_recorder();
+    let diagnostics = diagnostics.as_deref();
+    let chain_span = diagnostics.time_span(ctx.command_encoder(), "lucid_effects");
+    let run = |pass: &PreparedPass, ctx: &mut RenderContext| {
+        let Some(pipeline) = cache.get_render_pipeline(pass.pipeline) else {
+            return;
+        };
+        let post = target.post_process_write();
+        let bind_group = ctx.render_device().create_bind_group(
+            "lucid_effect_bind_group",
+            &bind_layout,
+            &BindGroupEntries::sequential((
+                post.source,
+                &layout.sampler,
+                pass.globals.as_entire_binding(),
+                pass.params.as_entire_binding(),
+                history_view,
+            )),
+        );
+        let span = diagnostics.time_span(ctx.command_encoder(), pass.label.clone());
+        {
+            let mut render_pass = ctx
+                .command_encoder()
+                .begin_render_pass(&RenderPassDescriptor {
+                    label: Some("lucid_effect_pass"),
+                    color_attachments: &[Some(RenderPassColorAttachment {
+                        view: post.destination,
+                        depth_slice: None,
+                        resolve_target: None,
+                        ops: Operations::default(),
+                    })],
+                    depth_stencil_attachment: None,
+                    timestamp_writes: None,
+                    occlusion_query_set: None,
+                    multiview_mask: None,
+                });
+            render_pass.set_pipeline(pipeline);
+            render_pass.set_bind_group(0, &bind_group, &[]);
+            render_pass.draw(0..3, 0..1);
+        }
+        span.end(ctx.command_encoder());
+    };
+    for pass in &prepared.passes {
+        run(pass, &mut ctx);
+    }
+    if prepared.keep_output {
+        // The chain's output (before any fade) is what feedback effects read next frame.
+        ctx.command_encoder().copy_texture_to_texture(
+            target.main_texture().as_image_copy(),
+            history_texture.as_image_copy(),
+            Extent3d {
+                width: size.x,
+                height: size.y,
+                depth_or_array_layers: 1,
+            },
+        );
+    }
+    if let Some(master) = &prepared.master {
+        run(master, &mut ctx);
+    }
+    chain_span.end(ctx.command_encoder());
+}

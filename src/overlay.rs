@@ -1,0 +1,482 @@
+//! The overlay (bevy_egui): stats, the effect chain editor, presets, show controls and the
+//! keyboard help. It is drawn by the window's camera on top of the canvas, never into it,
+//! so `--record`, `--pipe` and screenshots never contain it. F1 (or `--hide-ui`) hides it.
+//!
+//! The UI works on the same resources the command line fills ([`EffectChain`],
+//! [`ShowState`], ...), so everything it does can also be done headless. Its own CPU time
+//! is measured every frame and shown, as is the effect chain's GPU time.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bevy::prelude::*;
+use bevy_egui::{EguiContexts, EguiPrimaryContextPass, egui};
+use tracing::{info, warn};
+
+use crate::effects::chain::{EffectChain, EffectInstance, Preset};
+use crate::effects::definition::{ParamKind, ParamValue};
+use crate::effects::{EffectCatalog, EffectErrors, EffectTimings, MasterLevel};
+use crate::show::{KeyboardCaptured, SHORTCUTS, ShowState};
+use crate::status::LatestStatus;
+use crate::video::{Freeze, StreamDescription};
+
+/// Overlay settings from the command line.
+pub struct OverlayPlugin {
+    /// Shown at start (no `--hide-ui`).
+    pub visible: bool,
+    /// Where presets are listed and saved.
+    pub presets_dir: Option<PathBuf>,
+}
+
+/// Whether the overlay is shown, and its editing state.
+#[derive(Resource, Debug)]
+pub struct OverlayState {
+    /// Shown or hidden (F1).
+    pub visible: bool,
+    presets_dir: Option<PathBuf>,
+    presets: Vec<PathBuf>,
+    presets_listed: Option<Instant>,
+    preset_name: String,
+    message: Option<String>,
+    add_choice: String,
+}
+
+/// CPU time spent building the overlay, per frame.
+#[derive(Resource, Debug, Default, Clone, Copy)]
+pub struct UiTiming {
+    /// Last frame, milliseconds.
+    pub last_ms: f64,
+    /// Exponential mean, milliseconds.
+    pub mean_ms: f64,
+    /// Worst frame so far, milliseconds.
+    pub max_ms: f64,
+    /// Frames measured.
+    pub frames: u64,
+}
+
+impl Plugin for OverlayPlugin {
+    fn build(&self, app: &mut App) {
+        app.insert_resource(OverlayState {
+            visible: self.visible,
+            presets_dir: self.presets_dir.clone(),
+            presets: Vec::new(),
+            presets_listed: None,
+            preset_name: "show".into(),
+            message: None,
+            add_choice: String::new(),
+        })
+        .init_resource::<UiTiming>()
+        .add_systems(Update, toggle_overlay)
+        .add_systems(EguiPrimaryContextPass, overlay);
+    }
+}
+
+fn toggle_overlay(
+    keys: Res<ButtonInput<KeyCode>>,
+    captured: Res<KeyboardCaptured>,
+    mut state: ResMut<OverlayState>,
+) {
+    if keys.just_pressed(KeyCode::F1) && !captured.0 {
+        state.visible = !state.visible;
+    }
+}
+
+/// What the overlay reads and edits, bundled to keep the system's signature readable.
+#[derive(bevy::ecs::system::SystemParam)]
+struct ShowParams<'w> {
+    show: ResMut<'w, ShowState>,
+    master: Res<'w, MasterLevel>,
+    freeze: ResMut<'w, Freeze>,
+    captured: ResMut<'w, KeyboardCaptured>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn overlay(
+    mut contexts: EguiContexts,
+    mut state: ResMut<OverlayState>,
+    mut timing: ResMut<UiTiming>,
+    mut chain: ResMut<EffectChain>,
+    catalog: Res<EffectCatalog>,
+    errors: Res<EffectErrors>,
+    effect_timings: Res<EffectTimings>,
+    status: Res<LatestStatus>,
+    stream: Option<Res<StreamDescription>>,
+    time: Res<Time<Real>>,
+    mut show: ShowParams,
+) -> Result {
+    let started = Instant::now();
+    let ctx = contexts.ctx_mut()?.clone();
+    show.captured.0 = ctx.egui_wants_keyboard_input();
+    if !state.visible {
+        return Ok(());
+    }
+    if state
+        .presets_listed
+        .is_none_or(|t| t.elapsed() > Duration::from_secs(2))
+    {
+        state.presets = list_presets(state.presets_dir.as_deref());
+        state.presets_listed = Some(Instant::now());
+    }
+    let render_fps = 1.0 / time.delta_secs_f64().max(1e-6);
+    egui::Window::new("Lucid")
+        .id(egui::Id::new("lucid_overlay"))
+        .default_pos([12.0, 12.0])
+        .default_width(360.0)
+        .resizable(true)
+        .show(&ctx, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| {
+                stats_section(ui, &status, stream.as_deref(), render_fps);
+                timing_section(ui, &effect_timings, &timing, stream.as_deref());
+                show_section(ui, &mut show);
+                chain_section(ui, &mut state, &mut chain, &catalog, &errors);
+                preset_section(ui, &mut state, &mut chain, &catalog);
+                egui::CollapsingHeader::new("Keys")
+                    .default_open(false)
+                    .show(ui, |ui| {
+                        egui::Grid::new("keys").show(ui, |ui| {
+                            for (key, what) in SHORTCUTS {
+                                ui.monospace(*key);
+                                ui.label(*what);
+                                ui.end_row();
+                            }
+                        });
+                    });
+            });
+        });
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    timing.last_ms = ms;
+    timing.max_ms = timing.max_ms.max(ms);
+    timing.mean_ms = if timing.frames == 0 {
+        ms
+    } else {
+        timing.mean_ms * 0.95 + ms * 0.05
+    };
+    timing.frames += 1;
+    Ok(())
+}
+
+fn stats_section(
+    ui: &mut egui::Ui,
+    status: &LatestStatus,
+    stream: Option<&StreamDescription>,
+    render_fps: f64,
+) {
+    egui::CollapsingHeader::new("Stream")
+        .default_open(true)
+        .show(ui, |ui| {
+            let Some(s) = &status.0 else {
+                ui.label("connecting...");
+                return;
+            };
+            egui::Grid::new("stats").num_columns(2).show(ui, |ui| {
+                let mut row = |k: &str, v: String| {
+                    ui.label(k);
+                    ui.label(v);
+                    ui.end_row();
+                };
+                row("state", format!("{:?}", s.state).to_lowercase());
+                row("source", s.source.clone());
+                if let Some(r) = &s.rendition {
+                    row("rendition", r.clone());
+                }
+                row("resolution", format!("{}x{}", s.width, s.height));
+                let nominal = stream
+                    .and_then(|d| d.0.frame_rate)
+                    .map(|r| format!(" (stream {r:.2})"))
+                    .unwrap_or_default();
+                row("input fps", format!("{:.1}{nominal}", s.fps));
+                row("render fps", format!("{render_fps:.0}"));
+                row(
+                    "dropped",
+                    format!("{} queue, {} late", s.dropped, s.skipped),
+                );
+                row("decode", s.decoder.clone());
+                if let Some(l) = s.latency_s {
+                    let target = s
+                        .latency_target_s
+                        .map(|t| format!(" (target {t:.1} s)"))
+                        .unwrap_or_default();
+                    row("latency", format!("{l:.2} s{target}"));
+                }
+            });
+        });
+}
+
+fn timing_section(
+    ui: &mut egui::Ui,
+    effects: &EffectTimings,
+    ui_timing: &UiTiming,
+    stream: Option<&StreamDescription>,
+) {
+    egui::CollapsingHeader::new("Timing")
+        .default_open(true)
+        .show(ui, |ui| {
+            let budget = 1e3 / stream.and_then(|s| s.0.frame_rate).unwrap_or(30.0);
+            let clock = if effects.gpu { "GPU" } else { "CPU" };
+            match effects.chain_ms {
+                Some(ms) => {
+                    let text = format!("effects: {ms:.2} ms {clock} (frame budget {budget:.1} ms)");
+                    if ms > budget {
+                        ui.colored_label(
+                            egui::Color32::from_rgb(255, 90, 90),
+                            format!("{text} - TOO SLOW"),
+                        );
+                    } else {
+                        ui.label(text);
+                    }
+                }
+                None => {
+                    ui.label("effects: none running");
+                }
+            }
+            for (name, ms) in &effects.passes {
+                ui.monospace(format!("  {name:<18} {ms:7.2} ms"));
+            }
+            ui.label(format!(
+                "overlay: {:.2} ms CPU (max {:.2})",
+                ui_timing.mean_ms, ui_timing.max_ms
+            ));
+        });
+}
+
+fn show_section(ui: &mut egui::Ui, show: &mut ShowParams) {
+    egui::CollapsingHeader::new("Show")
+        .default_open(true)
+        .show(ui, |ui| {
+            ui.horizontal(|ui| {
+                let black = show.show.target == 0.0;
+                if ui.selectable_label(black, "Blackout (B)").clicked() {
+                    show.show.target = if black { 1.0 } else { 0.0 };
+                }
+                if ui
+                    .selectable_label(show.freeze.0, "Freeze (Space)")
+                    .clicked()
+                {
+                    show.freeze.0 = !show.freeze.0;
+                }
+            });
+            ui.label(format!("output level {:.0} %", show.master.level * 100.0));
+            if let Some(path) = &show.show.last_screenshot {
+                ui.label(format!("last screenshot: {path}"));
+            }
+        });
+}
+
+fn chain_section(
+    ui: &mut egui::Ui,
+    state: &mut OverlayState,
+    chain: &mut EffectChain,
+    catalog: &EffectCatalog,
+    errors: &EffectErrors,
+) {
+    egui::CollapsingHeader::new("Effects")
+        .default_open(true)
+        .show(ui, |ui| {
+            let mut action: Option<(usize, i32)> = None; // (index, -1 up / +1 down / 0 remove)
+            let count = chain.effects.len();
+            for (i, inst) in chain.effects.iter_mut().enumerate() {
+                ui.push_id(i, |ui| {
+                    ui.horizontal(|ui| {
+                        ui.checkbox(&mut inst.enabled, format!("{}. {}", i + 1, inst.effect));
+                        if ui
+                            .add_enabled(i > 0, egui::Button::new("^").small())
+                            .clicked()
+                        {
+                            action = Some((i, -1));
+                        }
+                        if ui
+                            .add_enabled(i + 1 < count, egui::Button::new("v").small())
+                            .clicked()
+                        {
+                            action = Some((i, 1));
+                        }
+                        if ui.small_button("x").clicked() {
+                            action = Some((i, 0));
+                        }
+                    });
+                    ui.add(egui::Slider::new(&mut inst.mix, 0.0..=1.0).text("mix"));
+                    if let Some(def) = catalog.get(&inst.effect) {
+                        for p in &def.params {
+                            let mut value = inst.value(&def, &p.name).unwrap_or(p.default);
+                            if param_widget(ui, &p.name, p.kind, &mut value) {
+                                inst.params.insert(p.name.clone(), value);
+                            }
+                        }
+                    }
+                    if let Some(e) = errors.0.get(&inst.effect) {
+                        ui.colored_label(
+                            egui::Color32::from_rgb(255, 90, 90),
+                            "compile error (the last good version runs):",
+                        );
+                        ui.add(egui::Label::new(egui::RichText::new(e).monospace().small()).wrap());
+                    }
+                    ui.separator();
+                });
+            }
+            if let Some((i, dir)) = action {
+                match dir {
+                    0 => {
+                        chain.effects.remove(i);
+                    }
+                    -1 => chain.effects.swap(i, i - 1),
+                    _ => chain.effects.swap(i, i + 1),
+                }
+            }
+            ui.horizontal(|ui| {
+                egui::ComboBox::from_id_salt("add_effect")
+                    .selected_text(if state.add_choice.is_empty() {
+                        "choose effect".to_string()
+                    } else {
+                        state.add_choice.clone()
+                    })
+                    .show_ui(ui, |ui| {
+                        for name in catalog.names() {
+                            ui.selectable_value(&mut state.add_choice, name.clone(), name);
+                        }
+                    });
+                if ui
+                    .add_enabled(!state.add_choice.is_empty(), egui::Button::new("Add"))
+                    .clicked()
+                {
+                    chain.effects.push(EffectInstance::new(&state.add_choice));
+                }
+            });
+            // Errors of effects not in the chain (a user file being edited) show too.
+            for (name, e) in &errors.0 {
+                if !chain.effects.iter().any(|i| &i.effect == name) {
+                    ui.colored_label(
+                        egui::Color32::from_rgb(255, 90, 90),
+                        format!("{name}: compile error"),
+                    );
+                    ui.add(egui::Label::new(egui::RichText::new(e).monospace().small()).wrap());
+                }
+            }
+        });
+}
+
+/// One parameter's widget; true when the user changed it.
+fn param_widget(ui: &mut egui::Ui, name: &str, kind: ParamKind, value: &mut ParamValue) -> bool {
+    match (kind, value) {
+        (ParamKind::Float { min, max }, ParamValue::Float(v)) => {
+            ui.add(egui::Slider::new(v, min..=max).text(name)).changed()
+        }
+        (ParamKind::Bool, ParamValue::Bool(b)) => ui.checkbox(b, name).changed(),
+        (ParamKind::Color, ParamValue::Color(c)) => {
+            ui.horizontal(|ui| {
+                let changed = ui.color_edit_button_rgba_unmultiplied(c).changed();
+                ui.label(name);
+                changed
+            })
+            .inner
+        }
+        (ParamKind::Point, ParamValue::Point(p)) => {
+            ui.horizontal(|ui| {
+                let a = ui
+                    .add(
+                        egui::DragValue::new(&mut p[0])
+                            .speed(0.005)
+                            .range(-1.0..=2.0),
+                    )
+                    .changed();
+                let b = ui
+                    .add(
+                        egui::DragValue::new(&mut p[1])
+                            .speed(0.005)
+                            .range(-1.0..=2.0),
+                    )
+                    .changed();
+                ui.label(name);
+                a || b
+            })
+            .inner
+        }
+        _ => false,
+    }
+}
+
+fn preset_section(
+    ui: &mut egui::Ui,
+    state: &mut OverlayState,
+    chain: &mut EffectChain,
+    catalog: &EffectCatalog,
+) {
+    egui::CollapsingHeader::new("Presets")
+        .default_open(true)
+        .show(ui, |ui| {
+            let Some(dir) = state.presets_dir.clone() else {
+                ui.label("no presets folder (set --presets-dir or HOME)");
+                return;
+            };
+            let mut load = None;
+            for path in &state.presets {
+                let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("?");
+                if ui.button(format!("load {name}")).clicked() {
+                    load = Some(path.clone());
+                }
+            }
+            if let Some(path) = load {
+                state.message = Some(match Preset::load(&path) {
+                    Ok(preset) => {
+                        let unknown: Vec<_> = preset
+                            .effects
+                            .iter()
+                            .filter(|e| catalog.get(&e.effect).is_none())
+                            .map(|e| e.effect.clone())
+                            .collect();
+                        chain.effects = preset.effects;
+                        info!("preset {} loaded", path.display());
+                        if unknown.is_empty() {
+                            format!("loaded {}", path.display())
+                        } else {
+                            format!("loaded; unknown effects skipped: {}", unknown.join(", "))
+                        }
+                    }
+                    Err(e) => {
+                        warn!("{e}");
+                        e.to_string()
+                    }
+                });
+            }
+            ui.horizontal(|ui| {
+                ui.text_edit_singleline(&mut state.preset_name);
+                let name = state.preset_name.trim().to_string();
+                let valid = !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_alphanumeric() || "-_ ".contains(c));
+                if ui.add_enabled(valid, egui::Button::new("Save")).clicked() {
+                    let path = dir.join(format!("{name}.ron"));
+                    let preset = Preset {
+                        version: 1,
+                        effects: chain.effects.clone(),
+                    };
+                    state.message = Some(match preset.save(&path) {
+                        Ok(()) => {
+                            info!("preset saved: {}", path.display());
+                            state.presets_listed = None;
+                            format!("saved {}", path.display())
+                        }
+                        Err(e) => {
+                            warn!("preset {}: {e}", path.display());
+                            format!("cannot save {}: {e}", path.display())
+                        }
+                    });
+                }
+            });
+            if let Some(m) = &state.message {
+                ui.label(m);
+            }
+        });
+}
+
+fn list_presets(dir: Option<&Path>) -> Vec<PathBuf> {
+    let Some(Ok(listing)) = dir.map(std::fs::read_dir) else {
+        return Vec::new();
+    };
+    let mut presets: Vec<PathBuf> = listing
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "ron"))
+        .collect();
+    presets.sort();
+    presets
+}

@@ -1,0 +1,243 @@
+//! Show controls for performing: blackout, fade to black, freeze frame, screenshots,
+//! fullscreen on a chosen monitor, and effect toggles on the number keys. Every control
+//! acts on the canvas (what the audience and the recordings see), never on the UI.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bevy::prelude::*;
+use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
+use bevy::window::{Monitor, MonitorSelection, PrimaryWindow, WindowMode};
+use tracing::{info, warn};
+
+use crate::effects::MasterLevel;
+use crate::effects::chain::EffectChain;
+use crate::video::{Freeze, OutputCanvas, RedrawCanvas, VideoSystems};
+
+/// The keyboard shortcuts, for the overlay's help and the README.
+pub const SHORTCUTS: &[(&str, &str)] = &[
+    ("F1", "show / hide the overlay"),
+    ("B", "blackout on / off (instant)"),
+    ("F", "fade to black / back (over --fade seconds)"),
+    ("Space", "freeze frame on / off"),
+    ("S or F12", "screenshot of the output (PNG)"),
+    ("F11", "fullscreen on / off (on the --monitor screen)"),
+    ("1 .. 9", "switch effect 1..9 of the chain on / off"),
+    ("Q or Esc", "quit (outputs are finalized)"),
+];
+
+/// Settings from the command line.
+pub struct ShowPlugin {
+    /// Fade duration.
+    pub fade: Duration,
+    /// Where screenshots go.
+    pub screenshot_dir: PathBuf,
+    /// `--monitor`.
+    pub monitor: Option<usize>,
+}
+
+/// The state of the show controls, for the overlay.
+#[derive(Resource, Debug, Clone)]
+pub struct ShowState {
+    /// Level the master is heading to (0 black, 1 full).
+    pub target: f32,
+    /// Fade speed, levels per second.
+    speed: f32,
+    /// Where screenshots go.
+    pub screenshot_dir: PathBuf,
+    /// The last screenshot written (or why it failed).
+    pub last_screenshot: Option<String>,
+    /// `--monitor`.
+    pub monitor: Option<usize>,
+}
+
+/// Set by the overlay while egui wants the keyboard (typing a preset name), so shortcuts
+/// do not fire.
+#[derive(Resource, Debug, Default, Clone, Copy)]
+pub struct KeyboardCaptured(pub bool);
+
+impl Plugin for ShowPlugin {
+    fn build(&self, app: &mut App) {
+        app.insert_resource(ShowState {
+            target: 1.0,
+            speed: 1.0 / self.fade.as_secs_f32().max(0.001),
+            screenshot_dir: self.screenshot_dir.clone(),
+            last_screenshot: None,
+            monitor: self.monitor,
+        })
+        .init_resource::<KeyboardCaptured>()
+        .add_systems(
+            Update,
+            (show_keys, move_master)
+                .chain()
+                .before(VideoSystems::Present),
+        )
+        .add_systems(Update, check_monitor);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn show_keys(
+    mut commands: Commands,
+    keys: Res<ButtonInput<KeyCode>>,
+    captured: Res<KeyboardCaptured>,
+    mut show: ResMut<ShowState>,
+    mut master: ResMut<MasterLevel>,
+    mut freeze: ResMut<Freeze>,
+    mut chain: ResMut<EffectChain>,
+    canvas: Option<Res<OutputCanvas>>,
+    mut windows: Query<&mut Window, With<PrimaryWindow>>,
+) {
+    if captured.0 {
+        return;
+    }
+    if keys.just_pressed(KeyCode::KeyB) {
+        let to = if show.target > 0.0 { 0.0 } else { 1.0 };
+        show.target = to;
+        master.level = to;
+        info!("blackout {}", if to == 0.0 { "on" } else { "off" });
+    }
+    if keys.just_pressed(KeyCode::KeyF) {
+        show.target = if show.target > 0.0 { 0.0 } else { 1.0 };
+        info!(
+            "fading {}",
+            if show.target == 0.0 { "to black" } else { "in" }
+        );
+    }
+    if keys.just_pressed(KeyCode::Space) {
+        freeze.0 = !freeze.0;
+        info!("freeze {}", if freeze.0 { "on" } else { "off" });
+    }
+    if keys.any_just_pressed([KeyCode::KeyS, KeyCode::F12])
+        && let Some(canvas) = canvas
+    {
+        take_screenshot(&mut commands, &canvas, &show.screenshot_dir);
+    }
+    if keys.just_pressed(KeyCode::F11)
+        && let Ok(mut window) = windows.single_mut()
+    {
+        window.mode = match window.mode {
+            WindowMode::Windowed => {
+                WindowMode::BorderlessFullscreen(monitor_selection(show.monitor))
+            }
+            _ => WindowMode::Windowed,
+        };
+    }
+    let digits = [
+        KeyCode::Digit1,
+        KeyCode::Digit2,
+        KeyCode::Digit3,
+        KeyCode::Digit4,
+        KeyCode::Digit5,
+        KeyCode::Digit6,
+        KeyCode::Digit7,
+        KeyCode::Digit8,
+        KeyCode::Digit9,
+    ];
+    for (i, key) in digits.iter().enumerate() {
+        if keys.just_pressed(*key)
+            && let Some(effect) = chain.effects.get_mut(i)
+        {
+            effect.enabled = !effect.enabled;
+            info!(
+                "effect {} ({}) {}",
+                i + 1,
+                effect.effect,
+                if effect.enabled { "on" } else { "off" }
+            );
+        }
+    }
+}
+
+/// The monitor `--monitor` names, for fullscreen.
+pub fn monitor_selection(index: Option<usize>) -> MonitorSelection {
+    index.map_or(MonitorSelection::Current, MonitorSelection::Index)
+}
+
+/// Moves the master level toward its target; a change redraws the canvas even when no
+/// new video frame arrives (a fade during a stalled stream still fades).
+fn move_master(
+    time: Res<Time<Real>>,
+    show: Res<ShowState>,
+    mut master: ResMut<MasterLevel>,
+    mut redraw: ResMut<RedrawCanvas>,
+) {
+    if master.level == show.target {
+        return;
+    }
+    let step = show.speed * time.delta_secs();
+    master.level = if master.level < show.target {
+        (master.level + step).min(show.target)
+    } else {
+        (master.level - step).max(show.target)
+    };
+    redraw.0 = true;
+}
+
+fn take_screenshot(commands: &mut Commands, canvas: &OutputCanvas, dir: &std::path::Path) {
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    let path = dir.join(format!("lucid-{stamp}.png"));
+    commands
+        .spawn(Screenshot::image(canvas.image.clone()))
+        .observe(
+            move |captured: On<ScreenshotCaptured>, mut show: ResMut<ShowState>| {
+                let path = path.clone();
+                let image = match captured.image.clone().try_into_dynamic() {
+                    Ok(image) => image.to_rgb8(),
+                    Err(e) => {
+                        warn!("screenshot failed: {e}");
+                        return;
+                    }
+                };
+                show.last_screenshot = Some(path.display().to_string());
+                // PNG encoding takes tens of milliseconds at 1080p: never on the frame's thread.
+                std::thread::spawn(move || match image.save(&path) {
+                    Ok(()) => info!("screenshot saved: {}", path.display()),
+                    Err(e) => warn!("screenshot {} could not be saved: {e}", path.display()),
+                });
+            },
+        );
+}
+
+/// Logs the monitors once they are known and falls back to the current one when
+/// `--monitor` names one that does not exist (a show should still play).
+fn check_monitor(
+    mut checked: Local<bool>,
+    show: Res<ShowState>,
+    monitors: Query<&Monitor>,
+    mut windows: Query<&mut Window, With<PrimaryWindow>>,
+) {
+    if *checked || monitors.is_empty() {
+        return;
+    }
+    *checked = true;
+    let list: Vec<String> = monitors
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            format!(
+                "{i}: {} {}x{}",
+                m.name.as_deref().unwrap_or("unnamed"),
+                m.physical_width,
+                m.physical_height
+            )
+        })
+        .collect();
+    info!("monitors: {}", list.join(", "));
+    if let Some(n) = show.monitor
+        && n >= list.len()
+    {
+        warn!(
+            "--monitor {n}: there are {} monitor(s); using the current one",
+            list.len()
+        );
+        if let Ok(mut window) = windows.single_mut()
+            && matches!(window.mode, WindowMode::BorderlessFullscreen(_))
+        {
+            window.mode = WindowMode::BorderlessFullscreen(MonitorSelection::Current);
+        }
+    }
+}
