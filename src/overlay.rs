@@ -121,7 +121,9 @@ fn overlay(
     egui::Window::new("Lucid")
         .id(egui::Id::new("lucid_overlay"))
         .default_pos([12.0, 12.0])
-        .default_width(360.0)
+        .default_width(340.0)
+        .max_width(420.0)
+        .default_height(ctx.viewport_rect().height() - 24.0)
         .resizable(true)
         .show(&ctx, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| {
@@ -171,7 +173,9 @@ fn stats_section(
             egui::Grid::new("stats").num_columns(2).show(ui, |ui| {
                 let mut row = |k: &str, v: String| {
                     ui.label(k);
-                    ui.label(v);
+                    // Long values (decoder reasons, URLs) are cut, not allowed to widen the
+                    // overlay over the picture; hovering shows them whole.
+                    ui.add(egui::Label::new(&v).truncate()).on_hover_text(v);
                     ui.end_row();
                 };
                 row("state", format!("{:?}", s.state).to_lowercase());

@@ -165,7 +165,7 @@ fn window_shows_the_video_frame() {
         .env_remove("WAYLAND_DISPLAY")
         .args(["--url"])
         .arg(&clip)
-        .args(["--duration", "12"])
+        .args(["--duration", "12", "--hide-ui"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -225,6 +225,7 @@ fn window_shows_a_waiting_slate_until_the_stream_is_live() {
             "360",
             "--duration",
             "3",
+            "--hide-ui",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -263,4 +264,198 @@ fn window_shows_a_waiting_slate_until_the_stream_is_live() {
     let err = log.join().unwrap();
     assert!(status.success(), "{status}; stderr:\n{err}");
     assert!(err.contains("waiting for the stream (HTTP 404)"), "{err}");
+}
+
+fn xdotool(display: &str, args: &[&str]) {
+    let status = Command::new("xdotool")
+        .args(args)
+        .env("DISPLAY", display)
+        .status()
+        .expect("xdotool is installed");
+    assert!(status.success(), "xdotool {args:?}");
+}
+
+/// Mean absolute difference per channel over the rectangle `x0..x1` x `y0..y1`.
+fn region_diff(a: &[u8], b: &[u8], (x0, y0, x1, y1): (usize, usize, usize, usize)) -> f64 {
+    let mut sum = 0u64;
+    for y in y0..y1 {
+        for x in x0..x1 {
+            let i = (y * W as usize + x) * 3;
+            for c in 0..3 {
+                sum += (a[i + c] as i32 - b[i + c] as i32).unsigned_abs() as u64;
+            }
+        }
+    }
+    sum as f64 / ((x1 - x0) * (y1 - y0) * 3) as f64
+}
+
+const WHOLE: (usize, usize, usize, usize) = (0, 0, W as usize, H as usize);
+/// Where the overlay window opens (top left).
+const OVERLAY: (usize, usize, usize, usize) = (20, 20, 300, 200);
+
+fn wait_until(
+    what: &str,
+    x: &Xvfb,
+    child: &mut Child,
+    mut ok: impl FnMut(&[u8]) -> bool,
+) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("lucid exited early ({status}) waiting for {what}");
+        }
+        let shot = x.screenshot();
+        if ok(&shot) {
+            return shot;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+    }
+}
+
+/// The overlay is on screen, F1 removes and restores it, B blacks the output out, and
+/// neither the recording nor a screenshot ever contains the overlay.
+#[test]
+fn overlay_toggles_and_never_reaches_the_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    // A still picture (colour bars), so any frame can be compared with the source.
+    let clip = dir.path().join("bars.mp4");
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
+        .arg(format!("smptebars=size={W}x{H}:rate=30:duration=40"))
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-crf",
+            "10",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .arg(&clip)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let source = source_frame_rgb(&clip, 0);
+    let record = dir.path().join("show.mp4");
+    let shots = dir.path().join("shots");
+    std::fs::create_dir(&shots).unwrap();
+    let x = Xvfb::start();
+    let mut child = lucid()
+        .env("DISPLAY", &x.display)
+        .env_remove("WAYLAND_DISPLAY")
+        .args(["--url"])
+        .arg(&clip)
+        .args(["--duration", "35", "--record"])
+        .arg(&record)
+        .arg("--screenshot-dir")
+        .arg(&shots)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = collect_stderr(&mut child);
+
+    // Video on screen (away from the overlay), overlay over it.
+    let right = (420, 0, W as usize, H as usize);
+    let shot = wait_until("video with the overlay", &x, &mut child, |s| {
+        region_diff(s, &source, right) < 6.0 && region_diff(s, &source, OVERLAY) > 25.0
+    });
+    let _ = shot;
+    // Xvfb has no window manager to give the window keyboard focus.
+    xdotool(
+        &x.display,
+        &[
+            "search",
+            "--sync",
+            "--name",
+            "^Lucid",
+            "windowfocus",
+            "--sync",
+        ],
+    );
+    // A screenshot (S) while the overlay shows: the PNG has the output only.
+    xdotool(&x.display, &["key", "s"]);
+    // F1 hides it: the whole screen is the video.
+    xdotool(&x.display, &["key", "F1"]);
+    wait_until("the overlay to go", &x, &mut child, |s| {
+        region_diff(s, &source, WHOLE) < 6.0
+    });
+    // B: blackout of the output (and so of the recording).
+    xdotool(&x.display, &["key", "b"]);
+    wait_until("blackout", &x, &mut child, |s| s.iter().all(|&v| v < 8));
+    std::thread::sleep(Duration::from_millis(700));
+    xdotool(&x.display, &["key", "b"]);
+    wait_until("the picture back", &x, &mut child, |s| {
+        region_diff(s, &source, WHOLE) < 6.0
+    });
+    // F1 again brings the overlay back.
+    xdotool(&x.display, &["key", "F1"]);
+    wait_until("the overlay again", &x, &mut child, |s| {
+        region_diff(s, &source, OVERLAY) > 25.0
+    });
+    std::thread::sleep(Duration::from_millis(500));
+
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    let err = log.join().unwrap();
+    assert!(status.success(), "{status}; stderr:\n{err}");
+
+    // The recording: every frame is the bars or black, never the overlay.
+    let (mut frames, mut black) = (0, 0);
+    decode_file(&record, |f| {
+        let mut scaler = ff::software::scaling::Context::get(
+            f.format(),
+            f.width(),
+            f.height(),
+            ff::format::Pixel::RGB24,
+            f.width(),
+            f.height(),
+            ff::software::scaling::Flags::BILINEAR,
+        )
+        .unwrap();
+        let mut rgb = ff::frame::Video::empty();
+        scaler.run(f, &mut rgb).unwrap();
+        let stride = rgb.stride(0);
+        let mut packed = Vec::new();
+        for y in 0..f.height() as usize {
+            packed.extend_from_slice(&rgb.data(0)[y * stride..y * stride + f.width() as usize * 3]);
+        }
+        frames += 1;
+        if packed.iter().all(|&v| v < 20) {
+            black += 1;
+        } else {
+            let d = region_diff(&packed, &source, OVERLAY);
+            assert!(
+                d < 6.0,
+                "recorded frame {frames} differs in the overlay area ({d:.1})"
+            );
+        }
+    });
+    assert!(frames > 60, "{frames} frames recorded");
+    assert!(
+        black >= 5,
+        "the blackout is in the recording ({black} black frames)"
+    );
+
+    // The screenshot: a PNG of the output at its size, without the overlay.
+    let png = std::fs::read_dir(&shots)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "png"))
+        .unwrap_or_else(|| panic!("no screenshot in {}; log:\n{err}", shots.display()));
+    let out = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-i"])
+        .arg(&png)
+        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout.len(), (W * H * 3) as usize, "screenshot size");
+    let d = region_diff(&out.stdout, &source, WHOLE);
+    assert!(d < 6.0, "screenshot differs from the output ({d:.1})");
+    assert!(err.contains("screenshot saved"), "{err}");
+    assert!(err.contains("blackout on"), "{err}");
 }

@@ -361,7 +361,10 @@ pub fn read_marker(luma: &[u8], stride: usize, width: u32, height: u32) -> u64 {
 /// The lucid binary built for these tests.
 pub fn lucid() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lucid"));
-    cmd.env("RUST_LOG", "info").stdin(Stdio::null());
+    // Tests never see the user's own effects or presets.
+    cmd.env("RUST_LOG", "info")
+        .env("XDG_CONFIG_HOME", "/nonexistent/lucid-test-config")
+        .stdin(Stdio::null());
     cmd
 }
 
