@@ -58,23 +58,28 @@ fn show_canvas(
     mut commands: Commands,
     mut ready: MessageReader<StreamReady>,
     fixed: Res<FixedSize>,
+    canvas: Option<Res<OutputCanvas>>,
+    views: Query<(), With<CanvasView>>,
     mut windows: Query<&mut Window, With<PrimaryWindow>>,
 ) {
-    let Some(ready) = ready.read().last() else {
-        return;
-    };
-    if !fixed.0
+    // A fullscreen window keeps the monitor's size.
+    if let Some(ready) = ready.read().last()
+        && !fixed.0
         && let Ok(mut window) = windows.single_mut()
+        && window.mode == bevy::window::WindowMode::Windowed
     {
         window
             .resolution
             .set_physical_resolution(ready.output_size.x, ready.output_size.y);
     }
-    commands.queue(|world: &mut World| {
-        let Some(canvas) = world.get_resource::<OutputCanvas>().cloned() else {
-            return;
-        };
-        world.spawn((
+    // Keyed on the canvas resource itself, not on the message: the canvas is inserted by
+    // deferred commands, and whether those are applied before this system's depends on the
+    // schedule's order (a view spawned from the message alone could find no canvas yet and
+    // never be spawned: a black window).
+    if let Some(canvas) = canvas
+        && views.is_empty()
+    {
+        commands.spawn((
             CanvasView,
             Sprite {
                 image: canvas.image.clone(),
@@ -82,7 +87,7 @@ fn show_canvas(
                 ..default()
             },
         ));
-    });
+    }
 }
 
 fn fit_view_to_window(
