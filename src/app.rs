@@ -42,6 +42,16 @@ pub fn run(args: Args) -> Result<()> {
         return Ok(());
     }
     let chain = build_chain(&args, &catalog)?;
+    if !args.no_preview
+        && std::env::var_os("DISPLAY").is_none()
+        && std::env::var_os("WAYLAND_DISPLAY").is_none()
+    {
+        return Err(LucidError::Render(
+            "cannot open a window: no display (DISPLAY and WAYLAND_DISPLAY are unset); \
+             run headless with --no-preview"
+                .into(),
+        ));
+    }
     let lifecycle = Lifecycle::default();
     install_signal_handler(&lifecycle)?;
     if let Some(path) = &args.record {

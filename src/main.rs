@@ -25,6 +25,19 @@ fn main() -> ExitCode {
             eprintln!("error: {err}");
             std::process::exit(err.exit_code().into());
         }
+        // winit cannot reach the display server (DISPLAY set but dead, no permission).
+        if msg.contains("Failed to build event loop") {
+            let err = lucid::LucidError::Render(format!(
+                "cannot open a window: the display server is not reachable ({}); check \
+                 DISPLAY / WAYLAND_DISPLAY, or run headless with --no-preview",
+                msg.rsplit("error: ")
+                    .next()
+                    .unwrap_or(&msg)
+                    .trim_end_matches([')', ' '])
+            ));
+            eprintln!("error: {err}");
+            std::process::exit(err.exit_code().into());
+        }
         eprintln!("lucid: internal error: {info}");
         std::process::exit(70);
     }));

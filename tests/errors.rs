@@ -149,3 +149,24 @@ fn missing_file_input() {
     );
     assert_one_clear_error(&out, 6, "cannot open /nonexistent/clip.mp4");
 }
+
+#[test]
+fn window_without_a_display() {
+    let out = run_with_limit(
+        lucid()
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .args(["--duration", "1"]),
+        LIMIT,
+    );
+    assert_one_clear_error(&out, 8, "no display");
+    // A display that is named but not there.
+    let out = run_with_limit(
+        lucid()
+            .env("DISPLAY", ":254")
+            .env_remove("WAYLAND_DISPLAY")
+            .args(["--duration", "1"]),
+        LIMIT,
+    );
+    assert_one_clear_error(&out, 8, "display server is not reachable");
+}
