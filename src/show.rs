@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
-use bevy::window::{Monitor, MonitorSelection, PrimaryWindow, WindowMode};
+use bevy::window::{
+    Monitor, MonitorSelection, PrimaryMonitor, PrimaryWindow, WindowMode, WindowPosition,
+};
 use tracing::{info, warn};
 
 use crate::effects::MasterLevel;
@@ -49,6 +51,8 @@ pub struct ShowState {
     pub last_screenshot: Option<String>,
     /// `--monitor`.
     pub monitor: Option<usize>,
+    /// The window's size before fullscreen, restored when leaving it.
+    windowed_size: Option<UVec2>,
 }
 
 /// Set by the overlay while egui wants the keyboard (typing a preset name), so shortcuts
@@ -64,6 +68,7 @@ impl Plugin for ShowPlugin {
             screenshot_dir: self.screenshot_dir.clone(),
             last_screenshot: None,
             monitor: self.monitor,
+            windowed_size: None,
         })
         .init_resource::<KeyboardCaptured>()
         .add_systems(
@@ -72,7 +77,7 @@ impl Plugin for ShowPlugin {
                 .chain()
                 .before(VideoSystems::Present),
         )
-        .add_systems(Update, check_monitor);
+        .add_systems(Update, (check_monitor, cover_monitor).chain());
     }
 }
 
@@ -120,7 +125,13 @@ fn show_keys(
             WindowMode::Windowed => {
                 WindowMode::BorderlessFullscreen(monitor_selection(show.monitor))
             }
-            _ => WindowMode::Windowed,
+            _ => {
+                // cover_monitor resized the window; give it its size back.
+                if let Some(size) = show.windowed_size.take() {
+                    window.resolution.set_physical_resolution(size.x, size.y);
+                }
+                WindowMode::Windowed
+            }
         };
     }
     let digits = [
@@ -231,13 +242,47 @@ fn check_monitor(
         && n >= list.len()
     {
         warn!(
-            "--monitor {n}: there are {} monitor(s); using the current one",
+            "--monitor {n}: there are {} monitor(s); using the primary one",
             list.len()
         );
         if let Ok(mut window) = windows.single_mut()
             && matches!(window.mode, WindowMode::BorderlessFullscreen(_))
         {
-            window.mode = WindowMode::BorderlessFullscreen(MonitorSelection::Current);
+            window.mode = WindowMode::BorderlessFullscreen(MonitorSelection::Primary);
         }
+    }
+}
+
+/// Fullscreen without a window manager (a bare X server, as kiosk installations often
+/// run) is only a hint nobody acts on; the window is moved onto the monitor and sized to
+/// it by hand. With a window manager the sizes already match and this does nothing.
+fn cover_monitor(
+    mut show: ResMut<ShowState>,
+    monitors: Query<(&Monitor, Has<PrimaryMonitor>)>,
+    mut windows: Query<&mut Window, With<PrimaryWindow>>,
+) {
+    // Read-only first: touching the window mutably marks it changed, and bevy_winit then
+    // re-applies every window setting each frame (the picture goes black on lavapipe).
+    let Ok(window) = windows.single() else {
+        return;
+    };
+    if !matches!(window.mode, WindowMode::BorderlessFullscreen(_)) {
+        return;
+    }
+    let list: Vec<_> = monitors.iter().collect();
+    let chosen = show
+        .monitor
+        .and_then(|n| list.get(n))
+        .or_else(|| list.iter().find(|(_, primary)| *primary))
+        .or(list.first());
+    let Some((monitor, _)) = chosen else { return };
+    let size = UVec2::new(monitor.physical_width, monitor.physical_height);
+    if window.physical_size() != size
+        && let Ok(mut window) = windows.single_mut()
+    {
+        // The size to go back to when fullscreen is left (F11).
+        show.windowed_size.get_or_insert(window.physical_size());
+        window.resolution.set_physical_resolution(size.x, size.y);
+        window.position = WindowPosition::At(monitor.physical_position);
     }
 }

@@ -459,3 +459,80 @@ fn overlay_toggles_and_never_reaches_the_outputs() {
     assert!(err.contains("screenshot saved"), "{err}");
     assert!(err.contains("blackout on"), "{err}");
 }
+
+/// `--fullscreen` covers the screen even with a smaller output size, and a `--monitor` that
+/// does not exist falls back to the current one (with a warning) instead of failing a show.
+#[test]
+fn fullscreen_on_a_missing_monitor_falls_back_and_fills_the_screen() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("bars.mp4");
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
+        .arg(format!("smptebars=size={W}x{H}:rate=30:duration=20"))
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-crf",
+            "10",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .arg(&clip)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let source = source_frame_rgb(&clip, 0);
+    let x = Xvfb::start();
+    let mut child = lucid()
+        .env("DISPLAY", &x.display)
+        .env_remove("WAYLAND_DISPLAY")
+        .args(["--url"])
+        .arg(&clip)
+        .args([
+            "--width",
+            "320",
+            "--height",
+            "180",
+            "--hide-ui",
+            "--fullscreen",
+        ])
+        .args(["--monitor", "3", "--duration", "15"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = collect_stderr(&mut child);
+    // A 320x180 output, scaled up to the whole 640x360 screen.
+    wait_until("the picture to fill the screen", &x, &mut child, |s| {
+        region_diff(s, &source, WHOLE) < 10.0
+    });
+    // F11 leaves fullscreen: the window goes back to 320x180 and the rest of the screen
+    // is the bare root window again.
+    xdotool(
+        &x.display,
+        &[
+            "search",
+            "--sync",
+            "--name",
+            "^Lucid",
+            "windowfocus",
+            "--sync",
+        ],
+    );
+    xdotool(&x.display, &["key", "F11"]);
+    wait_until("the window to leave fullscreen", &x, &mut child, |s| {
+        region_diff(s, &source, (330, 190, W as usize, H as usize)) > 30.0
+    });
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    let err = log.join().unwrap();
+    assert!(status.success(), "{status}; stderr:\n{err}");
+    assert!(
+        err.contains("--monitor 3: there are 1 monitor(s); using the primary one"),
+        "{err}"
+    );
+}
