@@ -234,18 +234,18 @@ fn scanlines(img: &Img, frame: u32, intensity: f32, period: f32, glitch: f32, ba
 }
 
 fn blur(img: &Img, radius: f32) -> Img {
-    let (sx, sy) = (radius / 3.0 / img.w as f32, radius / 3.0 / img.h as f32);
+    let (sx, sy) = (radius / 2.0 / img.w as f32, radius / 2.0 / img.h as f32);
     img.map(1.0, |_, _, u, v| {
         let mut sum = [0.0; 3];
-        for j in -3..=3 {
-            for i in -3..=3 {
+        for j in -2..=2 {
+            for i in -2..=2 {
                 let s = img.sample(u + i as f32 * sx, v + j as f32 * sy);
                 for c in 0..3 {
                     sum[c] += s[c];
                 }
             }
         }
-        sum.map(|s| s / 49.0)
+        sum.map(|s| s / 25.0)
     })
 }
 

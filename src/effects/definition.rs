@@ -593,6 +593,27 @@ fn effect(uv: vec2<f32>) -> vec4<f32> {
         assert!(err.to_string().starts_with("fx.wgsl:13:"), "{err}");
     }
 
+    fn readme_example() -> &'static str {
+        let readme = include_str!("../../README.md");
+        let start = readme.find("```wgsl\n").expect("a wgsl example") + 8;
+        &readme[start..start + readme[start..].find("```").unwrap()]
+    }
+
+    #[test]
+    fn the_readme_example_compiles_and_its_error_is_the_one_quoted() {
+        let example = readme_example();
+        let def = EffectDef::parse("x", "posterize.wgsl", None, example).expect("valid");
+        assert_eq!(def.name, "posterize");
+        assert_eq!(def.params.len(), 4);
+        let typo = example.replacen("params.levels)", "params.levls)", 1);
+        let err = EffectDef::parse("x", "posterize.wgsl", None, &typo).unwrap_err();
+        let readme = include_str!("../../README.md");
+        assert!(
+            readme.contains(&format!("({err})")),
+            "README should quote: {err}"
+        );
+    }
+
     #[test]
     fn bad_headers_are_explained() {
         for (text, want) in [
