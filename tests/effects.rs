@@ -706,3 +706,41 @@ fn unsafe_sigint(child: &std::process::Child) {
         .unwrap();
     assert!(status.success());
 }
+
+/// On a finite input `lucid.time` is the frame's stream time and `lucid.frame` its number,
+/// so two renders of the same file are identical, frame for frame.
+#[test]
+fn finite_input_gets_stream_time_and_renders_the_same_twice() {
+    let clip = clip();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("clock.wgsl"),
+        "/*{ \"params\": [] }*/\nfn effect(uv: vec2<f32>) -> vec4<f32> {\n    \
+         return vec4(fract(lucid.time * 2.0), f32(lucid.frame) / 255.0, lucid.resolution.x / 1000.0, 1.0);\n}\n",
+    )
+    .unwrap();
+    let args = [
+        "--effects-dir",
+        dir.path().to_str().unwrap(),
+        "--effect",
+        "clock",
+    ];
+    let first = render(&clip.path, &args);
+    let second = render(&clip.path, &args);
+    for (n, (a, b)) in first.iter().zip(&second).enumerate() {
+        assert!(a.px == b.px, "frame {n} differs between two renders");
+        let px = a.px[W * H / 2 + W / 2];
+        let want = [
+            ((n as f32 / 30.0 * 2.0).fract() * 255.0).round(),
+            n as f32,
+            (W as f32 / 1000.0 * 255.0).round(),
+        ];
+        let got = px.map(|v| (v * 255.0).round());
+        for c in 0..3 {
+            assert!(
+                (got[c] - want[c]).abs() <= 1.0,
+                "frame {n}: {got:?}, want {want:?}"
+            );
+        }
+    }
+}
