@@ -250,16 +250,22 @@ impl PresentationClock {
                 self.pending = Some((frame, due));
                 break;
             }
-            if self.starved && now - due > LATE_TOLERANCE && tick.show.is_none() {
-                // The source delivered late: play on from here rather than rush to catch up,
-                // and keep more margin from now on.
+            let late = now - due;
+            let step = self.step.unwrap_or(DEFAULT_STEP);
+            if self.starved && tick.show.is_none() && (late > LATE_TOLERANCE || late >= step) {
+                // The source delivered late: play on from here rather than rush to catch up
+                // (which would skip the frames that are already due).
                 self.anchor = Some((now, frame.pts));
-                tick.stall = Some(now - due);
-                if let Some(p) = self.policy
-                    && self.last_pts.is_some()
-                {
-                    self.target = (self.target + p.stall_step).min(p.base + p.max_extra);
-                    self.last_change = Some(now);
+                if late > LATE_TOLERANCE {
+                    // A real stall, not a hiccup (a decoder holding its last frames until
+                    // the next segment arrives): keep more margin from now on.
+                    tick.stall = Some(late);
+                    if let Some(p) = self.policy
+                        && self.last_pts.is_some()
+                    {
+                        self.target = (self.target + p.stall_step).min(p.base + p.max_extra);
+                        self.last_change = Some(now);
+                    }
                 }
             }
             self.starved = false;
@@ -329,6 +335,30 @@ mod tests {
         assert_eq!(t.show.unwrap().index, 4);
         assert_eq!(t.skipped, 2);
         assert!(t.stall.is_none());
+    }
+
+    #[test]
+    fn a_short_hiccup_is_not_a_stall_and_skips_nothing() {
+        let (tx, rx) = unbounded();
+        tx.send(frame(0, 0)).unwrap();
+        let t0 = Instant::now();
+        let mut clock = PresentationClock::default();
+        assert!(clock.tick(t0, &rx, None).show.is_some());
+        assert!(
+            clock
+                .tick(t0 + Duration::from_millis(30), &rx, None)
+                .show
+                .is_none()
+        );
+        // The decoder held frames 1 and 2 back (waiting for the next segment) and hands
+        // them over 45 ms late: both were due, yet neither is skipped.
+        tx.send(frame(1, 40)).unwrap();
+        tx.send(frame(2, 80)).unwrap();
+        let t = clock.tick(t0 + Duration::from_millis(85), &rx, None);
+        assert_eq!(t.show.unwrap().index, 1);
+        assert_eq!((t.skipped, t.stall), (0, None), "a hiccup, not a stall");
+        let t = clock.tick(t0 + Duration::from_millis(125), &rx, None);
+        assert_eq!(t.show.unwrap().index, 2);
     }
 
     #[test]
