@@ -165,8 +165,13 @@ pub fn run(args: Args) -> Result<()> {
             args.latency.map(Duration::from_secs_f64),
         ))
         .add_plugins(status)
-        .add_plugins((EffectsPlugin::new(catalog, chain), RenderDiagnosticsPlugin))
+        .add_plugins(EffectsPlugin::new(catalog, chain.clone()))
         .add_systems(Last, drive_shutdown);
+    // Per-pass GPU timing reads timestamps back every frame: only where someone looks at
+    // it (the overlay) or there are effects to time (--stats-json, the log).
+    if !args.no_preview || !chain.effects.is_empty() {
+        app.add_plugins(RenderDiagnosticsPlugin);
+    }
     if outputs.any() {
         app.add_plugins(OutputPlugin::new(outputs, writer.clone()));
     }
