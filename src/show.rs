@@ -91,6 +91,7 @@ fn show_keys(
     mut freeze: ResMut<Freeze>,
     mut chain: ResMut<EffectChain>,
     canvas: Option<Res<OutputCanvas>>,
+    mut redraw: ResMut<RedrawCanvas>,
     mut windows: Query<&mut Window, With<PrimaryWindow>>,
 ) {
     if captured.0 {
@@ -117,6 +118,10 @@ fn show_keys(
         && let Some(canvas) = canvas
     {
         take_screenshot(&mut commands, &canvas, &show.screenshot_dir);
+        // Bevy captures an image target by redirecting the camera that renders into it, so
+        // the canvas must render this update even when no new video frame is due (frozen,
+        // stalled, or simply between frames); otherwise the PNG comes out black.
+        redraw.0 = true;
     }
     if keys.just_pressed(KeyCode::F11)
         && let Ok(mut window) = windows.single_mut()
