@@ -47,6 +47,14 @@ impl Xvfb {
         Xvfb { display, child }
     }
 
+    /// Lucid, with its window on this display.
+    fn lucid(&self) -> Command {
+        let mut cmd = lucid();
+        cmd.env("DISPLAY", &self.display)
+            .env_remove("WAYLAND_DISPLAY");
+        cmd
+    }
+
     /// The whole screen as packed RGB, via `xwd` (what a person would see).
     fn screenshot(&self) -> Vec<u8> {
         let out = Command::new("xwd")
@@ -106,30 +114,56 @@ fn source_frame_rgb(path: &Path, n: u64) -> Vec<u8> {
     let mut found = None;
     decode_file(path, |f| {
         if index == n {
-            let mut scaler = ff::software::scaling::Context::get(
-                f.format(),
-                f.width(),
-                f.height(),
-                ff::format::Pixel::RGB24,
-                f.width(),
-                f.height(),
-                ff::software::scaling::Flags::BILINEAR,
-            )
-            .unwrap();
-            let mut rgb = ff::frame::Video::empty();
-            scaler.run(f, &mut rgb).unwrap();
-            let stride = rgb.stride(0);
-            let mut packed = Vec::new();
-            for y in 0..f.height() as usize {
-                packed.extend_from_slice(
-                    &rgb.data(0)[y * stride..y * stride + f.width() as usize * 3],
-                );
-            }
-            found = Some(packed);
+            found = Some(packed_rgb(f));
         }
         index += 1;
     });
     found.unwrap_or_else(|| panic!("frame {n} not in the source"))
+}
+
+/// A decoded frame as packed RGB, converted by FFmpeg.
+fn packed_rgb(f: &ff::frame::Video) -> Vec<u8> {
+    let mut scaler = ff::software::scaling::Context::get(
+        f.format(),
+        f.width(),
+        f.height(),
+        ff::format::Pixel::RGB24,
+        f.width(),
+        f.height(),
+        ff::software::scaling::Flags::BILINEAR,
+    )
+    .unwrap();
+    let mut rgb = ff::frame::Video::empty();
+    scaler.run(f, &mut rgb).unwrap();
+    let stride = rgb.stride(0);
+    let mut packed = Vec::new();
+    for y in 0..f.height() as usize {
+        packed.extend_from_slice(&rgb.data(0)[y * stride..y * stride + f.width() as usize * 3]);
+    }
+    packed
+}
+
+/// A still picture (colour bars) as H.264, so any frame can be compared with the source.
+fn bars_clip(dir: &Path, seconds: u32) -> PathBuf {
+    let clip = dir.join("bars.mp4");
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
+        .arg(format!("smptebars=size={W}x{H}:rate=30:duration={seconds}"))
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-crf",
+            "10",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .arg(&clip)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    clip
 }
 
 fn make_clip(dir: &Path) -> PathBuf {
@@ -160,9 +194,8 @@ fn window_shows_the_video_frame() {
     let dir = tempfile::tempdir().unwrap();
     let clip = make_clip(dir.path());
     let x = Xvfb::start();
-    let mut child = lucid()
-        .env("DISPLAY", &x.display)
-        .env_remove("WAYLAND_DISPLAY")
+    let mut child = x
+        .lucid()
         .args(["--url"])
         .arg(&clip)
         .args(["--duration", "12", "--hide-ui"])
@@ -213,9 +246,8 @@ fn window_shows_a_waiting_slate_until_the_stream_is_live() {
     let live = LiveOrigin::start(OriginOptions::default());
     live.origin.fault("master.m3u8", Fault::Status(404));
     let x = Xvfb::start();
-    let mut child = lucid()
-        .env("DISPLAY", &x.display)
-        .env_remove("WAYLAND_DISPLAY")
+    let mut child = x
+        .lucid()
         .args([
             "--url",
             &live.master_url(),
@@ -275,6 +307,28 @@ fn xdotool(display: &str, args: &[&str]) {
     assert!(status.success(), "xdotool {args:?}");
 }
 
+/// Gives Lucid's window the keyboard: Xvfb has no window manager to do it.
+fn focus_lucid(x: &Xvfb) {
+    let args = [
+        "search",
+        "--sync",
+        "--name",
+        "^Lucid",
+        "windowfocus",
+        "--sync",
+    ];
+    xdotool(&x.display, &args);
+}
+
+/// SIGINT, as Ctrl-C: Lucid finalizes its outputs and exits 0.
+fn interrupt(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 /// Mean absolute difference per channel over the rectangle `x0..x1` x `y0..y1`.
 fn region_diff(a: &[u8], b: &[u8], (x0, y0, x1, y1): (usize, usize, usize, usize)) -> f64 {
     let mut sum = 0u64;
@@ -318,33 +372,14 @@ fn wait_until(
 #[test]
 fn overlay_toggles_and_never_reaches_the_outputs() {
     let dir = tempfile::tempdir().unwrap();
-    // A still picture (colour bars), so any frame can be compared with the source.
-    let clip = dir.path().join("bars.mp4");
-    let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
-        .arg(format!("smptebars=size={W}x{H}:rate=30:duration=40"))
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-crf",
-            "10",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .arg(&clip)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let clip = bars_clip(dir.path(), 40);
     let source = source_frame_rgb(&clip, 0);
     let record = dir.path().join("show.mp4");
     let shots = dir.path().join("shots");
     std::fs::create_dir(&shots).unwrap();
     let x = Xvfb::start();
-    let mut child = lucid()
-        .env("DISPLAY", &x.display)
-        .env_remove("WAYLAND_DISPLAY")
+    let mut child = x
+        .lucid()
         .args(["--url"])
         .arg(&clip)
         .args(["--duration", "35", "--record"])
@@ -359,22 +394,10 @@ fn overlay_toggles_and_never_reaches_the_outputs() {
 
     // Video on screen (away from the overlay), overlay over it.
     let right = (420, 0, W as usize, H as usize);
-    let shot = wait_until("video with the overlay", &x, &mut child, |s| {
+    wait_until("video with the overlay", &x, &mut child, |s| {
         region_diff(s, &source, right) < 6.0 && region_diff(s, &source, OVERLAY) > 25.0
     });
-    let _ = shot;
-    // Xvfb has no window manager to give the window keyboard focus.
-    xdotool(
-        &x.display,
-        &[
-            "search",
-            "--sync",
-            "--name",
-            "^Lucid",
-            "windowfocus",
-            "--sync",
-        ],
-    );
+    focus_lucid(&x);
     // A screenshot (S) while the overlay shows: the PNG has the output only.
     xdotool(&x.display, &["key", "s"]);
     // F1 hides it: the whole screen is the video.
@@ -397,9 +420,7 @@ fn overlay_toggles_and_never_reaches_the_outputs() {
     });
     std::thread::sleep(Duration::from_millis(500));
 
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
+    interrupt(&child);
     let status = child.wait().unwrap();
     let err = log.join().unwrap();
     assert!(status.success(), "{status}; stderr:\n{err}");
@@ -407,23 +428,7 @@ fn overlay_toggles_and_never_reaches_the_outputs() {
     // The recording: every frame is the bars or black, never the overlay.
     let (mut frames, mut black) = (0, 0);
     decode_file(&record, |f| {
-        let mut scaler = ff::software::scaling::Context::get(
-            f.format(),
-            f.width(),
-            f.height(),
-            ff::format::Pixel::RGB24,
-            f.width(),
-            f.height(),
-            ff::software::scaling::Flags::BILINEAR,
-        )
-        .unwrap();
-        let mut rgb = ff::frame::Video::empty();
-        scaler.run(f, &mut rgb).unwrap();
-        let stride = rgb.stride(0);
-        let mut packed = Vec::new();
-        for y in 0..f.height() as usize {
-            packed.extend_from_slice(&rgb.data(0)[y * stride..y * stride + f.width() as usize * 3]);
-        }
+        let packed = packed_rgb(f);
         frames += 1;
         if packed.iter().all(|&v| v < 20) {
             black += 1;
@@ -461,33 +466,15 @@ fn overlay_toggles_and_never_reaches_the_outputs() {
 }
 
 /// `--fullscreen` covers the screen even with a smaller output size, and a `--monitor` that
-/// does not exist falls back to the current one (with a warning) instead of failing a show.
+/// does not exist falls back to the primary one (with a warning) instead of failing a show.
 #[test]
 fn fullscreen_on_a_missing_monitor_falls_back_and_fills_the_screen() {
     let dir = tempfile::tempdir().unwrap();
-    let clip = dir.path().join("bars.mp4");
-    let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
-        .arg(format!("smptebars=size={W}x{H}:rate=30:duration=20"))
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-crf",
-            "10",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .arg(&clip)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let clip = bars_clip(dir.path(), 20);
     let source = source_frame_rgb(&clip, 0);
     let x = Xvfb::start();
-    let mut child = lucid()
-        .env("DISPLAY", &x.display)
-        .env_remove("WAYLAND_DISPLAY")
+    let mut child = x
+        .lucid()
         .args(["--url"])
         .arg(&clip)
         .args([
@@ -510,24 +497,12 @@ fn fullscreen_on_a_missing_monitor_falls_back_and_fills_the_screen() {
     });
     // F11 leaves fullscreen: the window goes back to 320x180 and the rest of the screen
     // is the bare root window again.
-    xdotool(
-        &x.display,
-        &[
-            "search",
-            "--sync",
-            "--name",
-            "^Lucid",
-            "windowfocus",
-            "--sync",
-        ],
-    );
+    focus_lucid(&x);
     xdotool(&x.display, &["key", "F11"]);
     wait_until("the window to leave fullscreen", &x, &mut child, |s| {
         region_diff(s, &source, (330, 190, W as usize, H as usize)) > 30.0
     });
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
+    interrupt(&child);
     let status = child.wait().unwrap();
     let err = log.join().unwrap();
     assert!(status.success(), "{status}; stderr:\n{err}");
