@@ -16,7 +16,6 @@ use tracing::{info, warn};
 use crate::cli::{Args, output_size};
 use crate::decode::{DecodeOptions, DecodeThread};
 use crate::effects::chain::{EffectChain, Preset, parse_effect_arg};
-use crate::effects::definition::{ParamKind, ParamValue};
 use crate::effects::{EffectCatalog, EffectsPlugin};
 use crate::error::{LucidError, Result};
 use crate::headless::HeadlessRunnerPlugin;
@@ -287,19 +286,7 @@ fn describe_effects(catalog: &EffectCatalog) -> String {
         };
         let _ = writeln!(out, "{name} ({origin}) - {}", def.description);
         for p in &def.params {
-            let kind = match p.kind {
-                ParamKind::Float { min, max } => format!("float {min}..{max}"),
-                ParamKind::Color => "color".into(),
-                ParamKind::Bool => "bool".into(),
-                ParamKind::Point => "point2d".into(),
-            };
-            let default = match p.default {
-                ParamValue::Float(v) => v.to_string(),
-                ParamValue::Bool(b) => b.to_string(),
-                ParamValue::Point([x, y]) => format!("{x}/{y}"),
-                ParamValue::Color([r, g, b, a]) => format!("{r}/{g}/{b}/{a}"),
-            };
-            let _ = writeln!(out, "    {:<12} {kind}, default {default}", p.name);
+            let _ = writeln!(out, "    {:<12} {}, default {}", p.name, p.kind, p.default);
         }
     }
     out

@@ -212,6 +212,29 @@ fn kind_name(kind: ParamKind) -> &'static str {
     }
 }
 
+/// The header's type name, with the range for floats (`float -1..1`).
+impl std::fmt::Display for ParamKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParamKind::Float { min, max } => write!(f, "float {min}..{max}"),
+            other => f.write_str(kind_name(*other)),
+        }
+    }
+}
+
+/// The command-line form [`ParamDef::parse_value`] reads back (`0.5`, `true`, `x/y`,
+/// `r/g/b/a`).
+impl std::fmt::Display for ParamValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParamValue::Float(v) => write!(f, "{v}"),
+            ParamValue::Bool(b) => write!(f, "{b}"),
+            ParamValue::Point([x, y]) => write!(f, "{x}/{y}"),
+            ParamValue::Color([r, g, b, a]) => write!(f, "{r}/{g}/{b}/{a}"),
+        }
+    }
+}
+
 /// A parsed, validated effect: what the chain, the UI and the renderer need.
 #[derive(Debug, Clone)]
 pub struct EffectDef {
@@ -658,5 +681,10 @@ fn effect(uv: vec2<f32>) -> vec4<f32> {
             Ok(ParamValue::Color([1.0, 0.0, 0.0, 1.0]))
         );
         assert!(p("tint", "red").is_err());
+        // What --list-effects prints is what --effect reads.
+        for param in &def.params {
+            let shown = param.default.to_string();
+            assert_eq!(param.parse_value(&shown), Ok(param.default), "{shown}");
+        }
     }
 }

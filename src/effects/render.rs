@@ -179,7 +179,6 @@ fn prepare_chain(
 
     let all = frame.passes.iter().chain(frame.master.iter());
     let mut slot = 0;
-    let mut chosen = Vec::new();
     for (i, pass) in all.enumerate() {
         let id = *pipelines
             .by_shader
@@ -243,13 +242,10 @@ fn prepare_chain(
             globals,
             params,
         };
-        chosen.push((i < frame.passes.len(), prepared_pass));
-    }
-    for (is_effect, pass) in chosen {
-        if is_effect {
-            prepared.passes.push(pass);
+        if i < frame.passes.len() {
+            prepared.passes.push(prepared_pass);
         } else {
-            prepared.master = Some(pass);
+            prepared.master = Some(prepared_pass);
         }
     }
 }
