@@ -1,9 +1,12 @@
 //! Builds and runs the Bevy app for one invocation: opens the source, starts the outputs,
 //! picks the windowed or headless schedule, and reports how it ended.
 
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bevy::app::TerminalCtrlCHandlerPlugin;
+use bevy::app::{PluginsState, TerminalCtrlCHandlerPlugin};
 use bevy::prelude::*;
 use bevy::render::RenderPlugin;
 use bevy::render::diagnostic::RenderDiagnosticsPlugin;
@@ -11,25 +14,32 @@ use bevy::window::{
     ExitCondition, PresentMode, WindowCloseRequested, WindowMode, WindowResolution,
 };
 use bevy::winit::WinitPlugin;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use tracing::{info, warn};
 
 use crate::cli::{Args, output_size};
 use crate::decode::{DecodeOptions, DecodeThread};
 use crate::effects::chain::{EffectChain, Preset, parse_effect_arg};
 use crate::effects::{EffectCatalog, EffectsPlugin};
-use crate::error::{LucidError, Result};
+use crate::error::{EXIT_OK, EXIT_SECOND_SIGNAL, LucidError, Result};
 use crate::headless::HeadlessRunnerPlugin;
-use crate::lifecycle::Lifecycle;
-use crate::output::{FrameSink, OutputConfig, OutputPlugin, WriterSlot, record};
+use crate::lifecycle::{Lifecycle, panic_message};
+use crate::output::{FrameSink, OutputConfig, OutputPlugin, WriterSlot};
 use crate::overlay::OverlayPlugin;
 use crate::preview::PreviewPlugin;
-use crate::show::{KeyboardCaptured, ShowPlugin};
+use crate::show::{KeyboardCaptured, Screenshots, ShowPlugin};
 use crate::source::SourceSpec;
-use crate::status::StatusPlugin;
+use crate::status::{StatsFile, StatusPlugin};
 use crate::video::{PlaybackStats, VideoFeed, VideoPlugin};
 
 /// How long a stop waits for frames already rendered to reach the outputs.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+const DRAIN_TIMEOUT: Duration = Duration::from_millis(600);
+/// After SIGINT/SIGTERM, how long the render loop gets to wind down before the stop
+/// watchdog finalizes the outputs itself and exits (a frame stuck in a shader compile, a
+/// blocked driver call): a signal always ends Lucid within about a second.
+const SIGNAL_DEADLINE: Duration = Duration::from_millis(800);
+/// How often a wait on the main thread looks at the stop flag.
+const STOP_POLL: Duration = Duration::from_millis(20);
 
 /// Runs Lucid with parsed arguments until the stream ends, the duration passes, a signal
 /// arrives or something fails.
@@ -41,60 +51,214 @@ pub fn run(args: Args) -> Result<()> {
         return Ok(());
     }
     let chain = build_chain(&args, &catalog)?;
-    if !args.no_preview
-        && std::env::var_os("DISPLAY").is_none()
-        && std::env::var_os("WAYLAND_DISPLAY").is_none()
-    {
-        return Err(LucidError::Render(
-            "cannot open a window: no display (DISPLAY and WAYLAND_DISPLAY are unset); \
-             run headless with --no-preview"
-                .into(),
-        ));
+    if !args.no_preview {
+        check_display()?;
     }
     let lifecycle = Lifecycle::default();
-    install_signal_handler(&lifecycle)?;
-    if let Some(path) = &args.record {
-        record::check_writable(path)?;
-    }
-    let status = StatusPlugin::new(args.stats_json.as_deref())?;
+    let writer = WriterSlot::default();
+    let stats_file = args
+        .stats_json
+        .as_deref()
+        .map(|p| StatsFile::open(p, &lifecycle))
+        .transpose()?;
+    let app_done = Arc::new(AtomicBool::new(false));
+    install_signal_handler(&lifecycle, &writer, &app_done)?;
 
     let spec = SourceSpec::resolve(args.url.as_deref());
-    info!("source: {}", spec.display_name());
+    let source_name = spec.display_name();
+    info!("source: {source_name}");
     // Open the stream in the background: the app (and a window with its waiting slate)
-    // runs while a stream that is not live yet is polled for.
-    let (connected_tx, connected_rx) = crossbeam_channel::bounded(1);
+    // runs while a stream that is not live yet is polled for, and a stop is seen at once
+    // whatever the network is doing.
     let options = DecodeOptions {
         force_cpu: args.force_cpu,
         wait: Duration::from_secs_f64(args.wait),
     };
-    let stop = lifecycle.stop_flag();
-    let source_name = spec.display_name();
+    let (connected_tx, mut connected_rx) = crossbeam_channel::bounded(1);
+    let opener = lifecycle.clone();
+    lifecycle.spawn("lucid-connect", move || {
+        let _ = connected_tx.send(DecodeThread::spawn(&spec, options, &opener));
+    });
     if args.no_preview {
-        // Headless there is no slate to show: open first, so bad input fails before the
+        // Headless there is no slate to show: wait here, so bad input fails before the
         // renderer starts, with nothing but its one error line.
-        connected_tx
-            .send(Ok(DecodeThread::spawn(&spec, options, stop)?))
-            .expect("the channel has room");
-    } else {
-        std::thread::Builder::new()
-            .name("lucid-connect".into())
-            .spawn(move || {
-                let _ = connected_tx.send(DecodeThread::spawn(&spec, options, stop));
-            })
-            .expect("spawning a thread");
+        match wait_for_stream(&connected_rx, &lifecycle) {
+            Ok(Some(decode)) => {
+                let (tx, rx) = crossbeam_channel::bounded(1);
+                let _ = tx.send(Ok(decode));
+                connected_rx = rx;
+            }
+            Ok(None) => {
+                finish_side_outputs(&writer, stats_file);
+                return lifecycle.take_error().map_or(Ok(()), Err);
+            }
+            Err(e) => {
+                finish_side_outputs(&writer, stats_file);
+                return Err(e);
+            }
+        }
     }
 
     let outputs = OutputConfig {
         record: args.record.clone(),
+        overwrite: args.overwrite,
         pipe: args.pipe,
         width: 0,
         height: 0,
         frame_rate: 30.0,
     };
-    let writer = WriterSlot::default();
+    // Building the app starts the renderer (and the window's event loop): a panic there
+    // is a setup problem (no GPU adapter, a display that refuses us), reported as such.
+    let setup = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        let mut app = build_app(
+            &args,
+            &source_name,
+            &lifecycle,
+            connected_rx,
+            catalog,
+            &chain,
+            stats_file.as_ref(),
+            &outputs,
+            &writer,
+        );
+        while app.plugins_state() == PluginsState::Adding {
+            bevy::tasks::tick_global_task_pools_on_main_thread();
+        }
+        if app.plugins_state() == PluginsState::Ready {
+            app.finish();
+            app.cleanup();
+        }
+        app
+    }));
+    let mut app = match setup {
+        Ok(app) => app,
+        Err(payload) => {
+            finish_side_outputs(&writer, stats_file);
+            return Err(LucidError::Render(format!(
+                "the renderer could not start ({}); is a Vulkan driver installed? (Debian/Ubuntu \
+                 without a GPU: mesa-vulkan-drivers)",
+                panic_message(payload.as_ref())
+            )));
+        }
+    };
+    let exit = match std::panic::catch_unwind(AssertUnwindSafe(|| app.run())) {
+        Ok(exit) => {
+            // Dropping the app closes the channels its resources held (the stats lines).
+            drop(app);
+            exit
+        }
+        Err(payload) => {
+            lifecycle.fail(LucidError::Internal {
+                thread: "main".into(),
+                message: panic_message(payload.as_ref()),
+            });
+            // Its state is whatever the panic left: never run its destructors.
+            std::mem::forget(app);
+            AppExit::error()
+        }
+    };
+    app_done.store(true, Ordering::SeqCst);
+    lifecycle.request_stop();
+    finish_side_outputs(&writer, stats_file);
+    if let Some(err) = lifecycle.take_error() {
+        return Err(err);
+    }
+    match exit {
+        AppExit::Success => Ok(()),
+        AppExit::Error(code) => Err(LucidError::Render(format!("Bevy exited with code {code}"))),
+    }
+}
+
+/// Finalizes the recording and pipe (if they started) and the stats file.
+fn finish_side_outputs(writer: &WriterSlot, stats: Option<StatsFile>) {
+    if let Some(writer) = writer.take() {
+        writer.finish();
+    }
+    if let Some(stats) = stats {
+        stats.finish();
+    }
+}
+
+/// Waits for the stream to open, looking at the stop flag between polls. `None` when Lucid
+/// was asked to stop first.
+fn wait_for_stream(
+    rx: &Receiver<Result<DecodeThread>>,
+    lifecycle: &Lifecycle,
+) -> Result<Option<DecodeThread>> {
+    loop {
+        match rx.recv_timeout(STOP_POLL) {
+            Ok(Ok(decode)) => return Ok(Some(decode)),
+            Ok(Err(e)) if e.is_stop() => return Ok(None),
+            Ok(Err(e)) => return Err(e),
+            Err(RecvTimeoutError::Timeout) if lifecycle.stopping() => return Ok(None),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return Ok(None),
+        }
+    }
+}
+
+/// A named X display that nobody answers on fails here, in one clear line, instead of
+/// deep inside the window system's setup.
+fn check_display() -> Result<()> {
+    let display = std::env::var("DISPLAY").ok().filter(|d| !d.is_empty());
+    let wayland = std::env::var_os("WAYLAND_DISPLAY").is_some_and(|w| !w.is_empty());
+    match display {
+        None if wayland => Ok(()),
+        None => Err(LucidError::Render(
+            "cannot open a window: no display (DISPLAY and WAYLAND_DISPLAY are unset); \
+             run headless with --no-preview"
+                .into(),
+        )),
+        Some(d) if wayland || x11_reachable(&d) => Ok(()),
+        Some(d) => Err(LucidError::Render(format!(
+            "cannot open a window: the display server {d} is not reachable; check DISPLAY, \
+             or run headless with --no-preview"
+        ))),
+    }
+}
+
+/// True when an X server listens where `DISPLAY` says (`:N` or `unix:N` on its socket,
+/// `host:N` on TCP port 6000+N).
+fn x11_reachable(display: &str) -> bool {
+    let Some((host, rest)) = display.rsplit_once(':') else {
+        return false;
+    };
+    let Ok(number) = rest.split('.').next().unwrap_or("").parse::<u16>() else {
+        return false;
+    };
+    if host.is_empty() || host == "unix" {
+        let socket = format!("/tmp/.X11-unix/X{number}");
+        return std::os::unix::net::UnixStream::connect(socket).is_ok();
+    }
+    use std::net::ToSocketAddrs;
+    let Some(port) = 6000u16.checked_add(number) else {
+        return false;
+    };
+    (host, port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok())
+}
+
+/// The Bevy app for this run: windowed or headless, with the plugins the flags ask for.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the pieces `run` prepared, handed over once"
+)]
+fn build_app(
+    args: &Args,
+    source_name: &str,
+    lifecycle: &Lifecycle,
+    connected_rx: Receiver<Result<DecodeThread>>,
+    catalog: EffectCatalog,
+    chain: &EffectChain,
+    stats_file: Option<&StatsFile>,
+    outputs: &OutputConfig,
+    writer: &WriterSlot,
+) -> App {
     // Until the stream says its size, the window takes the user's or a 16:9 default.
     let (width, height) = output_size(args.width, args.height, (1280, 720));
-
     let mut app = App::new();
     let plugins = DefaultPlugins
         .build()
@@ -163,7 +327,7 @@ pub fn run(args: Args) -> Result<()> {
             (args.width, args.height),
             args.latency.map(Duration::from_secs_f64),
         ))
-        .add_plugins(status)
+        .add_plugins(StatusPlugin::new(stats_file))
         .add_plugins(EffectsPlugin::new(catalog, chain.clone()))
         .add_systems(Last, drive_shutdown);
     // Per-pass GPU timing reads timestamps back every frame: only where someone looks at
@@ -172,21 +336,9 @@ pub fn run(args: Args) -> Result<()> {
         app.add_plugins(RenderDiagnosticsPlugin);
     }
     if outputs.any() {
-        app.add_plugins(OutputPlugin::new(outputs, writer.clone()));
+        app.add_plugins(OutputPlugin::new(outputs.clone(), writer.clone()));
     }
-
-    let exit = app.run();
-    lifecycle.request_stop();
-    if let Some(writer) = writer.take() {
-        writer.finish();
-    }
-    if let Some(err) = lifecycle.take_error() {
-        return Err(err);
-    }
-    match exit {
-        AppExit::Success => Ok(()),
-        AppExit::Error(code) => Err(LucidError::Render(format!("Bevy exited with code {code}"))),
-    }
+    app
 }
 
 /// The built-in effects and the user's effects folder.
@@ -292,15 +444,47 @@ fn describe_effects(catalog: &EffectCatalog) -> String {
     out
 }
 
-fn install_signal_handler(lifecycle: &Lifecycle) -> Result<()> {
+/// SIGINT/SIGTERM: a clean stop; a second signal exits at once (130). A watchdog makes
+/// sure the first one ends Lucid within about a second even when the render loop is stuck:
+/// it finalizes the outputs itself and exits.
+fn install_signal_handler(
+    lifecycle: &Lifecycle,
+    writer: &WriterSlot,
+    app_done: &Arc<AtomicBool>,
+) -> Result<()> {
     let l = lifecycle.clone();
+    let writer = writer.clone();
+    let app_done = app_done.clone();
+    let signalled = AtomicBool::new(false);
     ctrlc::set_handler(move || {
-        if l.stopping() {
+        if signalled.swap(true, Ordering::SeqCst) {
             // A second signal means the user does not want to wait for the drain.
-            std::process::exit(130);
+            std::process::exit(EXIT_SECOND_SIGNAL.into());
         }
         info!("stop requested; finishing outputs");
         l.request_stop();
+        let (l, writer, app_done) = (l.clone(), writer.clone(), app_done.clone());
+        crate::lifecycle::spawn_thread("lucid-stop-watchdog", move || {
+            let deadline = Instant::now() + SIGNAL_DEADLINE;
+            while Instant::now() < deadline {
+                if app_done.load(Ordering::SeqCst) {
+                    return; // `run` is finalizing the outputs itself
+                }
+                std::thread::sleep(STOP_POLL);
+            }
+            warn!("the render loop did not stop in time; finalizing outputs and exiting");
+            if let Some(w) = writer.take() {
+                w.finish();
+            }
+            let code = match l.take_error() {
+                Some(e) => {
+                    eprintln!("error: {e}");
+                    e.exit_code()
+                }
+                None => EXIT_OK,
+            };
+            std::process::exit(code.into());
+        });
     })
     .map_err(|e| LucidError::Render(format!("cannot install the signal handler: {e}")))
 }
@@ -322,12 +506,17 @@ fn stop_on_close_or_key(
 }
 
 /// Turns a stop request into an exit once the outputs have every frame rendered so far.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a Bevy system: each argument is a query or resource it reads"
+)]
 fn drive_shutdown(
     lifecycle: Res<Lifecycle>,
     stats: Res<PlaybackStats>,
     feed: Option<Res<VideoFeed>>,
     limit: Res<RunLimit>,
     sink: Option<Res<FrameSink>>,
+    screenshots: Option<Res<Screenshots>>,
     mut stop_seen: Local<Option<Instant>>,
     mut exit: MessageWriter<AppExit>,
 ) {
@@ -347,7 +536,9 @@ fn drive_shutdown(
         *stop_seen = Some(Instant::now());
         return;
     };
-    let pending = sink.map(|s| s.pending()).unwrap_or(0);
+    // Frames already rendered, and screenshots on their way to disk, are waited for.
+    let pending =
+        sink.map(|s| s.pending()).unwrap_or(0) + screenshots.map(|s| s.pending()).unwrap_or(0);
     if pending == 0 || since.elapsed() > DRAIN_TIMEOUT {
         if pending > 0 {
             warn!("{pending} rendered frame(s) did not reach the outputs in time");

@@ -38,6 +38,10 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
 
+    /// Replace the --record file if it exists (without it, an existing file is never touched).
+    #[arg(long)]
+    pub overwrite: bool,
+
     /// Write the rendered frames to stdout as they are presented.
     #[arg(long, value_name = "FORMAT")]
     pub pipe: Option<PipeFormat>,
@@ -151,14 +155,19 @@ impl Args {
         }
         if let Some(path) = &self.record {
             crate::output::record::container_for(path)?;
+            crate::output::record::check_path(path, self.overwrite)?;
         }
         Ok(())
     }
 }
 
+/// The largest output side, given or derived (the same bound `--width`/`--height` have).
+pub const MAX_OUTPUT_SIDE: u32 = 8192;
+
 /// The size Lucid renders and records at: the user's `--width`/`--height`, with a missing
 /// side derived from the stream's aspect ratio, or the stream's own size. Sides are rounded
-/// to even numbers because 4:2:0 encoders and YUV4MPEG2 need them.
+/// to even numbers because 4:2:0 encoders and YUV4MPEG2 need them, and kept within
+/// 2..=[`MAX_OUTPUT_SIDE`] (a derived side of a very wide or tall stream included).
 pub fn output_size(width: Option<u32>, height: Option<u32>, stream: (u32, u32)) -> (u32, u32) {
     let (sw, sh) = (stream.0.max(1) as f64, stream.1.max(1) as f64);
     let (w, h) = match (width, height) {
@@ -171,7 +180,10 @@ pub fn output_size(width: Option<u32>, height: Option<u32>, stream: (u32, u32)) 
 }
 
 fn even(v: f64) -> u32 {
-    ((v / 2.0).round() as u32 * 2).max(2)
+    // `as` saturates (and maps NaN to 0), so the clamp sees every value.
+    ((v / 2.0).round() as u32)
+        .saturating_mul(2)
+        .clamp(2, MAX_OUTPUT_SIDE)
 }
 
 #[cfg(test)]
@@ -186,6 +198,10 @@ mod tests {
         assert_eq!(output_size(Some(300), Some(300), (1280, 720)), (300, 300));
         // Odd results are rounded to even for 4:2:0 output.
         assert_eq!(output_size(Some(101), None, (100, 100)), (102, 102));
+        // A derived side stays within bounds, however extreme the stream's shape.
+        assert_eq!(output_size(None, Some(8192), (16448, 16)), (8192, 8192));
+        assert_eq!(output_size(Some(16), None, (1, u32::MAX)), (16, 8192));
+        assert_eq!(output_size(None, None, (0, 0)), (2, 2));
     }
 
     #[test]

@@ -1,70 +1,54 @@
-//! Typed errors for every stage, and the process exit code each one maps to.
+//! Lucid's error model: one error type per stage, each keeping its cause, gathered in
+//! [`LucidError`], and the one place where errors become process exit codes.
 //!
-//! Exit codes are part of Lucid's interface (scripts and supervisors read them), so they
-//! are documented in the README and kept stable here.
+//! - [`crate::source::hls::HlsError`]: the HLS client (network, playlists, limits). Retry
+//!   decisions ask it [`HlsError::is_transient`](crate::source::hls::HlsError::is_transient).
+//! - [`crate::decode::DecodeError`]: FFmpeg opening and decoding the input.
+//! - [`crate::output::OutputError`]: recordings, pipes, stats files, screenshots.
+//! - Usage and renderer errors carry a sentence; a panic becomes [`LucidError::Internal`].
+//!
+//! Exit codes are part of Lucid's interface (scripts and supervisors read them). They are
+//! documented in the README and kept stable here, in [`LucidError::exit_code`].
 
-use std::path::PathBuf;
+use crate::decode::DecodeError;
+use crate::output::OutputError;
+use crate::source::hls::HlsError;
+
+/// Exit code of a run that ended normally (end of input, `--duration`, a stop request).
+pub const EXIT_OK: u8 = 0;
+/// Exit code of a bug: a panic on any thread (outputs are still finalized first).
+pub const EXIT_INTERNAL: u8 = 70;
+/// Exit code when a second SIGINT/SIGTERM arrives before the first stop has finished.
+pub const EXIT_SECOND_SIGNAL: u8 = 130;
 
 /// Everything that can stop Lucid, grouped so the exit code tells a supervisor what kind of
 /// failure it was without parsing the message.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LucidError {
     /// The command line was valid for clap but not for Lucid (e.g. a zero size).
     #[error("{0}")]
     Usage(String),
-    /// The host could not be reached at all (DNS, refused connection, timeout).
-    #[error("cannot reach {url}: {reason}")]
-    Unreachable {
-        /// The URL that was requested.
-        url: String,
-        /// What the HTTP client reported.
-        reason: String,
-    },
-    /// The server kept answering with an HTTP error after the bounded retry.
-    #[error("{url} answered HTTP {status} after {attempts} attempts")]
-    HttpStatus {
-        /// The URL that was requested.
-        url: String,
-        /// The last status code seen.
-        status: u16,
-        /// How many requests were made.
-        attempts: u32,
-    },
-    /// The body was fetched but is not something Lucid can play.
-    #[error("{url} is not an HLS playlist: {reason}")]
-    NotAPlaylist {
-        /// The URL that was requested.
-        url: String,
-        /// Why the body was rejected.
-        reason: String,
-    },
-    /// The stream opened but cannot be played (no video stream, unsupported codec, encryption).
-    #[error("cannot play {source_name}: {reason}")]
-    Unplayable {
-        /// The input as the user named it.
-        source_name: String,
-        /// What is missing or unsupported.
-        reason: String,
-    },
-    /// FFmpeg could not open or read an input that is not HLS.
-    #[error("cannot open {source_name}: {reason}")]
-    InputOpen {
-        /// The input as the user named it.
-        source_name: String,
-        /// FFmpeg's message.
-        reason: String,
-    },
-    /// An output (record file, pipe) cannot be written.
-    #[error("cannot write {path}: {reason}")]
-    Output {
-        /// The file or stream that failed.
-        path: PathBuf,
-        /// What failed.
-        reason: String,
-    },
+    /// The HLS client gave up.
+    #[error(transparent)]
+    Hls(#[from] HlsError),
+    /// The input could not be opened or decoded.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// An output (record file, pipe, stats file) cannot be written.
+    #[error(transparent)]
+    Output(#[from] OutputError),
     /// The render device or window could not be set up.
     #[error("renderer failed: {0}")]
     Render(String),
+    /// A bug: a thread panicked. Outputs were finalized anyway.
+    #[error("internal error in thread {thread}: {message}")]
+    Internal {
+        /// The thread that panicked.
+        thread: String,
+        /// The panic's message and location.
+        message: String,
+    },
 }
 
 impl LucidError {
@@ -73,15 +57,73 @@ impl LucidError {
     pub fn exit_code(&self) -> u8 {
         match self {
             LucidError::Usage(_) => 2,
-            LucidError::Unreachable { .. } => 3,
-            LucidError::HttpStatus { .. } => 4,
-            LucidError::NotAPlaylist { .. } | LucidError::Unplayable { .. } => 5,
-            LucidError::InputOpen { .. } => 6,
-            LucidError::Output { .. } => 7,
+            LucidError::Hls(e) => match e {
+                HlsError::Unreachable { .. } => 3,
+                HlsError::HttpStatus { .. } => 4,
+                _ => 5,
+            },
+            LucidError::Decode(e) => match e {
+                DecodeError::Open { .. } => 6,
+                DecodeError::Unplayable { .. } => 5,
+                DecodeError::Init(_) => 8,
+            },
+            LucidError::Output(_) => 7,
             LucidError::Render(_) => 8,
+            LucidError::Internal { .. } => EXIT_INTERNAL,
         }
+    }
+
+    /// True when this is the stop request surfacing through a stage that was waiting (not a
+    /// failure: the user asked Lucid to stop before the stream opened).
+    pub fn is_stop(&self) -> bool {
+        matches!(self, LucidError::Hls(HlsError::Stopped))
     }
 }
 
 /// Shorthand used across the crate.
 pub type Result<T, E = LucidError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::redact::Redacted;
+    use std::error::Error as _;
+
+    #[test]
+    fn every_kind_maps_to_its_documented_exit_code_and_keeps_its_cause() {
+        let url = Redacted::url(&url::Url::parse("http://h/x.m3u8?tkn=s").unwrap());
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let unreachable = LucidError::from(HlsError::Unreachable {
+            url: url.clone(),
+            reason: "refused".into(),
+            source: Some(Box::new(io)),
+        });
+        assert_eq!(unreachable.exit_code(), 3);
+        // The cause is kept as the error's source (the stage error is transparent).
+        let cause = unreachable.source();
+        assert_eq!(cause.map(|c| c.to_string()).as_deref(), Some("refused"));
+        let http = LucidError::from(HlsError::HttpStatus {
+            url: url.clone(),
+            status: 404,
+            attempts: 3,
+        });
+        assert_eq!(http.exit_code(), 4);
+        assert!(!http.to_string().contains("tkn=s"), "{http}");
+        let open = LucidError::from(DecodeError::Open {
+            source_name: Redacted::text("clip.mp4"),
+            source: ffmpeg_next::Error::Other { errno: 2 },
+        });
+        assert_eq!(open.exit_code(), 6);
+        assert!(open.source().is_some());
+        assert_eq!(LucidError::Usage("x".into()).exit_code(), 2);
+        assert_eq!(
+            LucidError::Internal {
+                thread: "t".into(),
+                message: "m".into()
+            }
+            .exit_code(),
+            EXIT_INTERNAL
+        );
+        assert!(LucidError::from(HlsError::Stopped).is_stop());
+    }
+}

@@ -7,6 +7,9 @@
 //! [`video`] (pacing, upload, YUV->RGB on the GPU) -> [`preview`] (the window) and
 //! [`output`] (readback, record, pipe). [`app`] wires them together; see ARCHITECTURE.md.
 
+// Unsafe code lives only in `decode::hwaccel` (FFmpeg's hwdevice FFI, behind a safe
+// API); `unsafe_code` is denied everywhere else by the `[lints]` table in Cargo.toml.
+
 pub mod app;
 pub mod cli;
 pub mod decode;
@@ -18,6 +21,7 @@ pub mod logging;
 pub mod output;
 pub mod overlay;
 pub mod preview;
+pub mod redact;
 pub mod show;
 pub mod source;
 pub mod status;

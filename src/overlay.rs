@@ -90,7 +90,10 @@ struct ShowParams<'w> {
     captured: ResMut<'w, KeyboardCaptured>,
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a Bevy system: each argument is a query or resource it reads"
+)]
 fn overlay(
     mut contexts: EguiContexts,
     mut state: ResMut<OverlayState>,

@@ -3,7 +3,11 @@
 //! acts on the canvas (what the audience and the recordings see), never on the UI.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, Sender};
 
 use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
@@ -47,7 +51,7 @@ pub struct ShowState {
     speed: f32,
     /// Where screenshots go.
     pub screenshot_dir: PathBuf,
-    /// The last screenshot written (or why it failed).
+    /// The last screenshot written, once it is complete on disk (or why it failed).
     pub last_screenshot: Option<String>,
     /// `--monitor`.
     pub monitor: Option<usize>,
@@ -71,6 +75,8 @@ impl Plugin for ShowPlugin {
             windowed_size: None,
         })
         .init_resource::<KeyboardCaptured>()
+        .init_resource::<Screenshots>()
+        .add_systems(Update, collect_screenshots)
         .add_systems(
             Update,
             (show_keys, move_master)
@@ -81,7 +87,10 @@ impl Plugin for ShowPlugin {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a Bevy system: each argument is a query or resource it reads"
+)]
 fn show_keys(
     mut commands: Commands,
     keys: Res<ButtonInput<KeyCode>>,
@@ -93,6 +102,7 @@ fn show_keys(
     canvas: Option<Res<OutputCanvas>>,
     mut redraw: ResMut<RedrawCanvas>,
     mut windows: Query<&mut Window, With<PrimaryWindow>>,
+    screenshots: Res<Screenshots>,
 ) {
     if captured.0 {
         return;
@@ -117,7 +127,7 @@ fn show_keys(
     if keys.any_just_pressed([KeyCode::KeyS, KeyCode::F12])
         && let Some(canvas) = canvas
     {
-        take_screenshot(&mut commands, &canvas, &show.screenshot_dir);
+        take_screenshot(&mut commands, &canvas, &show.screenshot_dir, &screenshots);
         // Bevy captures an image target by redirecting the camera that renders into it, so
         // the canvas must render this update even when no new video frame is due (frozen,
         // stalled, or simply between frames); otherwise the PNG comes out black.
@@ -190,32 +200,92 @@ fn move_master(
     redraw.0 = true;
 }
 
-fn take_screenshot(commands: &mut Commands, canvas: &OutputCanvas, dir: &std::path::Path) {
+/// Screenshots on their way to disk: counted from the key press until the file is
+/// complete (quitting waits for them), and their outcomes for the overlay.
+#[derive(Resource, Clone)]
+pub struct Screenshots {
+    pending: Arc<AtomicUsize>,
+    done_tx: Sender<std::result::Result<PathBuf, String>>,
+    done_rx: Receiver<std::result::Result<PathBuf, String>>,
+}
+
+impl Default for Screenshots {
+    fn default() -> Self {
+        let (done_tx, done_rx) = crossbeam_channel::unbounded();
+        Screenshots {
+            pending: Arc::default(),
+            done_tx,
+            done_rx,
+        }
+    }
+}
+
+impl Screenshots {
+    /// Screenshots taken but not complete on disk yet.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::SeqCst)
+    }
+}
+
+fn take_screenshot(
+    commands: &mut Commands,
+    canvas: &OutputCanvas,
+    dir: &std::path::Path,
+    screenshots: &Screenshots,
+) {
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis();
     let path = dir.join(format!("lucid-{stamp}.png"));
+    screenshots.pending.fetch_add(1, Ordering::SeqCst);
+    let shots = screenshots.clone();
     commands
         .spawn(Screenshot::image(canvas.image.clone()))
-        .observe(
-            move |captured: On<ScreenshotCaptured>, mut show: ResMut<ShowState>| {
-                let path = path.clone();
-                let image = match captured.image.clone().try_into_dynamic() {
-                    Ok(image) => image.to_rgb8(),
-                    Err(e) => {
-                        warn!("screenshot failed: {e}");
-                        return;
-                    }
-                };
+        .observe(move |captured: On<ScreenshotCaptured>| {
+            let path = path.clone();
+            let shots = shots.clone();
+            let image = match captured.image.clone().try_into_dynamic() {
+                Ok(image) => image.to_rgb8(),
+                Err(e) => {
+                    let _ = shots.done_tx.send(Err(format!("screenshot failed: {e}")));
+                    shots.pending.fetch_sub(1, Ordering::SeqCst);
+                    return;
+                }
+            };
+            // PNG encoding takes tens of milliseconds at 1080p: never on the frame's thread.
+            // Written under a temporary name and renamed, so the file is never seen half done.
+            std::thread::spawn(move || {
+                let partial = path.with_extension("part.png");
+                let result = image
+                    .save(&partial)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| std::fs::rename(&partial, &path).map_err(|e| e.to_string()))
+                    .map(|()| path.clone())
+                    .map_err(|e| {
+                        let _ = std::fs::remove_file(&partial);
+                        format!("screenshot {} could not be saved: {e}", path.display())
+                    });
+                let _ = shots.done_tx.send(result);
+                shots.pending.fetch_sub(1, Ordering::SeqCst);
+            });
+        });
+}
+
+/// Reports screenshots once they are complete on disk.
+fn collect_screenshots(screenshots: Res<Screenshots>, mut show: ResMut<ShowState>) {
+    for done in screenshots.done_rx.try_iter() {
+        match done {
+            Ok(path) => {
+                info!("screenshot saved: {}", path.display());
                 show.last_screenshot = Some(path.display().to_string());
-                // PNG encoding takes tens of milliseconds at 1080p: never on the frame's thread.
-                std::thread::spawn(move || match image.save(&path) {
-                    Ok(()) => info!("screenshot saved: {}", path.display()),
-                    Err(e) => warn!("screenshot {} could not be saved: {e}", path.display()),
-                });
-            },
-        );
+            }
+            Err(e) => {
+                warn!("{e}");
+                show.last_screenshot = Some(e);
+            }
+        }
+    }
 }
 
 /// Logs the monitors once they are known and falls back to the current one when

@@ -1,17 +1,23 @@
 //! What a person (or a monitoring script) can see while Lucid runs: one status line on
 //! stderr, rewritten in place on a terminal, and `--stats-json` lines, one per second.
 
-use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
+use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Sender, bounded};
 
 use bevy::prelude::*;
 use serde::Serialize;
 use tracing::warn;
 
-use crate::error::{LucidError, Result};
+use crate::error::Result;
 use crate::lifecycle::Lifecycle;
+use crate::output::{OutputError, OutputStats};
 use crate::video::{PendingStream, PlaybackStats, StreamDescription, VideoFeed, VideoTexture};
 
 /// How often the snapshot is taken (and the JSON line written).
@@ -76,6 +82,17 @@ pub struct StatusSnapshot {
     pub effects_gpu: bool,
     /// CPU time building the overlay per frame (mean), milliseconds; absent headless.
     pub ui_ms: Option<f64>,
+    /// Each output (`record`, `pipe`): frames written and dropped, counted apart.
+    pub outputs: std::collections::BTreeMap<String, OutputSnapshot>,
+}
+
+/// One output's counters in a status sample.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputSnapshot {
+    /// Frames written.
+    pub written: u64,
+    /// Frames this output dropped because it could not keep up.
+    pub dropped: u64,
 }
 
 /// The newest status sample, for the overlay.
@@ -110,36 +127,96 @@ impl StatusSnapshot {
     }
 }
 
+/// JSON lines waiting for the stats thread; beyond this they are dropped (and counted)
+/// rather than holding up the frame loop.
+const STATS_QUEUE: usize = 64;
+/// How long the end of a run waits for the stats thread to write its last lines.
+const STATS_FINISH_GRACE: Duration = Duration::from_millis(500);
+
+/// The `--stats-json` file, written on a thread of its own: a slow disk, a full pipe or a
+/// FIFO nobody reads never holds up rendering, a stop or the exit.
+pub struct StatsFile {
+    tx: Sender<String>,
+    handle: JoinHandle<()>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl StatsFile {
+    /// Opens `path` for appending (created if missing). A regular file is opened here, so
+    /// an unwritable path fails at start; a FIFO is opened by the thread, since opening one
+    /// waits for its reader.
+    pub fn open(path: &Path, lifecycle: &Lifecycle) -> Result<StatsFile> {
+        let fifo = std::fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo());
+        let open = |path: &Path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| OutputError::new(path, "opening the stats file", e))
+        };
+        let early = if fifo { None } else { Some(open(path)?) };
+        let late_path = path.to_path_buf();
+        let (tx, rx) = bounded::<String>(STATS_QUEUE);
+        let shown = path.display().to_string();
+        let handle = lifecycle.spawn("lucid-stats", move || {
+            let file = match early {
+                Some(f) => f,
+                None => match open(&late_path) {
+                    Ok(f) => f,
+                    Err(e) => return warn!("--stats-json: {e}"),
+                },
+            };
+            let mut out = BufWriter::new(file);
+            for line in rx {
+                // One line at a time, flushed: a reader tailing the file sees it at once.
+                if let Err(e) = out.write_all(line.as_bytes()).and_then(|()| out.flush()) {
+                    return warn!("--stats-json {shown}: {e}; no more stats will be written");
+                }
+            }
+        });
+        Ok(StatsFile {
+            tx,
+            handle,
+            dropped: Arc::default(),
+        })
+    }
+
+    /// Waits briefly for the last lines to be written; a file nobody reads is left behind.
+    pub fn finish(self) {
+        let StatsFile {
+            tx,
+            handle,
+            dropped,
+        } = self;
+        drop(tx);
+        let deadline = Instant::now() + STATS_FINISH_GRACE;
+        while !handle.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let dropped = dropped.load(Ordering::Relaxed);
+        if dropped > 0 {
+            warn!("--stats-json: {dropped} line(s) dropped: the file could not keep up");
+        }
+    }
+}
+
 /// Writes the status line and, when asked, the JSON lines.
 pub struct StatusPlugin {
-    json: std::sync::Mutex<Option<BufWriter<File>>>,
+    json: Option<(Sender<String>, Arc<AtomicU64>)>,
 }
 
 impl StatusPlugin {
-    /// `stats_json`: the file to append JSON lines to (created if missing).
-    pub fn new(stats_json: Option<&Path>) -> Result<Self> {
-        let json = match stats_json {
-            Some(path) => Some(BufWriter::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|e| LucidError::Output {
-                        path: path.to_path_buf(),
-                        reason: e.to_string(),
-                    })?,
-            )),
-            None => None,
-        };
-        Ok(StatusPlugin {
-            json: std::sync::Mutex::new(json),
-        })
+    /// `stats_json`: where JSON lines go, if anywhere.
+    pub fn new(stats_json: Option<&StatsFile>) -> Self {
+        StatusPlugin {
+            json: stats_json.map(|f| (f.tx.clone(), f.dropped.clone())),
+        }
     }
 }
 
 #[derive(Resource)]
 struct StatusOutput {
-    json: Option<BufWriter<File>>,
+    json: Option<(Sender<String>, Arc<AtomicU64>)>,
     tty: bool,
     started: Instant,
     last: Option<(Instant, u64)>,
@@ -149,9 +226,8 @@ struct StatusOutput {
 
 impl Plugin for StatusPlugin {
     fn build(&self, app: &mut App) {
-        let json = self.json.lock().expect("plugin mutex").take();
         app.insert_resource(StatusOutput {
-            json,
+            json: self.json.clone(),
             tty: std::io::stderr().is_terminal(),
             started: Instant::now(),
             last: None,
@@ -163,7 +239,10 @@ impl Plugin for StatusPlugin {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a Bevy system: each argument is a query or resource it reads"
+)]
 fn report_status(
     mut out: ResMut<StatusOutput>,
     stats: Res<PlaybackStats>,
@@ -174,6 +253,7 @@ fn report_status(
     lifecycle: Res<Lifecycle>,
     timings: Option<Res<crate::effects::EffectTimings>>,
     ui: Option<Res<crate::overlay::UiTiming>>,
+    outputs: Option<Res<OutputStats>>,
     mut latest: ResMut<LatestStatus>,
 ) {
     let now = Instant::now();
@@ -227,16 +307,27 @@ fn report_status(
             .unwrap_or_default(),
         effects_gpu: timings.as_ref().is_some_and(|t| t.gpu),
         ui_ms: ui.filter(|u| u.frames > 0).map(|u| u.mean_ms),
+        outputs: outputs
+            .map(|o| {
+                o.0.iter()
+                    .map(|(name, c)| {
+                        let snap = OutputSnapshot {
+                            written: c.written.load(Ordering::Relaxed),
+                            dropped: c.dropped.load(Ordering::Relaxed),
+                        };
+                        (name.to_string(), snap)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     };
     latest.0 = Some(snap.clone());
-    if let Some(json) = out.json.as_mut() {
-        let written = serde_json::to_writer(&mut *json, &snap)
-            .map_err(std::io::Error::from)
-            .and_then(|()| json.write_all(b"\n"))
-            .and_then(|()| json.flush());
-        if let Err(e) = written {
-            warn!("--stats-json: {e}; no more stats will be written");
-            out.json = None;
+    if let Some((tx, dropped)) = &out.json
+        && let Ok(mut line) = serde_json::to_string(&snap)
+    {
+        line.push('\n');
+        if tx.try_send(line).is_err() {
+            dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
     let mut err = std::io::stderr().lock();

@@ -686,7 +686,7 @@ fn user_effect_hot_reloads_and_a_broken_edit_keeps_the_last_good_one() {
             "the last good version keeps running"
         );
     }
-    unsafe_sigint(&child);
+    send_signal(child.id(), "INT");
     let status = child.wait().unwrap();
     log_thread.join().unwrap();
     let log = log.lock().unwrap().clone();
@@ -697,14 +697,6 @@ fn user_effect_hot_reloads_and_a_broken_edit_keeps_the_last_good_one() {
         .unwrap_or_default();
     assert!(error.contains("solid.wgsl:5:"), "line number in {error:?}");
     assert!(error.contains("last good version keeps running"), "{error}");
-}
-
-fn unsafe_sigint(child: &std::process::Child) {
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 /// On a finite input `lucid.time` is the frame's stream time and `lucid.frame` its number,

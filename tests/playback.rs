@@ -248,15 +248,15 @@ fn redirects_are_followed_and_tokens_kept() {
 
 #[test]
 fn sigint_finalizes_the_recording() {
-    stop_by_signal_finalizes_the_recording(2);
+    stop_by_signal_finalizes_the_recording("INT");
 }
 
 #[test]
 fn sigterm_finalizes_the_recording() {
-    stop_by_signal_finalizes_the_recording(15);
+    stop_by_signal_finalizes_the_recording("TERM");
 }
 
-fn stop_by_signal_finalizes_the_recording(signal: i32) {
+fn stop_by_signal_finalizes_the_recording(signal: &str) {
     let live = LiveOrigin::start(OriginOptions::default());
     let dir = tempfile::tempdir().unwrap();
     let file = temp_path(&dir, "stopped.mp4");
@@ -268,8 +268,7 @@ fn stop_by_signal_finalizes_the_recording(signal: i32) {
         .unwrap();
     let log = collect_stderr(&mut child);
     std::thread::sleep(Duration::from_secs(5));
-    let rc = unsafe { libc_kill(child.id() as i32, signal) };
-    assert_eq!(rc, 0);
+    send_signal(child.id(), signal);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -330,9 +329,4 @@ fn test_pattern_plays_without_a_url() {
     let min = a[..320 * 180].iter().min().unwrap();
     let max = a[..320 * 180].iter().max().unwrap();
     assert!(max - min > 100, "luma range {min}..{max}");
-}
-
-unsafe extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
 }

@@ -1,12 +1,19 @@
-//! Hardware decode through FFmpeg's hwdevice API, which ffmpeg-next does not wrap.
+//! Hardware decode through FFmpeg's hwdevice API, which ffmpeg-next does not wrap. This is
+//! the one module of Lucid that may use `unsafe`: it wraps the FFI in a safe API
+//! ([`HwDecode::attach`], [`HwDecode::download`]) so the decode thread needs none.
 //!
 //! The device is chosen from what the decoder itself reports (`avcodec_get_hw_config`), in
 //! order of preference. The `get_format` callback falls back to a software format when the
 //! hardware one is not offered, instead of returning NONE and failing the stream.
+#![allow(
+    unsafe_code,
+    reason = "the FFI to FFmpeg's hwdevice API, wrapped in a safe API here"
+)]
 
 use std::ffi::CStr;
 use std::ptr;
 
+use ffmpeg_next as ff;
 use ffmpeg_next::ffi::{self, AVHWDeviceType, AVPixelFormat};
 
 /// Device types tried first, best first; any other type the decoder offers comes after.
@@ -23,79 +30,126 @@ pub struct HwDecode {
     /// FFmpeg's name for the device type (`cuda`, `vaapi`, ...).
     pub device: String,
     /// The pixel format frames arrive in while they are still on the device.
-    pub pix_fmt: AVPixelFormat,
+    pix_fmt: AVPixelFormat,
 }
 
-/// Tries each hardware device the codec supports and attaches the first one that opens.
-/// Returns why none worked, for the one log line that says which decoder runs.
-///
-/// # Safety
-/// `ctx` must be a valid, not yet opened decoder context for `codec`.
-pub unsafe fn attach(
-    ctx: *mut ffi::AVCodecContext,
-    codec: *const ffi::AVCodec,
-) -> Result<HwDecode, String> {
-    let mut configs = Vec::new();
-    for i in 0.. {
-        let cfg = unsafe { ffi::avcodec_get_hw_config(codec, i) };
-        if cfg.is_null() {
-            break;
+impl HwDecode {
+    /// Tries each hardware device `codec` supports and attaches the first one that opens
+    /// to `ctx`, which must not be opened yet (ffmpeg-next's `Context` is unopened until
+    /// `decoder().open_as()` consumes it). Returns why none worked, for the one log line
+    /// that says which decoder runs.
+    pub fn attach(ctx: &mut ff::codec::Context, codec: ff::Codec) -> Result<HwDecode, String> {
+        let mut configs = Vec::new();
+        for i in 0.. {
+            // SAFETY: `codec` wraps a valid, static AVCodec; FFmpeg returns NULL past the
+            // last configuration, and the configurations are static too.
+            let cfg = unsafe { ffi::avcodec_get_hw_config(codec.as_ptr(), i) };
+            if cfg.is_null() {
+                break;
+            }
+            // SAFETY: non-null, points to a static AVCodecHWConfig (checked just above).
+            let cfg = unsafe { &*cfg };
+            if cfg.methods & (ffi::AV_CODEC_HW_CONFIG_METHOD_HW_DEVICE_CTX as i32) != 0 {
+                configs.push((cfg.device_type, cfg.pix_fmt));
+            }
         }
-        let cfg = unsafe { &*cfg };
-        if cfg.methods & (ffi::AV_CODEC_HW_CONFIG_METHOD_HW_DEVICE_CTX as i32) != 0 {
-            configs.push((cfg.device_type, cfg.pix_fmt));
+        if configs.is_empty() {
+            return Err("the decoder has no hardware configurations".into());
         }
-    }
-    if configs.is_empty() {
-        return Err("the decoder has no hardware configurations".into());
-    }
-    configs.sort_by_key(|(t, _)| {
-        PREFERRED
-            .iter()
-            .position(|p| p == t)
-            .unwrap_or(PREFERRED.len())
-    });
-    let mut failures = Vec::new();
-    for (device_type, pix_fmt) in configs {
-        let name = device_name(device_type);
-        let mut device: *mut ffi::AVBufferRef = ptr::null_mut();
-        let rc = unsafe {
-            ffi::av_hwdevice_ctx_create(&mut device, device_type, ptr::null(), ptr::null_mut(), 0)
-        };
-        if rc < 0 {
-            failures.push(format!("{name}: {}", ffmpeg_next::Error::from(rc)));
-            continue;
-        }
-        unsafe {
-            (*ctx).hw_device_ctx = device; // the context now owns our reference
-            (*ctx).opaque = pix_fmt as i32 as isize as *mut std::ffi::c_void;
-            (*ctx).get_format = Some(get_format);
-        }
-        return Ok(HwDecode {
-            device: name,
-            pix_fmt,
+        configs.sort_by_key(|(t, _)| {
+            PREFERRED
+                .iter()
+                .position(|p| p == t)
+                .unwrap_or(PREFERRED.len())
         });
+        let mut failures = Vec::new();
+        for (device_type, pix_fmt) in configs {
+            let name = device_name(device_type);
+            let mut device: *mut ffi::AVBufferRef = ptr::null_mut();
+            // SAFETY: `device` is a valid out-pointer; NULL device name and options ask
+            // FFmpeg for the default device of this type.
+            let rc = unsafe {
+                ffi::av_hwdevice_ctx_create(
+                    &mut device,
+                    device_type,
+                    ptr::null(),
+                    ptr::null_mut(),
+                    0,
+                )
+            };
+            if rc < 0 {
+                failures.push(format!("{name}: {}", ff::Error::from(rc)));
+                continue;
+            }
+            // SAFETY: `ctx` is a valid, unopened context we hold mutably; it takes over our
+            // reference to `device` (freed with the context) and keeps the wanted format in
+            // `opaque` for `get_format`, which reads nothing else.
+            unsafe {
+                let raw = ctx.as_mut_ptr();
+                (*raw).hw_device_ctx = device;
+                (*raw).opaque = pix_fmt as i32 as isize as *mut std::ffi::c_void;
+                (*raw).get_format = Some(get_format);
+            }
+            return Ok(HwDecode {
+                device: name,
+                pix_fmt,
+            });
+        }
+        Err(failures.join(", "))
     }
-    Err(failures.join(", "))
+
+    /// True when `frame` still lives on the device (it must be downloaded first).
+    pub fn holds(&self, frame: &ff::frame::Video) -> bool {
+        frame.format() == ff::format::Pixel::from(self.pix_fmt)
+    }
+
+    /// Copies a frame that lives on the device into system memory (usually NV12), with
+    /// its timestamps and colour description.
+    pub fn download(&self, hw: &ff::frame::Video) -> Result<ff::frame::Video, ff::Error> {
+        let mut sw = ff::frame::Video::empty();
+        // SAFETY: both frames are valid and owned here; `hw` holds a hardware frame
+        // (callers check `holds`), `sw` is empty and receives newly allocated buffers.
+        let rc = unsafe { ffi::av_hwframe_transfer_data(sw.as_mut_ptr(), hw.as_ptr(), 0) };
+        if rc < 0 {
+            return Err(ff::Error::from(rc));
+        }
+        sw.set_pts(hw.pts());
+        // SAFETY: plain field copies between two valid frames we own.
+        unsafe {
+            (*sw.as_mut_ptr()).best_effort_timestamp = (*hw.as_ptr()).best_effort_timestamp;
+        }
+        sw.set_color_range(hw.color_range());
+        sw.set_color_space(hw.color_space());
+        Ok(sw)
+    }
 }
 
 fn device_name(t: AVHWDeviceType) -> String {
+    // SAFETY: returns a static string or NULL for unknown types.
     let p = unsafe { ffi::av_hwdevice_get_type_name(t) };
     if p.is_null() {
         return format!("{t:?}");
     }
+    // SAFETY: non-null, NUL-terminated static string from FFmpeg.
     unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
 }
 
 /// Picks the hardware format when FFmpeg offers it, else the first software format, so a
 /// stream the device cannot decode still plays.
+///
+/// # Safety
+/// Called by FFmpeg with a valid context (whose `opaque` was set by `attach`) and a list
+/// of formats ending in `AV_PIX_FMT_NONE`.
 unsafe extern "C" fn get_format(
     ctx: *mut ffi::AVCodecContext,
     formats: *const AVPixelFormat,
 ) -> AVPixelFormat {
+    // SAFETY: FFmpeg passes the context this callback was installed on.
     let wanted = unsafe { (*ctx).opaque } as isize as i32;
     let mut fallback = AVPixelFormat::AV_PIX_FMT_NONE;
     let mut p = formats;
+    // SAFETY: the list is terminated by AV_PIX_FMT_NONE, so every read before it is in
+    // bounds; `av_pix_fmt_desc_get` returns a static descriptor or NULL.
     unsafe {
         while *p != AVPixelFormat::AV_PIX_FMT_NONE {
             if *p as i32 == wanted {
@@ -112,25 +166,4 @@ unsafe extern "C" fn get_format(
         }
     }
     fallback
-}
-
-/// Copies a frame that lives on the device into system memory (usually NV12).
-///
-/// # Safety
-/// Both pointers must be valid frames; `hw` must hold a hardware frame.
-pub unsafe fn download(
-    hw: *const ffi::AVFrame,
-    sw: *mut ffi::AVFrame,
-) -> Result<(), ffmpeg_next::Error> {
-    let rc = unsafe { ffi::av_hwframe_transfer_data(sw, hw, 0) };
-    if rc < 0 {
-        return Err(ffmpeg_next::Error::from(rc));
-    }
-    unsafe {
-        (*sw).pts = (*hw).pts;
-        (*sw).best_effort_timestamp = (*hw).best_effort_timestamp;
-        (*sw).color_range = (*hw).color_range;
-        (*sw).colorspace = (*hw).colorspace;
-    }
-    Ok(())
 }

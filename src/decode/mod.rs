@@ -17,8 +17,48 @@ use tracing::{info, warn};
 pub use frame::{ColorMatrix, FrameReceiver, FrameSender, QueuePolicy, VideoFrame, frame_queue};
 
 use crate::error::{LucidError, Result};
+use crate::lifecycle::Lifecycle;
+use crate::redact::Redacted;
 use crate::source::SourceSpec;
 use crate::source::hls::{HlsSource, HlsStream, LiveEdge, SegmentReader};
+
+/// The longest side of a video texture Lucid uploads. 8192 is what every desktop GPU
+/// supports (wgpu's default limit); larger video is scaled down on decode, said once.
+pub const MAX_VIDEO_SIDE: u32 = 8192;
+
+/// Demuxers allowed on HLS segment bytes: MPEG-TS and ISO BMFF (fMP4), nothing else. A
+/// "segment" that is itself a playlist, an ffconcat list or an SDP file never gets a
+/// demuxer that opens files or URLs of its choosing.
+const SEGMENT_FORMATS: &str = "mpegts,mp4";
+/// Protocols segment demuxers may open by themselves: none (the bytes come from Lucid's
+/// HLS client through custom IO). FFmpeg has no protocol of this name.
+const SEGMENT_PROTOCOLS: &str = "lucid-none";
+
+/// Why the input cannot be decoded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// FFmpeg could not open an input (a file, a URL, the segment byte stream).
+    #[error("cannot open {source_name}: {source}")]
+    Open {
+        /// The input as the user named it (credentials masked).
+        source_name: Redacted,
+        /// FFmpeg's error.
+        source: ff::Error,
+    },
+    /// The input opened but cannot be played (no video, no decoder, a zero size, or the
+    /// decoder keeps failing).
+    #[error("cannot play {source_name}: {reason}")]
+    Unplayable {
+        /// The input as the user named it (credentials masked).
+        source_name: Redacted,
+        /// What is missing or unsupported.
+        reason: String,
+    },
+    /// FFmpeg itself could not start.
+    #[error("FFmpeg failed to initialise")]
+    Init(#[source] ff::Error),
+}
 
 /// Frames buffered between decoder and renderer (about a quarter second at 30 fps).
 pub const FRAME_QUEUE: usize = 8;
@@ -86,26 +126,26 @@ impl DecodeThread {
     pub fn spawn(
         spec: &SourceSpec,
         options: DecodeOptions,
-        stop: Arc<AtomicBool>,
+        lifecycle: &Lifecycle,
     ) -> Result<DecodeThread> {
-        ff::init().map_err(|e| LucidError::Render(format!("FFmpeg failed to initialise: {e}")))?;
+        ff::init().map_err(DecodeError::Init)?;
         ff::device::register_all();
         ff::util::log::set_level(ff::util::log::Level::Error);
 
         let source = spec.display_name();
         let input = match spec {
             SourceSpec::Hls(url) => {
-                InputKind::Hls(HlsSource::new().open(url, options.wait, stop.clone())?)
+                InputKind::Hls(HlsSource::new(lifecycle.clone()).open(url, options.wait)?)
             }
             SourceSpec::Ffmpeg(s) => InputKind::Ffmpeg(s.clone()),
             SourceSpec::TestPattern => InputKind::TestPattern,
         };
         let (info_tx, info_rx) = bounded(1);
         let (end_tx, end_rx) = bounded(1);
-        let handle = std::thread::Builder::new()
-            .name("lucid-decode".into())
-            .spawn(move || decode_main(source, input, options, stop, info_tx, end_tx))
-            .expect("spawning a thread");
+        let stop = lifecycle.stop_flag();
+        let handle = lifecycle.spawn("lucid-decode", move || {
+            decode_main(source, input, options, stop, info_tx, end_tx)
+        });
         match info_rx.recv() {
             Ok(Ok((info, frames))) => Ok(DecodeThread {
                 info,
@@ -114,9 +154,11 @@ impl DecodeThread {
                 handle,
             }),
             Ok(Err(e)) => Err(e),
-            Err(_) => Err(LucidError::Render(
-                "the decode thread died while opening the input".into(),
-            )),
+            // The thread panicked before it said anything: its error is in the lifecycle.
+            Err(_) => Err(lifecycle.take_error().unwrap_or(LucidError::Internal {
+                thread: "lucid-decode".into(),
+                message: "ended while opening the input".into(),
+            })),
         }
     }
 }
@@ -141,7 +183,7 @@ fn decode_main(
         InputKind::Hls(s) if s.live => (Some(s.edge.clone()), Some(s.target_duration)),
         _ => (None, None),
     };
-    let (mut demuxer, live, rendition, hls) = match open_input(&source, input) {
+    let (mut demuxer, live, rendition, hls) = match open_input(&source, input, &stop) {
         Ok(v) => v,
         Err(e) => {
             let _ = info_tx.send(Err(e));
@@ -186,11 +228,12 @@ fn decode_main(
         let Some(next) = hls.as_ref().and_then(|h| h.next_timeline()) else {
             break Ok(());
         };
+        let (next, gap) = next;
         info!(
-            "timeline break (discontinuity, new session or skipped segments): reopening the demuxer"
+            "timeline break (discontinuity, new session, skipped segments or a gap): reopening the demuxer"
         );
-        match open_hls_demuxer(&source, next, hls_hint(&demuxer))
-            .and_then(|d| decoder.switch_timeline(&d).map(|()| d))
+        match open_hls_demuxer(&source, next, hls_hint(&demuxer), &stop)
+            .and_then(|d| decoder.switch_timeline(&d, gap).map(|()| d))
         {
             Ok(d) => demuxer = d,
             Err(e) => break Err(e),
@@ -199,7 +242,7 @@ fn decode_main(
     let end = match result {
         Err(e) => SourceEnd::Failed(e),
         Ok(()) => match hls.and_then(|h| h.take_failure()) {
-            Some(e) => SourceEnd::Failed(e),
+            Some(e) => SourceEnd::Failed(e.into()),
             None => SourceEnd::Finished,
         },
     };
@@ -212,24 +255,34 @@ fn decode_main(
     let _ = end_tx.send(end);
 }
 
-/// Opens a demuxer on the HLS byte stream. A network failure while probing explains more
-/// than FFmpeg's end-of-file, so it wins.
+/// Opens a demuxer on the HLS byte stream, restricted to the segment formats HLS allows
+/// and to no protocols at all. A network failure while probing explains more than
+/// FFmpeg's end-of-file, so it wins.
 fn open_hls_demuxer(
     source: &str,
     reader: SegmentReader,
     hint: &str,
+    stop: &Arc<AtomicBool>,
 ) -> Result<ff::format::context::Input> {
     let handle = reader.handle();
-    let io =
-        ff::format::context::StreamIo::from_read(reader).map_err(|e| LucidError::InputOpen {
-            source_name: source.to_string(),
-            reason: e.to_string(),
-        })?;
-    ff::format::input_from_stream(io, Some(hint), None).map_err(|e| {
-        handle.take_failure().unwrap_or(LucidError::Unplayable {
-            source_name: source.to_string(),
+    let io = ff::format::context::StreamIo::from_read(reader).map_err(|e| DecodeError::Open {
+        source_name: Redacted::text(source),
+        source: e,
+    })?;
+    let mut options = ff::Dictionary::new();
+    options.set("format_whitelist", SEGMENT_FORMATS);
+    options.set("protocol_whitelist", SEGMENT_PROTOCOLS);
+    let stop = stop.clone();
+    ff::format::input_from_stream_with_interrupt(io, Some(hint), Some(options), move || {
+        stop.load(Ordering::Relaxed)
+    })
+    .map_err(|e| match handle.take_failure() {
+        Some(failure) => failure.into(),
+        None => DecodeError::Unplayable {
+            source_name: Redacted::text(source),
             reason: format!("segments could not be demuxed ({e})"),
-        })
+        }
+        .into(),
     })
 }
 
@@ -249,10 +302,10 @@ type OpenedInput = (
     Option<SegmentReader>,
 );
 
-fn open_input(source: &str, input: InputKind) -> Result<OpenedInput> {
-    let open_err = |e: ff::Error| LucidError::InputOpen {
-        source_name: source.to_string(),
-        reason: e.to_string(),
+fn open_input(source: &str, input: InputKind, stop: &Arc<AtomicBool>) -> Result<OpenedInput> {
+    let open_err = |e: ff::Error| DecodeError::Open {
+        source_name: Redacted::text(source),
+        source: e,
     };
     match input {
         InputKind::Hls(stream) => {
@@ -262,7 +315,7 @@ fn open_input(source: &str, input: InputKind) -> Result<OpenedInput> {
             } else {
                 "stream.ts"
             };
-            let demuxer = open_hls_demuxer(source, stream.reader, hint)?;
+            let demuxer = open_hls_demuxer(source, stream.reader, hint, stop)?;
             let rendition = stream.rendition.map(|r| r.to_string());
             Ok((demuxer, stream.live, rendition, Some(handle)))
         }
@@ -276,15 +329,15 @@ fn open_input(source: &str, input: InputKind) -> Result<OpenedInput> {
         InputKind::TestPattern => {
             let lavfi = ff::device::input::video()
                 .find(|f| f.name() == "lavfi")
-                .ok_or_else(|| LucidError::InputOpen {
-                    source_name: source.to_string(),
-                    reason: "this FFmpeg has no lavfi input device".into(),
-                })?;
+                .ok_or_else(|| open_err(ff::Error::DemuxerNotFound))?;
             let ctx = ff::format::open(TEST_PATTERN, &lavfi).map_err(open_err)?;
             Ok((ctx.input(), false, None, None))
         }
     }
 }
+
+/// Input format and size, output size: when any changes, the converter is rebuilt.
+type ScalerKey = (Pixel, u32, u32, u32, u32);
 
 struct VideoDecoder {
     source: String,
@@ -298,7 +351,10 @@ struct VideoDecoder {
     width: u32,
     height: u32,
     frame_rate: Option<f64>,
-    scaler: Option<(Pixel, u32, u32, ff::software::scaling::Context)>,
+    /// Converter to YUV420P at the output size, keyed by input format and both sizes.
+    scaler: Option<(ScalerKey, ff::software::scaling::Context)>,
+    /// True once "scaled down" was logged.
+    scaled_down: bool,
     first_ts: Option<i64>,
     /// Presentation time of the current timeline's first frame (breaks keep time going).
     pts_base: Duration,
@@ -312,8 +368,8 @@ impl VideoDecoder {
         let stream = demuxer
             .streams()
             .best(ff::media::Type::Video)
-            .ok_or_else(|| LucidError::Unplayable {
-                source_name: source.to_string(),
+            .ok_or_else(|| DecodeError::Unplayable {
+                source_name: Redacted::text(source),
                 reason: "the stream has no video".into(),
             })?;
         let rate = [stream.avg_frame_rate(), stream.rate()]
@@ -323,6 +379,17 @@ impl VideoDecoder {
             .filter(|r| *r > 0.0 && *r < 1000.0);
         let params = stream.parameters();
         let (decoder, hw, reason) = Self::make_decoder(source, &params, force_cpu)?;
+        let Some((width, height)) = fit_video_size(decoder.width(), decoder.height()) else {
+            return Err(DecodeError::Unplayable {
+                source_name: Redacted::text(source),
+                reason: format!(
+                    "the video reports a {}x{} picture",
+                    decoder.width(),
+                    decoder.height()
+                ),
+            }
+            .into());
+        };
         let codec_name = decoder
             .codec()
             .map(|c| c.name().to_string())
@@ -331,14 +398,15 @@ impl VideoDecoder {
             source: source.to_string(),
             stream_index: stream.index(),
             time_base: stream.time_base(),
-            width: decoder.width(),
-            height: decoder.height(),
+            width,
+            height,
             decoder,
             codec_name,
             hw,
             no_hw_reason: reason,
             frame_rate: rate,
             scaler: None,
+            scaled_down: false,
             first_ts: None,
             pts_base: Duration::ZERO,
             last_pts: Duration::ZERO,
@@ -356,8 +424,8 @@ impl VideoDecoder {
         Option<hwaccel::HwDecode>,
         Option<String>,
     )> {
-        let unplayable = |e: ff::Error| LucidError::Unplayable {
-            source_name: source.to_string(),
+        let unplayable = |e: ff::Error| DecodeError::Unplayable {
+            source_name: Redacted::text(source),
             reason: format!("no decoder for this video ({e})"),
         };
         let mut ctx = ff::codec::Context::from_parameters(params.clone()).map_err(unplayable)?;
@@ -368,8 +436,7 @@ impl VideoDecoder {
         if force_cpu {
             reason = Some("--force-cpu".to_string());
         } else {
-            // SAFETY: ctx is a fresh, unopened context for `codec`.
-            match unsafe { hwaccel::attach(ctx.as_mut_ptr(), codec.as_ptr()) } {
+            match hwaccel::HwDecode::attach(&mut ctx, codec) {
                 Ok(h) => hw = Some(h),
                 Err(why) => reason = Some(why),
             }
@@ -389,19 +456,24 @@ impl VideoDecoder {
                 let (d, _, _) = Self::make_decoder(source, params, true)?;
                 Ok((d, None, Some(format!("open failed: {e}"))))
             }
-            Err(e) => Err(unplayable(e)),
+            Err(e) => Err(unplayable(e).into()),
         }
     }
 
     /// Continues on a new demuxer after a timeline break: new stream index and time base,
     /// a fresh decoder (the codec or its parameters may have changed), and presentation
     /// time carried on from the last frame so playback neither waits nor jumps.
-    fn switch_timeline(&mut self, demuxer: &ff::format::context::Input) -> Result<()> {
+    /// `gap` is stream time with no media before what follows (HLS `EXT-X-GAP`).
+    fn switch_timeline(
+        &mut self,
+        demuxer: &ff::format::context::Input,
+        gap: Duration,
+    ) -> Result<()> {
         let stream = demuxer
             .streams()
             .best(ff::media::Type::Video)
-            .ok_or_else(|| LucidError::Unplayable {
-                source_name: self.source.clone(),
+            .ok_or_else(|| DecodeError::Unplayable {
+                source_name: Redacted::text(&self.source),
                 reason: "the stream has no video after a discontinuity".into(),
             })?;
         let (decoder, hw, reason) = Self::make_decoder(
@@ -416,7 +488,7 @@ impl VideoDecoder {
         self.no_hw_reason = reason;
         self.first_ts = None;
         let step = Duration::from_secs_f64(1.0 / self.frame_rate.unwrap_or(30.0));
-        self.pts_base = self.last_pts + step;
+        self.pts_base = self.last_pts + step + gap;
         Ok(())
     }
 
@@ -473,10 +545,7 @@ impl VideoDecoder {
                     continue;
                 }
                 if errors_in_row > 200 {
-                    return Err(LucidError::Unplayable {
-                        source_name: self.source.clone(),
-                        reason: format!("the decoder keeps failing ({e})"),
-                    });
+                    return Err(self.unplayable(format!("the decoder keeps failing ({e})")));
                 }
                 continue;
             }
@@ -505,20 +574,17 @@ impl VideoDecoder {
     fn drain(&mut self, decoded: &mut ff::frame::Video, tx: &FrameSender) -> Result<bool> {
         while self.decoder.receive_frame(decoded).is_ok() {
             let frame = match &self.hw {
-                Some(hw) if decoded.format() == Pixel::from(hw.pix_fmt) => {
-                    let mut sw = ff::frame::Video::empty();
-                    // SAFETY: both frames are valid; `decoded` holds a hardware frame.
-                    if let Err(e) = unsafe { hwaccel::download(decoded.as_ptr(), sw.as_mut_ptr()) }
-                    {
+                Some(hw) if hw.holds(decoded) => match hw.download(decoded) {
+                    Ok(sw) => self.pack(&sw)?,
+                    Err(e) => {
                         warn!(
                             "copying a frame from the GPU failed ({e}); falling back to software"
                         );
                         self.fall_back_to_software(&e)?;
                         return Ok(true);
                     }
-                    self.pack(&sw)
-                }
-                _ => self.pack(decoded),
+                },
+                _ => self.pack(decoded)?,
             };
             if !tx.send(frame) {
                 return Ok(false);
@@ -527,34 +593,46 @@ impl VideoDecoder {
         Ok(true)
     }
 
-    /// Converts to packed 4:2:0 with a presentation time relative to the first frame.
-    fn pack(&mut self, src: &ff::frame::Video) -> VideoFrame {
-        let (w, h) = (src.width(), src.height());
+    /// Converts to packed 4:2:0 (scaled to fit [`MAX_VIDEO_SIDE`] when larger) with a
+    /// presentation time relative to the first frame.
+    fn pack(&mut self, src: &ff::frame::Video) -> Result<VideoFrame> {
+        let (sw, sh) = (src.width(), src.height());
+        let Some((w, h)) = fit_video_size(sw, sh) else {
+            return Err(self.unplayable(format!("a decoded picture is {sw}x{sh}")));
+        };
+        if (w, h) != (sw, sh) && !self.scaled_down {
+            self.scaled_down = true;
+            warn!(
+                "the video is {sw}x{sh}, beyond the {MAX_VIDEO_SIDE}-pixel texture limit; \
+                 scaling it to {w}x{h} on decode"
+            );
+        }
         let converted;
-        let yuv = if matches!(src.format(), Pixel::YUV420P | Pixel::YUVJ420P) {
+        let yuv = if matches!(src.format(), Pixel::YUV420P | Pixel::YUVJ420P) && (w, h) == (sw, sh)
+        {
             src
         } else {
-            let stale = match &self.scaler {
-                Some((f, sw, sh, _)) => *f != src.format() || *sw != w || *sh != h,
-                None => true,
-            };
-            if stale {
+            let key = (src.format(), sw, sh, w, h);
+            if self.scaler.as_ref().is_none_or(|(k, _)| *k != key) {
                 let ctx = ff::software::scaling::Context::get(
                     src.format(),
-                    w,
-                    h,
+                    sw,
+                    sh,
                     Pixel::YUV420P,
                     w,
                     h,
                     ff::software::scaling::Flags::BILINEAR,
                 )
-                .expect("swscale converts every decodable format to yuv420p");
-                self.scaler = Some((src.format(), w, h, ctx));
+                .map_err(|e| {
+                    self.unplayable(format!("cannot convert {:?} frames ({e})", src.format()))
+                })?;
+                self.scaler = Some((key, ctx));
             }
             let mut out = ff::frame::Video::empty();
-            let (_, _, _, ctx) = self.scaler.as_mut().expect("set above");
-            ctx.run(src, &mut out)
-                .expect("scaling to a same-size yuv420p frame");
+            if let Some((_, ctx)) = self.scaler.as_mut() {
+                ctx.run(src, &mut out)
+                    .map_err(|e| self.unplayable(format!("converting a frame failed ({e})")))?;
+            }
             converted = out;
             &converted
         };
@@ -580,7 +658,15 @@ impl VideoDecoder {
             full_range,
         };
         self.index += 1;
-        frame
+        Ok(frame)
+    }
+
+    fn unplayable(&self, reason: String) -> LucidError {
+        DecodeError::Unplayable {
+            source_name: Redacted::text(&self.source),
+            reason,
+        }
+        .into()
     }
 
     fn pts_of(&mut self, f: &ff::frame::Video) -> Duration {
@@ -588,11 +674,12 @@ impl VideoDecoder {
         let pts = match f.timestamp() {
             Some(ts) => {
                 let first = *self.first_ts.get_or_insert(ts);
-                let secs = (ts - first) as f64 * f64::from(self.time_base);
-                if secs >= 0.0 {
-                    self.pts_base + Duration::from_secs_f64(secs)
-                } else {
-                    self.last_pts + step
+                // Timestamps come from the stream: saturate, and never let a nonsense one
+                // (negative, or beyond what a Duration holds) reach the clock.
+                let secs = ts.saturating_sub(first) as f64 * f64::from(self.time_base);
+                match Duration::try_from_secs_f64(secs) {
+                    Ok(d) => self.pts_base.saturating_add(d),
+                    Err(_) => self.last_pts + step,
                 }
             }
             None if self.first_ts.is_none() && self.index == 0 => self.pts_base,
@@ -616,4 +703,34 @@ fn packed_plane(frame: &ff::frame::Video, plane: usize, width: u32, height: u32)
         out.extend_from_slice(&row[..w]);
     }
     out
+}
+
+/// The size a decoded picture is uploaded at: its own, or scaled to fit [`MAX_VIDEO_SIDE`]
+/// keeping its aspect ratio (even sides, as 4:2:0 needs). `None` for an empty picture.
+pub fn fit_video_size(width: u32, height: u32) -> Option<(u32, u32)> {
+    if width == 0 || height == 0 {
+        return None;
+    }
+    let longest = width.max(height);
+    if longest <= MAX_VIDEO_SIDE {
+        return Some((width, height));
+    }
+    let scale = f64::from(MAX_VIDEO_SIDE) / f64::from(longest);
+    let side = |v: u32| ((f64::from(v) * scale / 2.0).round() as u32 * 2).clamp(2, MAX_VIDEO_SIDE);
+    Some((side(width), side(height)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oversized_and_empty_pictures() {
+        assert_eq!(fit_video_size(0, 720), None);
+        assert_eq!(fit_video_size(1280, 0), None);
+        assert_eq!(fit_video_size(1280, 720), Some((1280, 720)));
+        assert_eq!(fit_video_size(16448, 16), Some((8192, 8)));
+        assert_eq!(fit_video_size(16, 100_000), Some((2, 8192)));
+        assert_eq!(fit_video_size(u32::MAX, u32::MAX), Some((8192, 8192)));
+    }
 }

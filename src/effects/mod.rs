@@ -62,6 +62,8 @@ const MASTER: &str = include_str!("../../shaders/master.wgsl");
 
 /// How often the effects folder is checked for saved files.
 const RESCAN_EVERY: Duration = Duration::from_millis(250);
+/// Largest effect file read (the built-ins are 1-3 KiB).
+pub const MAX_EFFECT_BYTES: u64 = 256 << 10;
 
 /// One effect Lucid knows, with its current good version and its latest error.
 #[derive(Debug, Clone)]
@@ -84,6 +86,9 @@ pub struct EffectCatalog {
     pub entries: BTreeMap<String, CatalogEntry>,
     /// The user effects folder.
     pub dir: Option<PathBuf>,
+    /// Each user file seen, by path: its stamp when last read, so a file is read again only
+    /// when it changes, whatever name it declares.
+    files: BTreeMap<PathBuf, (SystemTime, u64)>,
 }
 
 /// What a rescan found.
@@ -101,6 +106,7 @@ impl EffectCatalog {
         let mut catalog = EffectCatalog {
             entries: BTreeMap::new(),
             dir: dir.map(Path::to_path_buf),
+            files: BTreeMap::new(),
         };
         for (name, text) in BUILTIN {
             let def = EffectDef::parse(name, &format!("builtin:{name}"), None, text)
@@ -162,6 +168,7 @@ impl EffectCatalog {
             else {
                 continue;
             };
+            // Follows symlinks: what counts is what would be read.
             let Ok(meta) = std::fs::metadata(&path) else {
                 continue;
             };
@@ -169,30 +176,51 @@ impl EffectCatalog {
                 meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
                 meta.len(),
             );
-            let known = self
-                .entries
-                .values()
-                .find(|e| e.path.as_deref() == Some(path.as_path()));
-            if known.is_some_and(|e| e.stamp == Some(stamp)) {
+            if self.files.get(&path) == Some(&stamp) {
                 continue;
             }
+            self.files.insert(path.clone(), stamp);
             let origin = path.display().to_string();
-            let parsed = std::fs::read_to_string(&path)
-                .map_err(|e| EffectError::Io {
-                    path: origin.clone(),
-                    reason: e.to_string(),
-                })
+            let parsed = read_effect_file(&path, &meta)
                 .and_then(|text| EffectDef::parse(&stem, &origin, Some(&path), &text));
             // The entry is found by path (the header may rename the effect).
+            let owned = self
+                .entries
+                .iter()
+                .find(|(_, e)| e.path.as_deref() == Some(path.as_path()))
+                .map(|(n, _)| n.clone());
             let name = match &parsed {
                 Ok(def) => def.name.clone(),
-                Err(_) => self
-                    .entries
-                    .iter()
-                    .find(|(_, e)| e.path.as_deref() == Some(path.as_path()))
-                    .map(|(n, _)| n.clone())
-                    .unwrap_or(stem),
+                Err(_) => owned.clone().unwrap_or(stem),
             };
+            // Another user file already declares this name: one clear error naming both,
+            // and the running version stays (no tug of war between the two files).
+            let rival = self
+                .entries
+                .get(&name)
+                .and_then(|e| e.path.clone())
+                .filter(|other| *other != path && self.files.contains_key(other) && other.exists());
+            if let (Ok(_), Some(other)) = (&parsed, rival) {
+                let error = EffectError::Header {
+                    path: origin.clone(),
+                    reason: format!(
+                        "declares the effect '{name}', as {} does; rename one of them",
+                        other.display()
+                    ),
+                };
+                warn!("{error}");
+                if let Some(entry) = self.entries.get_mut(&name) {
+                    entry.error = Some(error);
+                }
+                changes.push(CatalogChange::Failed(name));
+                continue;
+            }
+            // A file that now declares another name gives up its old one.
+            if let (Some(old), Ok(_)) = (&owned, &parsed)
+                && *old != name
+            {
+                self.entries.remove(old);
+            }
             let entry = self.entries.entry(name.clone()).or_insert(CatalogEntry {
                 def: None,
                 error: None,
@@ -220,6 +248,30 @@ impl EffectCatalog {
         }
         changes
     }
+}
+
+/// Reads an effect file: a regular file (a FIFO, a device or a folder named `*.wgsl` is
+/// refused, never opened) of at most [`MAX_EFFECT_BYTES`], read with that cap.
+fn read_effect_file(path: &Path, meta: &std::fs::Metadata) -> Result<String, EffectError> {
+    use std::io::Read as _;
+    let fail = |reason: String| EffectError::Io {
+        path: path.display().to_string(),
+        reason,
+    };
+    if !meta.is_file() {
+        return Err(fail("not a regular file; skipped".into()));
+    }
+    if meta.len() > MAX_EFFECT_BYTES {
+        return Err(fail(format!("larger than {} KiB", MAX_EFFECT_BYTES >> 10)));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_EFFECT_BYTES + 1).read_to_string(&mut text))
+        .map_err(|e| fail(e.to_string()))?;
+    if text.len() as u64 > MAX_EFFECT_BYTES {
+        return Err(fail(format!("larger than {} KiB", MAX_EFFECT_BYTES >> 10)));
+    }
+    Ok(text)
 }
 
 /// The time and frame number effects see.
@@ -450,7 +502,10 @@ fn advance_clock(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a Bevy system: each argument is a query or resource it reads"
+)]
 fn build_chain_frame(
     chain: Res<EffectChain>,
     catalog: Res<EffectCatalog>,
@@ -546,5 +601,62 @@ mod tests {
         );
         let err = entry.error.as_ref().unwrap().to_string();
         assert!(err.contains("solid.wgsl:2:"), "{err}");
+    }
+
+    const SOLID: &str = "/*{ \"name\": \"solid\", \"params\": [] }*/\nfn effect(uv: vec2<f32>) -> vec4<f32> { return vec4(1.0); }\n";
+
+    #[test]
+    fn two_files_declaring_one_name_give_one_error_naming_both_and_settle() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.wgsl"), SOLID).unwrap();
+        std::fs::write(dir.path().join("b.wgsl"), SOLID).unwrap();
+        let mut catalog = EffectCatalog::load(Some(dir.path()));
+        let entry = &catalog.entries["solid"];
+        assert!(
+            entry.path.as_ref().unwrap().ends_with("a.wgsl"),
+            "the first file wins"
+        );
+        let err = entry
+            .error
+            .as_ref()
+            .expect("the clash is reported")
+            .to_string();
+        assert!(err.contains("a.wgsl") && err.contains("b.wgsl"), "{err}");
+        for _ in 0..5 {
+            assert!(
+                catalog.rescan().is_empty(),
+                "no reload loop between the two files"
+            );
+        }
+    }
+
+    #[test]
+    fn only_regular_files_of_bounded_size_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.wgsl");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.wgsl")).unwrap();
+        let big = format!("{SOLID}//{}\n", "x".repeat(MAX_EFFECT_BYTES as usize));
+        std::fs::write(dir.path().join("big.wgsl"), big).unwrap();
+        // Reading the FIFO or /dev/zero would block or never end: the test would hang.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = dir.path().to_path_buf();
+        std::thread::spawn(move || {
+            let _ = tx.send(EffectCatalog::load(Some(&path)));
+        });
+        let catalog = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("loading the folder returned");
+        for name in ["fifo", "zero", "big"] {
+            let err = catalog.entries[name].error.as_ref().unwrap().to_string();
+            assert!(
+                err.contains("not a regular file") || err.contains("larger than"),
+                "{name}: {err}"
+            );
+        }
     }
 }

@@ -118,6 +118,20 @@ struct EffectPipelines {
     reported: HashSet<CachedRenderPipelineId>,
 }
 
+impl EffectPipelines {
+    /// `id` is ready for `key`: it becomes the fallback, and the version it replaces is
+    /// forgotten. (Its shader asset was dropped with the old version, which makes Bevy's
+    /// pipeline cache release the GPU pipeline; here only the bookkeeping goes.)
+    fn ready(&mut self, key: &str, id: CachedRenderPipelineId) {
+        if let Some(old) = self.last_good.insert(key.to_string(), id)
+            && old != id
+        {
+            self.by_shader.retain(|_, v| *v != old);
+            self.reported.remove(&old);
+        }
+    }
+}
+
 struct PreparedPass {
     label: String,
     pipeline: CachedRenderPipelineId,
@@ -135,7 +149,10 @@ struct PreparedChain {
     history: Option<(Texture, TextureView, UVec2)>,
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a Bevy system: each argument is a query or resource it reads"
+)]
 fn prepare_chain(
     frame: Option<Res<ChainFrame>>,
     views: Query<&ViewTarget, With<EffectTarget>>,
@@ -203,7 +220,7 @@ fn prepare_chain(
             });
         let pipeline = match cache.get_render_pipeline_state(id) {
             CachedPipelineState::Ok(_) => {
-                pipelines.last_good.insert(pass.key.clone(), id);
+                pipelines.ready(&pass.key, id);
                 Some(id)
             }
             CachedPipelineState::Err(e) => {

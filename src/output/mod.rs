@@ -1,9 +1,11 @@
 //! Outputs of the rendered canvas: `--record` and `--pipe`.
 //!
 //! The render side reads back the canvas once per presented video frame (GPU readback on
-//! the render path) and hands the pixels to a writer thread over a bounded channel. The
-//! writer converts to YUV and encodes or writes. A full channel drops the frame (counted)
-//! instead of blocking, so a slow disk never stalls the display.
+//! the render path) and hands the pixels to each output. Every output has its own thread
+//! and its own bounded queue, and counts its own drops: a full queue drops the frame for
+//! that output only, so a stalled `--pipe` reader never costs `--record` a frame, and a
+//! slow disk never stalls the display. Each output converts and writes in presentation
+//! order.
 
 pub mod record;
 pub mod y4m;
@@ -14,29 +16,73 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
 use bevy::render::gpu_readback::{Readback, ReadbackComplete};
-use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
 use ffmpeg_next as ff;
 use tracing::{info, warn};
 
 use crate::cli::PipeFormat;
-use crate::error::{LucidError, Result};
+use crate::error::Result;
 use crate::lifecycle::Lifecycle;
 use crate::video::{FramePresented, OutputCanvas, StreamReady, VideoSystems};
 use record::Recorder;
 use y4m::Y4mWriter;
 
-/// Memory the writer queue may hold, whatever the frame size.
-const QUEUE_BYTES: usize = 256 << 20;
+/// Memory each output's queue may hold, whatever the frame size.
+const QUEUE_BYTES: usize = 128 << 20;
+/// How long a finishing run waits for a pipe whose reader stopped reading.
+const PIPE_FINISH_GRACE: Duration = Duration::from_millis(500);
+
+/// A cause kept behind an output error.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// An output (record file, pipe, stats file, screenshot) that cannot be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {}: {what}", path.display())]
+pub struct OutputError {
+    /// The file, or `stdout`.
+    pub path: PathBuf,
+    /// What failed, in a few words.
+    pub what: String,
+    /// The underlying error, when there is one.
+    #[source]
+    pub cause: Option<Cause>,
+}
+
+impl OutputError {
+    /// An error with its cause kept.
+    pub fn new(
+        path: impl Into<PathBuf>,
+        what: impl Into<String>,
+        cause: impl Into<Cause>,
+    ) -> OutputError {
+        OutputError {
+            path: path.into(),
+            what: what.into(),
+            cause: Some(cause.into()),
+        }
+    }
+
+    /// An error that is only a sentence.
+    pub fn plain(path: impl Into<PathBuf>, what: impl Into<String>) -> OutputError {
+        OutputError {
+            path: path.into(),
+            what: what.into(),
+            cause: None,
+        }
+    }
+}
 
 /// What to write and at which size.
 #[derive(Debug, Clone)]
 pub struct OutputConfig {
     /// `--record` path.
     pub record: Option<PathBuf>,
+    /// `--overwrite`: replace an existing record file.
+    pub overwrite: bool,
     /// `--pipe` format.
     pub pipe: Option<PipeFormat>,
     /// Canvas size.
@@ -65,63 +111,62 @@ pub struct RenderedFrame {
 }
 
 enum WriterMsg {
-    Frame(RenderedFrame),
+    Frame(Arc<RenderedFrame>),
     Finish,
 }
 
-/// The writer thread. `finish` must be called to finalize files.
-pub struct OutputWriter {
+/// Frames one output wrote and dropped (its queue was full).
+#[derive(Debug, Default)]
+pub struct OutputCounters {
+    /// Frames written.
+    pub written: AtomicU64,
+    /// Frames this output dropped because it did not keep up.
+    pub dropped: AtomicU64,
+}
+
+/// Each output's counters by name (`record`, `pipe`), for the status line and stats JSON.
+#[derive(Resource, Clone, Default)]
+pub struct OutputStats(pub Vec<(&'static str, Arc<OutputCounters>)>);
+
+/// One output's thread and queue.
+struct OutputThread {
+    name: &'static str,
     tx: Sender<WriterMsg>,
     handle: JoinHandle<()>,
-    dropped: Arc<AtomicU64>,
+    counters: Arc<OutputCounters>,
+}
+
+/// The output threads. `finish` must be called to finalize files.
+pub struct OutputWriter {
+    outputs: Vec<OutputThread>,
     pending: Arc<AtomicUsize>,
 }
 
 impl OutputWriter {
-    /// Opens every output (so errors surface before playback) and starts the thread.
-    pub fn spawn(config: OutputConfig, lifecycle: Lifecycle) -> Result<OutputWriter> {
-        let recorder = match &config.record {
-            Some(path) => Some(Recorder::create(
-                path,
-                config.width,
-                config.height,
-                config.frame_rate,
-            )?),
-            None => None,
-        };
-        let frame_bytes = (config.width * config.height * 4) as usize;
-        let capacity = (QUEUE_BYTES / frame_bytes.max(1)).clamp(4, 120);
-        let (tx, rx) = bounded(capacity);
-        let mut sinks = Sinks {
-            recorder,
-            pipe: config.pipe.map(|format| {
-                let out = BufWriter::with_capacity(1 << 20, std::io::stdout());
-                match format {
-                    PipeFormat::Y4m => Pipe::Y4m(Y4mWriter::new(
-                        out,
-                        config.width,
-                        config.height,
-                        config.frame_rate,
-                    )),
-                    PipeFormat::Rgba => Pipe::Rgba(out),
-                }
-            }),
-            lifecycle: lifecycle.clone(),
-            written: 0,
-        };
+    /// Opens every output (so errors surface before the first frame) and starts a thread
+    /// for each.
+    pub fn spawn(config: OutputConfig, lifecycle: &Lifecycle) -> Result<OutputWriter> {
         let (w, h) = (config.width, config.height);
-        let handle = std::thread::Builder::new()
-            .name("lucid-output".into())
-            .spawn(move || {
-                if let Err(e) = writer_main(rx, w, h, &mut sinks) {
-                    lifecycle.fail(e);
-                }
-            })
-            .expect("spawning a thread");
+        let frame_bytes = (w as usize * h as usize * 4).max(1);
+        let capacity = (QUEUE_BYTES / frame_bytes).clamp(4, 120);
+        let mut outputs = Vec::new();
+        if let Some(path) = &config.record {
+            let recorder = Recorder::create(path, config.overwrite, w, h, config.frame_rate)?;
+            let sink = Sink::Record(recorder);
+            outputs.push(OutputThread::start(
+                "record", sink, capacity, w, h, lifecycle,
+            ));
+        }
+        if let Some(format) = config.pipe {
+            let out = BufWriter::with_capacity(1 << 20, std::io::stdout());
+            let sink = match format {
+                PipeFormat::Y4m => Sink::Y4m(Y4mWriter::new(out, w, h, config.frame_rate)),
+                PipeFormat::Rgba => Sink::Rgba(out),
+            };
+            outputs.push(OutputThread::start("pipe", sink, capacity, w, h, lifecycle));
+        }
         Ok(OutputWriter {
-            tx,
-            handle,
-            dropped: Arc::new(AtomicU64::new(0)),
+            outputs,
             pending: Arc::new(AtomicUsize::new(0)),
         })
     }
@@ -129,28 +174,91 @@ impl OutputWriter {
     /// The render side's handle.
     pub fn sink(&self) -> FrameSink {
         FrameSink {
-            tx: self.tx.clone(),
-            dropped: self.dropped.clone(),
+            outputs: self
+                .outputs
+                .iter()
+                .map(|o| (o.tx.clone(), o.counters.clone()))
+                .collect(),
             pending: self.pending.clone(),
         }
     }
 
-    /// Writes what is queued, finalizes files and waits for the thread.
+    /// Each output's counters.
+    pub fn stats(&self) -> OutputStats {
+        OutputStats(
+            self.outputs
+                .iter()
+                .map(|o| (o.name, o.counters.clone()))
+                .collect(),
+        )
+    }
+
+    /// Writes what is queued and finalizes every output. The recording is always waited
+    /// for (its trailer must be written); a pipe whose reader stopped reading gets
+    /// [`PIPE_FINISH_GRACE`], then is left behind (its remaining frames count as dropped).
     pub fn finish(self) {
-        let _ = self.tx.send(WriterMsg::Finish);
-        let _ = self.handle.join();
-        let dropped = self.dropped.load(Ordering::Relaxed);
-        if dropped > 0 {
-            warn!("{dropped} rendered frame(s) were not written: the output could not keep up");
+        for o in &self.outputs {
+            let _ = o.tx.send_timeout(WriterMsg::Finish, PIPE_FINISH_GRACE);
+        }
+        for o in self.outputs {
+            let deadline = Instant::now() + PIPE_FINISH_GRACE;
+            if o.name == "pipe" {
+                while !o.handle.is_finished() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                if !o.handle.is_finished() {
+                    warn!("the pipe's reader stopped reading; leaving it behind");
+                    o.counters
+                        .dropped
+                        .fetch_add(o.tx.len() as u64, Ordering::Relaxed);
+                    report_drops(o.name, &o.counters);
+                    continue;
+                }
+            }
+            let _ = o.handle.join();
+            report_drops(o.name, &o.counters);
         }
     }
 }
 
-/// The render side's end of the writer channel, plus readbacks still in flight.
+fn report_drops(name: &str, counters: &OutputCounters) {
+    let dropped = counters.dropped.load(Ordering::Relaxed);
+    if dropped > 0 {
+        warn!("{name}: {dropped} rendered frame(s) were not written: the output could not keep up");
+    }
+}
+
+impl OutputThread {
+    fn start(
+        name: &'static str,
+        sink: Sink,
+        capacity: usize,
+        width: u32,
+        height: u32,
+        lifecycle: &Lifecycle,
+    ) -> OutputThread {
+        let (tx, rx) = bounded(capacity);
+        let counters = Arc::new(OutputCounters::default());
+        let c = counters.clone();
+        let l = lifecycle.clone();
+        let handle = lifecycle.spawn(&format!("lucid-{name}"), move || {
+            if let Err(e) = writer_main(rx, width, height, sink, &c, &l) {
+                l.fail(e);
+            }
+        });
+        OutputThread {
+            name,
+            tx,
+            handle,
+            counters,
+        }
+    }
+}
+
+/// The render side's end of the output queues, plus readbacks still in flight.
 #[derive(Resource, Clone)]
 pub struct FrameSink {
-    tx: Sender<WriterMsg>,
-    dropped: Arc<AtomicU64>,
+    outputs: Vec<(Sender<WriterMsg>, Arc<OutputCounters>)>,
     pending: Arc<AtomicUsize>,
 }
 
@@ -159,10 +267,23 @@ impl FrameSink {
     pub fn pending(&self) -> usize {
         self.pending.load(Ordering::SeqCst)
     }
+
+    /// Offers a frame to every output; an output whose queue is full drops it (counted).
+    fn deliver(&self, frame: RenderedFrame) {
+        let frame = Arc::new(frame);
+        for (tx, counters) in &self.outputs {
+            match tx.try_send(WriterMsg::Frame(frame.clone())) {
+                Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+                Err(TrySendError::Full(_)) => {
+                    counters.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
 }
 
-/// Holds the writer thread once the stream's size is known, so `app::run` can finalize
-/// it after the app has exited.
+/// Holds the output threads once the stream's size is known, so `app::run` can finalize
+/// them after the app has exited (or from the stop watchdog).
 #[derive(Clone, Default)]
 pub struct WriterSlot(Arc<std::sync::Mutex<Option<OutputWriter>>>);
 
@@ -174,7 +295,7 @@ impl WriterSlot {
 }
 
 /// Starts the writer when the stream opens (its size and rate are needed), then reads back
-/// the canvas for every presented frame and feeds the writer thread.
+/// the canvas for every presented frame and feeds the output threads.
 pub struct OutputPlugin {
     config: OutputConfig,
     slot: WriterSlot,
@@ -199,6 +320,7 @@ impl Plugin for OutputPlugin {
             config: self.config.clone(),
             slot: self.slot.clone(),
         })
+        .init_resource::<OutputStats>()
         .add_systems(
             Update,
             (
@@ -227,9 +349,10 @@ fn start_writer(
         frame_rate: ready.info.frame_rate.unwrap_or(30.0),
         ..pending.config.clone()
     };
-    match OutputWriter::spawn(config, lifecycle.clone()) {
+    match OutputWriter::spawn(config, &lifecycle) {
         Ok(writer) => {
             commands.insert_resource(writer.sink());
+            commands.insert_resource(writer.stats());
             if let Ok(mut slot) = pending.slot.0.lock() {
                 *slot = Some(writer);
             }
@@ -253,9 +376,14 @@ fn request_readbacks(
     mut presented: MessageReader<FramePresented>,
     canvas: Option<Res<OutputCanvas>>,
     sink: Res<FrameSink>,
+    lifecycle: Res<Lifecycle>,
 ) {
     let Some(canvas) = canvas else { return };
     for ev in presented.read() {
+        // Once stopping, no new readbacks: the ones in flight are drained, then Lucid exits.
+        if lifecycle.stopping() {
+            continue;
+        }
         sink.pending.fetch_add(1, Ordering::SeqCst);
         commands
             .spawn((
@@ -284,74 +412,50 @@ fn deliver_readback(
     // One readback per presented frame: the component would read back every frame.
     commands.entity(entity).despawn();
     sink.pending.fetch_sub(1, Ordering::SeqCst);
-    let frame = RenderedFrame {
+    sink.deliver(RenderedFrame {
         number: tag.number,
         pts: tag.pts,
         rgba: std::mem::take(&mut event.data),
-    };
-    match sink.tx.try_send(WriterMsg::Frame(frame)) {
-        Ok(()) => {}
-        Err(TrySendError::Full(_)) => {
-            sink.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-        Err(TrySendError::Disconnected(_)) => {}
-    }
+    });
 }
 
-enum Pipe {
+/// Where one output thread writes.
+enum Sink {
+    Record(Recorder),
     Y4m(Y4mWriter<BufWriter<std::io::Stdout>>),
     Rgba(BufWriter<std::io::Stdout>),
 }
 
-struct Sinks {
-    recorder: Option<Recorder>,
-    pipe: Option<Pipe>,
-    lifecycle: Lifecycle,
-    written: u64,
-}
-
-impl Sinks {
+impl Sink {
     fn needs_yuv(&self) -> bool {
-        self.recorder.is_some() || matches!(self.pipe, Some(Pipe::Y4m(_)))
+        !matches!(self, Sink::Rgba(_))
     }
 
+    /// Writes one frame. `Ok(false)` when the pipe's reader is gone (a clean stop).
     fn write(
         &mut self,
         frame: &RenderedFrame,
         yuv: Option<&mut ff::frame::Video>,
         row_bytes: usize,
-    ) -> Result<()> {
-        let pts = frame.pts;
-        let mut yuv = yuv;
-        if let (Some(rec), Some(yuv)) = (&mut self.recorder, yuv.as_deref_mut()) {
-            rec.write(yuv, pts)?;
-        }
-        let written = match &mut self.pipe {
-            Some(Pipe::Y4m(pipe)) => match yuv {
-                Some(yuv) => pipe.write(yuv),
-                None => Ok(()),
-            },
-            Some(Pipe::Rgba(out)) => write_rgba(out, &frame.rgba, row_bytes),
-            None => Ok(()),
-        };
-        if let Err(e) = written {
-            if e.kind() == ErrorKind::BrokenPipe {
-                info!("the reader closed stdout; stopping");
-                self.pipe = None;
-                self.lifecycle.request_stop();
-            } else {
-                return Err(LucidError::Output {
-                    path: "stdout".into(),
-                    reason: e.to_string(),
-                });
+    ) -> Result<bool> {
+        let written = match (self, yuv) {
+            (Sink::Record(rec), Some(yuv)) => {
+                rec.write(yuv, frame.pts)?;
+                return Ok(true);
             }
+            (Sink::Y4m(pipe), Some(yuv)) => pipe.write(yuv),
+            (Sink::Rgba(out), _) => write_rgba(out, &frame.rgba, row_bytes),
+            (_, None) => Ok(()),
+        };
+        match written {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::BrokenPipe => Ok(false),
+            Err(e) => Err(OutputError::new("stdout", "writing the pipe", e).into()),
         }
-        self.written += 1;
-        Ok(())
     }
 
-    fn finish(&mut self) -> Result<()> {
-        if let Some(rec) = self.recorder.take() {
+    fn finish(self) -> Result<()> {
+        if let Sink::Record(rec) = self {
             let frames = rec.finish()?;
             info!("recording finalized: {frames} frames");
         }
@@ -377,12 +481,12 @@ const REORDER_WINDOW: usize = 8;
 /// increasing order; a copy or a frame older than one already released is dropped.
 #[derive(Default)]
 struct FrameOrder {
-    waiting: BTreeMap<u64, RenderedFrame>,
+    waiting: BTreeMap<u64, Arc<RenderedFrame>>,
     next: u64,
 }
 
 impl FrameOrder {
-    fn push(&mut self, frame: RenderedFrame) {
+    fn push(&mut self, frame: Arc<RenderedFrame>) {
         if frame.number >= self.next {
             self.waiting.entry(frame.number).or_insert(frame);
         }
@@ -390,7 +494,7 @@ impl FrameOrder {
 
     /// The next frame to write, if it is here, or if `flush` (finishing) or the window is
     /// full (the missing one is given up).
-    fn pop(&mut self, flush: bool) -> Option<RenderedFrame> {
+    fn pop(&mut self, flush: bool) -> Option<Arc<RenderedFrame>> {
         let (&first, _) = self.waiting.first_key_value()?;
         if first != self.next && !flush && self.waiting.len() < REORDER_WINDOW {
             return None;
@@ -401,25 +505,48 @@ impl FrameOrder {
     }
 }
 
-fn writer_main(rx: Receiver<WriterMsg>, width: u32, height: u32, sinks: &mut Sinks) -> Result<()> {
-    let mut convert = RgbaToYuv::new(width, height)?;
+/// One output's thread: frames in presentation order, converted when the output needs
+/// YUV, written; then the output is finalized.
+fn writer_main(
+    rx: Receiver<WriterMsg>,
+    width: u32,
+    height: u32,
+    mut sink: Sink,
+    counters: &OutputCounters,
+    lifecycle: &Lifecycle,
+) -> Result<()> {
+    let mut convert = if sink.needs_yuv() {
+        Some(RgbaToYuv::new(width, height)?)
+    } else {
+        None
+    };
     let mut order = FrameOrder::default();
     let mut finishing = false;
+    let mut open = true;
     while !finishing {
-        match rx.recv() {
+        match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(WriterMsg::Frame(f)) => order.push(f),
-            Ok(WriterMsg::Finish) | Err(_) => finishing = true,
+            Ok(WriterMsg::Finish) | Err(RecvTimeoutError::Disconnected) => finishing = true,
+            Err(RecvTimeoutError::Timeout) => continue,
         }
         while let Some(frame) = order.pop(finishing) {
-            let yuv = if sinks.needs_yuv() {
-                Some(convert.convert(&frame.rgba)?)
-            } else {
-                None
+            if !open {
+                continue;
+            }
+            let yuv = match convert.as_mut() {
+                Some(c) => Some(c.convert(&frame.rgba)?),
+                None => None,
             };
-            sinks.write(&frame, yuv, width as usize * 4)?;
+            if sink.write(&frame, yuv, width as usize * 4)? {
+                counters.written.fetch_add(1, Ordering::Relaxed);
+            } else {
+                info!("the reader closed stdout; stopping");
+                open = false;
+                lifecycle.request_stop();
+            }
         }
     }
-    sinks.finish()
+    sink.finish()
 }
 
 /// RGBA with 256-byte-aligned rows (as wgpu copies textures) -> YUV420P.
@@ -443,10 +570,7 @@ impl RgbaToYuv {
             height,
             ff::software::scaling::Flags::BILINEAR,
         )
-        .map_err(|e| LucidError::Output {
-            path: "output".into(),
-            reason: format!("no RGBA -> YUV converter: {e}"),
-        })?;
+        .map_err(|e| OutputError::new("output", "no RGBA -> YUV converter", e))?;
         let row_bytes = width as usize * 4;
         Ok(RgbaToYuv {
             scaler,
@@ -467,10 +591,7 @@ impl RgbaToYuv {
         }
         self.scaler
             .run(&self.rgba, &mut self.yuv)
-            .map_err(|e| LucidError::Output {
-                path: "output".into(),
-                reason: format!("converting to YUV: {e}"),
-            })?;
+            .map_err(|e| OutputError::new("output", "converting to YUV", e))?;
         Ok(&mut self.yuv)
     }
 }
@@ -479,12 +600,12 @@ impl RgbaToYuv {
 mod tests {
     use super::*;
 
-    fn frame(number: u64) -> RenderedFrame {
-        RenderedFrame {
+    fn frame(number: u64) -> Arc<RenderedFrame> {
+        Arc::new(RenderedFrame {
             number,
             pts: Duration::ZERO,
             rgba: Vec::new(),
-        }
+        })
     }
 
     fn drain(order: &mut FrameOrder, flush: bool) -> Vec<u64> {

@@ -1,10 +1,11 @@
 //! `--record`: H.264 (libx264) in MP4 or Matroska, written by FFmpeg's muxers.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ffmpeg_next as ff;
 
+use super::OutputError;
 use crate::error::{LucidError, Result};
 
 /// Time base of recorded timestamps: fine enough for any frame rate.
@@ -26,24 +27,61 @@ pub fn container_for(path: &Path) -> Result<&'static str> {
     }
 }
 
-/// Checks that the record path can be written before anything starts, so a typo in the
-/// path fails in a second, not after the stream warmed up.
-pub fn check_writable(path: &Path) -> Result<()> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .map(drop)
-        .map_err(|e| LucidError::Output {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })
+/// Checks the record path before anything starts, creating nothing: an existing file is
+/// refused unless `overwrite` (`--overwrite`, like FFmpeg's `-y`), and the folder must
+/// exist, so a typo fails in a second, not after the stream warmed up.
+pub fn check_path(path: &Path, overwrite: bool) -> Result<()> {
+    let fail = |what: &str| OutputError::plain(path, what);
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => return Err(fail("it is a folder").into()),
+        Ok(_) if !overwrite => {
+            return Err(fail("the file exists (pass --overwrite to replace it)").into());
+        }
+        _ => {}
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(fail("its folder does not exist").into());
+    }
+    Ok(())
+}
+
+/// Claims the record path: creates it (failing if it appeared meanwhile, unless
+/// `overwrite`) and returns the name FFmpeg must open it by: `file:` and the absolute path,
+/// so a name such as `pipe:1.mkv` or `http://x.mp4` is a file, never an FFmpeg protocol.
+fn claim(path: &Path, overwrite: bool) -> Result<PathBuf> {
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true);
+    if overwrite {
+        open.create(true).truncate(true);
+    } else {
+        open.create_new(true);
+    }
+    open.open(path).map_err(|e| {
+        let what = if e.kind() == std::io::ErrorKind::AlreadyExists {
+            "the file exists (pass --overwrite to replace it)"
+        } else {
+            "creating the file"
+        };
+        OutputError::new(path, what, e)
+    })?;
+    let absolute =
+        std::path::absolute(path).map_err(|e| OutputError::new(path, "resolving the path", e))?;
+    let mut name = std::ffi::OsString::from("file:");
+    name.push(absolute.as_os_str());
+    Ok(PathBuf::from(name))
 }
 
 /// An open recording. Frames must be YUV420P at the configured size.
+///
+/// MP4 is written fragmented (a fragment a second, the index up front and in each
+/// fragment), Matroska in clusters: either file plays up to its last complete fragment or
+/// cluster even when Lucid is killed or the power goes, not only after a clean stop.
 pub struct Recorder {
-    path: std::path::PathBuf,
+    path: PathBuf,
     output: ff::format::context::Output,
     encoder: ff::encoder::Video,
     stream_time_base: ff::Rational,
@@ -53,33 +91,43 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Opens the file and the encoder and writes the container header.
-    pub fn create(path: &Path, width: u32, height: u32, frame_rate: f64) -> Result<Recorder> {
-        let fail = |what: &str, e: ff::Error| LucidError::Output {
-            path: path.to_path_buf(),
-            reason: format!("{what}: {e}"),
-        };
+    /// Creates the file (see [`check_path`] for the rules) and the encoder, and writes the
+    /// container header.
+    pub fn create(
+        path: &Path,
+        overwrite: bool,
+        width: u32,
+        height: u32,
+        frame_rate: f64,
+    ) -> Result<Recorder> {
+        let fail = |what: &str, e: ff::Error| OutputError::new(path, what, e);
         let container = container_for(path)?;
-        let mut output = ff::format::output_as(&path, container).map_err(|e| fail("opening", e))?;
+        let target = claim(path, overwrite)?;
+        let mut output =
+            ff::format::output_as(&target, container).map_err(|e| fail("opening", e))?;
         let global_header = output
             .format()
             .flags()
             .contains(ff::format::Flags::GLOBAL_HEADER);
         let codec = ff::encoder::find_by_name("libx264")
             .or_else(|| ff::encoder::find(ff::codec::Id::H264))
-            .ok_or_else(|| LucidError::Output {
-                path: path.to_path_buf(),
-                reason: "this FFmpeg has no H.264 encoder".into(),
-            })?;
+            .ok_or_else(|| OutputError::plain(path, "this FFmpeg has no H.264 encoder"))?;
         let mut encoder = ff::codec::context::Context::new_with_codec(codec)
             .encoder()
             .video()
             .map_err(|e| fail("creating the encoder", e))?;
+        let rate = if frame_rate.is_finite() && frame_rate >= 1.0 {
+            frame_rate
+        } else {
+            30.0
+        };
         encoder.set_width(width);
         encoder.set_height(height);
         encoder.set_format(ff::format::Pixel::YUV420P);
         encoder.set_time_base(TIME_BASE);
-        encoder.set_frame_rate(Some(ff::Rational::from(frame_rate)));
+        encoder.set_frame_rate(Some(ff::Rational::from(rate)));
+        // A keyframe every two seconds: each fragment of a killed recording decodes.
+        encoder.set_gop((rate * 2.0).round() as u32);
         // RGB -> YUV in the writer uses swscale's default BT.601 limited range; say so.
         encoder.set_colorspace(ff::color::Space::BT470BG);
         encoder.set_color_range(ff::color::Range::MPEG);
@@ -99,17 +147,25 @@ impl Recorder {
             .map_err(|e| fail("adding a stream", e))?;
         stream.set_parameters(&encoder);
         stream.set_time_base(TIME_BASE);
+        let mut muxer = ff::Dictionary::new();
+        if container == "mp4" {
+            muxer.set("movflags", "+frag_keyframe+empty_moov+default_base_moof");
+            muxer.set("frag_duration", "1000000");
+        }
         output
-            .write_header()
+            .write_header_with(muxer)
             .map_err(|e| fail("writing the header", e))?;
-        let stream_time_base = output.stream(0).expect("added above").time_base();
+        let stream_time_base = output
+            .stream(0)
+            .map(|s| s.time_base())
+            .unwrap_or(ff::Rational::from(TIME_BASE));
         Ok(Recorder {
             path: path.to_path_buf(),
             output,
             encoder,
             stream_time_base,
             last_pts: None,
-            frame_duration: (TIME_BASE.1 as f64 / frame_rate.max(1.0)).round() as i64,
+            frame_duration: (TIME_BASE.1 as f64 / rate).round() as i64,
             frames: 0,
         })
     }
@@ -161,10 +217,7 @@ impl Recorder {
     }
 
     fn error(&self, what: &str, e: ff::Error) -> LucidError {
-        LucidError::Output {
-            path: self.path.clone(),
-            reason: format!("{what}: {e}"),
-        }
+        OutputError::new(&self.path, what, e).into()
     }
 }
 
@@ -178,5 +231,21 @@ mod tests {
         assert_eq!(container_for(Path::new("a.mkv")).unwrap(), "matroska");
         assert!(container_for(Path::new("a.webm")).is_err());
         assert!(container_for(Path::new("noext")).is_err());
+    }
+
+    #[test]
+    fn an_existing_file_is_never_replaced_without_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("show.mp4");
+        std::fs::write(&path, b"last night's show").unwrap();
+        assert!(check_path(&path, false).is_err());
+        assert!(check_path(&path, true).is_ok());
+        assert!(claim(&path, false).is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"last night's show");
+        let fresh = dir.path().join("pipe:1.mkv");
+        let name = claim(&fresh, false).unwrap();
+        assert!(fresh.is_file(), "a file named pipe:1.mkv, not stdout");
+        assert!(name.to_string_lossy().starts_with("file:/"), "{name:?}");
+        assert!(check_path(&dir.path().join("missing/x.mp4"), false).is_err());
     }
 }

@@ -10,6 +10,8 @@ use std::path::Path;
 
 use url::Url;
 
+use crate::redact::Redacted;
+
 /// Where Livepeer serves HLS for a playback id.
 pub const LIVEPEER_HLS_BASE: &str = "https://livepeercdn.studio/hls";
 
@@ -51,12 +53,13 @@ impl SourceSpec {
         SourceSpec::Ffmpeg(raw.to_string())
     }
 
-    /// A short name for logs and the status line.
+    /// A short name for logs, the status line, stats and the window title, with any
+    /// credentials in it masked.
     pub fn display_name(&self) -> String {
         match self {
             SourceSpec::TestPattern => "test pattern".to_string(),
-            SourceSpec::Hls(url) => url.to_string(),
-            SourceSpec::Ffmpeg(s) => s.clone(),
+            SourceSpec::Hls(url) => Redacted::url(url).to_string(),
+            SourceSpec::Ffmpeg(s) => Redacted::text(s).to_string(),
         }
     }
 }

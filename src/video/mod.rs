@@ -233,7 +233,10 @@ impl Plugin for VideoPlugin {
 }
 
 /// Takes the opened stream: feed, clock, canvas and textures, then announces it.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a Bevy system: each argument is a query or resource it reads"
+)]
 fn attach_stream(
     mut commands: Commands,
     pending: Res<PendingStream>,
@@ -404,7 +407,10 @@ fn setup_canvas(
 /// shader compile to draw.
 const WARMUP_UPDATES: u32 = 3;
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a Bevy system: each argument is a query or resource it reads"
+)]
 fn present_due_frame(
     mut warmup: Local<u32>,
     lifecycle: Res<Lifecycle>,

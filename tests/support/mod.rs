@@ -1,6 +1,9 @@
 //! Test fixtures: a live HLS origin made by the real `ffmpeg` CLI and served over real HTTP
 //! on 127.0.0.1, frame markers, and readers for what Lucid writes.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test crate uses a different part of the harness"
+)]
 
 pub mod scripted;
 
@@ -535,4 +538,29 @@ pub fn stderr_of(out: &Output) -> String {
 /// A temp path with a name.
 pub fn temp_path(dir: &tempfile::TempDir, name: &str) -> PathBuf {
     dir.path().join(name)
+}
+
+/// Sends a signal (`"INT"`, `"TERM"`, `"KILL"`) to a process with the `kill` command.
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// Waits for a child to exit, up to `limit`; kills it and fails the test past that.
+pub fn wait_with_limit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the child ran past {limit:?} and was killed");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }

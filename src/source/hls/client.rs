@@ -1,7 +1,10 @@
 //! The HLS network thread: master -> rendition -> live playlist polling -> segment bytes.
+//!
+//! Every body is read in chunks against a cap (playlists [`playlist::MAX_PLAYLIST_BYTES`],
+//! segments [`playlist::segment_limit`]) and every wait, retry and read observes the stop
+//! flag, so a stop request is seen within [`STOP_POLL`] whatever the network does.
 
 use std::io::Read;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -11,12 +14,19 @@ use m3u8_rs::{ByteRange, KeyMethod, MediaPlaylist, Playlist};
 use tracing::{debug, info, warn};
 use url::Url;
 
-use super::playlist::{self, Rendition};
-use crate::error::{LucidError, Result};
+use super::error::HlsError;
+use super::playlist::{self, LiveWindow, Rendition, WindowStep};
+use crate::lifecycle::Lifecycle;
+use crate::redact::Redacted;
+
+type Result<T, E = HlsError> = std::result::Result<T, E>;
 
 /// Segments buffered between the network thread and the decoder. Small on purpose: the
 /// decoder is paced by presentation, and anything more is latency.
 const SEGMENT_QUEUE: usize = 3;
+
+/// Longest a wait goes without looking at the stop flag.
+pub const STOP_POLL: Duration = Duration::from_millis(50);
 
 /// How often, and how patiently, a request is retried.
 #[derive(Debug, Clone, Copy)]
@@ -52,17 +62,19 @@ impl RetryPolicy {
     };
 }
 
-/// Opens HLS streams. Holds the HTTP client so connections are reused across requests.
+/// Opens HLS streams. Holds the HTTP client so connections are reused across requests, and
+/// the stop flag every wait and read looks at.
 #[derive(Clone)]
 pub struct HlsSource {
     http: reqwest::blocking::Client,
+    lifecycle: Lifecycle,
 }
 
 /// An opened HLS stream: the rendition chosen and the byte stream the decoder reads.
 pub struct HlsStream {
     /// The rendition being played.
     pub rendition: Option<Rendition>,
-    /// True unless the playlist is a finished VOD (ENDLIST).
+    /// True unless the playlist is finished (ENDLIST or PLAYLIST-TYPE:VOD).
     pub live: bool,
     /// True when segments are fragmented MP4 (EXT-X-MAP), false for MPEG-TS.
     pub fmp4: bool,
@@ -129,9 +141,15 @@ impl LiveEdge {
 pub enum Chunk {
     /// Segment (or init segment) bytes.
     Data(Vec<u8>),
-    /// The timeline breaks here: a DISCONTINUITY, a new broadcaster session, or segments
-    /// skipped. MPEG-TS PIDs and timestamps may change, so the decoder opens a new demuxer.
-    Break,
+    /// The timeline breaks here: a DISCONTINUITY, a new broadcaster session, segments
+    /// skipped, or a gap. MPEG-TS PIDs and timestamps may change, so the decoder opens a
+    /// new demuxer. `gap` is stream time that passes with no media (`EXT-X-GAP`
+    /// segments): what follows is presented that much later, so the picture holds instead
+    /// of the clock counting a stall.
+    Break {
+        /// Stream time missing before what follows.
+        gap: Duration,
+    },
 }
 
 /// Reads the concatenated segments the network thread delivers. MPEG-TS segments concatenate
@@ -145,13 +163,14 @@ pub struct SegmentReader {
 }
 
 /// Where the network thread leaves the error that ended the stream.
-type FailureSlot = Arc<Mutex<Option<LucidError>>>;
+type FailureSlot = Arc<Mutex<Option<HlsError>>>;
 
 struct ReaderState {
     rx: Receiver<Chunk>,
     current: Vec<u8>,
     pos: usize,
-    at_break: bool,
+    /// Set at a break: the gap before the next timeline.
+    at_break: Option<Duration>,
 }
 
 impl SegmentReader {
@@ -161,21 +180,18 @@ impl SegmentReader {
                 rx,
                 current: Vec::new(),
                 pos: 0,
-                at_break: false,
+                at_break: None,
             })),
             failure: Arc::default(),
         }
     }
 
-    /// After `read` returned 0: a reader for the next timeline if the stream goes on after
-    /// a break, `None` if it ended.
-    pub fn next_timeline(&self) -> Option<SegmentReader> {
+    /// After `read` returned 0: a reader for the next timeline, and the stream time missing
+    /// before it, if the stream goes on after a break; `None` if it ended.
+    pub fn next_timeline(&self) -> Option<(SegmentReader, Duration)> {
         let mut state = self.shared.lock().ok()?;
-        if !state.at_break {
-            return None;
-        }
-        state.at_break = false;
-        Some(self.handle())
+        let gap = state.at_break.take()?;
+        Some((self.handle(), gap))
     }
 
     /// A handle that outlives the demuxer that owns this reader.
@@ -187,15 +203,17 @@ impl SegmentReader {
     }
 
     /// The error that ended the stream, if it did not end normally.
-    pub fn take_failure(&self) -> Option<LucidError> {
+    pub fn take_failure(&self) -> Option<HlsError> {
         self.failure.lock().ok()?.take()
     }
 }
 
 impl Read for SegmentReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let mut state = self.shared.lock().expect("reader lock");
-        if state.at_break {
+        let Ok(mut state) = self.shared.lock() else {
+            return Ok(0);
+        };
+        if state.at_break.is_some() {
             return Ok(0);
         }
         while state.pos >= state.current.len() {
@@ -204,8 +222,8 @@ impl Read for SegmentReader {
                     state.current = chunk;
                     state.pos = 0;
                 }
-                Ok(Chunk::Break) => {
-                    state.at_break = true;
+                Ok(Chunk::Break { gap }) => {
+                    state.at_break = Some(gap);
                     return Ok(0);
                 }
                 Err(_) => return Ok(0),
@@ -219,60 +237,70 @@ impl Read for SegmentReader {
     }
 }
 
-impl Default for HlsSource {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl HlsSource {
-    /// A client with timeouts suited to live video: a stuck request must not outlast a few
-    /// segments.
-    pub fn new() -> Self {
+    /// A client with timeouts suited to live video (a stuck request must not outlast a few
+    /// segments) that gives up on any wait once `stop` is set.
+    pub fn new(lifecycle: Lifecycle) -> Self {
         let http = reqwest::blocking::Client::builder()
             .user_agent(concat!("lucid/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(15))
             .build()
-            .expect("the TLS backend is compiled in");
-        HlsSource { http }
+            .unwrap_or_default();
+        HlsSource { http, lifecycle }
+    }
+
+    fn stopped(&self) -> bool {
+        self.lifecycle.stopping()
+    }
+
+    /// Sleeps in short steps so a stop request is seen quickly. `Err(Stopped)` when stopped.
+    fn sleep_until(&self, deadline: Instant) -> Result<()> {
+        loop {
+            if self.stopped() {
+                return Err(HlsError::Stopped);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(());
+            }
+            std::thread::sleep((deadline - now).min(STOP_POLL));
+        }
     }
 
     /// Fetches the playlist at `url`, picks the best rendition of a master, and starts the
     /// network thread. Fails with a typed error when the stream cannot be played at all.
-    pub fn open(&self, url: &Url, wait: Duration, stop: Arc<AtomicBool>) -> Result<HlsStream> {
-        let (rendition, media_url, media) = self.wait_for_stream(url, wait, &stop)?;
-        if media.segments.is_empty() && media.end_list {
-            return Err(LucidError::Unplayable {
-                source_name: media_url.to_string(),
+    pub fn open(&self, url: &Url, wait: Duration) -> Result<HlsStream> {
+        let (rendition, media_url, media) = self.wait_for_stream(url, wait)?;
+        if media.segments.is_empty() && playlist::is_finite(&media) {
+            return Err(HlsError::Unplayable {
+                url: Redacted::url(&media_url),
                 reason: "the playlist has ended and lists no segments".into(),
             });
         }
         check_encryption(&media_url, &media)?;
-        let live = !media.end_list;
+        let live = !playlist::is_finite(&media);
         let fmp4 = media.segments.iter().any(|s| s.map.is_some());
         let (tx, rx) = bounded(SEGMENT_QUEUE);
         let reader = SegmentReader::new(rx);
         let edge = LiveEdge::default();
-        let target_duration = Duration::from_secs(media.target_duration.max(1));
+        let target_duration = playlist::target_secs(&media);
         let worker = NetworkThread {
             http: self.clone(),
             entry: url.clone(),
             wait,
             reconnected: false,
+            bandwidth: rendition.as_ref().map(|r| r.bandwidth),
             url: media_url,
             tx,
-            stop,
             failure: reader.failure.clone(),
             loaded_map: None,
             sent_any: false,
             edge: edge.clone(),
             sent_end: Duration::ZERO,
+            pending_gap: Duration::ZERO,
         };
-        let thread = std::thread::Builder::new()
-            .name("lucid-hls".into())
-            .spawn(move || worker.run(media))
-            .expect("spawning a thread");
+        let thread = self.lifecycle.spawn("lucid-hls", move || worker.run(media));
         Ok(HlsStream {
             rendition,
             live,
@@ -285,15 +313,14 @@ impl HlsSource {
     }
 
     /// Resolves `url` to a media playlist with segments, waiting up to `wait` while the
-    /// stream is not live yet: 404 (Livepeer before the broadcaster connects), 5xx, "stream
-    /// open failed", or a live playlist with no segments (Daydream's warm-up takes tens of
-    /// seconds). Polls at most 2 s apart, so playback starts within one poll of the stream
-    /// appearing. Other errors fail at once; an unreachable host after a few tries.
+    /// stream is not live yet (any transient error: 404 before the broadcaster connects,
+    /// 5xx, a server message such as "Stream open failed", an empty live playlist while
+    /// Daydream warms up). Polls at most 2 s apart, so playback starts within one poll of
+    /// the stream appearing. Other errors fail at once; an unreachable host after a few tries.
     fn wait_for_stream(
         &self,
         url: &Url,
         wait: Duration,
-        stop: &AtomicBool,
     ) -> Result<(Option<Rendition>, Url, MediaPlaylist)> {
         let deadline = Instant::now() + wait;
         let mut delay = Duration::from_millis(500);
@@ -302,10 +329,11 @@ impl HlsSource {
         loop {
             attempts += 1;
             let err = match self.resolve_media(url) {
-                Ok((_, media_url, media)) if media.segments.is_empty() && !media.end_list => {
-                    LucidError::Unplayable {
-                        source_name: media_url.to_string(),
-                        reason: "the live playlist stayed empty".into(),
+                Ok((_, media_url, media))
+                    if media.segments.is_empty() && !playlist::is_finite(&media) =>
+                {
+                    HlsError::EmptyLive {
+                        url: Redacted::url(&media_url),
                     }
                 }
                 Ok(found) => {
@@ -314,171 +342,195 @@ impl HlsSource {
                     }
                     return Ok(found);
                 }
-                Err(LucidError::Unreachable { url, reason }) => {
+                Err(e @ HlsError::Unreachable { .. }) => {
                     unreachable += 1;
                     if unreachable >= RetryPolicy::STARTUP.attempts {
-                        return Err(LucidError::Unreachable { url, reason });
+                        return Err(e);
                     }
-                    LucidError::Unreachable { url, reason }
+                    e
                 }
-                Err(e) if not_live_yet(&e) => e,
+                Err(e) if e.is_transient() => e,
                 Err(e) => return Err(e),
             };
             let now = Instant::now();
-            if now >= deadline || stop.load(Ordering::Relaxed) {
-                return Err(match err {
-                    LucidError::HttpStatus { url, status, .. } => LucidError::HttpStatus {
-                        url,
-                        status,
-                        attempts,
-                    },
-                    other => other,
-                });
+            if now >= deadline {
+                return Err(err.with_attempts(attempts));
             }
             let pause = delay.min(deadline - now);
             warn!(
                 "waiting for the stream ({}); retrying in {:.1}s, giving up in {:.0}s",
-                short_reason(&err),
+                err.short_reason(),
                 pause.as_secs_f64(),
                 (deadline - now).as_secs_f64()
             );
-            std::thread::sleep(pause);
+            self.sleep_until(now + pause)?;
             delay = (delay * 2).min(Duration::from_secs(2));
         }
     }
 
     /// One try: master (if any) -> chosen rendition -> its media playlist.
     fn resolve_media(&self, url: &Url) -> Result<(Option<Rendition>, Url, MediaPlaylist)> {
-        let (final_url, body) = self.get(url, RetryPolicy::ONCE, "playlist")?;
+        let (final_url, body) = self.get(url, None, playlist::MAX_PLAYLIST_BYTES, "playlist")?;
         match playlist::parse(&final_url, &body)? {
             Playlist::MasterPlaylist(master) => {
                 let rendition = playlist::choose_rendition(&final_url, &master)?;
                 let (media_url, media) = self.get_media(&rendition.url)?;
                 Ok((Some(rendition), media_url, media))
             }
-            Playlist::MediaPlaylist(m) => Ok((None, final_url, m)),
+            Playlist::MediaPlaylist(mut m) => {
+                playlist::check_media(&final_url, &mut m)?;
+                Ok((None, final_url, m))
+            }
         }
     }
 
     /// One request for a URL that must be a media playlist (a variant, or a reload).
     fn get_media(&self, url: &Url) -> Result<(Url, MediaPlaylist)> {
-        let (final_url, body) = self.get(url, RetryPolicy::ONCE, "playlist")?;
+        let (final_url, body) = self.get(url, None, playlist::MAX_PLAYLIST_BYTES, "playlist")?;
         match playlist::parse(&final_url, &body)? {
-            Playlist::MediaPlaylist(m) => Ok((final_url, m)),
-            Playlist::MasterPlaylist(_) => Err(LucidError::NotAPlaylist {
-                url: final_url.to_string(),
+            Playlist::MediaPlaylist(mut m) => {
+                playlist::check_media(&final_url, &mut m)?;
+                Ok((final_url, m))
+            }
+            Playlist::MasterPlaylist(_) => Err(HlsError::NotAPlaylist {
+                url: Redacted::url(&final_url),
                 reason: "expected a media playlist, got a master playlist".into(),
             }),
         }
     }
 
-    /// GET with bounded, reported retries on connection failures, 404 (a stream that is not
-    /// up yet), 429 and 5xx. Returns the final URL after redirects and the body.
-    pub fn get(&self, url: &Url, policy: RetryPolicy, what: &str) -> Result<(Url, Vec<u8>)> {
-        self.get_range(url, None, policy, what)
-    }
-
-    fn get_range(
+    /// GET with bounded, reported retries on transient failures (connection failures, 404
+    /// for a stream that is not up yet, 429, 5xx). Returns the final URL after redirects
+    /// and the body, at most `limit` bytes.
+    fn get_retrying(
         &self,
         url: &Url,
         range: Option<&ByteRange>,
+        limit: u64,
         policy: RetryPolicy,
-        what: &str,
+        what: &'static str,
     ) -> Result<(Url, Vec<u8>)> {
         let mut delay = policy.first_delay;
         let mut attempt = 1;
         loop {
-            let err = match self.get_once(url, range) {
+            let err = match self.get(url, range, limit, what) {
                 Ok(ok) => return Ok(ok),
                 Err(e) => e,
             };
-            let retriable = match &err {
-                LucidError::Unreachable { .. } => true,
-                LucidError::HttpStatus { status, .. } => {
-                    *status == 404 || *status == 429 || *status >= 500
-                }
-                _ => false,
-            };
-            if !retriable || attempt >= policy.attempts {
-                return Err(match err {
-                    LucidError::HttpStatus { url, status, .. } => LucidError::HttpStatus {
-                        url,
-                        status,
-                        attempts: attempt,
-                    },
-                    other => other,
-                });
+            if !err.is_transient() || attempt >= policy.attempts {
+                return Err(err.with_attempts(attempt));
             }
             warn!(
-                "{what} {url}: {}; retrying in {:.1}s (attempt {}/{})",
-                short_reason(&err),
+                "{what} {}: {}; retrying in {:.1}s (attempt {}/{})",
+                Redacted::url(url),
+                err.short_reason(),
                 delay.as_secs_f64(),
                 attempt + 1,
                 policy.attempts
             );
-            std::thread::sleep(delay);
+            self.sleep_until(Instant::now() + delay)?;
             delay = (delay * 2).min(policy.max_delay);
             attempt += 1;
         }
     }
 
-    fn get_once(&self, url: &Url, range: Option<&ByteRange>) -> Result<(Url, Vec<u8>)> {
+    /// One GET. The body is read in chunks, so a body over `limit` (or an endless one)
+    /// fails as soon as it passes the cap, and a stop request is seen between chunks.
+    pub fn get(
+        &self,
+        url: &Url,
+        range: Option<&ByteRange>,
+        limit: u64,
+        what: &'static str,
+    ) -> Result<(Url, Vec<u8>)> {
+        if self.stopped() {
+            return Err(HlsError::Stopped);
+        }
         let mut req = self.http.get(url.clone());
         if let Some(r) = range {
+            // Offsets were filled in and checked by `playlist::check_media`.
             let start = r.offset.unwrap_or(0);
-            let end = start + r.length.saturating_sub(1);
+            let end = start.saturating_add(r.length.saturating_sub(1));
             req = req.header(reqwest::header::RANGE, format!("bytes={start}-{end}"));
         }
-        let unreachable = |e: reqwest::Error| LucidError::Unreachable {
-            url: url.to_string(),
+        let unreachable = |e: reqwest::Error| HlsError::Unreachable {
+            url: Redacted::url(url),
             reason: root_cause(&e),
+            source: Some(Box::new(e.without_url())),
         };
-        let resp = req.send().map_err(unreachable)?;
+        let mut resp = req.send().map_err(unreachable)?;
         let status = resp.status();
         if !status.is_success() {
-            return Err(LucidError::HttpStatus {
-                url: url.to_string(),
+            return Err(HlsError::HttpStatus {
+                url: Redacted::url(url),
                 status: status.as_u16(),
                 attempts: 1,
             });
         }
         let final_url = resp.url().clone();
-        let body = resp.bytes().map_err(unreachable)?;
-        Ok((final_url, body.to_vec()))
-    }
-}
-
-/// Errors a stream gives before it is live (or while it is between sessions).
-fn not_live_yet(err: &LucidError) -> bool {
-    match err {
-        LucidError::HttpStatus { status, .. } => *status == 404 || *status == 429 || *status >= 500,
-        LucidError::NotAPlaylist { reason, .. } => {
-            reason.to_lowercase().contains("stream open failed")
+        let too_large = || HlsError::TooLarge {
+            url: Redacted::url(&final_url),
+            what,
+            limit,
+        };
+        if resp.content_length().is_some_and(|n| n > limit) {
+            return Err(too_large());
         }
-        _ => false,
-    }
-}
-
-fn short_reason(err: &LucidError) -> String {
-    match err {
-        LucidError::HttpStatus { status, .. } => format!("HTTP {status}"),
-        LucidError::Unreachable { reason, .. } => reason.clone(),
-        other => other.to_string(),
+        let mut body = Vec::with_capacity(resp.content_length().unwrap_or(0) as usize);
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            if self.stopped() {
+                return Err(HlsError::Stopped);
+            }
+            let n = match resp.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(HlsError::Unreachable {
+                        url: Redacted::url(url),
+                        reason: io_cause(&e),
+                        source: Some(Box::new(e)),
+                    });
+                }
+            };
+            if body.len() as u64 + n as u64 > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&buf[..n]);
+        }
+        Ok((final_url, body))
     }
 }
 
 /// reqwest wraps the useful part ("Connection refused") several errors deep.
-fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+fn root_cause(err: &reqwest::Error) -> String {
+    if err.is_timeout() {
+        return "timed out".to_string();
+    }
     let mut msg = err.to_string();
-    let mut cur = err.source();
+    let mut cur = std::error::Error::source(err);
     while let Some(e) = cur {
         msg = e.to_string();
         cur = e.source();
     }
-    if err.to_string().contains("timed out") || msg.contains("timed out") {
+    crate::redact::redact_text(&msg).into_owned()
+}
+
+fn io_cause(err: &std::io::Error) -> String {
+    if err.kind() == std::io::ErrorKind::TimedOut {
         return "timed out".to_string();
     }
-    msg
+    let mut msg = err.to_string();
+    let mut cur = std::error::Error::source(err);
+    while let Some(e) = cur {
+        msg = e.to_string();
+        cur = e.source();
+    }
+    if msg.contains("timed out") {
+        return "timed out".to_string();
+    }
+    crate::redact::redact_text(&msg).into_owned()
 }
 
 fn check_encryption(url: &Url, media: &MediaPlaylist) -> Result<()> {
@@ -486,8 +538,8 @@ fn check_encryption(url: &Url, media: &MediaPlaylist) -> Result<()> {
         if let Some(key) = &seg.key
             && key.method != KeyMethod::None
         {
-            return Err(LucidError::Unplayable {
-                source_name: url.to_string(),
+            return Err(HlsError::Unplayable {
+                url: Redacted::url(url),
                 reason: format!("encrypted HLS ({:?}) is not supported", key.method),
             });
         }
@@ -495,7 +547,7 @@ fn check_encryption(url: &Url, media: &MediaPlaylist) -> Result<()> {
     Ok(())
 }
 
-/// The init segment a media segment depends on: URI plus optional byte range.
+/// The init segment a media segment depends on: URI plus its byte range.
 type MapKey = (Url, Option<(u64, Option<u64>)>);
 
 struct NetworkThread {
@@ -506,98 +558,77 @@ struct NetworkThread {
     wait: Duration,
     /// Set when a reconnect switched to another media playlist (a new timeline).
     reconnected: bool,
+    /// The rendition's declared bandwidth, for the segment size cap.
+    bandwidth: Option<u64>,
     url: Url,
     tx: Sender<Chunk>,
-    stop: Arc<AtomicBool>,
     /// Where a fatal error is left for the decoder to report.
     failure: FailureSlot,
     loaded_map: Option<MapKey>,
     /// False until the first media segment went out (a break before it means nothing).
     sent_any: bool,
     edge: LiveEdge,
-    /// Stream time at the end of the last segment sent (skipped segments do not count:
-    /// the decoder carries time on across a break).
+    /// Stream time at the end of the last segment sent, gaps included (skipped segments
+    /// do not count: the decoder carries time on across a break).
     sent_end: Duration,
+    /// Gap time not yet announced to the decoder (sent with the next break).
+    pending_gap: Duration,
 }
 
 impl NetworkThread {
     fn run(mut self, first: MediaPlaylist) {
-        if let Err(e) = self.play(first) {
-            warn!("HLS stream stopped: {e}");
-            if let Ok(mut slot) = self.failure.lock() {
-                *slot = Some(e);
+        match self.play(first) {
+            Ok(()) | Err(HlsError::Stopped) => {}
+            Err(e) => {
+                warn!("HLS stream stopped: {e}");
+                if let Ok(mut slot) = self.failure.lock() {
+                    *slot = Some(e);
+                }
             }
         }
         // Dropping `tx` ends the decoder's input.
     }
 
-    fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
-    }
-
     fn play(&mut self, mut media: MediaPlaylist) -> Result<()> {
-        let mut next_seq = media.media_sequence + playlist::start_index(&media) as u64;
+        let mut window = LiveWindow::new(&media);
         let mut loaded_at = Instant::now();
-        let mut previous_first: Option<u64> = None;
         let mut last_new_segment = Instant::now();
         let mut in_outage = false;
         loop {
-            if self.stopped() {
-                return Ok(());
-            }
-            let first_seq = media.media_sequence;
-            let last_seq = first_seq + media.segments.len() as u64;
-            // A live window only moves forward; one that moved back (or far below where we
-            // are) belongs to a new session of the broadcaster (Livepeer restarts at 0).
-            let restarted = std::mem::take(&mut self.reconnected)
-                || previous_first.is_some_and(|p| first_seq < p)
-                || (next_seq > last_seq + 3 && !media.segments.is_empty());
-            previous_first = Some(first_seq);
-            let rebase = restarted || next_seq < first_seq;
-            if restarted {
-                info!("media sequence restarted at {first_seq}: new session, following it");
-                next_seq = first_seq + playlist::start_index(&media) as u64;
-                if !self.send_break()? {
-                    return Ok(());
+            let step = window.observe(&media, std::mem::take(&mut self.reconnected));
+            match step {
+                WindowStep::Restarted => {
+                    info!(
+                        "media sequence restarted at {}: new session, following it",
+                        media.media_sequence
+                    );
+                    self.send_break()?;
                 }
-            } else if next_seq < first_seq {
-                warn!(
-                    "fell {} segment(s) behind the live window; skipping ahead",
-                    first_seq - next_seq
-                );
-                next_seq = first_seq;
-                if !self.send_break()? {
-                    return Ok(());
+                WindowStep::Skipped(n) => {
+                    warn!("fell {n} segment(s) behind the live window; skipping ahead");
+                    self.send_break()?;
                 }
+                WindowStep::Continues => {}
             }
-            let unsent: f64 = media
-                .segments
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| media.media_sequence + *i as u64 >= next_seq)
-                .map(|(_, s)| s.duration as f64)
-                .sum();
+            let target = playlist::target_secs(&media);
             self.edge.update(
-                self.sent_end + Duration::from_secs_f64(unsent),
-                Duration::from_secs(media.target_duration.max(1)),
-                rebase,
+                self.sent_end + window.unsent(&media),
+                target,
+                step != WindowStep::Continues,
             );
-            let before = next_seq;
-            if !self.fetch_new_segments(&media, &mut next_seq)? {
-                return Ok(()); // the decoder went away
-            }
-            if media.end_list {
-                info!("playlist ended (ENDLIST)");
+            let before = window.next_seq();
+            self.fetch_new_segments(&media, &mut window)?;
+            if playlist::is_finite(&media) {
+                info!("playlist ended (ENDLIST or PLAYLIST-TYPE:VOD)");
                 return Ok(());
             }
-            let changed = next_seq != before;
-            let target = Duration::from_secs(media.target_duration.max(1));
+            let changed = window.next_seq() != before;
             if changed {
                 last_new_segment = Instant::now();
                 if std::mem::take(&mut in_outage) {
                     info!("stream resumed");
                 }
-            } else if last_new_segment.elapsed() > 3 * target {
+            } else if last_new_segment.elapsed() > target.saturating_mul(3) {
                 // An outage, not an end (that would say ENDLIST): the last frame stays up
                 // while we look for the stream again, for up to --wait.
                 let silent = last_new_segment.elapsed();
@@ -608,8 +639,8 @@ impl NetworkThread {
                     );
                 }
                 if silent > self.outage_limit(target) {
-                    return Err(LucidError::Unplayable {
-                        source_name: self.entry.to_string(),
+                    return Err(HlsError::Unplayable {
+                        url: Redacted::url(&self.entry),
                         reason: format!("no new segment for {:.0}s", silent.as_secs_f64()),
                     });
                 }
@@ -620,24 +651,24 @@ impl NetworkThread {
                 }
             }
             let wake = loaded_at + playlist::reload_delay(&media, changed);
-            if !self.sleep_until(wake) {
-                return Ok(());
-            }
+            self.http.sleep_until(wake)?;
             loaded_at = Instant::now();
             media = self.reload(&media)?;
         }
     }
 
-    /// Queues a chunk for the decoder, waiting for room. False once the decoder is gone or
-    /// Lucid is stopping, so a full queue never hangs this thread.
-    fn send(&self, mut chunk: Chunk) -> bool {
+    /// Queues a chunk for the decoder, waiting for room. `Err(Stopped)` once the decoder
+    /// is gone or Lucid is stopping, so a full queue never hangs this thread.
+    fn send(&self, mut chunk: Chunk) -> Result<()> {
         loop {
-            match self.tx.send_timeout(chunk, Duration::from_millis(100)) {
-                Ok(()) => return true,
-                Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => return false,
+            match self.tx.send_timeout(chunk, STOP_POLL) {
+                Ok(()) => return Ok(()),
+                Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => {
+                    return Err(HlsError::Stopped);
+                }
                 Err(crossbeam_channel::SendTimeoutError::Timeout(back)) => {
-                    if self.stopped() {
-                        return false;
+                    if self.http.stopped() {
+                        return Err(HlsError::Stopped);
                     }
                     chunk = back;
                 }
@@ -645,94 +676,107 @@ impl NetworkThread {
         }
     }
 
-    /// Tells the decoder the timeline breaks here (a no-op before the first segment).
-    /// Fails only when the decoder is gone.
-    fn send_break(&mut self) -> Result<bool> {
+    /// Tells the decoder the timeline breaks here (a no-op before the first segment), with
+    /// any gap time that passed since the last segment.
+    fn send_break(&mut self) -> Result<()> {
         if !self.sent_any {
-            return Ok(true);
+            return Ok(());
         }
         self.sent_any = false;
         // A new demuxer needs the init segment again.
         self.loaded_map = None;
-        Ok(self.send(Chunk::Break))
+        let gap = std::mem::take(&mut self.pending_gap);
+        self.send(Chunk::Break { gap })
     }
 
-    /// Sends every segment from `next_seq` on. Returns false when the decoder is gone.
-    fn fetch_new_segments(&mut self, media: &MediaPlaylist, next_seq: &mut u64) -> Result<bool> {
+    /// Sends every segment not sent yet. GAP segments are never fetched: their time is
+    /// passed on with the next break, so the picture holds for as long as they last.
+    fn fetch_new_segments(&mut self, media: &MediaPlaylist, window: &mut LiveWindow) -> Result<()> {
         let mut map: Option<MapKey> = None;
-        for (i, seg) in media.segments.iter().enumerate() {
-            // EXT-X-MAP applies to every following segment until the next one.
-            if let Some(m) = &seg.map {
-                map = Some((
-                    playlist::resolve(&self.url, &m.uri)?,
-                    m.byte_range.as_ref().map(|r| (r.length, r.offset)),
-                ));
+        let pending: Vec<(u64, usize)> = window.pending(media).map(|(q, i, _)| (q, i)).collect();
+        // EXT-X-MAP applies to every following segment until the next one, so the map in
+        // force is found from the start of the playlist.
+        let mut map_at = 0;
+        for (seq, i) in pending {
+            for seg in &media.segments[map_at..=i] {
+                if let Some(m) = &seg.map {
+                    map = Some((
+                        playlist::resolve(&self.url, &m.uri)?,
+                        m.byte_range.as_ref().map(|r| (r.length, r.offset)),
+                    ));
+                }
             }
-            let seq = media.media_sequence + i as u64;
-            if seq < *next_seq {
+            map_at = i + 1;
+            let seg = &media.segments[i];
+            let duration = playlist::segment_secs(seg);
+            window.advance_past(seq);
+            if self.http.stopped() {
+                return Err(HlsError::Stopped);
+            }
+            if playlist::is_gap(seg) {
+                debug!("segment {seq} is a gap ({:.1}s)", duration.as_secs_f64());
+                self.pending_gap += duration;
+                self.sent_end += duration;
                 continue;
             }
-            if self.stopped() {
-                return Ok(false);
+            if seg.discontinuity || !self.pending_gap.is_zero() {
+                self.send_break()?;
+                self.pending_gap = Duration::ZERO;
             }
-            if seg.discontinuity && !self.send_break()? {
-                return Ok(false);
-            }
+            let limit = playlist::segment_limit(self.bandwidth, duration);
             if map.is_some() && map != self.loaded_map {
                 let (uri, range) = map.clone().expect("checked above");
                 let range = range.map(|(length, offset)| ByteRange { length, offset });
-                let (_, init) = self.http.get_range(
+                let (_, init) = self.http.get_retrying(
                     &uri,
                     range.as_ref(),
+                    limit,
                     RetryPolicy::STARTUP,
                     "init segment",
                 )?;
-                if !self.send(Chunk::Data(init)) {
-                    return Ok(false);
-                }
+                self.send(Chunk::Data(init))?;
                 self.loaded_map = map.clone();
             }
             let uri = playlist::resolve(&self.url, &seg.uri)?;
-            match self.http.get_range(
+            match self.http.get_retrying(
                 &uri,
                 seg.byte_range.as_ref(),
+                limit,
                 RetryPolicy::SEGMENT,
                 "segment",
             ) {
                 Ok((_, bytes)) => {
                     debug!("segment {seq}: {} bytes", bytes.len());
-                    if !self.send(Chunk::Data(bytes)) {
-                        return Ok(false);
-                    }
+                    self.send(Chunk::Data(bytes))?;
                     self.sent_any = true;
-                    self.sent_end += Duration::from_secs_f64(seg.duration.max(0.0) as f64);
+                    self.sent_end += duration;
                 }
+                Err(HlsError::Stopped) => return Err(HlsError::Stopped),
                 Err(e) => {
                     warn!("skipping segment {seq}: {e}");
-                    self.edge
-                        .shift_back(Duration::from_secs_f64(seg.duration.max(0.0) as f64));
+                    self.edge.shift_back(duration);
                     // What follows is later than what came before: a new timeline.
-                    if !self.send_break()? {
-                        return Ok(false);
-                    }
+                    self.send_break()?;
                 }
             }
-            *next_seq = seq + 1;
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Starts over from the user's URL (the master may now point at another media playlist,
     /// as after a broadcaster reconnect). Returns the new playlist when it is another one,
     /// or the same one restarted.
     fn try_reconnect(&mut self, current: &MediaPlaylist) -> Option<MediaPlaylist> {
-        let (_, url, media) = self.http.resolve_media(&self.entry).ok()?;
+        let (rendition, url, media) = self.http.resolve_media(&self.entry).ok()?;
         let switched = url != self.url || media.media_sequence < current.media_sequence;
         if !switched || media.segments.is_empty() {
             return None;
         }
-        info!("reconnected: {url}");
+        info!("reconnected: {}", Redacted::url(&url));
         self.url = url;
+        if let Some(r) = rendition {
+            self.bandwidth = Some(r.bandwidth);
+        }
         self.reconnected = true;
         Some(media)
     }
@@ -741,16 +785,17 @@ impl NetworkThread {
     /// reconnecting from the user's URL; a playlist that stays unreachable for --wait (and
     /// at least six target durations) ends the stream with an error.
     fn reload(&mut self, previous: &MediaPlaylist) -> Result<MediaPlaylist> {
-        let target = Duration::from_secs(previous.target_duration.max(1));
+        let target = playlist::target_secs(previous);
         let give_up = self.outage_limit(target);
         let started = Instant::now();
         let mut delay = Duration::from_millis(500);
         loop {
             match self.http.get_media(&self.url).map(|(_, m)| m) {
                 Ok(m) => return Ok(m),
+                Err(HlsError::Stopped) => return Err(HlsError::Stopped),
                 Err(e) if started.elapsed() >= give_up => return Err(e),
                 Err(_)
-                    if started.elapsed() > 3 * target
+                    if started.elapsed() > target.saturating_mul(3)
                         && let Some(m) = self.try_reconnect(previous) =>
                 {
                     return Ok(m);
@@ -758,12 +803,10 @@ impl NetworkThread {
                 Err(e) => {
                     warn!(
                         "reloading playlist: {}; retrying in {:.1}s",
-                        short_reason(&e),
+                        e.short_reason(),
                         delay.as_secs_f64()
                     );
-                    if !self.sleep_until(Instant::now() + delay) {
-                        return Err(e);
-                    }
+                    self.http.sleep_until(Instant::now() + delay)?;
                     delay = (delay * 2).min(Duration::from_secs(4));
                 }
             }
@@ -773,20 +816,6 @@ impl NetworkThread {
     /// How long a live stream may go without new segments (or without a playlist) before
     /// it counts as gone: --wait, and never less than six target durations.
     fn outage_limit(&self, target: Duration) -> Duration {
-        self.wait.max(6 * target)
-    }
-
-    /// Sleeps in short steps so a stop request is seen quickly. False when stopped.
-    fn sleep_until(&self, deadline: Instant) -> bool {
-        loop {
-            if self.stopped() {
-                return false;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return true;
-            }
-            std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
-        }
+        self.wait.max(target.saturating_mul(6))
     }
 }

@@ -2,7 +2,9 @@
 //! stream that feeds segment bytes to the decode thread through a bounded channel.
 
 mod client;
+mod error;
 pub mod playlist;
 
-pub use client::{Chunk, HlsSource, HlsStream, LiveEdge, RetryPolicy, SegmentReader};
+pub use client::{Chunk, HlsSource, HlsStream, LiveEdge, RetryPolicy, STOP_POLL, SegmentReader};
+pub use error::HlsError;
 pub use playlist::Rendition;
