@@ -211,8 +211,8 @@ fn check_display() -> Result<()> {
         )),
         Some(d) if wayland || x11_reachable(&d) => Ok(()),
         Some(d) => Err(LucidError::Render(format!(
-            "cannot open a window: the display server {d} is not reachable; check DISPLAY, \
-             or run headless with --no-preview"
+            "cannot open a window: the display server is not reachable (DISPLAY={d}); check \
+             DISPLAY, or run headless with --no-preview"
         ))),
     }
 }

@@ -355,6 +355,9 @@ struct VideoDecoder {
     scaler: Option<(ScalerKey, ff::software::scaling::Context)>,
     /// True once "scaled down" was logged.
     scaled_down: bool,
+    /// Test hook for crash handling: panic after this many frames
+    /// (`LUCID_TEST_PANIC_AFTER_FRAMES`), to check that a panic still finalizes outputs.
+    panic_after: Option<u64>,
     first_ts: Option<i64>,
     /// Presentation time of the current timeline's first frame (breaks keep time going).
     pts_base: Duration,
@@ -407,6 +410,9 @@ impl VideoDecoder {
             frame_rate: rate,
             scaler: None,
             scaled_down: false,
+            panic_after: std::env::var("LUCID_TEST_PANIC_AFTER_FRAMES")
+                .ok()
+                .and_then(|v| v.parse().ok()),
             first_ts: None,
             pts_base: Duration::ZERO,
             last_pts: Duration::ZERO,
@@ -586,6 +592,9 @@ impl VideoDecoder {
                 },
                 _ => self.pack(decoded)?,
             };
+            if self.panic_after.is_some_and(|n| self.index > n) {
+                panic!("LUCID_TEST_PANIC_AFTER_FRAMES reached: a deliberate panic");
+            }
             if !tx.send(frame) {
                 return Ok(false);
             }

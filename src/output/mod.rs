@@ -376,14 +376,9 @@ fn request_readbacks(
     mut presented: MessageReader<FramePresented>,
     canvas: Option<Res<OutputCanvas>>,
     sink: Res<FrameSink>,
-    lifecycle: Res<Lifecycle>,
 ) {
     let Some(canvas) = canvas else { return };
     for ev in presented.read() {
-        // Once stopping, no new readbacks: the ones in flight are drained, then Lucid exits.
-        if lifecycle.stopping() {
-            continue;
-        }
         sink.pending.fetch_add(1, Ordering::SeqCst);
         commands
             .spawn((

@@ -78,7 +78,23 @@ impl Origin {
                         ),
                     None => {
                         let file = dir.join(path.trim_start_matches('/'));
+                        // `Range: bytes=a-b` (EXT-X-BYTERANGE) gets those bytes.
+                        let range = req
+                            .headers()
+                            .iter()
+                            .find(|h| h.field.equiv("Range"))
+                            .and_then(|h| {
+                                let v = h.value.as_str().strip_prefix("bytes=")?.to_string();
+                                let (a, b) = v.split_once('-')?;
+                                Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?))
+                            });
                         match std::fs::read(&file) {
+                            Ok(body) if !path.contains("..") && range.is_some() => {
+                                let (a, b) = range.unwrap();
+                                let part =
+                                    body[a.min(body.len())..(b + 1).min(body.len())].to_vec();
+                                tiny_http::Response::from_data(part).with_status_code(206)
+                            }
                             Ok(body) if !path.contains("..") => {
                                 let ct = if path.ends_with(".m3u8") {
                                     "application/vnd.apple.mpegurl"
@@ -363,7 +379,12 @@ pub fn read_marker(luma: &[u8], stride: usize, width: u32, height: u32) -> u64 {
 
 /// The lucid binary built for these tests.
 pub fn lucid() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lucid"));
+    // LUCID_TEST_BIN runs the suite against another build (an older one, to check that a
+    // new test fails there).
+    let bin = std::env::var_os("LUCID_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lucid")));
+    let mut cmd = Command::new(bin);
     // Tests never see the user's own effects or presets.
     cmd.env("RUST_LOG", "info")
         .env("XDG_CONFIG_HOME", "/nonexistent/lucid-test-config")

@@ -1,0 +1,751 @@
+//! Hostile input, hard stops and the error model (issue 8): crafted playlists and segments
+//! from real HTTP servers on 127.0.0.1, signals in every waiting state, crashes and kills
+//! during a recording, outputs that stall, files that must not be destroyed, effect
+//! folders with traps, credentials that must not be printed, and HLS as real servers
+//! write it.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const LIMIT: Duration = Duration::from_secs(90);
+
+/// One `error:` line containing `needle`, the exit code, and no panic text.
+fn assert_error(out: &std::process::Output, code: i32, needle: &str) {
+    let err = stderr_of(out);
+    assert_eq!(out.status.code(), Some(code), "exit code; stderr:\n{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "exactly one error line; stderr:\n{err}");
+    assert!(
+        errors[0].contains(needle),
+        "{needle:?} not in {:?}",
+        errors[0]
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// A directory served over HTTP with `files` in it.
+fn serve(files: &[(&str, &[u8])]) -> (tempfile::TempDir, Origin) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, body) in files {
+        std::fs::write(dir.path().join(name), body).unwrap();
+    }
+    let origin = Origin::serve(dir.path());
+    (dir, origin)
+}
+
+/// Marked 320x180 video cut into 1 s MPEG-TS segments (a finished VOD), in `dir`.
+fn vod_segments(dir: &Path, seconds: u32) -> Vec<String> {
+    support::scripted::make_segments(dir, "v", 0, 640, 360, seconds)
+        .into_iter()
+        .map(|e| e.file.file_name().unwrap().to_string_lossy().to_string())
+        .collect()
+}
+
+fn last_stats(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).expect("stats file");
+    serde_json::from_str(text.lines().last().expect("a stats line")).unwrap()
+}
+
+// 1. Playlist values are data, not trust.
+
+#[test]
+fn absurd_playlist_numbers_are_clear_errors_not_panics() {
+    let cases: [(&str, &str); 3] = [
+        (
+            "#EXTM3U\n#EXT-X-TARGETDURATION:18446744073709551615\n#EXTINF:2,\na.ts\n",
+            "TARGETDURATION",
+        ),
+        (
+            "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:18446744073709551614\n\
+             #EXTINF:2,\na.ts\n#EXTINF:2,\nb.ts\n",
+            "MEDIA-SEQUENCE",
+        ),
+        (
+            "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\n\
+             #EXT-X-BYTERANGE:1000@18446744073709551000\na.ts\n",
+            "BYTERANGE",
+        ),
+    ];
+    for (text, needle) in cases {
+        let (_dir, origin) = serve(&[("x.m3u8", text.as_bytes())]);
+        let out = run_with_limit(
+            lucid().args([
+                "--no-preview",
+                "--wait",
+                "2",
+                "--url",
+                &origin.url("x.m3u8"),
+            ]),
+            LIMIT,
+        );
+        assert_error(&out, 5, needle);
+    }
+}
+
+// 2. Size caps.
+
+#[test]
+fn an_endless_playlist_body_is_cut_off_at_its_cap() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let server = std::thread::spawn(move || {
+        listener.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !s.load(Ordering::Relaxed) && Instant::now() < deadline {
+            let Ok((mut conn, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            conn.set_nonblocking(false).unwrap();
+            let mut line = String::new();
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let _ = conn.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.apple.mpegurl\r\n\r\n#EXTM3U\n",
+            );
+            // At most 1 GiB, then the connection closes: bounded even if Lucid never stops.
+            let chunk = "#EXT-X-PADDING:xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n".repeat(1024);
+            for _ in 0..(1 << 30) / chunk.len() {
+                if s.load(Ordering::Relaxed) || conn.write_all(chunk.as_bytes()).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let started = Instant::now();
+    let out = run_with_limit(
+        lucid().args([
+            "--no-preview",
+            "--wait",
+            "2",
+            "--url",
+            &format!("http://127.0.0.1:{port}/endless.m3u8"),
+        ]),
+        LIMIT,
+    );
+    stop.store(true, Ordering::Relaxed);
+    server.join().unwrap();
+    assert_error(&out, 5, "larger than 4194304 bytes");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+// 3. FFmpeg opens only what Lucid means.
+
+#[test]
+fn a_segment_that_is_a_playlist_opens_nothing_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::serve(dir.path());
+    let bait = format!(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\n{}\n#EXT-X-ENDLIST\n",
+        origin.url("bait.ts")
+    );
+    std::fs::write(dir.path().join("seg.ts"), bait).unwrap();
+    std::fs::write(
+        dir.path().join("media.m3u8"),
+        "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nseg.ts\n#EXT-X-ENDLIST\n",
+    )
+    .unwrap();
+    let out = run_with_limit(
+        lucid().args(["--no-preview", "--url", &origin.url("media.m3u8")]),
+        LIMIT,
+    );
+    let requests = origin.requests.lock().unwrap().clone();
+    assert!(
+        !requests.iter().any(|r| r.contains("bait")),
+        "the segment's own playlist was followed: {requests:?}\n{}",
+        stderr_of(&out)
+    );
+    assert_error(&out, 5, "could not be demuxed");
+}
+
+// 4. Video sizes.
+
+#[test]
+fn video_beyond_the_texture_limit_is_scaled_down_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("wide.nut");
+    let made = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
+        .arg("testsrc2=size=16448x16:rate=30")
+        .args(["-frames:v", "3", "-c:v", "rawvideo", "-pix_fmt", "yuv420p"])
+        .arg(&clip)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let out = run_with_limit(
+        lucid()
+            .args(["--no-preview", "--pipe", "y4m", "--url"])
+            .arg(&clip),
+        LIMIT,
+    );
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    let y4m = Y4m::parse(&out.stdout);
+    assert_eq!((y4m.width, y4m.height), (8192, 8), "{err}");
+    assert_eq!(y4m.frames.len(), 3);
+    assert_eq!(
+        err.matches("scaling it to 8192x8").count(),
+        1,
+        "said once: {err}"
+    );
+}
+
+// 5. Panics end cleanly; recordings survive a kill.
+
+#[test]
+fn a_panic_still_finalizes_the_recording_and_exits_70() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("crash.mp4");
+    let out = run_with_limit(
+        lucid()
+            .env("LUCID_TEST_PANIC_AFTER_FRAMES", "45")
+            .args(["--no-preview", "--record"])
+            .arg(&file),
+        LIMIT,
+    );
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(70), "{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(
+        errors[0].contains("internal error in thread lucid-decode"),
+        "{err}"
+    );
+    let mut frames = 0;
+    decode_file(&file, |_| frames += 1);
+    assert!(frames >= 30, "{frames} frames in the recording; {err}");
+}
+
+#[test]
+fn a_recording_killed_with_sigkill_still_plays() {
+    for name in ["killed.mp4", "killed.mkv"] {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(name);
+        let mut child = lucid()
+            .args(["--no-preview", "--record"])
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Long enough for a few one-second fragments on a loaded machine.
+        std::thread::sleep(Duration::from_secs(6));
+        send_signal(child.id(), "KILL");
+        wait_with_limit(&mut child, Duration::from_secs(10));
+        let (_, _, markers) = file_markers(&file);
+        assert!(
+            markers.len() >= 30,
+            "{name}: {} frames survived",
+            markers.len()
+        );
+        assert_in_order(&markers);
+    }
+}
+
+// 6. Stops are prompt.
+
+/// Starts `cmd`, lets it reach its state for `settle`, sends SIGTERM and returns how long
+/// it took to exit and how.
+fn stop_after(cmd: &mut Command, settle: Duration) -> (Duration, std::process::ExitStatus, String) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = collect_stderr(&mut child);
+    std::thread::sleep(settle);
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still running before the signal"
+    );
+    let sent = Instant::now();
+    send_signal(child.id(), "TERM");
+    let status = wait_with_limit(&mut child, Duration::from_secs(20));
+    (sent.elapsed(), status, log.join().unwrap())
+}
+
+fn assert_prompt(label: &str, (took, status, log): (Duration, std::process::ExitStatus, String)) {
+    assert!(
+        took <= Duration::from_millis(1000),
+        "{label}: SIGTERM took {took:?}\n{log}"
+    );
+    assert!(status.success(), "{label}: {status}\n{log}");
+}
+
+#[test]
+fn sigterm_ends_lucid_within_a_second_in_every_waiting_state() {
+    // Connecting: a server that accepts and never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://127.0.0.1:{}/x.m3u8",
+        silent.local_addr().unwrap().port()
+    );
+    assert_prompt(
+        "connecting",
+        stop_after(
+            lucid().args(["--no-preview", "--url", &url]),
+            Duration::from_secs(2),
+        ),
+    );
+    // Waiting for a stream that is not live yet (404), between polls.
+    let (_dir, origin) = serve(&[]);
+    assert_prompt(
+        "waiting",
+        stop_after(
+            lucid().args(["--no-preview", "--url", &origin.url("none.m3u8")]),
+            Duration::from_secs(3),
+        ),
+    );
+    // A segment body streaming slowly: one byte every 100 ms.
+    let slow = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = slow.local_addr().unwrap().port();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let server = std::thread::spawn(move || {
+        slow.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !s.load(Ordering::Relaxed) && Instant::now() < deadline {
+            let Ok((mut conn, _)) = slow.accept() else {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            conn.set_nonblocking(false).unwrap();
+            let mut req = [0u8; 2048];
+            let n = conn.read(&mut req).unwrap_or(0);
+            let req = String::from_utf8_lossy(&req[..n]).to_string();
+            if req.contains(".m3u8") {
+                let body = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\nslow.ts\n";
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                continue;
+            }
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n");
+            while !s.load(Ordering::Relaxed) && Instant::now() < deadline {
+                if conn.write_all(&[0x47]).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}/live.m3u8");
+    assert_prompt(
+        "segment streaming",
+        stop_after(
+            lucid().args(["--no-preview", "--url", &url]),
+            Duration::from_secs(3),
+        ),
+    );
+    stop.store(true, Ordering::Relaxed);
+    server.join().unwrap();
+    // A --stats-json FIFO that nobody reads, while recording the test pattern.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("stats.fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let file = dir.path().join("fifo.mp4");
+    let result = stop_after(
+        lucid()
+            .args(["--no-preview", "--stats-json"])
+            .arg(&fifo)
+            .arg("--record")
+            .arg(&file),
+        Duration::from_secs(4),
+    );
+    assert_prompt("blocked stats file", result);
+    let mut frames = 0;
+    decode_file(&file, |_| frames += 1);
+    assert!(frames > 0, "the recording was finalized");
+}
+
+#[test]
+fn a_second_signal_exits_at_once_with_130() {
+    let (_dir, origin) = serve(&[]);
+    let mut child = lucid()
+        .args(["--no-preview", "--url", &origin.url("none.m3u8")])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    send_signal(child.id(), "INT");
+    send_signal(child.id(), "INT");
+    let status = wait_with_limit(&mut child, Duration::from_secs(10));
+    // The first may already have ended it cleanly; a second one that lands exits 130.
+    assert!(status.code() == Some(130) || status.success(), "{status}");
+}
+
+// 7. Outputs don't hold each other.
+
+#[test]
+fn a_stalled_pipe_reader_costs_the_recording_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rec.mp4");
+    let stats = dir.path().join("stats.jsonl");
+    // stdout is a pipe nobody reads: it fills after the first frames.
+    let mut child = lucid()
+        .args([
+            "--no-preview",
+            "--pipe",
+            "y4m",
+            "--duration",
+            "3",
+            "--stats-json",
+        ])
+        .arg(&stats)
+        .arg("--record")
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = collect_stderr(&mut child);
+    let _unread = child.stdout.take();
+    let status = wait_with_limit(&mut child, Duration::from_secs(30));
+    let log = log.join().unwrap();
+    assert!(status.success(), "{log}");
+    let (_, _, markers) = file_markers(&file);
+    assert!(
+        markers.len() >= 85,
+        "{} frames recorded\n{log}",
+        markers.len()
+    );
+    assert_eq!(
+        assert_in_order(&markers),
+        0,
+        "no frame lost in the recording"
+    );
+    let last = last_stats(&stats);
+    assert_eq!(last["outputs"]["record"]["dropped"], 0, "{last}");
+    assert!(
+        last["outputs"]["pipe"]["dropped"].as_u64().unwrap() > 0,
+        "{last}"
+    );
+}
+
+// 8. Files.
+
+#[test]
+fn record_never_destroys_a_file_and_creates_nothing_before_the_stream_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let existing = dir.path().join("last-night.mp4");
+    std::fs::write(&existing, b"the only copy").unwrap();
+    let out = run_with_limit(
+        lucid()
+            .args(["--no-preview", "--duration", "1", "--record"])
+            .arg(&existing),
+        LIMIT,
+    );
+    assert_error(&out, 7, "pass --overwrite");
+    assert_eq!(std::fs::read(&existing).unwrap(), b"the only copy");
+    let out = run_with_limit(
+        lucid()
+            .args(["--no-preview", "--duration", "1", "--overwrite", "--record"])
+            .arg(&existing),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let mut frames = 0;
+    decode_file(&existing, |_| frames += 1);
+    assert!(frames > 10);
+    // A stream that never opens leaves no file behind.
+    let (_d, origin) = serve(&[]);
+    let never = dir.path().join("never.mp4");
+    let out = run_with_limit(
+        lucid()
+            .args([
+                "--no-preview",
+                "--wait",
+                "1",
+                "--url",
+                &origin.url("none.m3u8"),
+                "--record",
+            ])
+            .arg(&never),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
+    assert!(
+        !never.exists(),
+        "nothing is created before the stream opens"
+    );
+    // `pipe:1.mkv` is a file name, not FFmpeg's stdout.
+    let out = run_with_limit(
+        lucid().current_dir(dir.path()).args([
+            "--no-preview",
+            "--duration",
+            "1",
+            "--record",
+            "pipe:1.mkv",
+        ]),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(out.stdout.is_empty(), "nothing on stdout");
+    assert!(dir.path().join("pipe:1.mkv").metadata().unwrap().len() > 1000);
+}
+
+// 9. Effects folder.
+
+#[test]
+fn an_effects_folder_with_a_fifo_and_dev_zero_does_not_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        Command::new("mkfifo")
+            .arg(dir.path().join("trap.wgsl"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.wgsl")).unwrap();
+    let out = run_with_limit(
+        lucid()
+            .arg("--list-effects")
+            .arg("--effects-dir")
+            .arg(dir.path()),
+        Duration::from_secs(20),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(text.contains("not a regular file"), "{text}");
+}
+
+// 10. Secrets stay out of logs.
+
+#[test]
+fn tokens_and_passwords_never_reach_logs_or_stats() {
+    let live = LiveOrigin::start(OriginOptions {
+        vod_seconds: Some(3.0),
+        ..OriginOptions::default()
+    });
+    // A segment that fails makes the client log the URLs it tried.
+    live.origin.fault("high_00001.ts", Fault::Status(404));
+    let dir = tempfile::tempdir().unwrap();
+    let stats = dir.path().join("stats.jsonl");
+    let url = format!(
+        "http://viewer:PASSWORD123@127.0.0.1:{}/master.m3u8?tkn=TOKEN456&jwt=JWT789&mTrack=0",
+        live.origin.port
+    );
+    let out = run_with_limit(
+        lucid()
+            .args([
+                "--no-preview",
+                "--url",
+                &url,
+                "--pipe",
+                "y4m",
+                "--stats-json",
+            ])
+            .arg(&stats),
+        LIMIT,
+    );
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("skipping segment"),
+        "the failure was logged: {err}"
+    );
+    let json = std::fs::read_to_string(&stats).unwrap();
+    for secret in ["PASSWORD123", "TOKEN456", "JWT789"] {
+        assert!(!err.contains(secret), "{secret} in the log:\n{err}");
+        assert!(!json.contains(secret), "{secret} in the stats:\n{json}");
+    }
+    assert!(json.contains("tkn=***"), "{json}");
+}
+
+// 11. HLS as the spec says.
+
+#[test]
+fn a_vod_playlist_without_endlist_plays_from_start_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let segs = vod_segments(dir.path(), 3);
+    let mut text = String::from(
+        "#EXTM3U\r\n#EXT-X-VERSION:3\r\n#EXT-X-TARGETDURATION:1\r\n#EXT-X-PLAYLIST-TYPE:VOD\r\n",
+    );
+    for s in &segs {
+        text.push_str(&format!("#EXTINF:1.000000,\r\n{s}?mTrack=0&jwt=x\r\n"));
+    }
+    std::fs::write(dir.path().join("vod.m3u8"), text).unwrap();
+    let origin = Origin::serve(dir.path());
+    let out = run_with_limit(
+        lucid().args([
+            "--no-preview",
+            "--wait",
+            "5",
+            "--pipe",
+            "y4m",
+            "--url",
+            &origin.url("vod.m3u8"),
+        ]),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let markers = Y4m::parse(&out.stdout).markers();
+    assert_eq!(markers.first(), Some(&0), "starts at the first segment");
+    assert_eq!(markers.len(), 90, "every frame of three segments");
+}
+
+#[test]
+fn gap_segments_are_never_fetched_and_hold_the_picture_without_a_stall() {
+    let dir = tempfile::tempdir().unwrap();
+    let segs = vod_segments(dir.path(), 3);
+    let mut text = String::from("#EXTM3U\n#EXT-X-VERSION:8\n#EXT-X-TARGETDURATION:1\n");
+    for (i, s) in segs.iter().enumerate() {
+        if i == 1 {
+            text.push_str("#EXT-X-GAP\n");
+        }
+        text.push_str(&format!("#EXTINF:1.000000,\n{s}\n"));
+    }
+    text.push_str("#EXT-X-ENDLIST\n");
+    std::fs::write(dir.path().join("gap.m3u8"), text).unwrap();
+    let origin = Origin::serve(dir.path());
+    let stats = dir.path().join("stats.jsonl");
+    let out = run_with_limit(
+        lucid()
+            .args([
+                "--no-preview",
+                "--pipe",
+                "y4m",
+                "--url",
+                &origin.url("gap.m3u8"),
+                "--stats-json",
+            ])
+            .arg(&stats),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let requests = origin.requests.lock().unwrap().clone();
+    assert!(
+        !requests.iter().any(|r| r.contains(&segs[1])),
+        "{requests:?}"
+    );
+    let markers = Y4m::parse(&out.stdout).markers();
+    assert!(
+        markers.contains(&29) && markers.contains(&60),
+        "{markers:?}"
+    );
+    assert!(!markers.iter().any(|m| (30..60).contains(m)), "{markers:?}");
+    assert_eq!(last_stats(&stats)["stalls"], 0);
+}
+
+#[test]
+fn byterange_without_offset_continues_after_the_previous_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let segs = vod_segments(dir.path(), 3);
+    // One file holding all three segments, addressed by byte ranges as RFC 8216 allows:
+    // the first with an offset, the others continuing where the previous one ended.
+    let mut all = Vec::new();
+    let mut text = String::from("#EXTM3U\n#EXT-X-VERSION:4\n#EXT-X-TARGETDURATION:1\n");
+    for (i, s) in segs.iter().enumerate() {
+        let bytes = std::fs::read(dir.path().join(s)).unwrap();
+        let range = if i == 0 {
+            format!("{}@0", bytes.len())
+        } else {
+            bytes.len().to_string()
+        };
+        text.push_str(&format!(
+            "#EXTINF:1.000000,\n#EXT-X-BYTERANGE:{range}\nall.ts\n"
+        ));
+        all.extend(bytes);
+    }
+    text.push_str("#EXT-X-ENDLIST\n");
+    std::fs::write(dir.path().join("all.ts"), all).unwrap();
+    std::fs::write(dir.path().join("ranges.m3u8"), text).unwrap();
+    let origin = Origin::serve(dir.path());
+    let out = run_with_limit(
+        lucid().args([
+            "--no-preview",
+            "--pipe",
+            "y4m",
+            "--url",
+            &origin.url("ranges.m3u8"),
+        ]),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let markers = Y4m::parse(&out.stdout).markers();
+    assert_eq!(markers, (0..90).collect::<Vec<_>>());
+}
+
+#[test]
+fn ext_x_error_text_is_shown() {
+    let text = "#EXTM3U\n#EXT-X-ERROR:Stream is offline (code 42)\n#EXT-X-TARGETDURATION:2\n";
+    let (_dir, origin) = serve(&[("err.m3u8", text.as_bytes())]);
+    let out = run_with_limit(
+        lucid().args([
+            "--no-preview",
+            "--wait",
+            "2",
+            "--url",
+            &origin.url("err.m3u8"),
+        ]),
+        LIMIT,
+    );
+    assert_error(&out, 5, "Stream is offline (code 42)");
+}
+
+// 13. Unsafe in one room.
+
+#[test]
+fn unsafe_code_lives_in_hwaccel_alone_with_a_safety_comment_each() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = vec![root.clone()];
+    let mut sources = Vec::new();
+    while let Some(p) = files.pop() {
+        if p.is_dir() {
+            files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            sources.push(p);
+        }
+    }
+    for path in sources {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if !code.contains("unsafe {") && !code.contains("unsafe{") {
+                continue;
+            }
+            assert!(
+                path.ends_with("decode/hwaccel.rs"),
+                "unsafe outside decode/hwaccel.rs: {}:{}",
+                path.display(),
+                i + 1
+            );
+            let before = &lines[i.saturating_sub(4)..i];
+            assert!(
+                before
+                    .iter()
+                    .any(|l| l.trim_start().starts_with("// SAFETY:"))
+                    || line.contains("// SAFETY:"),
+                "no SAFETY comment before {}:{}",
+                path.display(),
+                i + 1
+            );
+        }
+    }
+}
