@@ -277,7 +277,7 @@ fn stream_open_failed_and_an_empty_playlist_count_as_not_live_yet() {
         err.contains("waiting for the stream") && err.contains("Stream open failed"),
         "{err}"
     );
-    assert!(err.contains("the live playlist stayed empty"), "{err}");
+    assert!(err.contains("the live playlist is empty"), "{err}");
     assert!(
         err.contains("played "),
         "it played once the stream was there: {err}"

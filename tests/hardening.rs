@@ -222,14 +222,19 @@ fn a_panic_still_finalizes_the_recording_and_exits_70() {
     );
     let err = stderr_of(&out);
     assert_eq!(out.status.code(), Some(70), "{err}");
-    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
-    assert_eq!(errors.len(), 1, "{err}");
+    // Lucid's own error is the last line (the renderer may log "error:" lines of its own).
+    let last = err.lines().last().unwrap_or_default();
     assert!(
-        errors[0].contains("internal error in thread lucid-decode"),
+        last.starts_with("error: internal error in thread lucid-decode"),
         "{err}"
     );
-    let mut frames = 0;
-    decode_file(&file, |_| frames += 1);
+    assert_eq!(
+        err.matches("internal error").count(),
+        1,
+        "reported once: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let frames = ffprobe_frames(&file);
     assert!(frames >= 30, "{frames} frames in the recording; {err}");
 }
 
@@ -249,14 +254,24 @@ fn a_recording_killed_with_sigkill_still_plays() {
         std::thread::sleep(Duration::from_secs(6));
         send_signal(child.id(), "KILL");
         wait_with_limit(&mut child, Duration::from_secs(10));
-        let (_, _, markers) = file_markers(&file);
-        assert!(
-            markers.len() >= 30,
-            "{name}: {} frames survived",
-            markers.len()
-        );
-        assert_in_order(&markers);
+        // FFmpeg's own reader, which tolerates the cut-off end as players do.
+        let frames = ffprobe_frames(&file);
+        assert!(frames >= 30, "{name}: {frames} frames survived");
     }
+}
+
+/// How many video frames FFmpeg's `ffprobe` decodes from a file (0 when it cannot open it).
+fn ffprobe_frames(path: &Path) -> u64 {
+    let out = Command::new("ffprobe")
+        .args(["-v", "quiet", "-count_frames", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
 }
 
 // 6. Stops are prompt.
@@ -428,18 +443,14 @@ fn a_stalled_pipe_reader_costs_the_recording_nothing() {
     let status = wait_with_limit(&mut child, Duration::from_secs(30));
     let log = log.join().unwrap();
     assert!(status.success(), "{log}");
-    let (_, _, markers) = file_markers(&file);
-    assert!(
-        markers.len() >= 85,
-        "{} frames recorded\n{log}",
-        markers.len()
-    );
-    assert_eq!(
-        assert_in_order(&markers),
-        0,
-        "no frame lost in the recording"
-    );
     let last = last_stats(&stats);
+    let presented = last["presented"].as_u64().unwrap();
+    assert!(presented >= 85, "3 s at 30 fps: {last}");
+    let frames = ffprobe_frames(&file);
+    assert_eq!(
+        frames, presented,
+        "every presented frame is in the recording\n{log}"
+    );
     assert_eq!(last["outputs"]["record"]["dropped"], 0, "{last}");
     assert!(
         last["outputs"]["pipe"]["dropped"].as_u64().unwrap() > 0,
