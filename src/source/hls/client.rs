@@ -508,27 +508,24 @@ fn root_cause(err: &reqwest::Error) -> String {
     if err.is_timeout() {
         return "timed out".to_string();
     }
-    let mut msg = err.to_string();
-    let mut cur = std::error::Error::source(err);
-    while let Some(e) = cur {
-        msg = e.to_string();
-        cur = e.source();
-    }
-    crate::redact::redact_text(&msg).into_owned()
+    innermost(err)
 }
 
 fn io_cause(err: &std::io::Error) -> String {
-    if err.kind() == std::io::ErrorKind::TimedOut {
+    let msg = innermost(err);
+    if err.kind() == std::io::ErrorKind::TimedOut || msg.contains("timed out") {
         return "timed out".to_string();
     }
+    msg
+}
+
+/// The innermost cause's message, with any URL in it masked.
+fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
     let mut msg = err.to_string();
-    let mut cur = std::error::Error::source(err);
+    let mut cur = err.source();
     while let Some(e) = cur {
         msg = e.to_string();
         cur = e.source();
-    }
-    if msg.contains("timed out") {
-        return "timed out".to_string();
     }
     crate::redact::redact_text(&msg).into_owned()
 }
