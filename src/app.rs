@@ -82,7 +82,7 @@ pub fn run(args: Args) -> Result<()> {
     if args.no_preview {
         // Headless there is no slate to show: wait here, so bad input fails before the
         // renderer starts, with nothing but its one error line.
-        match wait_for_stream(&connected_rx, &lifecycle) {
+        match wait_for_open(&connected_rx, &lifecycle) {
             Ok(Some(decode)) => {
                 let (tx, rx) = crossbeam_channel::bounded(1);
                 let _ = tx.send(Ok(decode));
@@ -112,7 +112,7 @@ pub fn run(args: Args) -> Result<()> {
     let setup = std::panic::catch_unwind(AssertUnwindSafe(|| {
         let mut app = build_app(
             &args,
-            &source_name,
+            source_name.as_str(),
             &lifecycle,
             connected_rx,
             catalog,
@@ -181,7 +181,7 @@ fn finish_side_outputs(writer: &WriterSlot, stats: Option<StatsFile>) {
 
 /// Waits for the stream to open, looking at the stop flag between polls. `None` when Lucid
 /// was asked to stop first.
-fn wait_for_stream(
+fn wait_for_open(
     rx: &Receiver<Result<DecodeThread>>,
     lifecycle: &Lifecycle,
 ) -> Result<Option<DecodeThread>> {

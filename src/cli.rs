@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
+use crate::decode::frame::{MAX_TEXTURE_SIDE, even_side};
 use crate::error::{LucidError, Result};
 
 /// Lucid plays live AI-generated video (Daydream / Livepeer HLS, or any FFmpeg input)
@@ -132,10 +133,10 @@ impl Args {
     pub fn validate(&self) -> Result<()> {
         for (name, v) in [("--width", self.width), ("--height", self.height)] {
             if let Some(v) = v
-                && !(16..=8192).contains(&v)
+                && !(16..=MAX_TEXTURE_SIDE).contains(&v)
             {
                 return Err(LucidError::Usage(format!(
-                    "{name} must be between 16 and 8192 pixels, got {v}"
+                    "{name} must be between 16 and {MAX_TEXTURE_SIDE} pixels, got {v}"
                 )));
             }
         }
@@ -161,13 +162,10 @@ impl Args {
     }
 }
 
-/// The largest output side, given or derived (the same bound `--width`/`--height` have).
-pub const MAX_OUTPUT_SIDE: u32 = 8192;
-
 /// The size Lucid renders and records at: the user's `--width`/`--height`, with a missing
 /// side derived from the stream's aspect ratio, or the stream's own size. Sides are rounded
 /// to even numbers because 4:2:0 encoders and YUV4MPEG2 need them, and kept within
-/// 2..=[`MAX_OUTPUT_SIDE`] (a derived side of a very wide or tall stream included).
+/// 2..=[`MAX_TEXTURE_SIDE`] (a derived side of a very wide or tall stream included).
 pub fn output_size(width: Option<u32>, height: Option<u32>, stream: (u32, u32)) -> (u32, u32) {
     let (sw, sh) = (stream.0.max(1) as f64, stream.1.max(1) as f64);
     let (w, h) = match (width, height) {
@@ -176,14 +174,7 @@ pub fn output_size(width: Option<u32>, height: Option<u32>, stream: (u32, u32)) 
         (None, Some(h)) => (h as f64 * sw / sh, h as f64),
         (None, None) => (sw, sh),
     };
-    (even(w), even(h))
-}
-
-fn even(v: f64) -> u32 {
-    // `as` saturates (and maps NaN to 0), so the clamp sees every value.
-    ((v / 2.0).round() as u32)
-        .saturating_mul(2)
-        .clamp(2, MAX_OUTPUT_SIDE)
+    (even_side(w), even_side(h))
 }
 
 #[cfg(test)]

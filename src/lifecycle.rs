@@ -11,6 +11,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::error::LucidError;
 use bevy::prelude::Resource;
@@ -82,6 +83,19 @@ where
         .name(name.into())
         .spawn(body)
         .unwrap_or_else(|e| panic!("cannot start thread {name}: {e}"))
+}
+
+/// Waits for `handle`'s thread to end, up to `deadline`. True when it ended (and was
+/// joined); false when it is still running, and is then left behind.
+pub fn join_by(handle: JoinHandle<()>, deadline: Instant) -> bool {
+    while !handle.is_finished() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = handle.join();
+    true
 }
 
 thread_local! {

@@ -189,9 +189,8 @@ impl StatsFile {
             dropped,
         } = self;
         drop(tx);
-        let deadline = Instant::now() + STATS_FINISH_GRACE;
-        while !handle.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
+        if !crate::lifecycle::join_by(handle, Instant::now() + STATS_FINISH_GRACE) {
+            warn!("--stats-json: the file is not being read; leaving it behind");
         }
         let dropped = dropped.load(Ordering::Relaxed);
         if dropped > 0 {

@@ -51,6 +51,19 @@ pub fn chroma_size(width: u32, height: u32) -> (u32, u32) {
     (width.div_ceil(2), height.div_ceil(2))
 }
 
+/// The longest side of any texture Lucid makes (video planes, the output canvas). 8192 is
+/// what every desktop GPU supports (wgpu's default limit): larger video is scaled down on
+/// decode, and output sizes stay within it.
+pub const MAX_TEXTURE_SIDE: u32 = 8192;
+
+/// A side length rounded to an even number (4:2:0 encoders and YUV4MPEG2 need them) within
+/// 2..=[`MAX_TEXTURE_SIDE`]. `as` saturates and maps NaN to 0, so the clamp sees any value.
+pub fn even_side(v: f64) -> u32 {
+    ((v / 2.0).round() as u32)
+        .saturating_mul(2)
+        .clamp(2, MAX_TEXTURE_SIDE)
+}
+
 /// What the producer does when the queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueuePolicy {

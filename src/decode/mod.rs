@@ -14,17 +14,15 @@ use ff::format::Pixel;
 use ffmpeg_next as ff;
 use tracing::{info, warn};
 
-pub use frame::{ColorMatrix, FrameReceiver, FrameSender, QueuePolicy, VideoFrame, frame_queue};
+pub use frame::{
+    ColorMatrix, FrameReceiver, FrameSender, MAX_TEXTURE_SIDE, QueuePolicy, VideoFrame, frame_queue,
+};
 
 use crate::error::{LucidError, Result};
 use crate::lifecycle::Lifecycle;
 use crate::redact::Redacted;
 use crate::source::SourceSpec;
 use crate::source::hls::{HlsSource, HlsStream, LiveEdge, SegmentReader};
-
-/// The longest side of a video texture Lucid uploads. 8192 is what every desktop GPU
-/// supports (wgpu's default limit); larger video is scaled down on decode, said once.
-pub const MAX_VIDEO_SIDE: u32 = 8192;
 
 /// Demuxers allowed on HLS segment bytes: MPEG-TS and ISO BMFF (fMP4), nothing else. A
 /// "segment" that is itself a playlist, an ffconcat list or an SDP file never gets a
@@ -172,7 +170,7 @@ enum InputKind {
 type Opened = std::result::Result<(StreamInfo, FrameReceiver), LucidError>;
 
 fn decode_main(
-    source: String,
+    source: Redacted,
     input: InputKind,
     options: DecodeOptions,
     stop: Arc<AtomicBool>,
@@ -206,7 +204,7 @@ fn decode_main(
     };
     let (tx, rx) = frame_queue(FRAME_QUEUE, policy, stop.clone());
     let info = StreamInfo {
-        source: source.clone(),
+        source: source.to_string(),
         width: decoder.width,
         height: decoder.height,
         frame_rate: decoder.frame_rate,
@@ -259,14 +257,14 @@ fn decode_main(
 /// and to no protocols at all. A network failure while probing explains more than
 /// FFmpeg's end-of-file, so it wins.
 fn open_hls_demuxer(
-    source: &str,
+    source: &Redacted,
     reader: SegmentReader,
     hint: &str,
     stop: &Arc<AtomicBool>,
 ) -> Result<ff::format::context::Input> {
     let handle = reader.handle();
     let io = ff::format::context::StreamIo::from_read(reader).map_err(|e| DecodeError::Open {
-        source_name: Redacted::text(source),
+        source_name: source.clone(),
         source: e,
     })?;
     let mut options = ff::Dictionary::new();
@@ -279,7 +277,7 @@ fn open_hls_demuxer(
     .map_err(|e| match handle.take_failure() {
         Some(failure) => failure.into(),
         None => DecodeError::Unplayable {
-            source_name: Redacted::text(source),
+            source_name: source.clone(),
             reason: format!("segments could not be demuxed ({e})"),
         }
         .into(),
@@ -302,9 +300,9 @@ type OpenedInput = (
     Option<SegmentReader>,
 );
 
-fn open_input(source: &str, input: InputKind, stop: &Arc<AtomicBool>) -> Result<OpenedInput> {
+fn open_input(source: &Redacted, input: InputKind, stop: &Arc<AtomicBool>) -> Result<OpenedInput> {
     let open_err = |e: ff::Error| DecodeError::Open {
-        source_name: Redacted::text(source),
+        source_name: source.clone(),
         source: e,
     };
     match input {
@@ -340,7 +338,7 @@ fn open_input(source: &str, input: InputKind, stop: &Arc<AtomicBool>) -> Result<
 type ScalerKey = (Pixel, u32, u32, u32, u32);
 
 struct VideoDecoder {
-    source: String,
+    source: Redacted,
     stream_index: usize,
     time_base: ff::Rational,
     decoder: ff::decoder::Video,
@@ -367,12 +365,16 @@ struct VideoDecoder {
 }
 
 impl VideoDecoder {
-    fn open(source: &str, demuxer: &ff::format::context::Input, force_cpu: bool) -> Result<Self> {
+    fn open(
+        source: &Redacted,
+        demuxer: &ff::format::context::Input,
+        force_cpu: bool,
+    ) -> Result<Self> {
         let stream = demuxer
             .streams()
             .best(ff::media::Type::Video)
             .ok_or_else(|| DecodeError::Unplayable {
-                source_name: Redacted::text(source),
+                source_name: source.clone(),
                 reason: "the stream has no video".into(),
             })?;
         let rate = [stream.avg_frame_rate(), stream.rate()]
@@ -384,7 +386,7 @@ impl VideoDecoder {
         let (decoder, hw, reason) = Self::make_decoder(source, &params, force_cpu)?;
         let Some((width, height)) = fit_video_size(decoder.width(), decoder.height()) else {
             return Err(DecodeError::Unplayable {
-                source_name: Redacted::text(source),
+                source_name: source.clone(),
                 reason: format!(
                     "the video reports a {}x{} picture",
                     decoder.width(),
@@ -398,7 +400,7 @@ impl VideoDecoder {
             .map(|c| c.name().to_string())
             .unwrap_or_else(|| "unknown".into());
         Ok(VideoDecoder {
-            source: source.to_string(),
+            source: source.clone(),
             stream_index: stream.index(),
             time_base: stream.time_base(),
             width,
@@ -422,7 +424,7 @@ impl VideoDecoder {
     }
 
     fn make_decoder(
-        source: &str,
+        source: &Redacted,
         params: &ff::codec::Parameters,
         force_cpu: bool,
     ) -> Result<(
@@ -431,7 +433,7 @@ impl VideoDecoder {
         Option<String>,
     )> {
         let unplayable = |e: ff::Error| DecodeError::Unplayable {
-            source_name: Redacted::text(source),
+            source_name: source.clone(),
             reason: format!("no decoder for this video ({e})"),
         };
         let mut ctx = ff::codec::Context::from_parameters(params.clone()).map_err(unplayable)?;
@@ -479,7 +481,7 @@ impl VideoDecoder {
             .streams()
             .best(ff::media::Type::Video)
             .ok_or_else(|| DecodeError::Unplayable {
-                source_name: Redacted::text(&self.source),
+                source_name: self.source.clone(),
                 reason: "the stream has no video after a discontinuity".into(),
             })?;
         let (decoder, hw, reason) = Self::make_decoder(
@@ -602,7 +604,7 @@ impl VideoDecoder {
         Ok(true)
     }
 
-    /// Converts to packed 4:2:0 (scaled to fit [`MAX_VIDEO_SIDE`] when larger) with a
+    /// Converts to packed 4:2:0 (scaled to fit [`MAX_TEXTURE_SIDE`] when larger) with a
     /// presentation time relative to the first frame.
     fn pack(&mut self, src: &ff::frame::Video) -> Result<VideoFrame> {
         let (sw, sh) = (src.width(), src.height());
@@ -612,7 +614,7 @@ impl VideoDecoder {
         if (w, h) != (sw, sh) && !self.scaled_down {
             self.scaled_down = true;
             warn!(
-                "the video is {sw}x{sh}, beyond the {MAX_VIDEO_SIDE}-pixel texture limit; \
+                "the video is {sw}x{sh}, beyond the {MAX_TEXTURE_SIDE}-pixel texture limit; \
                  scaling it to {w}x{h} on decode"
             );
         }
@@ -672,7 +674,7 @@ impl VideoDecoder {
 
     fn unplayable(&self, reason: String) -> LucidError {
         DecodeError::Unplayable {
-            source_name: Redacted::text(&self.source),
+            source_name: self.source.clone(),
             reason,
         }
         .into()
@@ -714,18 +716,18 @@ fn packed_plane(frame: &ff::frame::Video, plane: usize, width: u32, height: u32)
     out
 }
 
-/// The size a decoded picture is uploaded at: its own, or scaled to fit [`MAX_VIDEO_SIDE`]
+/// The size a decoded picture is uploaded at: its own, or scaled to fit [`MAX_TEXTURE_SIDE`]
 /// keeping its aspect ratio (even sides, as 4:2:0 needs). `None` for an empty picture.
 pub fn fit_video_size(width: u32, height: u32) -> Option<(u32, u32)> {
     if width == 0 || height == 0 {
         return None;
     }
     let longest = width.max(height);
-    if longest <= MAX_VIDEO_SIDE {
+    if longest <= MAX_TEXTURE_SIDE {
         return Some((width, height));
     }
-    let scale = f64::from(MAX_VIDEO_SIDE) / f64::from(longest);
-    let side = |v: u32| ((f64::from(v) * scale / 2.0).round() as u32 * 2).clamp(2, MAX_VIDEO_SIDE);
+    let scale = f64::from(MAX_TEXTURE_SIDE) / f64::from(longest);
+    let side = |v: u32| frame::even_side(f64::from(v) * scale);
     Some((side(width), side(height)))
 }
 

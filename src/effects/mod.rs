@@ -76,7 +76,6 @@ pub struct CatalogEntry {
     pub builtin: bool,
     /// The file, for user effects.
     pub path: Option<PathBuf>,
-    stamp: Option<(SystemTime, u64)>,
 }
 
 /// Every effect Lucid can run: built-ins, then the effects folder's files.
@@ -118,7 +117,6 @@ impl EffectCatalog {
                     error: None,
                     builtin: true,
                     path: None,
-                    stamp: None,
                 },
             );
         }
@@ -226,14 +224,12 @@ impl EffectCatalog {
                 error: None,
                 builtin: false,
                 path: Some(path.clone()),
-                stamp: None,
             });
             if entry.builtin {
                 info!("{origin} replaces the built-in effect '{name}'");
                 entry.builtin = false;
             }
             entry.path = Some(path.clone());
-            entry.stamp = Some(stamp);
             match parsed {
                 Ok(def) => {
                     entry.def = Some(Arc::new(def));

@@ -134,6 +134,9 @@ struct OutputThread {
     tx: Sender<WriterMsg>,
     handle: JoinHandle<()>,
     counters: Arc<OutputCounters>,
+    /// How long finishing waits before leaving the thread behind; `None`: always waited
+    /// for (a recording must get its trailer).
+    finish_grace: Option<Duration>,
 }
 
 /// The output threads. `finish` must be called to finalize files.
@@ -154,7 +157,7 @@ impl OutputWriter {
             let recorder = Recorder::create(path, config.overwrite, w, h, config.frame_rate)?;
             let sink = Sink::Record(recorder);
             outputs.push(OutputThread::start(
-                "record", sink, capacity, w, h, lifecycle,
+                "record", sink, None, capacity, w, h, lifecycle,
             ));
         }
         if let Some(format) = config.pipe {
@@ -163,7 +166,10 @@ impl OutputWriter {
                 PipeFormat::Y4m => Sink::Y4m(Y4mWriter::new(out, w, h, config.frame_rate)),
                 PipeFormat::Rgba => Sink::Rgba(out),
             };
-            outputs.push(OutputThread::start("pipe", sink, capacity, w, h, lifecycle));
+            let grace = Some(PIPE_FINISH_GRACE);
+            outputs.push(OutputThread::start(
+                "pipe", sink, grace, capacity, w, h, lifecycle,
+            ));
         }
         Ok(OutputWriter {
             outputs,
@@ -197,25 +203,33 @@ impl OutputWriter {
     /// for (its trailer must be written); a pipe whose reader stopped reading gets
     /// [`PIPE_FINISH_GRACE`], then is left behind (its remaining frames count as dropped).
     pub fn finish(self) {
+        let start = Instant::now();
+        // Every output is told first, so they finish side by side.
         for o in &self.outputs {
-            let _ = o.tx.send_timeout(WriterMsg::Finish, PIPE_FINISH_GRACE);
+            // Blocking is safe without a grace: that thread drains its queue until Finish.
+            let _ = match o.finish_grace {
+                None => o.tx.send(WriterMsg::Finish).map_err(|_| ()),
+                Some(grace) => {
+                    o.tx.send_deadline(WriterMsg::Finish, start + grace)
+                        .map_err(|_| ())
+                }
+            };
         }
         for o in self.outputs {
-            let deadline = Instant::now() + PIPE_FINISH_GRACE;
-            if o.name == "pipe" {
-                while !o.handle.is_finished() && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(10));
+            let ended = match o.finish_grace {
+                // Lucid's threads catch their own panics: joining always ends.
+                None => {
+                    let _ = o.handle.join();
+                    true
                 }
-                if !o.handle.is_finished() {
-                    warn!("the pipe's reader stopped reading; leaving it behind");
-                    o.counters
-                        .dropped
-                        .fetch_add(o.tx.len() as u64, Ordering::Relaxed);
-                    report_drops(o.name, &o.counters);
-                    continue;
-                }
+                Some(grace) => crate::lifecycle::join_by(o.handle, start + grace),
+            };
+            if !ended {
+                warn!("{}: its reader stopped reading; leaving it behind", o.name);
+                o.counters
+                    .dropped
+                    .fetch_add(o.tx.len() as u64, Ordering::Relaxed);
             }
-            let _ = o.handle.join();
             report_drops(o.name, &o.counters);
         }
     }
@@ -232,6 +246,7 @@ impl OutputThread {
     fn start(
         name: &'static str,
         sink: Sink,
+        finish_grace: Option<Duration>,
         capacity: usize,
         width: u32,
         height: u32,
@@ -251,6 +266,7 @@ impl OutputThread {
             tx,
             handle,
             counters,
+            finish_grace,
         }
     }
 }

@@ -55,11 +55,11 @@ impl SourceSpec {
 
     /// A short name for logs, the status line, stats and the window title, with any
     /// credentials in it masked.
-    pub fn display_name(&self) -> String {
+    pub fn display_name(&self) -> Redacted {
         match self {
-            SourceSpec::TestPattern => "test pattern".to_string(),
-            SourceSpec::Hls(url) => Redacted::url(url).to_string(),
-            SourceSpec::Ffmpeg(s) => Redacted::text(s).to_string(),
+            SourceSpec::TestPattern => Redacted::text("test pattern"),
+            SourceSpec::Hls(url) => Redacted::url(url),
+            SourceSpec::Ffmpeg(s) => Redacted::text(s),
         }
     }
 }

@@ -676,13 +676,14 @@ impl NetworkThread {
     /// Tells the decoder the timeline breaks here (a no-op before the first segment), with
     /// any gap time that passed since the last segment.
     fn send_break(&mut self) -> Result<()> {
+        // A gap before the first segment means nothing: it is dropped with the break.
+        let gap = std::mem::take(&mut self.pending_gap);
         if !self.sent_any {
             return Ok(());
         }
         self.sent_any = false;
         // A new demuxer needs the init segment again.
         self.loaded_map = None;
-        let gap = std::mem::take(&mut self.pending_gap);
         self.send(Chunk::Break { gap })
     }
 
@@ -690,21 +691,18 @@ impl NetworkThread {
     /// passed on with the next break, so the picture holds for as long as they last.
     fn fetch_new_segments(&mut self, media: &MediaPlaylist, window: &mut LiveWindow) -> Result<()> {
         let mut map: Option<MapKey> = None;
-        let pending: Vec<(u64, usize)> = window.pending(media).map(|(q, i, _)| (q, i)).collect();
-        // EXT-X-MAP applies to every following segment until the next one, so the map in
-        // force is found from the start of the playlist.
-        let mut map_at = 0;
-        for (seq, i) in pending {
-            for seg in &media.segments[map_at..=i] {
-                if let Some(m) = &seg.map {
-                    map = Some((
-                        playlist::resolve(&self.url, &m.uri)?,
-                        m.byte_range.as_ref().map(|r| (r.length, r.offset)),
-                    ));
-                }
+        for (i, seg) in media.segments.iter().enumerate() {
+            // EXT-X-MAP applies to every following segment until the next one.
+            if let Some(m) = &seg.map {
+                map = Some((
+                    playlist::resolve(&self.url, &m.uri)?,
+                    m.byte_range.as_ref().map(|r| (r.length, r.offset)),
+                ));
             }
-            map_at = i + 1;
-            let seg = &media.segments[i];
+            let seq = media.media_sequence.saturating_add(i as u64);
+            if seq < window.next_seq() {
+                continue;
+            }
             let duration = playlist::segment_secs(seg);
             window.advance_past(seq);
             if self.http.stopped() {
@@ -718,11 +716,10 @@ impl NetworkThread {
             }
             if seg.discontinuity || !self.pending_gap.is_zero() {
                 self.send_break()?;
-                self.pending_gap = Duration::ZERO;
             }
             let limit = playlist::segment_limit(self.bandwidth, duration);
-            if map.is_some() && map != self.loaded_map {
-                let (uri, range) = map.clone().expect("checked above");
+            if let Some((uri, range)) = map.clone().filter(|m| self.loaded_map.as_ref() != Some(m))
+            {
                 let range = range.map(|(length, offset)| ByteRange { length, offset });
                 let (_, init) = self.http.get_retrying(
                     &uri,

@@ -351,7 +351,7 @@ pub fn reload_delay(media: &MediaPlaylist, changed: bool) -> Duration {
             .map(segment_secs)
             .filter(|d| !d.is_zero())
             .unwrap_or(target)
-            .min(target.max(Duration::from_secs(1)) * 2)
+            .min(target * 2)
     } else {
         target / 2
     }
