@@ -10,25 +10,6 @@ use support::*;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-fn assert_one_clear_error(out: &std::process::Output, code: i32, needle: &str) {
-    let err = stderr_of(out);
-    assert_eq!(out.status.code(), Some(code), "exit code; stderr:\n{err}");
-    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
-    assert_eq!(errors.len(), 1, "exactly one error line; stderr:\n{err}");
-    assert!(
-        errors[0].contains(needle),
-        "{needle:?} not in {:?}",
-        errors[0]
-    );
-    assert!(
-        !err.contains("panicked")
-            && !err.contains("RUST_BACKTRACE")
-            && !err.contains("internal error"),
-        "{err}"
-    );
-    assert!(out.stdout.is_empty(), "nothing on stdout");
-}
-
 #[test]
 fn unreachable_host() {
     // A port that was just free: nothing listens there.

@@ -585,3 +585,24 @@ pub fn wait_with_limit(child: &mut Child, limit: Duration) -> std::process::Exit
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// Bad input: the exit code, exactly one `error:` line containing `needle`, no panic or
+/// internal error, nothing on stdout.
+pub fn assert_one_clear_error(out: &std::process::Output, code: i32, needle: &str) {
+    let err = stderr_of(out);
+    assert_eq!(out.status.code(), Some(code), "exit code; stderr:\n{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "exactly one error line; stderr:\n{err}");
+    assert!(
+        errors[0].contains(needle),
+        "{needle:?} not in {:?}",
+        errors[0]
+    );
+    assert!(
+        !err.contains("panicked")
+            && !err.contains("RUST_BACKTRACE")
+            && !err.contains("internal error"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "nothing on stdout");
+}
