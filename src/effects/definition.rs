@@ -561,12 +561,94 @@ pub fn validate(wgsl: &str, origin: &str) -> Result<(), EffectError> {
             full: e.emit_to_string_with_path(wgsl, origin),
         }
     })?;
-    Ok(())
+    check_memory(&module, origin)
+}
+
+/// Private and workgroup memory an effect may declare, globals and every function's local
+/// variables together. The built-ins use a few hundred bytes; a shader that declares
+/// megabytes per invocation stalls or crashes drivers instead of drawing a frame.
+pub const MAX_SHADER_MEMORY: u64 = 64 << 10;
+
+/// Refuses a validated module whose per-invocation memory is far beyond what an effect
+/// needs, naming its largest variable.
+fn check_memory(module: &naga::Module, origin: &str) -> Result<(), EffectError> {
+    let gctx = module.to_ctx();
+    let size = |ty: naga::Handle<naga::Type>| {
+        u64::from(module.types[ty].inner.try_size(gctx).unwrap_or(u32::MAX))
+    };
+    let globals = module
+        .global_variables
+        .iter()
+        .filter(|(_, g)| {
+            matches!(
+                g.space,
+                naga::AddressSpace::Private | naga::AddressSpace::WorkGroup
+            )
+        })
+        .map(|(_, g)| (g.name.clone(), size(g.ty)));
+    let functions = module
+        .functions
+        .iter()
+        .map(|(_, f)| f)
+        .chain(module.entry_points.iter().map(|e| &e.function));
+    let locals = functions.flat_map(|f| {
+        f.local_variables
+            .iter()
+            .map(|(_, l)| (l.name.clone(), size(l.ty)))
+    });
+    let all: Vec<(Option<String>, u64)> = globals.chain(locals).collect();
+    let total: u64 = all.iter().map(|(_, n)| n).sum();
+    if total <= MAX_SHADER_MEMORY {
+        return Ok(());
+    }
+    let (name, biggest) = all
+        .iter()
+        .max_by_key(|(_, n)| *n)
+        .cloned()
+        .unwrap_or_default();
+    let short = format!(
+        "{origin}: the shader declares {} KiB of private/workgroup memory (at most {} KiB; \
+         `{}` alone is {} KiB)",
+        total >> 10,
+        MAX_SHADER_MEMORY >> 10,
+        name.unwrap_or_else(|| "a variable".into()),
+        biggest >> 10
+    );
+    Err(EffectError::Compile {
+        full: short.clone(),
+        short,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shaders_declaring_megabytes_of_memory_are_refused() {
+        let huge = "/*{ \"params\": [] }*/\n\
+            var<private> trail: array<vec4<f32>, 100000>;\n\
+            fn effect(uv: vec2<f32>) -> vec4<f32> {\n\
+                trail[0] = input_color(uv);\n\
+                return trail[0];\n\
+            }\n";
+        let err = EffectDef::parse("huge", "huge.wgsl", None, huge).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("private/workgroup memory") && text.contains("`trail`"),
+            "{text}"
+        );
+        let local = huge
+            .replace("var<private> trail: array<vec4<f32>, 100000>;\n", "")
+            .replace(
+                "trail[0] = ",
+                "var trail: array<vec4<f32>, 100000>;\n    trail[0] = ",
+            );
+        assert!(EffectDef::parse("huge", "huge.wgsl", None, &local).is_err());
+        // What an effect reasonably keeps is fine.
+        let small = huge.replace("100000", "64");
+        assert!(EffectDef::parse("small", "small.wgsl", None, &small).is_ok());
+    }
 
     const TINT: &str = r#"/*{
   "description": "test",
