@@ -320,15 +320,6 @@ fn focus_lucid(x: &Xvfb) {
     xdotool(&x.display, &args);
 }
 
-/// SIGINT, as Ctrl-C: Lucid finalizes its outputs and exits 0.
-fn interrupt(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 /// Mean absolute difference per channel over the rectangle `x0..x1` x `y0..y1`.
 fn region_diff(a: &[u8], b: &[u8], (x0, y0, x1, y1): (usize, usize, usize, usize)) -> f64 {
     let mut sum = 0u64;
@@ -420,7 +411,7 @@ fn overlay_toggles_and_never_reaches_the_outputs() {
     });
     std::thread::sleep(Duration::from_millis(500));
 
-    interrupt(&child);
+    send_signal(child.id(), "INT");
     let status = child.wait().unwrap();
     let err = log.join().unwrap();
     assert!(status.success(), "{status}; stderr:\n{err}");
@@ -502,12 +493,98 @@ fn fullscreen_on_a_missing_monitor_falls_back_and_fills_the_screen() {
     wait_until("the window to leave fullscreen", &x, &mut child, |s| {
         region_diff(s, &source, (330, 190, W as usize, H as usize)) > 30.0
     });
-    interrupt(&child);
+    send_signal(child.id(), "INT");
     let status = child.wait().unwrap();
     let err = log.join().unwrap();
     assert!(status.success(), "{status}; stderr:\n{err}");
     assert!(
         err.contains("--monitor 3: there are 1 monitor(s); using the primary one"),
         "{err}"
+    );
+}
+
+/// A screenshot taken as Lucid quits is written completely before it exits (quitting waits
+/// for it), under its final name only.
+#[test]
+fn a_screenshot_taken_while_quitting_is_complete_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = bars_clip(dir.path(), 40);
+    let source = source_frame_rgb(&clip, 0);
+    let shots = dir.path().join("shots");
+    std::fs::create_dir(&shots).unwrap();
+    let x = Xvfb::start();
+    let mut child = x
+        .lucid()
+        .args(["--hide-ui", "--url"])
+        .arg(&clip)
+        .arg("--screenshot-dir")
+        .arg(&shots)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = collect_stderr(&mut child);
+    wait_until("the video", &x, &mut child, |s| {
+        region_diff(s, &source, WHOLE) < 6.0
+    });
+    focus_lucid(&x);
+    // S and Q in one go: the screenshot is still being captured when the quit arrives.
+    xdotool(&x.display, &["key", "s", "q"]);
+    let status = wait_with_limit(&mut child, Duration::from_secs(20));
+    let err = log.join().unwrap();
+    assert!(status.success(), "{status}; stderr:\n{err}");
+    let files: Vec<PathBuf> = std::fs::read_dir(&shots)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(
+        files.len(),
+        1,
+        "one finished file, no partial one: {files:?}\n{err}"
+    );
+    assert!(!files[0].to_string_lossy().contains(".part"), "{files:?}");
+    let out = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-i"])
+        .arg(&files[0])
+        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "the PNG decodes");
+    assert_eq!(out.stdout.len(), (W * H * 3) as usize, "screenshot size");
+    assert!(region_diff(&out.stdout, &source, WHOLE) < 6.0);
+    assert!(err.contains("screenshot saved"), "{err}");
+}
+
+/// The window title names the stream without its credentials.
+#[test]
+fn the_window_title_never_shows_credentials() {
+    let live = LiveOrigin::start(OriginOptions {
+        vod_seconds: Some(20.0),
+        ..OriginOptions::default()
+    });
+    let url = format!(
+        "http://viewer:PASSWORD123@127.0.0.1:{}/master.m3u8?tkn=TOKEN456",
+        live.origin.port
+    );
+    let x = Xvfb::start();
+    let mut child = x
+        .lucid()
+        .args(["--url", &url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = Command::new("xdotool")
+        .args(["search", "--sync", "--name", "^Lucid", "getwindowname"])
+        .env("DISPLAY", &x.display)
+        .output()
+        .expect("xdotool is installed");
+    send_signal(child.id(), "INT");
+    wait_with_limit(&mut child, Duration::from_secs(20));
+    let title = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(title.contains("master.m3u8?tkn=***"), "{title}");
+    assert!(
+        !title.contains("PASSWORD123") && !title.contains("TOKEN456"),
+        "{title}"
     );
 }
