@@ -397,6 +397,44 @@ fn sigterm_ends_lucid_within_a_second_in_every_waiting_state() {
 }
 
 #[test]
+fn sigterm_during_playlist_retry_backoff_finalizes_the_recording_within_a_second() {
+    let live = LiveOrigin::start(OriginOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("backoff.mp4");
+    let mut child = lucid()
+        .args(["--no-preview", "--url", &live.master_url(), "--record"])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = collect_stderr(&mut child);
+    std::thread::sleep(Duration::from_secs(4));
+    // The playlist starts failing: Lucid backs off between reloads (up to 4 s apart).
+    live.origin.fault("high.m3u8", Fault::Status(503));
+    std::thread::sleep(Duration::from_secs(4));
+    let sent = Instant::now();
+    send_signal(child.id(), "TERM");
+    let status = wait_with_limit(&mut child, Duration::from_secs(20));
+    let took = sent.elapsed();
+    let log = log.join().unwrap();
+    assert!(
+        log.contains("reloading playlist: HTTP 503"),
+        "in backoff: {log}"
+    );
+    assert!(
+        took <= Duration::from_millis(1000),
+        "SIGTERM took {took:?}\n{log}"
+    );
+    assert!(status.success(), "{status}\n{log}");
+    let frames = ffprobe_frames(&file);
+    assert!(
+        frames >= 60,
+        "{frames} frames in the finalized recording\n{log}"
+    );
+}
+
+#[test]
 fn a_second_signal_exits_at_once_with_130() {
     let (_dir, origin) = serve(&[]);
     let mut child = lucid()
