@@ -66,6 +66,7 @@ impl LucidError {
                 DecodeError::Open { .. } => 6,
                 DecodeError::Unplayable { .. } => 5,
                 DecodeError::Init(_) => 8,
+                DecodeError::Stopped => EXIT_OK,
             },
             LucidError::Output(_) => 7,
             LucidError::Render(_) => 8,
@@ -76,7 +77,10 @@ impl LucidError {
     /// True when this is the stop request surfacing through a stage that was waiting (not a
     /// failure: the user asked Lucid to stop before the stream opened).
     pub fn is_stop(&self) -> bool {
-        matches!(self, LucidError::Hls(HlsError::Stopped))
+        matches!(
+            self,
+            LucidError::Hls(HlsError::Stopped) | LucidError::Decode(DecodeError::Stopped)
+        )
     }
 }
 

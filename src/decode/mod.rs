@@ -56,6 +56,9 @@ pub enum DecodeError {
     /// FFmpeg itself could not start.
     #[error("FFmpeg failed to initialise")]
     Init(#[source] ff::Error),
+    /// Lucid was asked to stop while the input was being opened. Not a failure.
+    #[error("stopped")]
+    Stopped,
 }
 
 /// Frames buffered between decoder and renderer (about a quarter second at 30 fps).
@@ -120,8 +123,22 @@ pub const TEST_PATTERN: &str = "testsrc2=size=1280x720:rate=30,format=yuv420p";
 
 impl DecodeThread {
     /// Opens `spec` and starts decoding. Returns once the stream's format is known, or with
-    /// the error that makes it unplayable.
+    /// the error that makes it unplayable; [`DecodeError::Stopped`] when a stop request cut
+    /// the opening short (FFmpeg's probe is interrupted, whatever it then reports).
     pub fn spawn(
+        spec: &SourceSpec,
+        options: DecodeOptions,
+        lifecycle: &Lifecycle,
+    ) -> Result<DecodeThread> {
+        match Self::open(spec, options, lifecycle) {
+            Err(e) if lifecycle.stopping() && !matches!(e, LucidError::Internal { .. }) => {
+                Err(DecodeError::Stopped.into())
+            }
+            opened => opened,
+        }
+    }
+
+    fn open(
         spec: &SourceSpec,
         options: DecodeOptions,
         lifecycle: &Lifecycle,

@@ -13,6 +13,7 @@ use bevy::camera::RenderTarget;
 use bevy::camera::visibility::RenderLayers;
 use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat, TextureUsages};
+use bevy::render::renderer::RenderDevice;
 use bevy::sprite_render::Material2dPlugin;
 use crossbeam_channel::Receiver;
 use tracing::{info, warn};
@@ -242,6 +243,7 @@ fn attach_stream(
     pending: Res<PendingStream>,
     settings: Res<VideoSettings>,
     lifecycle: Res<Lifecycle>,
+    device: Res<RenderDevice>,
     mut images: ResMut<Assets<Image>>,
     mut meshes: ResMut<Assets<Mesh>>,
     mut materials: ResMut<Assets<YuvMaterial>>,
@@ -251,13 +253,17 @@ fn attach_stream(
         Ok(Ok(decode)) => decode,
         Ok(Err(e)) => {
             commands.remove_resource::<PendingStream>();
-            lifecycle.fail(e);
+            if !e.is_stop() {
+                lifecycle.fail(e);
+            }
             return;
         }
         Err(crossbeam_channel::TryRecvError::Empty) => return,
         Err(crossbeam_channel::TryRecvError::Disconnected) => {
+            // Only a panic ends the opener without an answer, and `Lifecycle::spawn`
+            // records that panic as the run's error.
             commands.remove_resource::<PendingStream>();
-            lifecycle.fail(crate::LucidError::Render("the stream opener died".into()));
+            lifecycle.request_stop();
             return;
         }
     };
@@ -269,6 +275,17 @@ fn attach_stream(
         (info.width, info.height),
     );
     let output_size = UVec2::new(w, h);
+    // Decode and outputs stay within MAX_TEXTURE_SIDE, which every desktop GPU supports; a
+    // GPU with smaller textures gets a clear error instead of a failed texture creation.
+    let limit = device.limits().max_texture_dimension_2d;
+    if info.width.max(info.height).max(w).max(h) > limit {
+        lifecycle.fail(crate::LucidError::Render(format!(
+            "this GPU's textures go up to {limit} pixels: the video is {}x{} and the output \
+             {w}x{h} (a smaller --width/--height helps the output)",
+            info.width, info.height
+        )));
+        return;
+    }
     let policy = info.live_edge.as_ref().map(|_| {
         LatencyPolicy::for_segments(
             info.segment_duration.unwrap_or(Duration::from_secs(2)),
