@@ -248,6 +248,7 @@ fn take_screenshot(
             let image = match captured.image.clone().try_into_dynamic() {
                 Ok(image) => image.to_rgb8(),
                 Err(e) => {
+                    warn!("screenshot failed: {e}");
                     let _ = shots.done_tx.send(Err(format!("screenshot failed: {e}")));
                     shots.pending.fetch_sub(1, Ordering::SeqCst);
                     return;
@@ -266,25 +267,25 @@ fn take_screenshot(
                         let _ = std::fs::remove_file(&partial);
                         format!("screenshot {} could not be saved: {e}", path.display())
                     });
+                // Logged here, once the file is complete: a quit that waited for this
+                // thread may not run another update to log it.
+                match &result {
+                    Ok(path) => info!("screenshot saved: {}", path.display()),
+                    Err(e) => warn!("{e}"),
+                }
                 let _ = shots.done_tx.send(result);
                 shots.pending.fetch_sub(1, Ordering::SeqCst);
             });
         });
 }
 
-/// Reports screenshots once they are complete on disk.
+/// Shows screenshots in the overlay once they are complete on disk.
 fn collect_screenshots(screenshots: Res<Screenshots>, mut show: ResMut<ShowState>) {
     for done in screenshots.done_rx.try_iter() {
-        match done {
-            Ok(path) => {
-                info!("screenshot saved: {}", path.display());
-                show.last_screenshot = Some(path.display().to_string());
-            }
-            Err(e) => {
-                warn!("{e}");
-                show.last_screenshot = Some(e);
-            }
-        }
+        show.last_screenshot = Some(match done {
+            Ok(path) => path.display().to_string(),
+            Err(e) => e,
+        });
     }
 }
 
