@@ -6,8 +6,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -53,6 +53,61 @@ fn last_stats(path: &Path) -> serde_json::Value {
     serde_json::from_str(text.lines().last().expect("a stats line")).unwrap()
 }
 
+/// A raw HTTP server on 127.0.0.1 for answers tiny_http cannot give (endless or trickling
+/// bodies). `answer` gets each connection, its request head and the stop flag. It runs until
+/// dropped, and at most 60 s: bounded even if a test fails.
+struct RawServer {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RawServer {
+    fn start(answer: impl Fn(TcpStream, &str, &AtomicBool) + Send + 'static) -> RawServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            listener.set_nonblocking(true).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !s.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let Ok((conn, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                conn.set_nonblocking(false).unwrap();
+                let mut head = String::new();
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    head.push_str(&line);
+                    line.clear();
+                }
+                answer(conn, &head, &s);
+            }
+        });
+        RawServer {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/{path}", self.port)
+    }
+}
+
+impl Drop for RawServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 // 1. Playlist values are data, not trust.
 
 #[test]
@@ -93,33 +148,15 @@ fn absurd_playlist_numbers_are_clear_errors_not_panics() {
 
 #[test]
 fn an_endless_playlist_body_is_cut_off_at_its_cap() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    let server = std::thread::spawn(move || {
-        listener.set_nonblocking(true).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !s.load(Ordering::Relaxed) && Instant::now() < deadline {
-            let Ok((mut conn, _)) = listener.accept() else {
-                std::thread::sleep(Duration::from_millis(20));
-                continue;
-            };
-            conn.set_nonblocking(false).unwrap();
-            let mut line = String::new();
-            let mut reader = BufReader::new(conn.try_clone().unwrap());
-            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-                line.clear();
-            }
-            let _ = conn.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.apple.mpegurl\r\n\r\n#EXTM3U\n",
-            );
-            // At most 1 GiB, then the connection closes: bounded even if Lucid never stops.
-            let chunk = "#EXT-X-PADDING:xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n".repeat(1024);
-            for _ in 0..(1 << 30) / chunk.len() {
-                if s.load(Ordering::Relaxed) || conn.write_all(chunk.as_bytes()).is_err() {
-                    break;
-                }
+    let server = RawServer::start(|mut conn, _, stop| {
+        let _ = conn.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.apple.mpegurl\r\n\r\n#EXTM3U\n",
+        );
+        // At most 1 GiB, then the connection closes: bounded even if Lucid never stops.
+        let chunk = "#EXT-X-PADDING:xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n".repeat(1024);
+        for _ in 0..(1 << 30) / chunk.len() {
+            if stop.load(Ordering::Relaxed) || conn.write_all(chunk.as_bytes()).is_err() {
+                break;
             }
         }
     });
@@ -130,12 +167,11 @@ fn an_endless_playlist_body_is_cut_off_at_its_cap() {
             "--wait",
             "2",
             "--url",
-            &format!("http://127.0.0.1:{port}/endless.m3u8"),
+            &server.url("endless.m3u8"),
         ]),
         LIMIT,
     );
-    stop.store(true, Ordering::Relaxed);
-    server.join().unwrap();
+    drop(server);
     assert_one_clear_error(&out, 5, "larger than 4194304 bytes");
     assert!(
         started.elapsed() < Duration::from_secs(20),
@@ -327,50 +363,29 @@ fn sigterm_ends_lucid_within_a_second_in_every_waiting_state() {
         ),
     );
     // A segment body streaming slowly: one byte every 100 ms.
-    let slow = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = slow.local_addr().unwrap().port();
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    let server = std::thread::spawn(move || {
-        slow.set_nonblocking(true).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !s.load(Ordering::Relaxed) && Instant::now() < deadline {
-            let Ok((mut conn, _)) = slow.accept() else {
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
-            };
-            conn.set_nonblocking(false).unwrap();
-            let mut req = [0u8; 2048];
-            let n = conn.read(&mut req).unwrap_or(0);
-            let req = String::from_utf8_lossy(&req[..n]).to_string();
-            if req.contains(".m3u8") {
-                let body = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\nslow.ts\n";
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                );
-                continue;
-            }
-            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n");
-            while !s.load(Ordering::Relaxed) && Instant::now() < deadline {
-                if conn.write_all(&[0x47]).is_err() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
+    let slow = RawServer::start(|mut conn, head, stop| {
+        if head.contains(".m3u8") {
+            let body = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\nslow.ts\n";
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            return;
+        }
+        let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n");
+        while !stop.load(Ordering::Relaxed) && conn.write_all(&[0x47]).is_ok() {
+            std::thread::sleep(Duration::from_millis(100));
         }
     });
-    let url = format!("http://127.0.0.1:{port}/live.m3u8");
     assert_prompt(
         "segment streaming",
         stop_after(
-            lucid().args(["--no-preview", "--url", &url]),
+            lucid().args(["--no-preview", "--url", &slow.url("live.m3u8")]),
             Duration::from_secs(3),
         ),
     );
-    stop.store(true, Ordering::Relaxed);
-    server.join().unwrap();
+    drop(slow);
     // A --stats-json FIFO that nobody reads, while recording the test pattern.
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("stats.fifo");
