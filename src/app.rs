@@ -28,7 +28,7 @@ use crate::output::{FrameSink, OutputConfig, OutputPlugin, WriterSlot};
 use crate::overlay::OverlayPlugin;
 use crate::preview::PreviewPlugin;
 use crate::show::{KeyboardCaptured, Screenshots, ShowPlugin};
-use crate::source::SourceSpec;
+use crate::source::{SourceOptions, SourceSpec};
 use crate::status::{StatsFile, StatusPlugin};
 use crate::video::{PlaybackStats, VideoFeed, VideoPlugin};
 
@@ -45,6 +45,7 @@ const STOP_POLL: Duration = Duration::from_millis(20);
 /// arrives or something fails.
 pub fn run(args: Args) -> Result<()> {
     args.validate()?;
+    let spec = SourceSpec::resolve(args.url.as_deref(), args.protocol.into())?;
     let catalog = load_catalog(&args)?;
     if args.list_effects {
         print!("{}", describe_effects(&catalog));
@@ -64,7 +65,6 @@ pub fn run(args: Args) -> Result<()> {
     let app_done = Arc::new(AtomicBool::new(false));
     install_signal_handler(&lifecycle, &writer, &app_done)?;
 
-    let spec = SourceSpec::resolve(args.url.as_deref());
     let source_name = spec.display_name();
     info!("source: {source_name}");
     // Open the stream in the background: the app (and a window with its waiting slate)
@@ -72,7 +72,11 @@ pub fn run(args: Args) -> Result<()> {
     // whatever the network is doing.
     let options = DecodeOptions {
         force_cpu: args.force_cpu,
-        wait: Duration::from_secs_f64(args.wait),
+        source: SourceOptions {
+            protocol: args.protocol.into(),
+            livepeer_api: args.livepeer_api()?,
+            wait: Duration::from_secs_f64(args.wait),
+        },
     };
     let (connected_tx, mut connected_rx) = crossbeam_channel::bounded(1);
     let opener = lifecycle.clone();

@@ -107,6 +107,38 @@ pub struct Args {
     /// Folder screenshots (the S key) are saved in. Default: the current folder.
     #[arg(long, value_name = "DIR")]
     pub screenshot_dir: Option<PathBuf>,
+
+    /// Which protocol plays a network --url: `auto` plays WebRTC (WHEP) where the source
+    /// has it and falls back to HLS; `webrtc` or `hls` force one (a WHEP path or an
+    /// `.m3u8` already says which).
+    #[arg(long, value_name = "PROTOCOL", default_value = "auto")]
+    pub protocol: ProtocolArg,
+
+    /// Livepeer API that answers playback info for a playback id (also a self-hosted
+    /// catalyst).
+    #[arg(long, value_name = "URL", default_value = crate::source::livepeer::DEFAULT_API)]
+    pub livepeer_api: String,
+}
+
+/// `--protocol` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProtocolArg {
+    /// WebRTC first, HLS as the fallback.
+    Auto,
+    /// WebRTC (WHEP) only.
+    Webrtc,
+    /// HLS only.
+    Hls,
+}
+
+impl From<ProtocolArg> for crate::source::Protocol {
+    fn from(p: ProtocolArg) -> Self {
+        match p {
+            ProtocolArg::Auto => Self::Auto,
+            ProtocolArg::Webrtc => Self::WebRtc,
+            ProtocolArg::Hls => Self::Hls,
+        }
+    }
 }
 
 /// The per-user configuration folder for `leaf` (`effects`, `presets`).
@@ -154,11 +186,31 @@ impl Args {
                 )));
             }
         }
+        self.livepeer_api()?;
         if let Some(path) = &self.record {
             crate::output::record::container_for(path)?;
             crate::output::record::check_path(path, self.overwrite)?;
         }
         Ok(())
+    }
+}
+
+impl Args {
+    /// `--livepeer-api` as a URL (with a trailing slash, so paths join under it).
+    pub fn livepeer_api(&self) -> Result<url::Url> {
+        let mut raw = self.livepeer_api.trim().to_string();
+        if !raw.ends_with('/') {
+            raw.push('/');
+        }
+        url::Url::parse(&raw)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| {
+                LucidError::Usage(format!(
+                    "--livepeer-api must be an http(s) URL, got {:?}",
+                    self.livepeer_api
+                ))
+            })
     }
 }
 
@@ -204,8 +256,16 @@ mod tests {
         let mut a = base.clone();
         a.duration = Some(-1.0);
         assert!(a.validate().is_err());
-        let mut a = base;
+        let mut a = base.clone();
         a.record = Some("out.avi".into());
         assert!(a.validate().is_err());
+        let mut a = base;
+        a.livepeer_api = "ftp://x".into();
+        assert!(a.validate().is_err());
+        a.livepeer_api = "http://127.0.0.1:9/sub".into();
+        assert_eq!(
+            a.livepeer_api().unwrap().as_str(),
+            "http://127.0.0.1:9/sub/"
+        );
     }
 }

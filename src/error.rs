@@ -3,6 +3,7 @@
 //!
 //! - [`crate::source::hls::HlsError`]: the HLS client (network, playlists, limits). Retry
 //!   decisions ask it [`HlsError::is_transient`](crate::source::hls::HlsError::is_transient).
+//! - [`crate::source::whep::WhepError`]: WebRTC signalling, connection and media loss.
 //! - [`crate::decode::DecodeError`]: FFmpeg opening and decoding the input.
 //! - [`crate::output::OutputError`]: recordings, pipes, stats files, screenshots.
 //! - Usage and renderer errors carry a sentence; a panic becomes [`LucidError::Internal`].
@@ -13,6 +14,7 @@
 use crate::decode::DecodeError;
 use crate::output::OutputError;
 use crate::source::hls::HlsError;
+use crate::source::whep::WhepError;
 
 /// Exit code of a run that ended normally (end of input, `--duration`, a stop request).
 pub const EXIT_OK: u8 = 0;
@@ -32,6 +34,9 @@ pub enum LucidError {
     /// The HLS client gave up.
     #[error(transparent)]
     Hls(#[from] HlsError),
+    /// WebRTC (WHEP) playback could not start or go on.
+    #[error(transparent)]
+    Whep(#[from] WhepError),
     /// The input could not be opened or decoded.
     #[error(transparent)]
     Decode(#[from] DecodeError),
@@ -62,6 +67,12 @@ impl LucidError {
                 HlsError::HttpStatus { .. } => 4,
                 _ => 5,
             },
+            LucidError::Whep(e) => match e {
+                WhepError::Unreachable { .. } => 3,
+                WhepError::HttpStatus { .. } => 4,
+                WhepError::Stopped => EXIT_OK,
+                _ => 5,
+            },
             LucidError::Decode(e) => match e {
                 DecodeError::Open { .. } => 6,
                 DecodeError::Unplayable { .. } => 5,
@@ -79,7 +90,9 @@ impl LucidError {
     pub fn is_stop(&self) -> bool {
         matches!(
             self,
-            LucidError::Hls(HlsError::Stopped) | LucidError::Decode(DecodeError::Stopped)
+            LucidError::Hls(HlsError::Stopped)
+                | LucidError::Decode(DecodeError::Stopped)
+                | LucidError::Whep(WhepError::Stopped)
         )
     }
 }

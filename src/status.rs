@@ -50,6 +50,12 @@ pub struct StatusSnapshot {
     pub state: PlaybackState,
     /// The input.
     pub source: String,
+    /// The network protocol playing: "webrtc" or "hls" (absent for files and the pattern).
+    pub protocol: Option<String>,
+    /// Why that protocol, when it was not the first choice ("HLS: WebRTC answered 406").
+    pub protocol_why: Option<String>,
+    /// WebRTC figures: RTT, jitter, loss, keyframe requests, the jitter buffer's target.
+    pub webrtc: Option<crate::source::whep::WebRtcSnapshot>,
     /// The HLS rendition played, if any.
     pub rendition: Option<String>,
     /// Which decoder runs.
@@ -106,8 +112,28 @@ impl StatusSnapshot {
             (Some(l), Some(t)) => format!(" | latency {l:.2}s (target {t:.1}s)"),
             _ => String::new(),
         };
+        let protocol = match (&self.protocol, &self.protocol_why) {
+            (_, Some(why)) => format!("{why} | "),
+            (Some(p), None) => format!("{p} | "),
+            _ => String::new(),
+        };
+        let webrtc = self
+            .webrtc
+            .as_ref()
+            .map(|w| {
+                format!(
+                    " | rtt {} jitter {:.0}ms loss {:.1}% buffer {:.0}ms pli {}",
+                    w.rtt_ms.map_or("-".into(), |r| format!("{r:.0}ms")),
+                    w.jitter_ms,
+                    w.packet_loss * 100.0,
+                    w.jitter_buffer_ms,
+                    w.keyframe_requests
+                )
+            })
+            .unwrap_or_default();
         format!(
-            "{:?} | {}x{}{} | {:.1} fps | {} shown, {} skipped, {} dropped, {} stalls{} | {}",
+            "{}{:?} | {}x{}{} | {:.1} fps | {} shown, {} skipped, {} dropped, {} stalls{}{} | {}",
+            protocol,
             self.state,
             self.width,
             self.height,
@@ -121,6 +147,7 @@ impl StatusSnapshot {
             self.dropped,
             self.stalls,
             latency,
+            webrtc,
             self.decoder
         )
         .to_lowercase()
@@ -288,6 +315,11 @@ fn report_status(
         state,
         source: info.as_ref().map(|i| i.source.clone()).unwrap_or_default(),
         rendition: info.as_ref().and_then(|i| i.rendition.clone()),
+        protocol: info.as_ref().and_then(|i| i.protocol.map(str::to_string)),
+        protocol_why: info.as_ref().and_then(|i| i.protocol_why.clone()),
+        webrtc: info
+            .as_ref()
+            .and_then(|i| i.webrtc.as_ref().map(|w| w.snapshot())),
         decoder: info.map(|i| i.decoder).unwrap_or_default(),
         width: size.x,
         height: size.y,

@@ -4,10 +4,11 @@
 pub mod frame;
 mod hwaccel;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use ff::format::Pixel;
@@ -21,8 +22,9 @@ pub use frame::{
 use crate::error::{LucidError, Result};
 use crate::lifecycle::Lifecycle;
 use crate::redact::Redacted;
-use crate::source::SourceSpec;
-use crate::source::hls::{HlsSource, HlsStream, LiveEdge, SegmentReader};
+use crate::source::hls::{HlsStream, LiveEdge, SegmentReader};
+use crate::source::whep::{AccessUnit, WhepStats, WhepStream};
+use crate::source::{NetworkStream, SourceOptions, SourceSpec, open_network};
 
 /// Demuxers allowed on HLS segment bytes: MPEG-TS and ISO BMFF (fMP4), nothing else. A
 /// "segment" that is itself a playlist, an ffconcat list or an SDP file never gets a
@@ -85,6 +87,12 @@ pub struct StreamInfo {
     pub live_edge: Option<LiveEdge>,
     /// The HLS target duration (longest segment), for the default latency target.
     pub segment_duration: Option<Duration>,
+    /// The network protocol playing ("webrtc", "hls"), for network sources.
+    pub protocol: Option<&'static str>,
+    /// Why that protocol, when it was not the first choice ("HLS: WebRTC answered 406").
+    pub protocol_why: Option<String>,
+    /// WebRTC figures (RTT, jitter, loss, keyframe requests, jitter buffer), over WebRTC.
+    pub webrtc: Option<WhepStats>,
 }
 
 /// How the stream ended, sent once after the last frame.
@@ -97,12 +105,12 @@ pub enum SourceEnd {
 }
 
 /// Options for the decode thread.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DecodeOptions {
     /// Never try hardware decode.
     pub force_cpu: bool,
-    /// How long to wait for a stream that is not live yet.
-    pub wait: Duration,
+    /// How network sources are opened (protocol, playback info, how long to wait).
+    pub source: SourceOptions,
 }
 
 /// The running decode thread and its outputs.
@@ -148,22 +156,35 @@ impl DecodeThread {
         ff::util::log::set_level(ff::util::log::Level::Error);
 
         let source = spec.display_name();
-        let input = match spec {
-            SourceSpec::Hls(url) => {
-                InputKind::Hls(HlsSource::new(lifecycle.clone()).open(url, options.wait)?)
+        let mut protocol = (None, None);
+        let input = match open_network(spec, &options.source, lifecycle)? {
+            Some(opened) => {
+                protocol = (Some(opened.protocol), opened.why);
+                match opened.stream {
+                    NetworkStream::Hls(s) => InputKind::Demux(DemuxInput::Hls(s)),
+                    NetworkStream::Whep(s) => InputKind::Whep(s),
+                }
             }
-            SourceSpec::Ffmpeg(s) => InputKind::Ffmpeg(s.clone()),
-            SourceSpec::TestPattern => InputKind::TestPattern,
+            None => match spec {
+                SourceSpec::Ffmpeg(s) => InputKind::Demux(DemuxInput::Ffmpeg(s.clone())),
+                _ => InputKind::Demux(DemuxInput::TestPattern),
+            },
         };
         let (info_tx, info_rx) = bounded(1);
         let (end_tx, end_rx) = bounded(1);
         let stop = lifecycle.stop_flag();
-        let handle = lifecycle.spawn("lucid-decode", move || {
-            decode_main(source, input, options, stop, info_tx, end_tx)
+        let handle = lifecycle.spawn("lucid-decode", move || match input {
+            InputKind::Whep(stream) => {
+                decode_whep(source, stream, &options, &stop, info_tx, end_tx)
+            }
+            InputKind::Demux(input) => decode_main(source, input, &options, stop, info_tx, end_tx),
         });
         match info_rx.recv() {
-            Ok(Ok((info, frames))) => Ok(DecodeThread {
-                info,
+            Ok(Ok((mut info, frames))) => Ok(DecodeThread {
+                info: {
+                    (info.protocol, info.protocol_why) = protocol;
+                    info
+                },
                 frames,
                 end: end_rx,
                 handle,
@@ -178,7 +199,14 @@ impl DecodeThread {
     }
 }
 
+/// What the decode thread reads: a demuxer's packets, or WebRTC's access units.
 enum InputKind {
+    Demux(DemuxInput),
+    Whep(WhepStream),
+}
+
+/// Inputs read through an FFmpeg demuxer.
+enum DemuxInput {
     Hls(HlsStream),
     Ffmpeg(String),
     TestPattern,
@@ -188,14 +216,14 @@ type Opened = std::result::Result<(StreamInfo, FrameReceiver), LucidError>;
 
 fn decode_main(
     source: Redacted,
-    input: InputKind,
-    options: DecodeOptions,
+    input: DemuxInput,
+    options: &DecodeOptions,
     stop: Arc<AtomicBool>,
     info_tx: Sender<Opened>,
     end_tx: Sender<SourceEnd>,
 ) {
     let (edge, segment_duration) = match &input {
-        InputKind::Hls(s) if s.live => (Some(s.edge.clone()), Some(s.target_duration)),
+        DemuxInput::Hls(s) if s.live => (Some(s.edge.clone()), Some(s.target_duration)),
         _ => (None, None),
     };
     let (mut demuxer, live, rendition, hls) = match open_input(&source, input, &stop) {
@@ -230,6 +258,9 @@ fn decode_main(
         rendition,
         live_edge: edge,
         segment_duration,
+        protocol: None,
+        protocol_why: None,
+        webrtc: None,
     };
     info!("decoder: {}", info.decoder);
     if info_tx.send(Ok((info, rx))).is_err() {
@@ -267,6 +298,98 @@ fn decode_main(
             tx.dropped()
         );
     }
+    let _ = end_tx.send(end);
+}
+
+/// How long the WebRTC decode loop waits for a unit before looking at the stop flag.
+const UNIT_POLL: Duration = Duration::from_millis(50);
+
+/// Decodes WebRTC's access units. The picture size is known only once the first keyframe
+/// is decoded, so the stream counts as open from then (or fails after `--wait`).
+fn decode_whep(
+    source: Redacted,
+    stream: WhepStream,
+    options: &DecodeOptions,
+    stop: &Arc<AtomicBool>,
+    info_tx: Sender<Opened>,
+    end_tx: Sender<SourceEnd>,
+) {
+    let mut decoder = match VideoDecoder::for_access_units(&source, options.force_cpu) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = info_tx.send(Err(e));
+            return;
+        }
+    };
+    // Frames go out as the jitter buffer releases them: the renderer never holds the
+    // network back, it skips instead.
+    let (tx, rx) = frame_queue(
+        FRAME_QUEUE,
+        QueuePolicy::DropOldest {
+            patience: Duration::from_millis(100),
+        },
+        stop.clone(),
+    );
+    let mut opening = Some((info_tx, rx));
+    let give_up = Instant::now() + options.source.wait;
+    let mut decoded = ff::frame::Video::empty();
+    let result = loop {
+        if stop.load(Ordering::Relaxed) {
+            break Ok(());
+        }
+        let unit = match stream.units.recv_timeout(UNIT_POLL) {
+            Ok(unit) => unit,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                if opening.is_some() && Instant::now() > give_up {
+                    break Err(decoder.unplayable(format!(
+                        "no decodable picture arrived within {:.0} s",
+                        options.source.wait.as_secs_f64()
+                    )));
+                }
+                continue;
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                break stream.failure.try_recv().map_or(Ok(()), |e| Err(e.into()));
+            }
+        };
+        match decoder.decode_unit(&unit, &mut decoded, &tx) {
+            Ok(true) => {}
+            Ok(false) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+        if decoder.index > 0
+            && let Some((info_tx, rx)) = opening.take()
+        {
+            let info = StreamInfo {
+                source: source.to_string(),
+                width: decoder.width,
+                height: decoder.height,
+                frame_rate: None,
+                decoder: decoder.describe(),
+                live: true,
+                rendition: None,
+                live_edge: None,
+                segment_duration: None,
+                protocol: None,
+                protocol_why: None,
+                webrtc: Some(stream.stats.clone()),
+            };
+            info!("decoder: {}", info.decoder);
+            if info_tx.send(Ok((info, rx))).is_err() {
+                return;
+            }
+        }
+    };
+    if let Some((info_tx, _)) = opening {
+        let _ = info_tx.send(Err(result
+            .err()
+            .unwrap_or_else(|| DecodeError::Stopped.into())));
+        return;
+    }
+    let end = match result {
+        Ok(()) => SourceEnd::Finished,
+        Err(e) => SourceEnd::Failed(e),
+    };
     let _ = end_tx.send(end);
 }
 
@@ -317,13 +440,13 @@ type OpenedInput = (
     Option<SegmentReader>,
 );
 
-fn open_input(source: &Redacted, input: InputKind, stop: &Arc<AtomicBool>) -> Result<OpenedInput> {
+fn open_input(source: &Redacted, input: DemuxInput, stop: &Arc<AtomicBool>) -> Result<OpenedInput> {
     let open_err = |e: ff::Error| DecodeError::Open {
         source_name: source.clone(),
         source: e,
     };
     match input {
-        InputKind::Hls(stream) => {
+        DemuxInput::Hls(stream) => {
             let handle = stream.reader.handle();
             let hint = if stream.fmp4 {
                 "stream.mp4"
@@ -334,14 +457,14 @@ fn open_input(source: &Redacted, input: InputKind, stop: &Arc<AtomicBool>) -> Re
             let rendition = stream.rendition.map(|r| r.to_string());
             Ok((demuxer, stream.live, rendition, Some(handle)))
         }
-        InputKind::Ffmpeg(url) => {
+        DemuxInput::Ffmpeg(url) => {
             let demuxer = ff::format::input(&url).map_err(open_err)?;
             let live = ["rtmp", "rtmps", "rtsp", "srt", "udp", "tcp", "rtp"]
                 .iter()
                 .any(|s| url.starts_with(&format!("{s}://")));
             Ok((demuxer, live, None, None))
         }
-        InputKind::TestPattern => {
+        DemuxInput::TestPattern => {
             let lavfi = ff::device::input::video()
                 .find(|f| f.name() == "lavfi")
                 .ok_or_else(|| open_err(ff::Error::DemuxerNotFound))?;
@@ -379,6 +502,10 @@ struct VideoDecoder {
     last_pts: Duration,
     index: u64,
     force_cpu: bool,
+    /// Decoding a real-time stream (WebRTC): no frame threads.
+    low_delay: bool,
+    /// Timestamps of frames to decode but not show (the jitter buffer caught up).
+    hidden: VecDeque<i64>,
 }
 
 impl VideoDecoder {
@@ -400,7 +527,7 @@ impl VideoDecoder {
             .map(f64::from)
             .filter(|r| *r > 0.0 && *r < 1000.0);
         let params = stream.parameters();
-        let (decoder, hw, reason) = Self::make_decoder(source, &params, force_cpu)?;
+        let (decoder, hw, reason) = Self::make_decoder(source, &params, force_cpu, false)?;
         let Some((width, height)) = fit_video_size(decoder.width(), decoder.height()) else {
             return Err(DecodeError::Unplayable {
                 source_name: source.clone(),
@@ -412,21 +539,54 @@ impl VideoDecoder {
             }
             .into());
         };
+        let mut this = Self::with_decoder(source, decoder, hw, reason, force_cpu, false);
+        this.stream_index = stream.index();
+        this.time_base = stream.time_base();
+        this.width = width;
+        this.height = height;
+        this.frame_rate = rate;
+        Ok(this)
+    }
+
+    /// A decoder for WebRTC's H.264 access units: no demuxer, parameters in band,
+    /// timestamps in microseconds, and slice threads (frame threads hold frames back).
+    fn for_access_units(source: &Redacted, force_cpu: bool) -> Result<Self> {
+        let codec =
+            ff::decoder::find(ff::codec::Id::H264).ok_or_else(|| DecodeError::Unplayable {
+                source_name: source.clone(),
+                reason: "this FFmpeg has no H.264 decoder".into(),
+            })?;
+        let params =
+            ff::codec::Parameters::from(ff::codec::Context::new_with_codec(codec).decoder());
+        let (decoder, hw, reason) = Self::make_decoder(source, &params, force_cpu, true)?;
+        let mut this = Self::with_decoder(source, decoder, hw, reason, force_cpu, true);
+        this.time_base = ff::Rational::new(1, 1_000_000);
+        Ok(this)
+    }
+
+    fn with_decoder(
+        source: &Redacted,
+        decoder: ff::decoder::Video,
+        hw: Option<hwaccel::HwDecode>,
+        no_hw_reason: Option<String>,
+        force_cpu: bool,
+        low_delay: bool,
+    ) -> Self {
         let codec_name = decoder
             .codec()
             .map(|c| c.name().to_string())
             .unwrap_or_else(|| "unknown".into());
-        Ok(VideoDecoder {
+        VideoDecoder {
             source: source.clone(),
-            stream_index: stream.index(),
-            time_base: stream.time_base(),
-            width,
-            height,
+            stream_index: 0,
+            time_base: ff::Rational::new(1, 90_000),
+            width: 0,
+            height: 0,
             decoder,
             codec_name,
             hw,
-            no_hw_reason: reason,
-            frame_rate: rate,
+            no_hw_reason,
+            frame_rate: None,
             scaler: None,
             scaled_down: false,
             panic_after: std::env::var("LUCID_TEST_PANIC_AFTER_FRAMES")
@@ -437,13 +597,16 @@ impl VideoDecoder {
             last_pts: Duration::ZERO,
             index: 0,
             force_cpu,
-        })
+            low_delay,
+            hidden: VecDeque::new(),
+        }
     }
 
     fn make_decoder(
         source: &Redacted,
         params: &ff::codec::Parameters,
         force_cpu: bool,
+        low_delay: bool,
     ) -> Result<(
         ff::decoder::Video,
         Option<hwaccel::HwDecode>,
@@ -466,10 +629,18 @@ impl VideoDecoder {
                 Err(why) => reason = Some(why),
             }
         }
+        if low_delay {
+            // Frame threads each hold a frame back: a real-time stream wants none of that.
+            ctx.set_flags(ff::codec::Flags::LOW_DELAY);
+        }
         if hw.is_none() {
             // Software decode uses every core; hardware decoders want one thread.
             ctx.set_threading(ff::threading::Config {
-                kind: ff::threading::Type::Frame,
+                kind: if low_delay {
+                    ff::threading::Type::Slice
+                } else {
+                    ff::threading::Type::Frame
+                },
                 count: 0,
                 ..Default::default()
             });
@@ -478,7 +649,7 @@ impl VideoDecoder {
             Ok(d) => Ok((d, hw, reason)),
             Err(e) if hw.is_some() => {
                 warn!("hardware decoder failed to open ({e}); using software");
-                let (d, _, _) = Self::make_decoder(source, params, true)?;
+                let (d, _, _) = Self::make_decoder(source, params, true, low_delay)?;
                 Ok((d, None, Some(format!("open failed: {e}"))))
             }
             Err(e) => Err(unplayable(e).into()),
@@ -505,6 +676,7 @@ impl VideoDecoder {
             &self.source,
             &stream.parameters(),
             self.force_cpu || self.hw_failed(),
+            false,
         )?;
         self.stream_index = stream.index();
         self.time_base = stream.time_base();
@@ -584,10 +756,40 @@ impl VideoDecoder {
         Ok(())
     }
 
+    /// Decodes one WebRTC access unit; frames not to be shown are decoded and dropped.
+    /// False when the renderer is gone.
+    fn decode_unit(
+        &mut self,
+        unit: &AccessUnit,
+        decoded: &mut ff::frame::Video,
+        tx: &FrameSender,
+    ) -> Result<bool> {
+        let mut packet = ff::Packet::copy(&unit.data);
+        let pts = i64::try_from(unit.pts.as_micros()).unwrap_or(i64::MAX);
+        packet.set_pts(Some(pts));
+        packet.set_dts(Some(pts));
+        if !unit.show {
+            self.hidden.push_back(pts);
+            if self.hidden.len() > FRAME_QUEUE * 4 {
+                self.hidden.pop_front();
+            }
+        }
+        if let Err(e) = self.decoder.send_packet(&packet) {
+            if self.hw.is_some() && self.index == 0 {
+                self.fall_back_to_software(&e)?;
+                return Ok(true);
+            }
+            // A broken unit: the session asks for a keyframe on losses; this one is dropped.
+            tracing::debug!("decoder refused a WebRTC frame: {e}");
+            return Ok(true);
+        }
+        self.drain(decoded, tx)
+    }
+
     fn fall_back_to_software(&mut self, e: &ff::Error) -> Result<()> {
         warn!("hardware decode failed ({e}); falling back to software");
         let params = ff::codec::Parameters::from(&self.decoder);
-        let (d, _, _) = Self::make_decoder(&self.source, &params, true)?;
+        let (d, _, _) = Self::make_decoder(&self.source, &params, true, self.low_delay)?;
         self.decoder = d;
         self.hw = None;
         self.no_hw_reason = Some(format!("it failed: {e}"));
@@ -598,6 +800,12 @@ impl VideoDecoder {
     /// Receives every frame the decoder has ready. False when the renderer is gone.
     fn drain(&mut self, decoded: &mut ff::frame::Video, tx: &FrameSender) -> Result<bool> {
         while self.decoder.receive_frame(decoded).is_ok() {
+            if let Some(ts) = decoded.timestamp()
+                && let Some(at) = self.hidden.iter().position(|h| *h == ts)
+            {
+                self.hidden.remove(at);
+                continue;
+            }
             let frame = match &self.hw {
                 Some(hw) if hw.holds(decoded) => match hw.download(decoded) {
                     Ok(sw) => self.pack(&sw)?,
@@ -664,6 +872,7 @@ impl VideoDecoder {
             converted = out;
             &converted
         };
+        (self.width, self.height) = (w, h);
         let (cw, ch) = frame::chroma_size(w, h);
         let full_range =
             src.format() == Pixel::YUVJ420P || src.color_range() == ff::color::Range::JPEG;

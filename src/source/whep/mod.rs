@@ -1,0 +1,127 @@
+//! WebRTC playback through WHEP (RFC 9725): Livepeer's `/webrtc/<playback id>` and
+//! Daydream's gateway `.../whep`. str0m does ICE, DTLS, SRTP, RTCP and H.264
+//! depacketization (single NAL, STAP-A, FU-A, with reordering); this module does the
+//! signalling, the keyframe-on-loss policy, the adaptive jitter buffer and reconnection,
+//! and hands H.264 access units to the decode thread.
+
+mod error;
+pub mod jitter;
+pub mod nal;
+mod session;
+pub mod signal;
+
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, bounded};
+use url::Url;
+
+pub use error::WhepError;
+pub use session::{AccessUnit, WebRtcSnapshot, WhepStats};
+
+use crate::lifecycle::Lifecycle;
+use crate::redact::Redacted;
+use session::{Feed, Session};
+use signal::Signalling;
+
+/// Access units queued for the decoder (a quarter second at 30 fps).
+const UNIT_QUEUE: usize = 8;
+
+/// Opens WHEP sessions.
+pub struct WhepSource {
+    lifecycle: Lifecycle,
+    signalling: Signalling,
+}
+
+/// A playing WebRTC stream.
+pub struct WhepStream {
+    /// H.264 access units, in order, paced by the jitter buffer.
+    pub units: Receiver<AccessUnit>,
+    /// Receives the reason once, when the stream is gone for good.
+    pub failure: Receiver<WhepError>,
+    /// Figures for the status line and stats.
+    pub stats: WhepStats,
+    /// The endpoint, for messages.
+    pub endpoint: Redacted,
+}
+
+impl WhepSource {
+    /// A client that stops when `lifecycle` does.
+    pub fn new(lifecycle: Lifecycle) -> Self {
+        WhepSource {
+            signalling: Signalling::new(lifecycle.clone()),
+            lifecycle,
+        }
+    }
+
+    /// Offers until the endpoint answers (404/503 retried every 0.5 s and 429 every 2 s,
+    /// for up to `wait`), connects, and starts the `lucid-webrtc` thread. `wait` is also
+    /// how long a lost connection may stay lost.
+    pub fn open(&self, url: &Url, wait: Duration) -> Result<WhepStream, WhepError> {
+        let session = Session::connect(url, &self.signalling, wait, &self.lifecycle)?;
+        let (units_tx, units) = bounded(UNIT_QUEUE);
+        let (failure_tx, failure) = bounded(1);
+        let stats = WhepStats::default();
+        let feed = Feed {
+            units: units_tx,
+            stats: stats.clone(),
+            epoch: Instant::now(),
+        };
+        let endpoint = Redacted::url(url);
+        let (url, signalling, lifecycle) =
+            (url.clone(), self.signalling.clone(), self.lifecycle.clone());
+        self.lifecycle.spawn("lucid-webrtc", move || {
+            match session::run(session, &url, &signalling, &feed, wait, &lifecycle) {
+                Ok(()) | Err(WhepError::Stopped) => {}
+                Err(e) => {
+                    let _ = failure_tx.send(e);
+                }
+            }
+        });
+        Ok(WhepStream {
+            units,
+            failure,
+            stats,
+            endpoint,
+        })
+    }
+}
+
+/// True for a URL that names a WHEP endpoint: a path ending in `/whep` (Daydream's gateway
+/// and most servers), or Livepeer's `/webrtc/<playback id>`.
+pub fn is_whep_url(url: &Url) -> bool {
+    let segments: Vec<&str> = url
+        .path_segments()
+        .map(|s| s.filter(|p| !p.is_empty()).collect())
+        .unwrap_or_default();
+    match segments.as_slice() {
+        [.., last] if last.eq_ignore_ascii_case("whep") => true,
+        [.., "webrtc", id] => !id.contains('.'),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whep_urls_are_recognised() {
+        let yes = [
+            "https://livepeercdn.studio/webrtc/abcd1234efgh5678",
+            "https://gw.daydream.live/live/video-to-video/stream-1/whep",
+            "http://127.0.0.1:8889/cam/whep/",
+            "https://x.example/WHEP?tkn=1",
+        ];
+        let no = [
+            "https://livepeercdn.studio/hls/abcd/index.m3u8",
+            "https://x.example/webrtc/index.m3u8",
+            "https://x.example/",
+        ];
+        for u in yes {
+            assert!(is_whep_url(&Url::parse(u).unwrap()), "{u}");
+        }
+        for u in no {
+            assert!(!is_whep_url(&Url::parse(u).unwrap()), "{u}");
+        }
+    }
+}
