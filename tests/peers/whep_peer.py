@@ -69,28 +69,38 @@ class MarkedTrack(VideoStreamTrack):
 
 
 class Dropper:
-    """Drops every outgoing RTP packet (retransmissions too) in a window of time, so the
-    receiver sees a real gap and must ask for a keyframe."""
+    """Drops every outgoing RTP packet in a window of time and never retransmits them
+    (NACKs for them go unanswered), so the receiver sees a real gap and must ask for a
+    keyframe."""
 
     def __init__(self, at, length):
         self.at, self.length = at, length
         self.started = None
         self.dropped = 0
+        self.lost = set()
 
     def install(self):
         original = RTCDtlsTransport._send_rtp
+        original_retransmit = rtcrtpsender.RTCRtpSender._retransmit
         dropper = self
 
         async def send_rtp(transport, data):
             is_rtcp = len(data) > 1 and 192 <= data[1] <= 223
             if not is_rtcp and dropper.dropping():
                 dropper.dropped += 1
+                dropper.lost.add(int.from_bytes(data[2:4], "big"))
                 if dropper.dropped == 1:
                     event("dropping")
                 return
             await original(transport, data)
 
+        async def retransmit(sender, seq):
+            if seq in dropper.lost:
+                return
+            await original_retransmit(sender, seq)
+
         RTCDtlsTransport._send_rtp = send_rtp
+        rtcrtpsender.RTCRtpSender._retransmit = retransmit
 
     def dropping(self):
         if self.at is None:

@@ -6,6 +6,7 @@
 )]
 
 pub mod scripted;
+pub mod whep;
 
 use std::collections::HashMap;
 use std::io::Read;
