@@ -38,7 +38,13 @@ pub fn peer_python() -> PathBuf {
     );
     run(
         Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
             .args(PEER_PACKAGES),
         "pip install aiortc",
     );

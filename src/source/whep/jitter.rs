@@ -314,17 +314,19 @@ mod tests {
         for i in 1..=5u32 {
             jb.push(u64::from(i) * FRAME, arrival, i);
         }
-        let out = jb.pop_due(arrival);
-        assert_eq!(
-            out.iter().map(|r| r.item).collect::<Vec<_>>(),
-            [1, 2, 3, 4, 5]
-        );
-        assert_eq!(out.iter().filter(|r| r.show).count(), 1);
-        assert!(out[4].show);
+        // Those already late go at once, only the newest of them shown; the margin grows,
+        // so the rest are spread out again rather than shown in a burst.
+        let first = jb.pop_due(arrival);
+        assert!(first.len() >= 2, "{first:?}");
+        assert_eq!(first.iter().filter(|r| r.show).count(), 1);
+        assert!(first.last().unwrap().show);
+        let rest = jb.pop_due(arrival + Duration::from_millis(500));
+        let items: Vec<u32> = first.iter().chain(&rest).map(|r| r.item).collect();
+        assert_eq!(items, [1, 2, 3, 4, 5]);
         let stats = jb.stats();
-        assert_eq!(stats.late, 5);
-        assert_eq!(stats.hidden, 4);
-        assert!(stats.target >= Duration::from_millis(100), "{stats:?}");
+        assert!(stats.late >= 2, "{stats:?}");
+        assert!(stats.hidden >= 1, "{stats:?}");
+        assert!(stats.target >= Duration::from_millis(40), "{stats:?}");
     }
 
     #[test]

@@ -357,9 +357,8 @@ fn receive_until_lost(
     lifecycle: &Lifecycle,
 ) -> Result<Option<String>, WhepError> {
     let stats = &feed.stats.0;
-    let mut jitter: JitterBuffer<(Arc<[u8]>, bool)> = JitterBuffer::new(VIDEO_CLOCK_RATE);
-    let mut waiting_for_key = true;
-    let mut last_request: Option<Instant> = None;
+    let mut jitter: JitterBuffer<Arc<[u8]>> = JitterBuffer::new(VIDEO_CLOCK_RATE);
+    let mut gate = nal::KeyframeGate::new(KEYFRAME_RETRY);
     let mut last_media = Instant::now();
     let mut ice_lost = false;
     loop {
@@ -383,30 +382,17 @@ fn receive_until_lost(
                     if !data.contiguous {
                         stats.gaps.fetch_add(1, Ordering::Relaxed);
                         jitter.on_loss(now);
-                        if !waiting_for_key {
-                            debug!("WebRTC: packets lost; waiting for a keyframe");
-                        }
-                        waiting_for_key = true;
-                        last_request = None;
+                        debug!("WebRTC: packets lost; waiting for a keyframe");
                     }
                     let key = nal::is_keyframe(&data.data);
-                    if waiting_for_key && !key {
-                        // Hold the last good picture rather than decode on a broken
-                        // reference; ask for a keyframe (again, if it is slow to come).
-                        if last_request.is_none_or(|t| now - t >= KEYFRAME_RETRY)
-                            && session.request_keyframe()
-                        {
-                            last_request = Some(now);
+                    // Hold the last good picture rather than decode on a broken reference.
+                    if let nal::Admit::Drop { request } = gate.admit(data.contiguous, key, now) {
+                        if request && session.request_keyframe() {
                             stats.keyframe_requests.fetch_add(1, Ordering::Relaxed);
                         }
                         continue;
                     }
-                    waiting_for_key = false;
-                    jitter.push(
-                        data.time.numer(),
-                        data.network_time,
-                        (data.data.clone(), key),
-                    );
+                    jitter.push(data.time.numer(), data.network_time, data.data.clone());
                 }
                 Event::MediaIngressStats(s) if s.mid == session.video => {
                     stats
@@ -426,9 +412,8 @@ fn receive_until_lost(
             }
         }
         for r in jitter.pop_due(now) {
-            let (data, _key) = r.item;
             let unit = AccessUnit {
-                data,
+                data: r.item,
                 pts: r.due.saturating_duration_since(feed.epoch),
                 show: r.show,
             };
@@ -437,8 +422,7 @@ fn receive_until_lost(
                 Err(SendTimeoutError::Timeout(_)) => {
                     // The decoder is behind: a dropped frame breaks the references after
                     // it, so start again from a keyframe.
-                    waiting_for_key = true;
-                    last_request = None;
+                    gate.lost();
                 }
                 Err(SendTimeoutError::Disconnected(_)) => return Ok(None),
             }
