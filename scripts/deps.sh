@@ -1,7 +1,8 @@
 # Sourced by the other scripts: installs what Lucid needs on Debian/Ubuntu, when missing.
 # System packages: FFmpeg (CLI and -dev libraries), clang/pkg-config for the FFmpeg
 # bindings, Mesa's Vulkan drivers (lavapipe runs Lucid where there is no GPU), and an X
-# server (Xvfb), xwd and X client libraries for windows.
+# server (Xvfb), xwd and X client libraries for windows; Python's venv for the WebRTC
+# tests' peer.
 set -euo pipefail
 
 LUCID_PACKAGES=(
@@ -10,6 +11,8 @@ LUCID_PACKAGES=(
   mesa-vulkan-drivers libvulkan1 xvfb xauth x11-apps xdotool
   libx11-6 libxcursor1 libxrandr2 libxi6 libxkbcommon0 libxkbcommon-x11-0
   ca-certificates curl
+  # The WebRTC tests' peer (aiortc) runs in a Python venv the tests make themselves.
+  python3 python3-venv
 )
 
 lucid_install_deps() {

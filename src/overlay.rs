@@ -183,6 +183,25 @@ fn stats_section(
                 };
                 row("state", format!("{:?}", s.state).to_lowercase());
                 row("source", s.source.clone());
+                match (&s.protocol, &s.protocol_why) {
+                    (_, Some(why)) => row("protocol", why.clone()),
+                    (Some(p), None) => row("protocol", p.clone()),
+                    _ => {}
+                }
+                if let Some(w) = &s.webrtc {
+                    let rtt = w.rtt_ms.map_or("-".into(), |r| format!("{r:.0} ms"));
+                    row(
+                        "webrtc",
+                        format!(
+                            "rtt {rtt}, jitter {:.0} ms, loss {:.1}%, buffer {:.0} ms, {} PLI, {} reconnects",
+                            w.jitter_ms,
+                            w.packet_loss * 100.0,
+                            w.jitter_buffer_ms,
+                            w.keyframe_requests,
+                            w.reconnects
+                        ),
+                    );
+                }
                 if let Some(r) = &s.rendition {
                     row("rendition", r.clone());
                 }

@@ -56,6 +56,7 @@ fn plays_webrtc_in_order_and_deletes_the_session_on_stop() {
         "{stats}"
     );
     assert_eq!(webrtc["reconnects"], 0, "{stats}");
+    assert!(webrtc["rtt_ms"].as_f64().is_some(), "RTT from ICE: {stats}");
     assert_eq!(peer.count("offer"), 1);
     assert!(
         peer.wait_for("deleted", Duration::from_secs(2)),

@@ -104,7 +104,7 @@ impl WhepStats {
         let ms = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64 / 1000.0;
         let rtt = c.rtt_us.load(Ordering::Relaxed);
         WebRtcSnapshot {
-            rtt_ms: (rtt != u64::MAX && rtt != 0).then(|| rtt as f64 / 1000.0),
+            rtt_ms: (rtt != 0).then(|| rtt as f64 / 1000.0),
             jitter_ms: ms(&c.network_jitter_us),
             packet_loss: c.loss_permille.load(Ordering::Relaxed) as f64 / 1000.0,
             keyframe_requests: c.keyframe_requests.load(Ordering::Relaxed),
@@ -394,10 +394,25 @@ fn receive_until_lost(
                     }
                     jitter.push(data.time.numer(), data.network_time, data.data.clone());
                 }
+                Event::PeerStats(p) => {
+                    // RTCP gives no RTT to a receive-only peer unless the sender answers
+                    // XR; ICE consent checks always do.
+                    let rtt = p.rtt.or_else(|| {
+                        p.selected_candidate_pair
+                            .and_then(|c| c.current_round_trip_time)
+                    });
+                    if let Some(rtt) = rtt {
+                        stats
+                            .rtt_us
+                            .store(rtt.as_micros() as u64, Ordering::Relaxed);
+                    }
+                }
                 Event::MediaIngressStats(s) if s.mid == session.video => {
-                    stats
-                        .rtt_us
-                        .store(s.rtt.map_or(0, |d| d.as_micros() as u64), Ordering::Relaxed);
+                    if let Some(rtt) = s.rtt {
+                        stats
+                            .rtt_us
+                            .store(rtt.as_micros() as u64, Ordering::Relaxed);
+                    }
                     stats.network_jitter_us.store(
                         u64::from(s.jitter) * 1_000_000 / u64::from(VIDEO_CLOCK_RATE),
                         Ordering::Relaxed,
