@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Latency and start-up benchmark: Lucid vs FFmpeg's own HLS reader, in the same run.
+"""Latency and start-up benchmark: Lucid vs FFmpeg's own HLS reader, and Lucid over WebRTC
+vs Lucid over HLS vs an independent WebRTC client (aiortc, decode only), in the same run.
 
 A live origin (real ffmpeg, -re, two renditions, frame numbers as marker blocks) is served
 over HTTP on 127.0.0.1. Each player writes YUV4MPEG2 to a pipe that this script reads:
@@ -8,8 +9,14 @@ over HTTP on 127.0.0.1. Each player writes YUV4MPEG2 to a pipe that this script 
                                               ffplay/mpv/OpenCV build on)
   - ffmpeg -i <master> -f yuv4mpegpipe -      (unpaced, as the seed's playback.py used it)
 For each it reports the time from process start to the first frame out, the latency behind
-the newest published frame (newest frame listed in the playlist minus the frame just
-delivered), frames delivered, and CPU use; then the ratio Lucid / FFmpeg.
+capture (the origin makes frame n at its start + n / 30 s), behind the frame's publication
+and behind the newest published frame, frames delivered, and CPU use; then the ratio Lucid /
+FFmpeg.
+
+The WebRTC part (--webrtc-size, default 640x360) serves the same kind of marked picture from
+aiortc as a WHEP server (tests/peers/whep_peer.py, which says when frame 0 was made) and
+runs Lucid over WebRTC, scripts/whep_client.py (aiortc decoding only) and Lucid over HLS of
+an origin like the one above, and reports capture-to-pipe latency for each.
 
 Usage: scripts/bench.py [--lucid PATH] [--seconds N] [--sizes 640x360,1280x720]
 Loops are bounded: every player runs for --seconds and is then stopped.
@@ -34,7 +41,9 @@ def start_origin(d, w, h, seg):
            "-hls_flags", "delete_segments+independent_segments+temp_file", "-master_pl_name", "master.m3u8",
            "-var_stream_map", "v:0,name:low v:1,name:high", "-hls_segment_filename", os.path.join(d, "%v_%05d.ts"),
            os.path.join(d, "%v.m3u8")]
+    t0 = time.time()
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+    p.capture_t0 = t0
     deadline = time.time() + 30
     while time.time() < deadline:
         if os.path.exists(os.path.join(d, "master.m3u8")) and newest_frame(d, seg) is not None:
@@ -110,7 +119,21 @@ def cpu_seconds(pid):
         return None
 
 
-def run_player(name, cmd, d, seg, seconds, published):
+def summary(name, first_at, frames, times, cap, extra):
+    skipped = sum(max(0, b - a - 1) for a, b in zip(frames, frames[1:]))
+    intervals = sorted(b - a for a, b in zip(times, times[1:]))
+    p99 = intervals[int(len(intervals) * 0.99) - 1] if len(intervals) > 10 else float("nan")
+    cap = sorted(cap)
+    return {
+        "name": name, "first": first_at, "frames": len(frames), "skipped": skipped,
+        "p99_interval_ms": p99 * 1000,
+        "cap_med": statistics.median(cap) if cap else float("nan"),
+        "cap_p95": cap[int(len(cap) * 0.95) - 1] if len(cap) > 20 else float("nan"),
+        **extra,
+    }
+
+
+def run_player(name, cmd, d, seg, seconds, published, capture_t0=None):
     start = time.time()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     out = p.stdout
@@ -126,6 +149,7 @@ def run_player(name, cmd, d, seg, seconds, published):
     first_at = None
     lat = []
     pub = []
+    cap = []
     frames = []
     times = []
     cpu_last = None
@@ -142,10 +166,14 @@ def run_player(name, cmd, d, seg, seconds, published):
             first_at = now - start
             end = now + seconds
         n = sum(((data[row * w + int((b + 0.5) * w / BITS)] > 128) << b) for b in range(BITS))
-        newest = newest_frame(d, seg)
+        newest = newest_frame(d, seg) if d else None
         frames.append(n)
         times.append(now)
-        if newest is not None and now > start + first_at + 2 * seg:  # steady state only
+        steady = now > start + first_at + 2 * seg
+        t0 = capture_t0() if capture_t0 else None
+        if steady and t0 is not None:
+            cap.append(now - (t0 + n / FPS))
+        if newest is not None and steady:
             lat.append((newest - n) / FPS)
             seen = published.seen.get(n // (FPS * seg))
             if seen is not None:
@@ -156,17 +184,122 @@ def run_player(name, cmd, d, seg, seconds, published):
     wall = time.time() - start
     p.kill()
     p.wait()
-    skipped = sum(max(0, b - a - 1) for a, b in zip(frames, frames[1:]))
-    intervals = sorted(b - a for a, b in zip(times, times[1:]))
-    p99 = intervals[int(len(intervals) * 0.99) - 1] if len(intervals) > 10 else float("nan")
-    return {
-        "name": name, "first": first_at, "lat_med": statistics.median(lat) if lat else float("nan"),
+    return summary(name, first_at, frames, times, cap, {
+        "lat_med": statistics.median(lat) if lat else float("nan"),
         "lat_p95": sorted(lat)[int(len(lat) * 0.95) - 1] if len(lat) > 20 else float("nan"),
         "pub_med": statistics.median(pub) if pub else float("nan"),
         "pub_p95": sorted(pub)[int(len(pub) * 0.95) - 1] if len(pub) > 20 else float("nan"),
-        "frames": len(frames), "skipped": skipped, "p99_interval_ms": p99 * 1000,
         "cpu": (cpu_last / wall * 100) if cpu_last is not None else float("nan"),
-    }
+    })
+
+
+def peer_python():
+    venv = os.environ.get("LUCID_TEST_VENV", os.path.expanduser("~/.cache/lucid-test-venv"))
+    py = os.path.join(venv, "bin", "python")
+    if not os.path.exists(py):
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+        subprocess.run([py, "-m", "pip", "install", "--quiet", "aiortc==1.16.0", "aiohttp==3.14.5"], check=True)
+    return py
+
+
+class Peer:
+    """The aiortc WHEP server; remembers when its current session made frame 0."""
+
+    def __init__(self, py, w, h):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with socketserver.TCPServer(("127.0.0.1", 0), None) as probe:
+            self.port = probe.server_address[1]
+        self.p = subprocess.Popen([py, os.path.join(root, "tests/peers/whep_peer.py"), "--port", str(self.port),
+                                   "--size", f"{w}x{h}"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        self.t0 = None
+        self.ready = threading.Event()
+        threading.Thread(target=self.read, daemon=True).start()
+        if not self.ready.wait(60):
+            raise SystemExit("the WHEP peer did not start")
+
+    def read(self):
+        import json
+        for line in self.p.stdout:
+            e = json.loads(line)
+            if e["event"] == "listening":
+                self.ready.set()
+            elif e["event"] == "answered":
+                self.t0 = None
+            elif e["event"] == "capture_start":
+                self.t0 = e["t"]
+
+    def url(self):
+        return f"http://127.0.0.1:{self.port}/whep"
+
+
+def run_line_client(name, cmd, seconds, capture_t0):
+    """A client that prints `<frame number> <time>` per decoded frame."""
+    start = time.time()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    frames, times, cap = [], [], []
+    first_at = None
+    cpu_last = None
+    for line in p.stdout:
+        n, t = line.split()
+        n, t = int(n), float(t)
+        if first_at is None:
+            first_at = t - start
+        frames.append(n)
+        times.append(t)
+        if t > start + first_at + 2 and capture_t0() is not None:
+            cap.append(t - (capture_t0() + n / FPS))
+        cpu_last = cpu_seconds(p.pid) or cpu_last
+    wall = time.time() - start
+    p.wait()
+    if first_at is None:
+        return {"name": name, "error": "no frames"}
+    return summary(name, first_at, frames, times, cap,
+                   {"cpu": (cpu_last / wall * 100) if cpu_last else float("nan")})
+
+
+def webrtc_section(a):
+    w, h = map(int, a.webrtc_size.split("x"))
+    py = peer_python()
+    root = os.path.dirname(os.path.abspath(__file__))
+    peer = Peer(py, w, h)
+    d = tempfile.mkdtemp(prefix="lucid-bench-")
+    origin = start_origin(d, w, h, a.segment)
+    srv = serve(d)
+    hls = f"http://127.0.0.1:{srv.server_address[1]}/master.m3u8"
+    published = PublishTimes(d, 10 * a.seconds + 60)
+    try:
+        results = [
+            run_player("lucid webrtc", [a.lucid, "--url", peer.url(), "--no-preview", "--pipe", "y4m"],
+                       None, a.segment, a.seconds, None, lambda: peer.t0),
+            run_line_client("aiortc client", [py, os.path.join(root, "whep_client.py"), "--url", peer.url(),
+                                              "--seconds", str(a.seconds)], a.seconds, lambda: peer.t0),
+            run_player("lucid hls", [a.lucid, "--url", hls, "--no-preview", "--pipe", "y4m"],
+                       d, a.segment, a.seconds, published, lambda: origin.capture_t0),
+        ]
+    finally:
+        published.stop = True
+        peer.p.kill()
+        origin.kill()
+        srv.shutdown()
+        shutil.rmtree(d, ignore_errors=True)
+    print()
+    print(f"WebRTC vs HLS, {a.webrtc_size}, {FPS} fps: latency behind capture, to the pipe (Lucid) "
+          "or out of the decoder (aiortc)")
+    print(f"{'player':<14} {'first s':>7} {'capture med ms':>14} {'p95 ms':>7} {'frames':>6} {'skipped':>7} "
+          f"{'p99 gap ms':>10} {'CPU %':>6}")
+    for r in results:
+        if "error" in r:
+            print(f"{r['name']:<14} {r['error']}")
+            continue
+        print(f"{r['name']:<14} {r['first']:>7.2f} {r['cap_med'] * 1000:>14.0f} {r['cap_p95'] * 1000:>7.0f} "
+              f"{r['frames']:>6} {r['skipped']:>7} {r['p99_interval_ms']:>10.1f} {r['cpu']:>6.1f}")
+    l, c, hl = results
+    if all("error" not in r for r in results):
+        print(f"ratio lucid webrtc / aiortc client: latency {l['cap_med'] / c['cap_med']:.2f}; "
+              f"lucid webrtc / lucid hls: latency {l['cap_med'] / hl['cap_med']:.2f}; "
+              f"goals: webrtc median <= 150 ms {'met' if l['cap_med'] <= 0.15 else 'NOT met'}, "
+              f"p99 gap <= {2000 / FPS:.0f} ms {'met' if l['p99_interval_ms'] <= 2000 / FPS else 'NOT met'}; "
+              f"hls median <= {1.25 * a.segment + 0.3:.2f} s {'met' if hl['cap_med'] <= 1.25 * a.segment + 0.3 else 'NOT met'}")
 
 
 def main():
@@ -174,14 +307,15 @@ def main():
     ap.add_argument("--lucid", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/lucid-target")), "debug", "lucid"))
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--segment", type=int, default=2)
-    ap.add_argument("--sizes", default="640x360,1280x720")
+    ap.add_argument("--sizes", default="640x360,1280x720", help="HLS comparison sizes; empty: none")
+    ap.add_argument("--webrtc-size", default="640x360", help="WebRTC comparison size; empty: none")
     a = ap.parse_args()
     print(f"lucid: {a.lucid}; {a.seconds:.0f} s per player; {a.segment} s segments; {FPS} fps")
     print("latency: 'publish' = time since the frame's segment appeared in the playlist; "
           "'newest' = newest listed frame minus the frame delivered")
-    print(f"{'size':>9} {'player':<14} {'first s':>7} {'publish med':>11} {'p95':>5} {'newest med':>10} "
-          f"{'frames':>6} {'skipped':>7} {'p99 gap ms':>10} {'CPU %':>6}")
-    for size in a.sizes.split(","):
+    print(f"{'size':>9} {'player':<14} {'first s':>7} {'capture med':>11} {'publish med':>11} {'p95':>5} "
+          f"{'newest med':>10} {'frames':>6} {'skipped':>7} {'p99 gap ms':>10} {'CPU %':>6}")
+    for size in filter(None, a.sizes.split(",")):
         w, h = map(int, size.split("x"))
         d = tempfile.mkdtemp(prefix="lucid-bench-")
         origin = start_origin(d, w, h, a.segment)
@@ -192,9 +326,12 @@ def main():
         y4m = ["-f", "yuv4mpegpipe", "-pix_fmt", "yuv420p", "-"]
         try:
             results = [
-                run_player("lucid", [a.lucid, "--url", url, "--no-preview", "--pipe", "y4m"], d, a.segment, a.seconds, published),
-                run_player("ffmpeg -re", ff + ["-re", "-i", url] + y4m, d, a.segment, a.seconds, published),
-                run_player("ffmpeg", ff + ["-i", url] + y4m, d, a.segment, a.seconds, published),
+                run_player("lucid", [a.lucid, "--url", url, "--no-preview", "--pipe", "y4m"], d, a.segment,
+                           a.seconds, published, lambda: origin.capture_t0),
+                run_player("ffmpeg -re", ff + ["-re", "-i", url] + y4m, d, a.segment, a.seconds, published,
+                           lambda: origin.capture_t0),
+                run_player("ffmpeg", ff + ["-i", url] + y4m, d, a.segment, a.seconds, published,
+                           lambda: origin.capture_t0),
             ]
         finally:
             published.stop = True
@@ -205,7 +342,7 @@ def main():
             if "error" in r:
                 print(f"{size:>9} {r['name']:<14} {r['error']}")
                 continue
-            print(f"{size:>9} {r['name']:<14} {r['first']:>7.2f} {r['pub_med']:>11.2f} {r['pub_p95']:>5.2f} "
+            print(f"{size:>9} {r['name']:<14} {r['first']:>7.2f} {r['cap_med']:>11.2f} {r['pub_med']:>11.2f} {r['pub_p95']:>5.2f} "
                   f"{r['lat_med']:>10.2f} {r['frames']:>6} {r['skipped']:>7} {r['p99_interval_ms']:>10.1f} "
                   f"{r['cpu']:>6.1f}")
         l, f = results[0], results[1]
@@ -213,8 +350,10 @@ def main():
             goal = 1.25 * a.segment + 0.3
             print(f"{size:>9} ratio lucid / ffmpeg -re: first frame {l['first'] / f['first']:.2f}, "
                   f"latency (publish) {l['pub_med'] / f['pub_med']:.2f}, CPU {l['cpu'] / f['cpu']:.2f}; "
-                  f"goal median <= {goal:.2f} s: {'met' if l['pub_med'] <= goal else 'NOT met'}")
+                  f"goal median behind capture <= {goal:.2f} s: {'met' if l['cap_med'] <= goal else 'NOT met'}")
         sys.stdout.flush()
+    if a.webrtc_size:
+        webrtc_section(a)
 
 
 if __name__ == "__main__":

@@ -93,6 +93,9 @@ pub struct StreamInfo {
     pub protocol_why: Option<String>,
     /// WebRTC figures (RTT, jitter, loss, keyframe requests, jitter buffer), over WebRTC.
     pub webrtc: Option<WhepStats>,
+    /// True when the source releases frames at their presentation time itself (WebRTC's
+    /// jitter buffer): the renderer shows them on arrival.
+    pub paced_upstream: bool,
 }
 
 /// How the stream ended, sent once after the last frame.
@@ -261,6 +264,7 @@ fn decode_main(
         protocol: None,
         protocol_why: None,
         webrtc: None,
+        paced_upstream: false,
     };
     info!("decoder: {}", info.decoder);
     if info_tx.send(Ok((info, rx))).is_err() {
@@ -373,6 +377,7 @@ fn decode_whep(
                 protocol: None,
                 protocol_why: None,
                 webrtc: Some(stream.stats.clone()),
+                paced_upstream: true,
             };
             info!("decoder: {}", info.decoder);
             if info_tx.send(Ok((info, rx))).is_err() {

@@ -91,6 +91,8 @@ pub struct PresentationClock {
     last_change: Option<Instant>,
     latency: Option<Duration>,
     skip_before: Option<Duration>,
+    /// Show frames as they arrive: the source already released them at their time.
+    on_arrival: bool,
 }
 
 impl Default for PresentationClock {
@@ -115,6 +117,18 @@ impl PresentationClock {
             last_change: None,
             latency: None,
             skip_before: None,
+            on_arrival: false,
+        }
+    }
+
+    /// A clock for a source that paces its frames itself (WebRTC's jitter buffer releases
+    /// each one at its playout time): each frame shows at the first tick after it arrives,
+    /// only the newest when several wait. Holding frames to re-derive their schedule here
+    /// would only add the first frame's delay to every later one.
+    pub fn on_arrival() -> Self {
+        PresentationClock {
+            on_arrival: true,
+            ..Self::new(None)
         }
     }
 
@@ -204,6 +218,16 @@ impl PresentationClock {
         edge: Option<Duration>,
     ) -> Tick {
         let mut tick = Tick::default();
+        if self.on_arrival {
+            while let Ok(frame) = frames.try_recv() {
+                self.last_pts = Some(frame.pts);
+                self.last_due = Some(now);
+                if tick.show.replace(frame).is_some() {
+                    tick.skipped += 1;
+                }
+            }
+            return tick;
+        }
         if let Some(edge) = edge {
             self.steer(now, edge);
         }
@@ -527,5 +551,22 @@ mod tests {
             Some(clock.last_pts.unwrap() + Duration::from_secs(3)),
         );
         assert_eq!(clock.target(), Some(Duration::from_millis(2750)));
+    }
+
+    #[test]
+    fn an_on_arrival_clock_shows_the_newest_frame_at_once() {
+        let (tx, rx) = unbounded();
+        let t0 = Instant::now();
+        let mut clock = PresentationClock::on_arrival();
+        assert!(clock.tick(t0, &rx, None).show.is_none());
+        // Timestamps far in the future or the past do not hold a frame back.
+        tx.send(frame(0, 5000)).unwrap();
+        assert_eq!(clock.tick(t0, &rx, None).show.unwrap().index, 0);
+        tx.send(frame(1, 10)).unwrap();
+        tx.send(frame(2, 20)).unwrap();
+        let tick = clock.tick(t0 + Duration::from_millis(1), &rx, None);
+        assert_eq!(tick.show.unwrap().index, 2);
+        assert_eq!(tick.skipped, 1);
+        assert!(!clock.has_pending());
     }
 }

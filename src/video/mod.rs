@@ -305,7 +305,11 @@ fn attach_stream(
         end: decode.end,
         ended: None,
     });
-    commands.insert_resource(Clock(PresentationClock::new(policy)));
+    commands.insert_resource(Clock(if info.paced_upstream {
+        PresentationClock::on_arrival()
+    } else {
+        PresentationClock::new(policy)
+    }));
     commands.insert_resource(LiveEdgeSource(info.live_edge.clone()));
     commands.insert_resource(StreamDescription(info.clone()));
     setup_canvas(
