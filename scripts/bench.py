@@ -262,23 +262,27 @@ def webrtc_section(a):
     py = peer_python()
     root = os.path.dirname(os.path.abspath(__file__))
     peer = Peer(py, w, h)
-    d = tempfile.mkdtemp(prefix="lucid-bench-")
-    origin = start_origin(d, w, h, a.segment)
-    srv = serve(d)
-    hls = f"http://127.0.0.1:{srv.server_address[1]}/master.m3u8"
-    published = PublishTimes(d, 10 * a.seconds + 60)
+    # One player at a time, and the HLS origin only for its own run: its two x264 encodes
+    # would otherwise take the cores the WebRTC players are measured on.
     try:
         results = [
             run_player("lucid webrtc", [a.lucid, "--url", peer.url(), "--no-preview", "--pipe", "y4m"],
                        None, a.segment, a.seconds, None, lambda: peer.t0),
             run_line_client("aiortc client", [py, os.path.join(root, "whep_client.py"), "--url", peer.url(),
                                               "--seconds", str(a.seconds)], a.seconds, lambda: peer.t0),
-            run_player("lucid hls", [a.lucid, "--url", hls, "--no-preview", "--pipe", "y4m"],
-                       d, a.segment, a.seconds, published, lambda: origin.capture_t0),
         ]
     finally:
-        published.stop = True
         peer.p.kill()
+    d = tempfile.mkdtemp(prefix="lucid-bench-")
+    origin = start_origin(d, w, h, a.segment)
+    srv = serve(d)
+    hls = f"http://127.0.0.1:{srv.server_address[1]}/master.m3u8"
+    published = PublishTimes(d, 10 * a.seconds + 60)
+    try:
+        results.append(run_player("lucid hls", [a.lucid, "--url", hls, "--no-preview", "--pipe", "y4m"],
+                                  d, a.segment, a.seconds, published, lambda: origin.capture_t0))
+    finally:
+        published.stop = True
         origin.kill()
         srv.shutdown()
         shutil.rmtree(d, ignore_errors=True)
