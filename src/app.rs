@@ -76,6 +76,7 @@ pub fn run(args: Args) -> Result<()> {
             protocol: args.protocol.into(),
             livepeer_api: args.livepeer_api()?,
             wait: Duration::from_secs_f64(args.wait),
+            ice_servers: args.ice_servers()?,
         },
     };
     let (connected_tx, mut connected_rx) = crossbeam_channel::bounded(1);

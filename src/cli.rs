@@ -118,6 +118,12 @@ pub struct Args {
     /// catalyst).
     #[arg(long, value_name = "URL", default_value = crate::source::livepeer::DEFAULT_API)]
     pub livepeer_api: String,
+
+    /// A STUN server for WebRTC, `stun:host[:port]` (repeatable): adds this machine's
+    /// public address to the offer. Lucid also asks the host a WHEP endpoint redirects to,
+    /// as Livepeer's players do.
+    #[arg(long, value_name = "URL")]
+    pub ice_server: Vec<String>,
 }
 
 /// `--protocol` values.
@@ -187,6 +193,7 @@ impl Args {
             }
         }
         self.livepeer_api()?;
+        self.ice_servers()?;
         if let Some(path) = &self.record {
             crate::output::record::container_for(path)?;
             crate::output::record::check_path(path, self.overwrite)?;
@@ -196,6 +203,17 @@ impl Args {
 }
 
 impl Args {
+    /// `--ice-server` values, parsed.
+    pub fn ice_servers(&self) -> Result<Vec<crate::source::whep::stun::StunServer>> {
+        self.ice_server
+            .iter()
+            .map(|s| {
+                crate::source::whep::stun::StunServer::parse(s)
+                    .map_err(|why| LucidError::Usage(format!("--ice-server {why}")))
+            })
+            .collect()
+    }
+
     /// `--livepeer-api` as a URL (with a trailing slash, so paths join under it).
     pub fn livepeer_api(&self) -> Result<url::Url> {
         let mut raw = self.livepeer_api.trim().to_string();

@@ -65,6 +65,29 @@ fn plays_webrtc_in_order_and_deletes_the_session_on_stop() {
 }
 
 #[test]
+fn an_ice_server_adds_a_server_reflexive_candidate_from_an_independent_stun_server() {
+    let stun_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let peer = WhepPeer::start(&["--stun-port", &stun_port.to_string()]);
+    let server = format!("stun:127.0.0.1:{stun_port}");
+    let (y4m, stats, err) = play(&peer.url(), 1.5, &["--ice-server", &server]);
+    assert!(y4m.frames.len() >= 20, "{err}");
+    assert_eq!(stats["protocol"], "webrtc");
+    assert_eq!(peer.count("stun_binding"), 1, "one Binding request");
+    let types = &peer.events("candidates")[0]["types"];
+    assert_eq!(types, &serde_json::json!(["host", "srflx"]), "{types}");
+    // TURN is refused up front, in one line.
+    let out = run_with_limit(
+        lucid().args(["--url", &peer.url(), "--ice-server", "turn:127.0.0.1"]),
+        LIMIT,
+    );
+    assert_one_clear_error(&out, 2, "TURN");
+}
+
+#[test]
 fn warm_up_answers_are_retried_until_the_output_exists() {
     let peer = WhepPeer::start(&["--statuses", "404,404,503,404"]);
     let (y4m, stats, err) = play(&peer.url(), 2.0, &[]);
@@ -296,4 +319,23 @@ fn sigint_finalizes_the_recording_of_a_webrtc_stream() {
     assert_eq!((w, h), (320, 180));
     assert!(markers.len() >= 45, "{} frames recorded", markers.len());
     assert_in_order(&markers);
+}
+
+#[test]
+fn a_livepeer_webrtc_url_that_redirects_keeps_the_post_and_plays() {
+    let peer = WhepPeer::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let node = Origin::serve(dir.path());
+    let path = "webrtc/abcd1234efgh5678";
+    node.fault(&format!("/{path}"), Fault::Redirect(peer.url()));
+    let (y4m, stats, err) = play(&node.url(path), 1.5, &[]);
+    assert!(y4m.frames.len() >= 20, "{err}");
+    assert_eq!(stats["protocol"], "webrtc", "{stats}");
+    let offers = peer.events("offer");
+    assert_eq!(
+        offers.len(),
+        1,
+        "the POST and its body reached the redirect target"
+    );
+    assert_eq!(offers[0]["content_type"], "application/sdp");
 }

@@ -48,6 +48,8 @@ pub struct SourceOptions {
     pub livepeer_api: Url,
     /// How long to wait for a stream that is not live yet, and how long an outage may last.
     pub wait: Duration,
+    /// `--ice-server`: STUN servers asked for WebRTC's server-reflexive candidates.
+    pub ice_servers: Vec<whep::stun::StunServer>,
 }
 
 /// A resolved `--url`.
@@ -205,7 +207,9 @@ pub fn open_network(
     lifecycle: &Lifecycle,
 ) -> Result<Option<OpenedSource>> {
     let hls = |url: &Url| HlsSource::new(lifecycle.clone()).open(url, options.wait);
-    let whep = |url: &Url| WhepSource::new(lifecycle.clone()).open(url, options.wait);
+    let whep = |url: &Url| {
+        WhepSource::new(lifecycle.clone(), options.ice_servers.clone()).open(url, options.wait)
+    };
     Ok(Some(match spec {
         SourceSpec::TestPattern | SourceSpec::Ffmpeg(_) => return Ok(None),
         SourceSpec::Hls(url) => OpenedSource::hls(hls(url)?, None),

@@ -17,6 +17,7 @@ import sys
 import time
 
 import aioice.ice
+from aioice import stun
 from aiohttp import web
 from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from aiortc import rtcrtpsender
@@ -123,6 +124,30 @@ def count_keyframe_requests():
     rtcrtpsender.RTCRtpSender._send_keyframe = send_keyframe
 
 
+class StunResponder(asyncio.DatagramProtocol):
+    """A STUN server (aioice's own message code) that answers Binding requests with the
+    sender's address, its port moved by one, as a NAT would map it."""
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        try:
+            request = stun.parse_message(data)
+        except ValueError:
+            return
+        if request.message_method != stun.Method.BINDING:
+            return
+        event("stun_binding")
+        response = stun.Message(
+            message_method=stun.Method.BINDING,
+            message_class=stun.Class.RESPONSE,
+            transaction_id=request.transaction_id,
+        )
+        response.attributes["XOR-MAPPED-ADDRESS"] = (addr[0], addr[1] + 1)
+        self.transport.sendto(bytes(response), addr)
+
+
 async def main():
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, required=True)
@@ -134,6 +159,7 @@ async def main():
     p.add_argument("--location", action="store_true", help="send Location and accept DELETE")
     p.add_argument("--drop-at", type=float, default=None, help="seconds after the first RTP")
     p.add_argument("--drop-for", type=float, default=0.4)
+    p.add_argument("--stun-port", type=int, default=0, help="also run a STUN server here")
     args = p.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     statuses = [int(s) for s in args.statuses.split(",") if s]
@@ -146,6 +172,8 @@ async def main():
         if request.content_type != "application/sdp":
             return web.Response(status=415, text="body must be application/sdp")
         body = await request.text()
+        event("candidates", types=sorted(set(
+            line.split(" typ ")[1].split()[0] for line in body.splitlines() if " typ " in line)))
         if args.refuse:
             return web.Response(status=args.refuse, text="refused by the test peer")
         if statuses:
@@ -174,6 +202,9 @@ async def main():
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", args.port)
     await site.start()
+    if args.stun_port:
+        await asyncio.get_running_loop().create_datagram_endpoint(
+            StunResponder, local_addr=("127.0.0.1", args.stun_port))
     event("listening", port=args.port)
     try:
         while True:

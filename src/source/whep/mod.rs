@@ -9,6 +9,7 @@ pub mod jitter;
 pub mod nal;
 mod session;
 pub mod signal;
+pub mod stun;
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,7 @@ use crate::lifecycle::Lifecycle;
 use crate::redact::Redacted;
 use session::{Feed, Session};
 use signal::Signalling;
+use stun::StunServer;
 
 /// Access units queued for the decoder (a quarter second at 30 fps).
 const UNIT_QUEUE: usize = 8;
@@ -30,6 +32,7 @@ const UNIT_QUEUE: usize = 8;
 pub struct WhepSource {
     lifecycle: Lifecycle,
     signalling: Signalling,
+    stun: Vec<StunServer>,
 }
 
 /// A playing WebRTC stream.
@@ -45,11 +48,13 @@ pub struct WhepStream {
 }
 
 impl WhepSource {
-    /// A client that stops when `lifecycle` does.
-    pub fn new(lifecycle: Lifecycle) -> Self {
+    /// A client that stops when `lifecycle` does and asks `stun` servers (`--ice-server`)
+    /// for server-reflexive candidates.
+    pub fn new(lifecycle: Lifecycle, stun: Vec<StunServer>) -> Self {
         WhepSource {
             signalling: Signalling::new(lifecycle.clone()),
             lifecycle,
+            stun,
         }
     }
 
@@ -57,7 +62,7 @@ impl WhepSource {
     /// for up to `wait`), connects, and starts the `lucid-webrtc` thread. `wait` is also
     /// how long a lost connection may stay lost.
     pub fn open(&self, url: &Url, wait: Duration) -> Result<WhepStream, WhepError> {
-        let session = Session::connect(url, &self.signalling, wait, &self.lifecycle)?;
+        let session = Session::connect(url, &self.signalling, &self.stun, wait, &self.lifecycle)?;
         let (units_tx, units) = bounded(UNIT_QUEUE);
         let (failure_tx, failure) = bounded(1);
         let stats = WhepStats::default();
@@ -69,8 +74,10 @@ impl WhepSource {
         let endpoint = Redacted::url(url);
         let (url, signalling, lifecycle) =
             (url.clone(), self.signalling.clone(), self.lifecycle.clone());
+        let stun = self.stun.clone();
         self.lifecycle.spawn("lucid-webrtc", move || {
-            match session::run(session, &url, &signalling, &feed, wait, &lifecycle) {
+            let ice = (&signalling, stun.as_slice());
+            match session::run(session, &url, ice, &feed, wait, &lifecycle) {
                 Ok(()) | Err(WhepError::Stopped) => {}
                 Err(e) => {
                     let _ = failure_tx.send(e);

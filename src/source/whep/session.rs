@@ -23,9 +23,12 @@ use super::error::WhepError;
 use super::jitter::{JitterBuffer, VIDEO_CLOCK_RATE};
 use super::nal;
 use super::signal::Signalling;
+use super::stun::StunServer;
 use crate::lifecycle::Lifecycle;
 use crate::redact::Redacted;
 
+/// STUN servers get this long, in all, to say what our public address is.
+const STUN_BUDGET: Duration = Duration::from_millis(500);
 /// ICE and DTLS must be up this soon after the answer (Livepeer's player waits 5 s).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// No media for this long means the connection is lost: reconnect.
@@ -135,9 +138,23 @@ impl Session {
     pub fn connect(
         url: &Url,
         signalling: &Signalling,
+        stun: &[StunServer],
         wait: Duration,
         lifecycle: &Lifecycle,
     ) -> Result<Session, WhepError> {
+        // Like Livepeer's player: learn where the endpoint redirects first, offer there,
+        // and ask that host's STUN server too.
+        let endpoint = signalling.resolve(url);
+        let mut stun = stun.to_vec();
+        if endpoint.host_str() != url.host_str()
+            && let Some(host) = endpoint.host_str()
+        {
+            stun.push(StunServer {
+                host: host.to_string(),
+                port: super::stun::DEFAULT_PORT,
+            });
+        }
+        let url = &endpoint;
         let local_ip = local_ip_toward(url)?;
         let socket = UdpSocket::bind(SocketAddr::new(local_ip, 0))
             .map_err(|e| local("binding a UDP socket", e))?;
@@ -156,6 +173,20 @@ impl Session {
             source: None,
         })?;
         rtc.add_local_candidate(candidate);
+        if !stun.is_empty() {
+            for public in super::stun::reflexive_addresses(&socket, &stun, STUN_BUDGET) {
+                if public == local {
+                    continue;
+                }
+                match Candidate::server_reflexive(public, local, "udp") {
+                    Ok(c) => {
+                        debug!("WebRTC: server-reflexive candidate {public}");
+                        rtc.add_local_candidate(c);
+                    }
+                    Err(e) => debug!("WebRTC: STUN gave an unusable address {public}: {e}"),
+                }
+            }
+        }
         let mut api = rtc.sdp_api();
         let video = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
         api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
@@ -290,7 +321,7 @@ pub struct Feed {
 pub fn run(
     mut session: Session,
     url: &Url,
-    signalling: &Signalling,
+    (signalling, stun): (&Signalling, &[StunServer]),
     feed: &Feed,
     wait: Duration,
     lifecycle: &Lifecycle,
@@ -304,7 +335,7 @@ pub fn run(
         session.close(signalling);
         feed.stats.0.reconnects.fetch_add(1, Ordering::Relaxed);
         warn!("WebRTC: {why}; holding the last frame and reconnecting");
-        session = reconnect(url, signalling, wait, lifecycle)?;
+        session = reconnect(url, (signalling, stun), wait, lifecycle)?;
         info!("WebRTC: reconnected");
     }
 }
@@ -312,7 +343,7 @@ pub fn run(
 /// New sessions with backoff until one connects, Lucid stops, or `wait` runs out.
 fn reconnect(
     url: &Url,
-    signalling: &Signalling,
+    (signalling, stun): (&Signalling, &[StunServer]),
     wait: Duration,
     lifecycle: &Lifecycle,
 ) -> Result<Session, WhepError> {
@@ -330,7 +361,7 @@ fn reconnect(
                 waited: wait,
             });
         }
-        match Session::connect(url, signalling, left, lifecycle) {
+        match Session::connect(url, signalling, stun, left, lifecycle) {
             Ok(s) => return Ok(s),
             Err(WhepError::Stopped) => return Err(WhepError::Stopped),
             // 406, 401, 403: the server will not have this session again.

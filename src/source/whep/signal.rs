@@ -200,6 +200,37 @@ impl Signalling {
         ))
     }
 
+    /// Where the endpoint redirects to (a HEAD, redirects followed by hand, as Livepeer's
+    /// player does to learn its regional node); the URL itself when it does not redirect
+    /// or does not answer HEAD.
+    pub fn resolve(&self, url: &Url) -> Url {
+        let mut target = url.clone();
+        for _ in 0..MAX_REDIRECTS {
+            let Ok(response) = self
+                .http
+                .head(target.clone())
+                .timeout(Duration::from_secs(2))
+                .send()
+            else {
+                break;
+            };
+            if verdict(response.status().as_u16()) != Verdict::Redirect {
+                break;
+            }
+            let next = response
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| target.join(l).ok())
+                .filter(|u| matches!(u.scheme(), "http" | "https"));
+            match next {
+                Some(next) => target = next,
+                None => break,
+            }
+        }
+        target
+    }
+
     /// Posts `offer` until the server answers, retrying warm-up and busy answers for up to
     /// `wait`. Every attempt is counted and bounded by `wait`.
     pub fn offer_until_answered(
