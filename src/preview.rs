@@ -158,7 +158,7 @@ fn slate(
             .show(&mut viewport, |ui| {
                 ui.label(
                     egui::RichText::new(format!(
-                        "Stream interrupted {silent:.0} s ago - holding the last frame, waiting for it to return"
+                        "Stream interrupted {silent:.0} s ago - holding the last frame, reconnecting"
                     ))
                     .size(20.0)
                     .color(egui::Color32::YELLOW),
