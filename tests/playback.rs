@@ -141,7 +141,10 @@ fn status_line_and_stats_json_report_live_playback() {
     );
     let err = stderr_of(&out);
     assert!(out.status.success(), "stderr:\n{err}");
-    assert!(err.contains("status: playing | 640x360 (640x360"), "{err}");
+    assert!(
+        err.contains("status: hls | playing | 640x360 (640x360"),
+        "{err}"
+    );
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&stats)
         .unwrap()
         .lines()
@@ -153,6 +156,9 @@ fn status_line_and_stats_json_report_live_playback() {
     );
     let steady = &lines[2];
     assert_eq!(steady["state"], "playing");
+    assert_eq!(steady["protocol"], "hls");
+    assert!(steady["protocol_why"].is_null());
+    assert!(steady["webrtc"].is_null());
     let fps = steady["fps"].as_f64().unwrap();
     assert!((25.0..=35.0).contains(&fps), "fps {fps}");
     let latency = steady["latency_s"]
