@@ -279,6 +279,30 @@ fn packet_loss_asks_for_a_keyframe_and_never_shows_a_broken_picture() {
 }
 
 #[test]
+fn network_jitter_raises_the_buffer_target_and_frames_stay_in_order() {
+    let clean = WhepPeer::start(&[]);
+    let (_, calm, _) = play(&clean.url(), 3.0, &[]);
+    drop(clean);
+    // Packets late by up to 60 ms, out of order: two frame periods of jitter.
+    let peer = WhepPeer::start(&["--jitter-ms", "60"]);
+    let (y4m, stats, err) = play(&peer.url(), 5.0, &[]);
+    let markers = y4m.markers();
+    assert!(markers.len() >= 100, "{} frames; {err}", markers.len());
+    assert_in_order(&markers);
+    let target = stats["webrtc"]["jitter_buffer_ms"].as_f64().unwrap();
+    let calm_target = calm["webrtc"]["jitter_buffer_ms"].as_f64().unwrap();
+    let jitter = stats["webrtc"]["jitter_ms"].as_f64().unwrap();
+    assert!(
+        target > calm_target && target >= 20.0,
+        "target {target} ms under jitter (calm: {calm_target} ms)"
+    );
+    assert!(
+        jitter > calm["webrtc"]["jitter_ms"].as_f64().unwrap(),
+        "{stats}"
+    );
+}
+
+#[test]
 fn sigint_finalizes_the_recording_of_a_webrtc_stream() {
     let peer = WhepPeer::start(&[]);
     let dir = tempfile::tempdir().unwrap();

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import fractions
 import json
+import random
 import sys
 import time
 
@@ -76,8 +77,9 @@ class Dropper:
     (NACKs for them go unanswered), so the receiver sees a real gap and must ask for a
     keyframe."""
 
-    def __init__(self, at, length):
+    def __init__(self, at, length, jitter):
         self.at, self.length = at, length
+        self.jitter = jitter
         self.started = None
         self.dropped = 0
         self.lost = set()
@@ -94,6 +96,13 @@ class Dropper:
                 dropper.lost.add(int.from_bytes(data[2:4], "big"))
                 if dropper.dropped == 1:
                     event("dropping")
+                return
+            if dropper.jitter and not is_rtcp:
+                # Network jitter: each packet late by a random 0..jitter seconds (so they
+                # also arrive out of order).
+                delay = random.uniform(0, dropper.jitter)
+                asyncio.get_running_loop().call_later(
+                    delay, lambda: asyncio.ensure_future(original(transport, data)))
                 return
             await original(transport, data)
 
@@ -159,11 +168,12 @@ async def main():
     p.add_argument("--location", action="store_true", help="send Location and accept DELETE")
     p.add_argument("--drop-at", type=float, default=None, help="seconds after the first RTP")
     p.add_argument("--drop-for", type=float, default=0.4)
+    p.add_argument("--jitter-ms", type=float, default=0, help="delay each RTP packet by 0..N ms")
     p.add_argument("--stun-port", type=int, default=0, help="also run a STUN server here")
     args = p.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     statuses = [int(s) for s in args.statuses.split(",") if s]
-    Dropper(args.drop_at, args.drop_for).install()
+    Dropper(args.drop_at, args.drop_for, args.jitter_ms / 1000).install()
     count_keyframe_requests()
     peers = set()
 
