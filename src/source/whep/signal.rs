@@ -128,13 +128,7 @@ impl Signalling {
             let status = response.status().as_u16();
             match verdict(status) {
                 Verdict::Redirect => {
-                    let next = response
-                        .headers()
-                        .get(LOCATION)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|l| target.join(l).ok())
-                        .filter(|u| matches!(u.scheme(), "http" | "https"));
-                    let Some(next) = next else {
+                    let Some(next) = redirect_target(&response, &target) else {
                         return Err(refused(
                             url,
                             status,
@@ -217,13 +211,7 @@ impl Signalling {
             if verdict(response.status().as_u16()) != Verdict::Redirect {
                 break;
             }
-            let next = response
-                .headers()
-                .get(LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|l| target.join(l).ok())
-                .filter(|u| matches!(u.scheme(), "http" | "https"));
-            match next {
+            match redirect_target(&response, &target) {
                 Some(next) => target = next,
                 None => break,
             }
@@ -318,6 +306,16 @@ impl Signalling {
             std::thread::sleep((until - now).min(Duration::from_millis(20)));
         }
     }
+}
+
+/// Where a redirect points, resolved against the URL that answered; http(s) only.
+fn redirect_target(response: &reqwest::blocking::Response, base: &Url) -> Option<Url> {
+    response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|l| base.join(l).ok())
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
 }
 
 fn refused(url: &Url, status: u16, message: String, attempts: u32) -> WhepError {
