@@ -588,3 +588,56 @@ fn the_window_title_never_shows_credentials() {
         "{title}"
     );
 }
+
+#[test]
+fn webrtc_in_a_window_waits_plays_says_it_is_reconnecting_and_resumes() {
+    use support::whep::WhepPeer;
+    let mut peer = WhepPeer::start(&["--statuses", &["404"; 6].join(",")]);
+    let x = Xvfb::start();
+    let mut child = x
+        .lucid()
+        .args(["--url", &peer.url(), "--width", "640", "--height", "360"])
+        .args(["--duration", "14", "--hide-ui"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = collect_stderr(&mut child);
+    let marker = |x: &Xvfb| read_marker(&luma_of(&x.screenshot()), W as usize, W, H);
+    // The banner: yellow text on a dark panel along the bottom, over the held picture
+    // (whose greys never reach the text's brightness).
+    let banner = |x: &Xvfb| {
+        let luma = luma_of(&x.screenshot());
+        luma[(H as usize - 60) * W as usize..]
+            .iter()
+            .filter(|l| **l > 200)
+            .count()
+            > 100
+    };
+    let until = |what: &str, limit: u64, ok: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(limit);
+        while !ok() {
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    until("the video never replaced the slate", 30, &|| {
+        marker(&x) > 20
+    });
+    assert!(peer.count("offer") >= 7, "404s were retried");
+    assert!(!banner(&x), "no banner while playing");
+    peer.kill();
+    until("no reconnecting banner", 10, &|| banner(&x));
+    let held = marker(&x);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(marker(&x), held, "the last frame is held");
+    let _back = peer.restart();
+    // The restarted server counts from 0 again: the picture moves on and the banner goes.
+    until("playback did not resume", 10, &|| {
+        let m = marker(&x);
+        m != held && !banner(&x)
+    });
+    let status = wait_with_limit(&mut child, Duration::from_secs(60));
+    let err = log.join().unwrap();
+    assert!(status.success(), "{status}; stderr:\n{err}");
+}
