@@ -460,8 +460,14 @@ fn a_second_signal_exits_at_once_with_130() {
     std::thread::sleep(Duration::from_secs(2));
     // Two different signals, back to back: the kernel does not merge them, and the second
     // is handled while the first stop (which takes at least one 20 ms poll) is under way.
-    send_signal(child.id(), "INT");
-    send_signal(child.id(), "TERM");
+    // One shell sends both with its builtin `kill`: two `kill` processes could start more
+    // than 20 ms apart on a loaded machine, and the first stop would finish in between.
+    let pid = child.id();
+    let sent = Command::new("sh")
+        .args(["-c", &format!("kill -INT {pid} && kill -TERM {pid}")])
+        .status()
+        .unwrap();
+    assert!(sent.success());
     let status = wait_with_limit(&mut child, Duration::from_secs(10));
     assert_eq!(status.code(), Some(130), "{status}");
 }

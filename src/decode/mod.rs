@@ -183,15 +183,15 @@ impl DecodeThread {
             InputKind::Demux(input) => decode_main(source, input, &options, stop, info_tx, end_tx),
         });
         match info_rx.recv() {
-            Ok(Ok((mut info, frames))) => Ok(DecodeThread {
-                info: {
-                    (info.protocol, info.protocol_why) = protocol;
-                    info
-                },
-                frames,
-                end: end_rx,
-                handle,
-            }),
+            Ok(Ok((mut info, frames))) => {
+                (info.protocol, info.protocol_why) = protocol;
+                Ok(DecodeThread {
+                    info,
+                    frames,
+                    end: end_rx,
+                    handle,
+                })
+            }
             Ok(Err(e)) => Err(e),
             // The thread panicked before it said anything: its error is in the lifecycle.
             Err(_) => Err(lifecycle.take_error().unwrap_or(LucidError::Internal {
