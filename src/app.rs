@@ -30,7 +30,7 @@ use crate::preview::PreviewPlugin;
 use crate::show::{KeyboardCaptured, Screenshots, ShowPlugin};
 use crate::source::{SourceOptions, SourceSpec};
 use crate::status::{StatsFile, StatusPlugin};
-use crate::video::{PlaybackStats, VideoFeed, VideoPlugin};
+use crate::video::{Pacing, PlaybackStats, VideoFeed, VideoPlugin};
 
 /// How long a stop waits for frames already rendered to reach the outputs.
 const DRAIN_TIMEOUT: Duration = Duration::from_millis(600);
@@ -66,6 +66,14 @@ pub fn run(args: Args) -> Result<()> {
     install_signal_handler(&lifecycle, &writer, &app_done)?;
 
     let source_name = spec.display_name();
+    // A finite input into files only renders every frame as fast as the machine allows;
+    // a window, a pipe, a live source or --realtime keep real-time pacing (the video
+    // side confirms the input is finite once it opens).
+    let offline = args.no_preview
+        && !args.realtime
+        && args.pipe.is_none()
+        && args.record.is_some()
+        && matches!(spec, SourceSpec::Ffmpeg(_));
     info!("source: {source_name}");
     // Open the stream in the background: the app (and a window with its waiting slate)
     // runs while a stream that is not live yet is polled for, and a stop is seen at once
@@ -125,6 +133,7 @@ pub fn run(args: Args) -> Result<()> {
             stats_file.as_ref(),
             &outputs,
             &writer,
+            offline,
         );
         while app.plugins_state() == PluginsState::Adding {
             bevy::tasks::tick_global_task_pools_on_main_thread();
@@ -261,6 +270,7 @@ fn build_app(
     stats_file: Option<&StatsFile>,
     outputs: &OutputConfig,
     writer: &WriterSlot,
+    offline: bool,
 ) -> App {
     // Until the stream says its size, the window takes the user's or a 16:9 default.
     let (width, height) = output_size(args.width, args.height, (1280, 720));
@@ -331,6 +341,7 @@ fn build_app(
             connected_rx,
             (args.width, args.height),
             args.latency.map(Duration::from_secs_f64),
+            offline,
         ))
         .add_plugins(StatusPlugin::new(stats_file))
         .add_plugins(EffectsPlugin::new(catalog, chain.clone()))
@@ -524,9 +535,18 @@ fn drive_shutdown(
     screenshots: Option<Res<Screenshots>>,
     mut stop_seen: Local<Option<Instant>>,
     mut exit: MessageWriter<AppExit>,
+    pacing: Res<Pacing>,
 ) {
-    if let (Some(limit), Some(first)) = (limit.0, stats.first_frame_at)
-        && first.elapsed() >= limit
+    // Offline, --duration is stream time: the render runs faster (or slower) than the clock.
+    let played = if pacing.offline {
+        stats
+            .pts_span
+            .map(|(first, last)| last.saturating_sub(first))
+    } else {
+        stats.first_frame_at.map(|t| t.elapsed())
+    };
+    if let (Some(limit), Some(played)) = (limit.0, played)
+        && played >= limit
         && !lifecycle.stopping()
     {
         info!("--duration reached");
@@ -542,8 +562,7 @@ fn drive_shutdown(
         return;
     };
     // Frames already rendered, and screenshots on their way to disk, are waited for.
-    let pending =
-        sink.map(|s| s.pending()).unwrap_or(0) + screenshots.map(|s| s.pending()).unwrap_or(0);
+    let pending = sink.as_ref().map_or(0, |s| s.pending()) + screenshots.map_or(0, |s| s.pending());
     if pending == 0 || since.elapsed() > DRAIN_TIMEOUT {
         if pending > 0 {
             warn!("{pending} rendered frame(s) did not reach the outputs in time");
@@ -562,6 +581,24 @@ fn drive_shutdown(
             stats.catch_ups,
             stats.texture_allocations
         );
+        if let (true, Some(start), Some((first, last))) =
+            (pacing.offline, stats.first_frame_at, stats.pts_span)
+        {
+            let wall = start.elapsed().as_secs_f64().max(1e-3);
+            let video = (last - first).as_secs_f64();
+            info!(
+                "rendered offline: {} frames, {video:.1} s of video in {wall:.1} s ({:.1} fps, {:.2}x real time)",
+                stats.presented,
+                stats.presented as f64 / wall,
+                video / wall
+            );
+        } else if sink.is_some() && stats.skipped > 0 {
+            warn!(
+                "{} frame(s) were skipped because rendering fell behind real time: they are not in \
+                 the outputs (a finite input into files renders every frame without --realtime)",
+                stats.skipped
+            );
+        }
         exit.write(AppExit::Success);
     }
 }

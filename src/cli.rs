@@ -47,7 +47,14 @@ pub struct Args {
     #[arg(long, value_name = "FORMAT")]
     pub pipe: Option<PipeFormat>,
 
-    /// Stop after this many seconds of playback (counted from the first frame shown).
+    /// Pace a finite input in real time, skipping frames the machine cannot render in time.
+    /// Without it, a file rendered into --record only (no window, no --pipe) renders every
+    /// frame, as fast as the machine allows.
+    #[arg(long)]
+    pub realtime: bool,
+
+    /// Stop after this many seconds of playback (counted from the first frame shown; in
+    /// stream time when rendering offline).
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<f64>,
 

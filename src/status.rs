@@ -50,6 +50,8 @@ pub struct StatusSnapshot {
     pub state: PlaybackState,
     /// The input.
     pub source: String,
+    /// True when a finite input renders offline into files (every frame, not paced).
+    pub offline: bool,
     /// The network protocol playing: "webrtc" or "hls" (absent for files and the pattern).
     pub protocol: Option<String>,
     /// Why that protocol, when it was not the first choice ("HLS: WebRTC answered 406").
@@ -281,6 +283,7 @@ fn report_status(
     ui: Option<Res<crate::overlay::UiTiming>>,
     outputs: Option<Res<OutputStats>>,
     mut latest: ResMut<LatestStatus>,
+    pacing: Res<crate::video::Pacing>,
 ) {
     let now = Instant::now();
     let (since, count) = *out.last.get_or_insert((now, stats.presented));
@@ -315,6 +318,7 @@ fn report_status(
         state,
         source: info.as_ref().map(|i| i.source.clone()).unwrap_or_default(),
         rendition: info.as_ref().and_then(|i| i.rendition.clone()),
+        offline: pacing.offline,
         protocol: info.as_ref().and_then(|i| i.protocol.map(str::to_string)),
         protocol_why: info.as_ref().and_then(|i| i.protocol_why.clone()),
         webrtc: info

@@ -27,7 +27,7 @@ use tracing::{info, warn};
 use crate::cli::PipeFormat;
 use crate::error::Result;
 use crate::lifecycle::Lifecycle;
-use crate::video::{FramePresented, OutputCanvas, StreamReady, VideoSystems};
+use crate::video::{FramePresented, OutputCanvas, Pacing, StreamReady, VideoSystems};
 use record::Recorder;
 use y4m::Y4mWriter;
 
@@ -284,6 +284,17 @@ impl FrameSink {
         self.pending.load(Ordering::SeqCst)
     }
 
+    /// True when another frame could not be taken without a drop: too many readbacks in
+    /// flight, or an output queue that would be full once they land.
+    fn saturated(&self) -> bool {
+        let pending = self.pending();
+        pending >= MAX_READBACKS_IN_FLIGHT
+            || self.outputs.iter().any(|(tx, _)| {
+                tx.capacity()
+                    .is_some_and(|cap| tx.len() + pending + 1 >= cap)
+            })
+    }
+
     /// Offers a frame to every output; an output whose queue is full drops it (counted).
     fn deliver(&self, frame: RenderedFrame) {
         let frame = Arc::new(frame);
@@ -345,6 +356,12 @@ impl Plugin for OutputPlugin {
             )
                 .chain()
                 .after(VideoSystems::Present),
+        )
+        .add_systems(
+            Update,
+            report_backpressure
+                .run_if(resource_exists::<FrameSink>)
+                .before(VideoSystems::Present),
         );
     }
 }
@@ -374,6 +391,18 @@ fn start_writer(
             }
         }
         Err(e) => lifecycle.fail(e),
+    }
+}
+
+/// Offline rendering keeps at most this many readbacks in flight (each is a frame the
+/// outputs will have to take).
+const MAX_READBACKS_IN_FLIGHT: usize = 3;
+
+/// Tells offline pacing whether the outputs can take another frame.
+fn report_backpressure(sink: Res<FrameSink>, mut pacing: ResMut<Pacing>) {
+    let full = sink.saturated();
+    if pacing.outputs_full != full {
+        pacing.outputs_full = full;
     }
 }
 

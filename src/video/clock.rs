@@ -93,6 +93,8 @@ pub struct PresentationClock {
     skip_before: Option<Duration>,
     /// Show frames as they arrive: the source already released them at their time.
     on_arrival: bool,
+    /// Show every frame, one per tick, whatever the time (offline rendering).
+    every_frame: bool,
 }
 
 impl Default for PresentationClock {
@@ -118,6 +120,17 @@ impl PresentationClock {
             latency: None,
             skip_before: None,
             on_arrival: false,
+            every_frame: false,
+        }
+    }
+
+    /// A clock for offline rendering (a finite input into files): each tick shows the next
+    /// frame in order, never skips one, and never waits for its time. The renderer's
+    /// speed sets the pace.
+    pub fn every_frame() -> Self {
+        PresentationClock {
+            every_frame: true,
+            ..Self::new(None)
         }
     }
 
@@ -218,6 +231,18 @@ impl PresentationClock {
         edge: Option<Duration>,
     ) -> Tick {
         let mut tick = Tick::default();
+        if self.every_frame {
+            tick.show = self
+                .pending
+                .take()
+                .map(|(f, _)| f)
+                .or_else(|| frames.try_recv().ok());
+            if let Some(f) = &tick.show {
+                self.last_pts = Some(f.pts);
+                self.last_due = Some(now);
+            }
+            return tick;
+        }
         if self.on_arrival {
             while let Ok(frame) = frames.try_recv() {
                 self.last_pts = Some(frame.pts);
@@ -568,5 +593,22 @@ mod tests {
         assert_eq!(tick.show.unwrap().index, 2);
         assert_eq!(tick.skipped, 1);
         assert!(!clock.has_pending());
+    }
+
+    #[test]
+    fn an_every_frame_clock_shows_each_frame_once_in_order_whatever_the_time() {
+        let (tx, rx) = unbounded();
+        for i in 0..5 {
+            tx.send(frame(i, i * 33)).unwrap();
+        }
+        let t0 = Instant::now();
+        let mut clock = PresentationClock::every_frame();
+        // Far behind real time: still one frame per tick, none skipped.
+        for i in 0..5 {
+            let tick = clock.tick(t0 + Duration::from_secs(60 * i), &rx, None);
+            assert_eq!(tick.show.unwrap().index, i);
+            assert_eq!(tick.skipped, 0);
+        }
+        assert!(clock.tick(t0, &rx, None).show.is_none());
     }
 }

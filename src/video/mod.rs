@@ -123,10 +123,24 @@ pub struct PlaybackStats {
     pub catch_ups: u64,
     /// When the last frame was presented.
     pub last_frame_at: Option<Instant>,
+    /// Stream time of the first and the last frame presented.
+    pub pts_span: Option<(Duration, Duration)>,
 }
 
 #[derive(Resource, Default)]
 struct Clock(PresentationClock);
+
+/// How frames are paced. Real time (a window, a live source, a pipe, `--realtime`): the
+/// clock skips frames the renderer cannot show in time. Offline (a finite input into files
+/// only): every frame is shown, as fast as the renderer and the outputs go.
+#[derive(Resource, Debug, Default, Clone, Copy)]
+pub struct Pacing {
+    /// Rendering offline.
+    pub offline: bool,
+    /// Set by the outputs while their queues are full: offline rendering waits for them
+    /// instead of dropping frames.
+    pub outputs_full: bool,
+}
 
 /// The live edge of a live HLS stream, for latency steering.
 #[derive(Resource, Default)]
@@ -171,20 +185,24 @@ pub struct VideoPlugin {
     connection: Mutex<Option<Receiver<crate::Result<DecodeThread>>>>,
     requested: (Option<u32>, Option<u32>),
     latency: Option<Duration>,
+    offline: bool,
 }
 
 impl VideoPlugin {
     /// `connection` delivers the opened stream (or why it failed); `requested` is the
-    /// user's `--width`/`--height`; `latency` overrides the latency target (live HLS).
+    /// user's `--width`/`--height`; `latency` overrides the latency target (live HLS);
+    /// `offline` asks for offline pacing, which applies if the stream turns out finite.
     pub fn new(
         connection: Receiver<crate::Result<DecodeThread>>,
         requested: (Option<u32>, Option<u32>),
         latency: Option<Duration>,
+        offline: bool,
     ) -> Self {
         VideoPlugin {
             connection: Mutex::new(Some(connection)),
             requested,
             latency,
+            offline,
         }
     }
 }
@@ -193,6 +211,7 @@ impl VideoPlugin {
 struct VideoSettings {
     requested: (Option<u32>, Option<u32>),
     latency: Option<Duration>,
+    offline: bool,
 }
 
 impl Plugin for VideoPlugin {
@@ -214,8 +233,10 @@ impl Plugin for VideoPlugin {
             .insert_resource(VideoSettings {
                 requested: self.requested,
                 latency: self.latency,
+                offline: self.offline,
             })
             .init_resource::<Clock>()
+            .init_resource::<Pacing>()
             .init_resource::<LiveEdgeSource>()
             .init_resource::<NextFrameDue>()
             .init_resource::<PlaybackStats>()
@@ -305,7 +326,19 @@ fn attach_stream(
         end: decode.end,
         ended: None,
     });
-    commands.insert_resource(Clock(if info.paced_upstream {
+    let offline = settings.offline && !info.live;
+    if offline {
+        info!(
+            "rendering offline: every frame, as fast as the machine allows (--realtime paces it)"
+        );
+    }
+    commands.insert_resource(Pacing {
+        offline,
+        outputs_full: false,
+    });
+    commands.insert_resource(Clock(if offline {
+        PresentationClock::every_frame()
+    } else if info.paced_upstream {
         PresentationClock::on_arrival()
     } else {
         PresentationClock::new(policy)
@@ -447,7 +480,7 @@ fn present_due_frame(
     mut cameras: Query<&mut Camera, With<CanvasCamera>>,
     mut presented: MessageWriter<FramePresented>,
     freeze: Res<Freeze>,
-    mut redraw: ResMut<RedrawCanvas>,
+    (mut redraw, pacing): (ResMut<RedrawCanvas>, Res<Pacing>),
 ) {
     let (Some(mut texture), Some(canvas), Some(feed)) = (texture, canvas, feed) else {
         return;
@@ -464,6 +497,10 @@ fn present_due_frame(
     }
     if warming {
         *warmup += 1;
+        return;
+    }
+    if pacing.offline && pacing.outputs_full {
+        // Offline, a full output queue waits: nothing may be dropped.
         return;
     }
     let tick = clock.0.tick(
@@ -515,6 +552,8 @@ fn present_due_frame(
     stats.presented += 1;
     stats.first_frame_at.get_or_insert_with(Instant::now);
     stats.last_frame_at = Some(Instant::now());
+    let first_pts = stats.pts_span.map_or(pts, |(first, _)| first);
+    stats.pts_span = Some((first_pts, pts));
     presented.write(FramePresented { number, pts });
 }
 
@@ -571,9 +610,14 @@ fn watch_source_end(
     clock: Res<Clock>,
     lifecycle: Res<Lifecycle>,
     mut next_due: ResMut<NextFrameDue>,
+    pacing: Res<Pacing>,
 ) {
     let Some(mut feed) = feed else { return };
     next_due.0 = clock.0.next_due();
+    if pacing.offline && !pacing.outputs_full && !feed.frames.rx.is_empty() {
+        // Offline, the next frame is due as soon as this one is out.
+        next_due.0 = Some(Instant::now());
+    }
     if feed.ended.is_none()
         && let Ok(end) = feed.end.try_recv()
     {
