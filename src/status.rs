@@ -41,6 +41,31 @@ pub enum PlaybackState {
     Ended,
 }
 
+/// How far an offline render is.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Progress {
+    /// Share of the input's duration rendered, 0..100.
+    pub percent: f64,
+    /// Stream seconds rendered per wall second.
+    pub speed: f64,
+    /// Seconds left at this speed.
+    pub eta_s: Option<f64>,
+}
+
+impl Progress {
+    /// From the stream time rendered, the input's duration and the wall time it took.
+    pub fn new(done: Duration, total: Duration, elapsed: Duration) -> Progress {
+        let done_s = done.as_secs_f64().min(total.as_secs_f64());
+        let speed = done_s / elapsed.as_secs_f64().max(1e-3);
+        let left = total.as_secs_f64() - done_s;
+        Progress {
+            percent: 100.0 * done_s / total.as_secs_f64().max(1e-9),
+            speed,
+            eta_s: (speed > 0.0).then(|| left / speed),
+        }
+    }
+}
+
 /// One status sample: the status line and one `--stats-json` object.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusSnapshot {
@@ -52,6 +77,8 @@ pub struct StatusSnapshot {
     pub source: String,
     /// True when a finite input renders offline into files (every frame, not paced).
     pub offline: bool,
+    /// How far an offline render is, when the input's duration is known.
+    pub progress: Option<Progress>,
     /// The network protocol playing: "webrtc" or "hls" (absent for files and the pattern).
     pub protocol: Option<String>,
     /// Why that protocol, when it was not the first choice ("HLS: WebRTC answered 406").
@@ -114,6 +141,13 @@ impl StatusSnapshot {
             (Some(l), Some(t)) => format!(" | latency {l:.2}s (target {t:.1}s)"),
             _ => String::new(),
         };
+        let progress = self
+            .progress
+            .map(|p| {
+                let eta = p.eta_s.map_or("-".into(), |e| format!("{e:.0}s"));
+                format!("render {:.1}% {:.2}x eta {eta} | ", p.percent, p.speed)
+            })
+            .unwrap_or_default();
         let protocol = match (&self.protocol, &self.protocol_why) {
             (_, Some(why)) => format!("{why} | "),
             (Some(p), None) => format!("{p} | "),
@@ -134,7 +168,8 @@ impl StatusSnapshot {
             })
             .unwrap_or_default();
         format!(
-            "{}{:?} | {}x{}{} | {:.1} fps | {} shown, {} skipped, {} dropped, {} stalls{}{} | {}",
+            "{}{}{:?} | {}x{}{} | {:.1} fps | {} shown, {} skipped, {} dropped, {} stalls{}{} | {}",
+            progress,
             protocol,
             self.state,
             self.width,
@@ -319,6 +354,13 @@ fn report_status(
         source: info.as_ref().map(|i| i.source.clone()).unwrap_or_default(),
         rendition: info.as_ref().and_then(|i| i.rendition.clone()),
         offline: pacing.offline,
+        progress: match (pacing.offline, info.as_ref().and_then(|i| i.duration)) {
+            (true, Some(total)) => stats
+                .pts_span
+                .zip(stats.first_frame_at)
+                .map(|((first, last), started)| Progress::new(last - first, total, now - started)),
+            _ => None,
+        },
         protocol: info.as_ref().and_then(|i| i.protocol.map(str::to_string)),
         protocol_why: info.as_ref().and_then(|i| i.protocol_why.clone()),
         webrtc: info
@@ -375,5 +417,33 @@ fn report_status(
     } else if out.last_plain.is_none_or(|t| now - t >= PLAIN_EVERY) || lifecycle.stopping() {
         out.last_plain = Some(now);
         let _ = writeln!(err, "status: {}", snap.line());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_says_how_far_how_fast_and_how_long_still() {
+        let p = Progress::new(
+            Duration::from_secs(3),
+            Duration::from_secs(12),
+            Duration::from_secs(1),
+        );
+        assert_eq!(p.percent, 25.0);
+        assert_eq!(p.speed, 3.0);
+        assert_eq!(p.eta_s, Some(3.0));
+        let done = Progress::new(
+            Duration::from_secs(13),
+            Duration::from_secs(12),
+            Duration::from_secs(6),
+        );
+        assert_eq!(done.percent, 100.0);
+        assert_eq!(done.eta_s, Some(0.0));
+        assert_eq!(
+            Progress::new(Duration::ZERO, Duration::from_secs(1), Duration::ZERO).eta_s,
+            None
+        );
     }
 }

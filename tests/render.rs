@@ -63,6 +63,14 @@ fn a_finite_1080p_clip_renders_every_frame_in_order() {
     assert_eq!(stats["skipped"], 0, "{stats}");
     assert_eq!(stats["presented"], 90, "{stats}");
     assert_eq!(stats["outputs"]["record"]["dropped"], 0, "{stats}");
+    // Progress, in the stats and as plain status lines (stderr is not a terminal here).
+    let percent = stats["progress"]["percent"].as_f64().unwrap();
+    assert!((95.0..=100.0).contains(&percent), "{stats}");
+    assert!(
+        stats["progress"]["speed"].as_f64().unwrap() > 0.0,
+        "{stats}"
+    );
+    assert!(err.contains("status: render "), "{err}");
     let (w, h, markers) = file_markers(&out);
     assert_eq!((w, h), (1920, 1080));
     assert_eq!(markers, (0..90).collect::<Vec<u64>>(), "{err}");

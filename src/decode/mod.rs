@@ -77,6 +77,8 @@ pub struct StreamInfo {
     pub height: u32,
     /// Nominal frame rate, when the stream declares one.
     pub frame_rate: Option<f64>,
+    /// How long the input is, when it is finite and says so (files).
+    pub duration: Option<Duration>,
     /// Which decoder runs, e.g. `h264 (software)` or `h264 (hardware: cuda)`.
     pub decoder: String,
     /// True when frames come from a live source (drop rather than block when behind).
@@ -251,11 +253,16 @@ fn decode_main(
         QueuePolicy::Block
     };
     let (tx, rx) = frame_queue(FRAME_QUEUE, policy, stop.clone());
+    // The container's duration (AV_TIME_BASE units), for progress; live inputs have none.
+    let duration = (!live && demuxer.duration() > 0)
+        .then(|| Duration::try_from_secs_f64(demuxer.duration() as f64 / 1e6).ok())
+        .flatten();
     let info = StreamInfo {
         source: source.to_string(),
         width: decoder.width,
         height: decoder.height,
         frame_rate: decoder.frame_rate,
+        duration,
         decoder: decoder.describe(),
         live,
         rendition,
@@ -369,6 +376,7 @@ fn decode_whep(
                 width: decoder.width,
                 height: decoder.height,
                 frame_rate: None,
+                duration: None,
                 decoder: decoder.describe(),
                 live: true,
                 rendition: None,
