@@ -48,11 +48,6 @@ fn play_to_y4m(url: &str, extra: &[&str]) -> Y4m {
     Y4m::parse(&out.stdout)
 }
 
-fn last_stats(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path).expect("stats file");
-    serde_json::from_str(text.lines().last().expect("a stats line")).unwrap()
-}
-
 /// A raw HTTP server on 127.0.0.1 for answers tiny_http cannot give (endless or trickling
 /// bodies). `answer` gets each connection, its request head and the stop flag. It runs until
 /// dropped, and at most 60 s: bounded even if a test fails.

@@ -28,11 +28,6 @@ fn clip(dir: &Path, width: u32, height: u32, seconds: f64) -> PathBuf {
     path
 }
 
-fn last_stats(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path).expect("stats file");
-    serde_json::from_str(text.lines().last().expect("a stats line")).unwrap()
-}
-
 /// Renders `input` into `out` headless; returns the last stats line and stderr.
 fn render(input: &Path, out: &Path, extra: &[&str]) -> (serde_json::Value, String) {
     let stats = out.with_extension("stats.jsonl");

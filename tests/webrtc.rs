@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -14,11 +13,6 @@ use support::whep::WhepPeer;
 use support::*;
 
 const LIMIT: Duration = Duration::from_secs(90);
-
-fn last_stats(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path).expect("stats file");
-    serde_json::from_str(text.lines().last().expect("a stats line")).unwrap()
-}
 
 /// Plays `url` headless for `seconds` into a Y4M pipe and a stats file.
 fn play(url: &str, seconds: f64, extra: &[&str]) -> (Y4m, serde_json::Value, String) {

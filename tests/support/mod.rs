@@ -553,6 +553,12 @@ pub fn assert_in_order(markers: &[u64]) -> u64 {
     gaps
 }
 
+/// The last `--stats-json` line of a run.
+pub fn last_stats(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).expect("stats file");
+    serde_json::from_str(text.lines().last().expect("a stats line")).unwrap()
+}
+
 pub fn stderr_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).to_string()
 }
