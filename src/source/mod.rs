@@ -210,16 +210,20 @@ pub fn open_network(
     let whep = |url: &Url| {
         WhepSource::new(lifecycle.clone(), options.ice_servers.clone()).open(url, options.wait)
     };
+    // WebRTC failed where HLS of the same stream is known: play that, and say why.
+    let instead = |e: WhepError, url: &Url| -> Result<OpenedSource> {
+        warn!("{e}; playing HLS instead");
+        Ok(OpenedSource::hls(
+            hls(url)?,
+            Some(format!("HLS: {}", e.short_reason())),
+        ))
+    };
     Ok(Some(match spec {
         SourceSpec::TestPattern | SourceSpec::Ffmpeg(_) => return Ok(None),
         SourceSpec::Hls(url) => OpenedSource::hls(hls(url)?, None),
         SourceSpec::Whep { url, fallback } => match (whep(url), fallback) {
             (Ok(s), _) => OpenedSource::whep(s, None),
-            (Err(e), Some(fallback)) if falls_back(&e) => {
-                let why = format!("HLS: {}", e.short_reason());
-                warn!("{e}; playing HLS instead");
-                OpenedSource::hls(hls(fallback)?, Some(why))
-            }
+            (Err(e), Some(fallback)) if falls_back(&e) => instead(e, fallback)?,
             (Err(e), _) => return Err(e.into()),
         },
         SourceSpec::Playback { id, fallback } => {
@@ -254,10 +258,7 @@ pub fn open_network(
             info!("playing {} over WebRTC", Redacted::url(&webrtc));
             match whep(&webrtc) {
                 Ok(s) => OpenedSource::whep(s, note),
-                Err(e) if *fallback && falls_back(&e) => {
-                    warn!("{e}; playing HLS instead");
-                    OpenedSource::hls(hls(&hls_url)?, Some(format!("HLS: {}", e.short_reason())))
-                }
+                Err(e) if *fallback && falls_back(&e) => instead(e, &hls_url)?,
                 Err(e) => return Err(e.into()),
             }
         }

@@ -77,12 +77,6 @@ fn detail(message: &str) -> String {
 }
 
 impl WhepError {
-    /// True for 406, the server's "WebRTC cannot play this stream, use HLS" (B-frames, an
-    /// unsupported codec): the one refusal that falls back to HLS at once.
-    pub fn is_not_acceptable(&self) -> bool {
-        matches!(self, WhepError::HttpStatus { status: 406, .. })
-    }
-
     /// A few words for the status line's "why": `WebRTC answered 406`.
     pub fn short_reason(&self) -> String {
         match self {
