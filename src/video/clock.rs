@@ -91,10 +91,18 @@ pub struct PresentationClock {
     last_change: Option<Instant>,
     latency: Option<Duration>,
     skip_before: Option<Duration>,
-    /// Show frames as they arrive: the source already released them at their time.
-    on_arrival: bool,
-    /// Show every frame, one per tick, whatever the time (offline rendering).
-    every_frame: bool,
+    release: Release,
+}
+
+/// When a frame taken from the queue is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Release {
+    /// At its timestamp, mapped to wall time (and steered, with a latency policy).
+    Scheduled,
+    /// As it arrives: the source already released it at its time.
+    OnArrival,
+    /// Every frame, one per tick, whatever the time (offline rendering).
+    EveryFrame,
 }
 
 impl Default for PresentationClock {
@@ -119,8 +127,7 @@ impl PresentationClock {
             last_change: None,
             latency: None,
             skip_before: None,
-            on_arrival: false,
-            every_frame: false,
+            release: Release::Scheduled,
         }
     }
 
@@ -129,7 +136,7 @@ impl PresentationClock {
     /// speed sets the pace.
     pub fn every_frame() -> Self {
         PresentationClock {
-            every_frame: true,
+            release: Release::EveryFrame,
             ..Self::new(None)
         }
     }
@@ -140,7 +147,7 @@ impl PresentationClock {
     /// would only add the first frame's delay to every later one.
     pub fn on_arrival() -> Self {
         PresentationClock {
-            on_arrival: true,
+            release: Release::OnArrival,
             ..Self::new(None)
         }
     }
@@ -231,7 +238,7 @@ impl PresentationClock {
         edge: Option<Duration>,
     ) -> Tick {
         let mut tick = Tick::default();
-        if self.every_frame {
+        if self.release == Release::EveryFrame {
             tick.show = self
                 .pending
                 .take()
@@ -243,7 +250,7 @@ impl PresentationClock {
             }
             return tick;
         }
-        if self.on_arrival {
+        if self.release == Release::OnArrival {
             while let Ok(frame) = frames.try_recv() {
                 self.last_pts = Some(frame.pts);
                 self.last_due = Some(now);
