@@ -1,7 +1,6 @@
 //! Livepeer's playback info (`GET <api>/api/playback/<id>`): which sources a playback id
 //! has. Lucid plays its `WebRTC (H264)` source first and its HLS source as the fallback.
 
-use std::io::Read;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -89,14 +88,8 @@ pub fn fetch(api: &Url, playback_id: &str) -> Result<PlaybackSources, String> {
         return Err(format!("playback info answered {}", status.as_u16()));
     }
     let base = response.url().clone();
-    let mut body = Vec::new();
-    response
-        .take(MAX_INFO + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| format!("reading playback info failed ({e})"))?;
-    if body.len() as u64 > MAX_INFO {
-        return Err("playback info is too large".into());
-    }
+    let body =
+        super::read_capped(response, MAX_INFO).map_err(|why| format!("playback info: {why}"))?;
     parse(&body, &base)
 }
 

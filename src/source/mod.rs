@@ -265,6 +265,24 @@ pub fn open_network(
     }))
 }
 
+/// Reads a small HTTP body (an SDP answer, an error message, playback info) whole, up to
+/// `cap` bytes; a larger one is refused, not cut.
+pub(crate) fn read_capped(
+    response: reqwest::blocking::Response,
+    cap: u64,
+) -> std::result::Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut body = Vec::new();
+    response
+        .take(cap + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| format!("reading the body failed ({e})"))?;
+    if body.len() as u64 > cap {
+        return Err(format!("the body is larger than {cap} bytes"));
+    }
+    Ok(body)
+}
+
 /// Every WebRTC failure but a stop falls back when there is somewhere to fall back to: 406
 /// says so outright, and a stream whose WebRTC never came up may still play over HLS.
 fn falls_back(e: &WhepError) -> bool {

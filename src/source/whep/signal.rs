@@ -329,15 +329,7 @@ fn refused(url: &Url, status: u16, message: String, attempts: u32) -> WhepError 
 
 /// Reads a body up to `cap` bytes as text.
 fn read_text(response: reqwest::blocking::Response, cap: u64) -> Result<String, String> {
-    use std::io::Read;
-    let mut body = Vec::new();
-    response
-        .take(cap + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| format!("reading the body failed ({e})"))?;
-    if body.len() as u64 > cap {
-        return Err(format!("the body is larger than {cap} bytes"));
-    }
+    let body = crate::source::read_capped(response, cap)?;
     String::from_utf8(body).map_err(|_| "the body is not text".to_string())
 }
 
