@@ -18,6 +18,14 @@ use support::*;
 
 const LIMIT: Duration = Duration::from_secs(90);
 
+/// Plays `url` headless with a 2 s `--wait`: for input that must fail, and fail soon.
+fn give_up_soon(url: &str) -> std::process::Output {
+    run_with_limit(
+        lucid().args(["--no-preview", "--wait", "2", "--url", url]),
+        LIMIT,
+    )
+}
+
 /// A directory served over HTTP with `files` in it.
 fn serve(files: &[(&str, &[u8])]) -> (tempfile::TempDir, Origin) {
     let dir = tempfile::tempdir().unwrap();
@@ -125,16 +133,7 @@ fn absurd_playlist_numbers_are_clear_errors_not_panics() {
     ];
     for (text, needle) in cases {
         let (_dir, origin) = serve(&[("x.m3u8", text.as_bytes())]);
-        let out = run_with_limit(
-            lucid().args([
-                "--no-preview",
-                "--wait",
-                "2",
-                "--url",
-                &origin.url("x.m3u8"),
-            ]),
-            LIMIT,
-        );
+        let out = give_up_soon(&origin.url("x.m3u8"));
         assert_one_clear_error(&out, 5, needle);
     }
 }
@@ -156,16 +155,7 @@ fn an_endless_playlist_body_is_cut_off_at_its_cap() {
         }
     });
     let started = Instant::now();
-    let out = run_with_limit(
-        lucid().args([
-            "--no-preview",
-            "--wait",
-            "2",
-            "--url",
-            &server.url("endless.m3u8"),
-        ]),
-        LIMIT,
-    );
+    let out = give_up_soon(&server.url("endless.m3u8"));
     drop(server);
     assert_one_clear_error(&out, 5, "larger than 4194304 bytes");
     assert!(
@@ -725,16 +715,7 @@ fn byterange_without_offset_continues_after_the_previous_range() {
 fn ext_x_error_text_is_shown() {
     let text = "#EXTM3U\n#EXT-X-ERROR:Stream is offline (code 42)\n#EXT-X-TARGETDURATION:2\n";
     let (_dir, origin) = serve(&[("err.m3u8", text.as_bytes())]);
-    let out = run_with_limit(
-        lucid().args([
-            "--no-preview",
-            "--wait",
-            "2",
-            "--url",
-            &origin.url("err.m3u8"),
-        ]),
-        LIMIT,
-    );
+    let out = give_up_soon(&origin.url("err.m3u8"));
     assert_one_clear_error(&out, 5, "Stream is offline (code 42)");
 }
 
