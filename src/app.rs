@@ -17,7 +17,7 @@ use bevy::winit::WinitPlugin;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use tracing::{info, warn};
 
-use crate::cli::{Args, output_size};
+use crate::cli::{Args, PipeFormat, output_size};
 use crate::decode::{DecodeOptions, DecodeThread};
 use crate::effects::chain::{EffectChain, Preset, parse_effect_arg};
 use crate::effects::{EffectCatalog, EffectsPlugin};
@@ -30,6 +30,7 @@ use crate::preview::PreviewPlugin;
 use crate::show::{KeyboardCaptured, Screenshots, ShowPlugin};
 use crate::source::{SourceOptions, SourceSpec};
 use crate::status::{StatsFile, StatusPlugin};
+use crate::video::render::CanvasReaders;
 use crate::video::{Pacing, PlaybackStats, VideoFeed, VideoPlugin};
 
 /// How long a stop waits for frames already rendered to reach the outputs.
@@ -73,7 +74,10 @@ pub fn run(args: Args) -> Result<()> {
         && !args.realtime
         && args.pipe.is_none()
         && args.record.is_some()
-        && matches!(spec, SourceSpec::Ffmpeg(_));
+        && matches!(
+            spec,
+            SourceSpec::Ffmpeg(_) | SourceSpec::Hls(_) | SourceSpec::Playback { .. }
+        );
     info!("source: {source_name}");
     // Open the stream in the background: the app (and a window with its waiting slate)
     // runs while a stream that is not live yet is polled for, and a stop is seen at once
@@ -347,13 +351,18 @@ fn build_app(
         .add_plugins(EffectsPlugin::new(catalog, chain.clone()))
         .add_systems(Last, drive_shutdown);
     // Per-pass GPU timing reads timestamps back every frame: only where someone looks at
-    // it (the overlay) or there are effects to time (--stats-json, the log).
-    if !args.no_preview || !chain.effects.is_empty() {
+    // it (the overlay, --stats-json) or there are effects to time (the log).
+    if !args.no_preview || !chain.effects.is_empty() || stats_file.is_some() {
         app.add_plugins(RenderDiagnosticsPlugin);
     }
     if outputs.any() {
         app.add_plugins(OutputPlugin::new(outputs.clone(), writer.clone()));
     }
+    // Headless with no raw RGBA pipe, no one looks at the canvas's RGB: the encoders may take
+    // the video planes directly when the canvas would only pass them through.
+    app.insert_resource(CanvasReaders {
+        rgba: !args.no_preview || outputs.pipe == Some(PipeFormat::Rgba),
+    });
     app
 }
 

@@ -4,13 +4,15 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use bevy::asset::RenderAssetUsages;
 use bevy::prelude::*;
-use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
+use bevy::render::gpu_readback::{Readback, ReadbackComplete};
+use bevy::render::render_resource::{Extent3d, TextureDimension};
 use bevy::window::{
     Monitor, MonitorSelection, PrimaryMonitor, PrimaryWindow, WindowMode, WindowPosition,
 };
@@ -227,6 +229,17 @@ impl Screenshots {
     }
 }
 
+/// One screenshot's read-back. A `Readback` reads every frame until its entity is
+/// despawned, and the despawn is deferred: only the first completion is used.
+#[derive(Component)]
+struct ScreenshotReadback {
+    path: PathBuf,
+    size: UVec2,
+    taken: AtomicBool,
+}
+
+/// Reads the canvas back (Bevy's `Screenshot` captures what cameras draw into a target, and
+/// no camera draws the canvas: its passes do) and writes it as a PNG on a thread.
 fn take_screenshot(
     commands: &mut Commands,
     canvas: &OutputCanvas,
@@ -241,42 +254,86 @@ fn take_screenshot(
     screenshots.pending.fetch_add(1, Ordering::SeqCst);
     let shots = screenshots.clone();
     commands
-        .spawn(Screenshot::image(canvas.image.clone()))
-        .observe(move |captured: On<ScreenshotCaptured>| {
-            let path = path.clone();
-            let shots = shots.clone();
-            let image = match captured.image.clone().try_into_dynamic() {
-                Ok(image) => image.to_rgb8(),
-                Err(e) => {
-                    warn!("screenshot failed: {e}");
-                    let _ = shots.done_tx.send(Err(format!("screenshot failed: {e}")));
-                    shots.pending.fetch_sub(1, Ordering::SeqCst);
+        .spawn((
+            Readback::texture(canvas.image.clone()),
+            ScreenshotReadback {
+                path,
+                size: canvas.size,
+                taken: AtomicBool::new(false),
+            },
+        ))
+        .observe(
+            move |done: On<ReadbackComplete>,
+                  requests: Query<&ScreenshotReadback>,
+                  mut commands: Commands| {
+                let Ok(request) = requests.get(done.entity) else {
+                    return;
+                };
+                if request.taken.swap(true, Ordering::SeqCst) {
                     return;
                 }
-            };
-            // PNG encoding takes tens of milliseconds at 1080p: never on the frame's thread.
-            // Written under a temporary name and renamed, so the file is never seen half done.
-            std::thread::spawn(move || {
-                let partial = path.with_extension("part.png");
-                let result = image
-                    .save(&partial)
-                    .map_err(|e| e.to_string())
-                    .and_then(|()| std::fs::rename(&partial, &path).map_err(|e| e.to_string()))
-                    .map(|()| path.clone())
-                    .map_err(|e| {
-                        let _ = std::fs::remove_file(&partial);
-                        format!("screenshot {} could not be saved: {e}", path.display())
-                    });
-                // Logged here, once the file is complete: a quit that waited for this
-                // thread may not run another update to log it.
-                match &result {
-                    Ok(path) => info!("screenshot saved: {}", path.display()),
-                    Err(e) => warn!("{e}"),
-                }
-                let _ = shots.done_tx.send(result);
-                shots.pending.fetch_sub(1, Ordering::SeqCst);
+                commands.entity(done.entity).despawn();
+                save_screenshot(
+                    &done.data,
+                    request.size,
+                    request.path.clone(),
+                    shots.clone(),
+                );
+            },
+        );
+}
+
+/// Unpads the read-back rows (wgpu aligns them to 256 bytes) and encodes the PNG on a
+/// thread: that takes tens of milliseconds at 1080p, never on the frame's thread.
+fn save_screenshot(padded: &[u8], size: UVec2, path: PathBuf, shots: Screenshots) {
+    let row = size.x as usize * 4;
+    let padded_row = row.div_ceil(256) * 256;
+    let pixels: Vec<u8> = padded
+        .chunks(padded_row)
+        .take(size.y as usize)
+        .flat_map(|r| r[..row.min(r.len())].iter().copied())
+        .collect();
+    let image = Image::new(
+        Extent3d {
+            width: size.x,
+            height: size.y,
+            depth_or_array_layers: 1,
+        },
+        TextureDimension::D2,
+        pixels,
+        crate::video::render::CANVAS_FORMAT,
+        RenderAssetUsages::MAIN_WORLD,
+    );
+    let image = match image.try_into_dynamic() {
+        Ok(image) => image.to_rgb8(),
+        Err(e) => {
+            warn!("screenshot failed: {e}");
+            let _ = shots.done_tx.send(Err(format!("screenshot failed: {e}")));
+            shots.pending.fetch_sub(1, Ordering::SeqCst);
+            return;
+        }
+    };
+    // Written under a temporary name and renamed, so the file is never seen half done.
+    std::thread::spawn(move || {
+        let partial = path.with_extension("part.png");
+        let result = image
+            .save(&partial)
+            .map_err(|e| e.to_string())
+            .and_then(|()| std::fs::rename(&partial, &path).map_err(|e| e.to_string()))
+            .map(|()| path.clone())
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&partial);
+                format!("screenshot {} could not be saved: {e}", path.display())
             });
-        });
+        // Logged here, once the file is complete: a quit that waited for this
+        // thread may not run another update to log it.
+        match &result {
+            Ok(path) => info!("screenshot saved: {}", path.display()),
+            Err(e) => warn!("{e}"),
+        }
+        let _ = shots.done_tx.send(result);
+        shots.pending.fetch_sub(1, Ordering::SeqCst);
+    });
 }
 
 /// Shows screenshots in the overlay once they are complete on disk.

@@ -109,6 +109,11 @@ pub struct StatusSnapshot {
     pub latency_s: Option<f64>,
     /// The latency being steered toward, seconds (live HLS).
     pub latency_target_s: Option<f64>,
+    /// The video pass per frame (YUV planes to the canvas), milliseconds (GPU when the
+    /// device has timestamps, like the effect times).
+    pub video_pass_ms: Option<f64>,
+    /// The outputs' RGB to YUV pass per frame, milliseconds.
+    pub yuv_pass_ms: Option<f64>,
     /// Effect chain time per frame, milliseconds (GPU when the device has timestamps).
     pub effects_ms: Option<f64>,
     /// Each effect pass, milliseconds, keyed "index_name".
@@ -377,6 +382,8 @@ fn report_status(
         catch_ups: stats.catch_ups,
         latency_s: stats.latency.map(|d| d.as_secs_f64()),
         latency_target_s: stats.latency_target.map(|d| d.as_secs_f64()),
+        video_pass_ms: timings.as_ref().and_then(|t| t.video_ms),
+        yuv_pass_ms: timings.as_ref().and_then(|t| t.yuv_ms),
         effects_ms: timings.as_ref().and_then(|t| t.chain_ms),
         effect_passes_ms: timings
             .as_ref()

@@ -1,6 +1,8 @@
 //! Render to file (issue 13): a finite input into files only renders every frame, in
-//! order, whatever the machine's speed; the same input renders the same frames twice; and
-//! `--realtime` keeps real-time pacing, reporting the frames it had to skip.
+//! order, whatever the machine's speed; the same input renders the same frames twice;
+//! `--realtime` keeps real-time pacing, reporting the frames it had to skip; and the
+//! encoders' YUV, converted on the GPU or copied from the video when the canvas has nothing
+//! to do, keeps the picture's samples.
 
 mod support;
 
@@ -114,4 +116,156 @@ fn realtime_pacing_reports_the_frames_it_skips() {
     let (_, _, markers) = file_markers(&out);
     assert_eq!(markers.len() as u64, presented);
     assert_in_order(&markers);
+}
+
+/// A lossless YUV4MPEG2 clip (no colour tags) of the marked source.
+fn y4m_clip(dir: &Path, width: u32, height: u32, seconds: f64) -> PathBuf {
+    let path = dir.join(format!("clip-{width}x{height}.y4m"));
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error"])
+        .args(marked_source_args(width, height, Some(seconds)))
+        .args(["-map", "[hi]", "-f", "yuv4mpegpipe"])
+        .arg(&path)
+        .args(["-map", "[lo]", "-f", "null", "-"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    path
+}
+
+/// One solid colour (`0xRRGGBB`), as a lossless YUV4MPEG2 clip of `frames` frames.
+fn solid_clip(dir: &Path, color: &str, width: u32, height: u32, frames: u32) -> PathBuf {
+    let path = dir.join(format!("solid-{width}x{height}.y4m"));
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
+        .arg(format!("color=c={color}:s={width}x{height}:r=30"))
+        .args(["-frames:v", &frames.to_string(), "-pix_fmt", "yuv420p"])
+        .args(["-f", "yuv4mpegpipe"])
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    path
+}
+
+/// Plays `input` headless into `--pipe y4m`; returns the frames and the last stats line.
+fn pipe_y4m(input: &Path, extra: &[&str]) -> (Y4m, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = dir.path().join("stats.jsonl");
+    let out = run_with_limit(
+        lucid()
+            .args(["--no-preview", "--pipe", "y4m", "--url"])
+            .arg(input)
+            .arg("--stats-json")
+            .arg(&stats)
+            .args(extra),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    (Y4m::parse(&out.stdout), last_stats(&stats))
+}
+
+/// The Y, Cb and Cr sample at (x, y) of a 4:2:0 frame.
+fn yuv_at(y4m: &Y4m, frame: &[u8], x: usize, y: usize) -> [u8; 3] {
+    let (w, h) = (y4m.width as usize, y4m.height as usize);
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    let c = (y / 2) * cw + x / 2;
+    [
+        frame[y * w + x],
+        frame[w * h + c],
+        frame[w * h + cw * ch + c],
+    ]
+}
+
+#[test]
+fn with_nothing_to_do_the_encoders_get_the_decoded_samples_exactly() {
+    // SD and HD: each is in the matrix Lucid's outputs use for its size (BT.601 / BT.709),
+    // so the canvas would only pass the video through, and no pass runs at all.
+    let dir = tempfile::tempdir().unwrap();
+    for (w, h) in [(320, 180), (1280, 720)] {
+        let input = y4m_clip(dir.path(), w, h, 1.0);
+        let source = Y4m::parse(&std::fs::read(&input).unwrap());
+        let (out, stats) = pipe_y4m(&input, &[]);
+        assert_eq!((out.width, out.height), (w, h));
+        assert!(out.frames.len() >= 15, "{stats}");
+        // Bit-exact: a trip through the RGB canvas would round many samples.
+        for (frame, marker) in out.frames.iter().zip(out.markers()) {
+            let original = &source.frames[marker as usize];
+            assert!(
+                frame == original,
+                "{w}x{h} frame {marker} differs from the source"
+            );
+        }
+    }
+}
+
+#[test]
+fn colours_survive_the_canvas_and_the_gpu_yuv_conversion() {
+    // Through an effect that changes nothing, the picture goes YUV -> RGB canvas -> YUV on
+    // the GPU. A colour inside the RGB cube comes back within rounding, in SD (BT.601) and
+    // HD (BT.709) alike.
+    let dir = tempfile::tempdir().unwrap();
+    for (w, h) in [(320, 180), (1280, 720)] {
+        let input = solid_clip(dir.path(), "0x3366cc", w, h, 10);
+        let source = Y4m::parse(&std::fs::read(&input).unwrap());
+        let (out, stats) = pipe_y4m(&input, &["--effect", "color"]);
+        assert!(stats["video_pass_ms"].is_number(), "{stats}");
+        assert!(!out.frames.is_empty());
+        let want = yuv_at(&source, &source.frames[0], w as usize / 2, h as usize / 2);
+        for frame in &out.frames {
+            for (x, y) in [
+                (0, 0),
+                (w as usize / 2, h as usize / 2),
+                (w as usize - 1, h as usize - 1),
+            ] {
+                let got = yuv_at(&out, frame, x, y);
+                for c in 0..3 {
+                    assert!(
+                        got[c].abs_diff(want[c]) <= 2,
+                        "{w}x{h} at ({x},{y}): {got:?}, the source has {want:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn letterbox_bars_are_black_in_the_encoded_picture() {
+    // 16:9 into 4:3: bars above and below, video black (16, 128, 128) in limited range.
+    let dir = tempfile::tempdir().unwrap();
+    let input = solid_clip(dir.path(), "0x3366cc", 320, 180, 10);
+    let source = Y4m::parse(&std::fs::read(&input).unwrap());
+    let (out, _) = pipe_y4m(&input, &["--width", "320", "--height", "240"]);
+    assert_eq!((out.width, out.height), (320, 240));
+    let want = yuv_at(&source, &source.frames[0], 160, 90);
+    let frame = out.frames.last().expect("frames");
+    for (x, y) in [(0, 0), (160, 10), (319, 239)] {
+        assert_eq!(
+            yuv_at(&out, frame, x, y),
+            [16, 128, 128],
+            "bar at ({x},{y})"
+        );
+    }
+    let got = yuv_at(&out, frame, 160, 120);
+    for c in 0..3 {
+        assert!(got[c].abs_diff(want[c]) <= 2, "{got:?} vs {want:?}");
+    }
+}
+
+#[test]
+fn a_finished_hls_vod_into_a_file_renders_offline() {
+    // A VOD playlist (ENDLIST) is a finite input: every frame, as fast as it downloads.
+    let vod = LiveOrigin::start(OriginOptions {
+        vod_seconds: Some(3.0),
+        ..OriginOptions::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.mkv");
+    let (stats, err) = render(Path::new(&vod.master_url()), &out, &[]);
+    assert_eq!(stats["offline"], true, "{stats}");
+    assert_eq!(stats["skipped"], 0, "{stats}");
+    assert_eq!(stats["presented"], 90, "{stats}");
+    let (_, _, markers) = file_markers(&out);
+    assert_eq!(markers, (0..90).collect::<Vec<u64>>(), "{err}");
 }

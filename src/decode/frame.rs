@@ -15,6 +15,19 @@ pub enum ColorMatrix {
     Bt709,
 }
 
+impl ColorMatrix {
+    /// The matrix a picture of this height uses when nothing says otherwise (mpv's
+    /// convention: BT.709 from 720 lines up, BT.601 below). Lucid reads untagged video and
+    /// writes its own outputs by this rule.
+    pub fn conventional(height: u32) -> ColorMatrix {
+        if height >= 720 {
+            ColorMatrix::Bt709
+        } else {
+            ColorMatrix::Bt601
+        }
+    }
+}
+
 /// A decoded 4:2:0 frame with tightly packed planes (FFmpeg's row padding stripped), ready
 /// to upload as three single-channel textures.
 #[derive(Debug, Clone)]

@@ -892,8 +892,7 @@ impl VideoDecoder {
         let matrix = match src.color_space() {
             ff::color::Space::BT709 => ColorMatrix::Bt709,
             ff::color::Space::BT470BG | ff::color::Space::SMPTE170M => ColorMatrix::Bt601,
-            _ if h >= 720 => ColorMatrix::Bt709,
-            _ => ColorMatrix::Bt601,
+            _ => ColorMatrix::conventional(h),
         };
         let pts = self.pts_of(src);
         let frame = VideoFrame {

@@ -307,10 +307,14 @@ impl Default for MasterLevel {
     }
 }
 
-/// How long the chain takes per frame, from Bevy's render diagnostics: GPU timestamps
-/// where the device has them, CPU time recording the passes otherwise.
+/// How long the canvas passes take per frame, from Bevy's render diagnostics: GPU
+/// timestamps where the device has them, CPU time recording the passes otherwise.
 #[derive(Resource, Debug, Clone, Default)]
 pub struct EffectTimings {
+    /// The video pass (YUV planes to the canvas), milliseconds.
+    pub video_ms: Option<f64>,
+    /// The outputs' RGB to YUV pass, milliseconds; `None` without an encoding output.
+    pub yuv_ms: Option<f64>,
     /// The whole chain, milliseconds (mean of recent frames); `None` when nothing runs.
     pub chain_ms: Option<f64>,
     /// Each pass: "index_name" and milliseconds.
@@ -428,8 +432,24 @@ fn read_timings(
     mut timings: ResMut<EffectTimings>,
 ) {
     let Some(store) = store else { return };
+    let span = |name: &str| {
+        let value = |end: &str| {
+            store
+                .get(&bevy::diagnostic::DiagnosticPath::new(format!(
+                    "render/{name}/{end}"
+                )))
+                .and_then(|d| d.average())
+        };
+        (value("elapsed_gpu"), value("elapsed_cpu"))
+    };
+    let (video, yuv) = (span("lucid_video"), span("lucid_yuv"));
+    let device_pick = |(g, c): (Option<f64>, Option<f64>)| g.or(c);
+    timings.video_ms = device_pick(video);
+    timings.yuv_ms = device_pick(yuv);
     if frame.passes.is_empty() && frame.master.is_none() {
-        *timings = EffectTimings::default();
+        timings.chain_ms = None;
+        timings.passes.clear();
+        timings.gpu = video.0.is_some();
         return;
     }
     let mut chain = (None, None);
@@ -468,6 +488,8 @@ fn read_timings(
         .map(|(i, p)| format!("{i}_{}", p.key))
         .collect();
     *timings = EffectTimings {
+        video_ms: pick(video),
+        yuv_ms: pick(yuv),
         chain_ms: pick(chain),
         passes: live
             .into_iter()

@@ -1,7 +1,8 @@
 //! The render-world half of the effect chain: one pipeline per effect shader, uniform
-//! buffers and a feedback texture that persist across frames, and a `Core2d` post-process
-//! system that runs the chain over the canvas camera's view, ping-ponging through the view's
-//! two main textures (Bevy's `post_process_write`), so no texture is made per frame.
+//! buffers and a feedback texture that persist across frames, and a system in the canvas
+//! passes ([`CanvasSystems::Effects`]) that runs the chain over the canvas, ping-ponging
+//! between the canvas and its scratch texture ([`CanvasView::post_process_write`]), so no
+//! texture is made per frame.
 //!
 //! A shader whose pipeline is still compiling or failed is not run: the effect's last
 //! pipeline that worked runs instead, so a bad edit never blacks out the show.
@@ -9,26 +10,21 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use bevy::core_pipeline::{Core2dSystems, FullscreenShader, schedule::Core2d};
+use bevy::core_pipeline::FullscreenShader;
 use bevy::prelude::*;
 use bevy::render::{
     Render, RenderApp, RenderStartup, RenderSystems,
     diagnostic::RecordDiagnostics,
-    extract_component::{ExtractComponent, ExtractComponentPlugin},
     extract_resource::{ExtractResource, ExtractResourcePlugin},
     render_resource::{
         binding_types::{sampler, texture_2d, uniform_buffer_sized},
         *,
     },
-    renderer::{RenderContext, RenderDevice, RenderQueue, ViewQuery},
-    view::ViewTarget,
+    renderer::{RenderContext, RenderDevice, RenderGraph, RenderQueue},
 };
 
 use super::definition::{GLOBALS_BYTES, PARAMS_BYTES};
-
-/// Marks the camera whose view the chain runs on (the canvas camera).
-#[derive(Component, Clone, Copy, Default, ExtractComponent)]
-pub struct EffectTarget;
+use crate::video::render::{CANVAS_FORMAT, CanvasSystems, CanvasView};
 
 /// One pass as the main world hands it over each frame.
 #[derive(Clone, Debug)]
@@ -61,10 +57,7 @@ pub struct RenderEffectErrors(pub Arc<Mutex<Vec<(String, String)>>>);
 
 /// Registers the render-world side. Called from [`super::EffectsPlugin`].
 pub(super) fn build(app: &mut App, errors: RenderEffectErrors) {
-    app.add_plugins((
-        ExtractComponentPlugin::<EffectTarget>::default(),
-        ExtractResourcePlugin::<ChainFrame>::default(),
-    ));
+    app.add_plugins(ExtractResourcePlugin::<ChainFrame>::default());
     let Some(render_app) = app.get_sub_app_mut(RenderApp) else {
         return;
     };
@@ -75,9 +68,12 @@ pub(super) fn build(app: &mut App, errors: RenderEffectErrors) {
         .add_systems(RenderStartup, init_layout)
         .add_systems(
             Render,
-            prepare_chain.in_set(RenderSystems::PrepareResources),
+            prepare_chain
+                .in_set(RenderSystems::PrepareResources)
+                .in_set(CanvasSystems::PreparePasses)
+                .after(CanvasSystems::PrepareView),
         )
-        .add_systems(Core2d, run_chain.in_set(Core2dSystems::PostProcess));
+        .add_systems(RenderGraph, run_chain.in_set(CanvasSystems::Effects));
 }
 
 #[derive(Resource)]
@@ -112,7 +108,7 @@ fn init_layout(mut commands: Commands, device: Res<RenderDevice>) {
 
 #[derive(Resource, Default)]
 struct EffectPipelines {
-    by_shader: HashMap<(AssetId<Shader>, TextureFormat), CachedRenderPipelineId>,
+    by_shader: HashMap<AssetId<Shader>, CachedRenderPipelineId>,
     /// Per effect: the newest pipeline that was ready.
     last_good: HashMap<String, CachedRenderPipelineId>,
     reported: HashSet<CachedRenderPipelineId>,
@@ -155,7 +151,7 @@ struct PreparedChain {
 )]
 fn prepare_chain(
     frame: Option<Res<ChainFrame>>,
-    views: Query<&ViewTarget, With<EffectTarget>>,
+    mut view: ResMut<CanvasView>,
     layout: Option<Res<EffectLayout>>,
     fullscreen: Res<FullscreenShader>,
     cache: Res<PipelineCache>,
@@ -167,12 +163,14 @@ fn prepare_chain(
 ) {
     prepared.passes.clear();
     prepared.master = None;
-    let (Some(frame), Some(layout), Some(target)) = (frame, layout, views.iter().next()) else {
+    let (Some(frame), Some(layout)) = (frame, layout) else {
         return;
     };
-    let format = target.main_texture_format();
-    let size = target.main_texture().size();
-    let size = UVec2::new(size.width, size.height);
+    if !view.ready() {
+        return;
+    }
+    let format = CANVAS_FORMAT;
+    let size = view.size();
     let history_ok = prepared.history.as_ref().is_some_and(|h| h.2 == size);
     if !history_ok {
         let texture = device.create_texture(&TextureDescriptor {
@@ -199,7 +197,7 @@ fn prepare_chain(
     for (i, pass) in all.enumerate() {
         let id = *pipelines
             .by_shader
-            .entry((pass.shader.id(), format))
+            .entry(pass.shader.id())
             .or_insert_with(|| {
                 cache.queue_render_pipeline(RenderPipelineDescriptor {
                     label: Some(format!("lucid_effect_{}", pass.key).into()),
@@ -265,33 +263,36 @@ fn prepare_chain(
             prepared.master = Some(prepared_pass);
         }
     }
+    // The video pass starts where this many passes end in the canvas.
+    view.plan_passes(prepared.passes.len() + usize::from(prepared.master.is_some()));
 }
 
 fn run_chain(
-    view: ViewQuery<(&ViewTarget, &EffectTarget)>,
+    mut view: ResMut<CanvasView>,
     prepared: Res<PreparedChain>,
     layout: Option<Res<EffectLayout>>,
     cache: Res<PipelineCache>,
     mut ctx: RenderContext,
 ) {
-    let (target, _) = view.into_inner();
     let (Some(layout), Some((history_texture, history_view, size))) =
         (layout, prepared.history.as_ref())
     else {
         return;
     };
-    if prepared.passes.is_empty() && prepared.master.is_none() {
+    if !view.ready() || (prepared.passes.is_empty() && prepared.master.is_none()) {
         return;
     }
     let bind_layout = cache.get_bind_group_layout(&layout.layout);
     let diagnostics = ctx.diagnostic_recorder();
     let diagnostics = diagnostics.as_deref();
     let chain_span = diagnostics.time_span(ctx.command_encoder(), "lucid_effects");
-    let run = |pass: &PreparedPass, ctx: &mut RenderContext| {
+    let run = |pass: &PreparedPass, view: &mut CanvasView, ctx: &mut RenderContext| {
         let Some(pipeline) = cache.get_render_pipeline(pass.pipeline) else {
             return;
         };
-        let post = target.post_process_write();
+        let Some(post) = view.post_process_write() else {
+            return;
+        };
         let bind_group = ctx.render_device().create_bind_group(
             "lucid_effect_bind_group",
             &bind_layout,
@@ -327,12 +328,14 @@ fn run_chain(
         span.end(ctx.command_encoder());
     };
     for pass in &prepared.passes {
-        run(pass, &mut ctx);
+        run(pass, &mut view, &mut ctx);
     }
-    if prepared.keep_output {
+    if prepared.keep_output
+        && let Some(current) = view.current()
+    {
         // The chain's output (before any fade) is what feedback effects read next frame.
         ctx.command_encoder().copy_texture_to_texture(
-            target.main_texture().as_image_copy(),
+            current.as_image_copy(),
             history_texture.as_image_copy(),
             Extent3d {
                 width: size.x,
@@ -342,7 +345,7 @@ fn run_chain(
         );
     }
     if let Some(master) = &prepared.master {
-        run(master, &mut ctx);
+        run(master, &mut view, &mut ctx);
     }
     chain_span.end(ctx.command_encoder());
 }

@@ -1,12 +1,14 @@
 //! Outputs of the rendered canvas: `--record` and `--pipe`.
 //!
 //! The render side reads back the canvas once per presented video frame (GPU readback on
-//! the render path) and hands the pixels to each output. Every output has its own thread
+//! the render path) and hands the pixels to each output: planar YUV converted on the GPU
+//! ([`convert`]) for the encoders, RGBA for a raw pipe. Every output has its own thread
 //! and its own bounded queue, and counts its own drops: a full queue drops the frame for
 //! that output only, so a stalled `--pipe` reader never costs `--record` a frame, and a
 //! slow disk never stalls the display. Each output converts and writes in presentation
 //! order.
 
+pub mod convert;
 pub mod record;
 pub mod y4m;
 
@@ -25,9 +27,11 @@ use ffmpeg_next as ff;
 use tracing::{info, warn};
 
 use crate::cli::PipeFormat;
+use crate::decode::ColorMatrix;
 use crate::error::Result;
 use crate::lifecycle::Lifecycle;
 use crate::video::{FramePresented, OutputCanvas, Pacing, StreamReady, VideoSystems};
+use convert::{YuvLayout, YuvTarget};
 use record::Recorder;
 use y4m::Y4mWriter;
 
@@ -100,14 +104,33 @@ impl OutputConfig {
     }
 }
 
-/// One rendered canvas frame as read back from the GPU (RGBA, rows padded to 256 bytes).
+/// Which read-back of the canvas an output takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pixels {
+    /// Planar 4:2:0 converted on the GPU ([`convert::YuvLayout`]): encoders, YUV4MPEG2.
+    Yuv,
+    /// The canvas as it is: raw RGBA pipes.
+    Rgba,
+}
+
+impl Pixels {
+    /// Bytes a pixel of the read-back.
+    fn bytes_per_pixel(self) -> f64 {
+        match self {
+            Pixels::Yuv => 1.5,
+            Pixels::Rgba => 4.0,
+        }
+    }
+}
+
+/// One rendered canvas frame as read back from the GPU (rows padded to 256 bytes).
 pub struct RenderedFrame {
     /// The presented frame number (see [`FramePresented`]).
     pub number: u64,
     /// Stream time of the video frame shown.
     pub pts: Duration,
-    /// RGBA bytes with padded rows.
-    pub rgba: Vec<u8>,
+    /// The bytes, laid out as the output's [`Pixels`] say.
+    pub pixels: Vec<u8>,
 }
 
 enum WriterMsg {
@@ -134,6 +157,7 @@ struct OutputThread {
     tx: Sender<WriterMsg>,
     handle: JoinHandle<()>,
     counters: Arc<OutputCounters>,
+    pixels: Pixels,
     /// How long finishing waits before leaving the thread behind; `None`: always waited
     /// for (a recording must get its trailer).
     finish_grace: Option<Duration>,
@@ -150,15 +174,13 @@ impl OutputWriter {
     /// for each.
     pub fn spawn(config: OutputConfig, lifecycle: &Lifecycle) -> Result<OutputWriter> {
         let (w, h) = (config.width, config.height);
-        let frame_bytes = (w as usize * h as usize * 4).max(1);
-        let capacity = (QUEUE_BYTES / frame_bytes).clamp(4, 120);
         let mut outputs = Vec::new();
         if let Some(path) = &config.record {
-            let recorder = Recorder::create(path, config.overwrite, w, h, config.frame_rate)?;
+            let matrix = ColorMatrix::conventional(h);
+            let recorder =
+                Recorder::create(path, config.overwrite, w, h, config.frame_rate, matrix)?;
             let sink = Sink::Record(recorder);
-            outputs.push(OutputThread::start(
-                "record", sink, None, capacity, w, h, lifecycle,
-            ));
+            outputs.push(OutputThread::start("record", sink, None, w, h, lifecycle));
         }
         if let Some(format) = config.pipe {
             let out = BufWriter::with_capacity(1 << 20, std::io::stdout());
@@ -167,9 +189,7 @@ impl OutputWriter {
                 PipeFormat::Rgba => Sink::Rgba(out),
             };
             let grace = Some(PIPE_FINISH_GRACE);
-            outputs.push(OutputThread::start(
-                "pipe", sink, grace, capacity, w, h, lifecycle,
-            ));
+            outputs.push(OutputThread::start("pipe", sink, grace, w, h, lifecycle));
         }
         Ok(OutputWriter {
             outputs,
@@ -183,7 +203,7 @@ impl OutputWriter {
             outputs: self
                 .outputs
                 .iter()
-                .map(|o| (o.tx.clone(), o.counters.clone()))
+                .map(|o| (o.tx.clone(), o.counters.clone(), o.pixels))
                 .collect(),
             pending: self.pending.clone(),
         }
@@ -247,11 +267,14 @@ impl OutputThread {
         name: &'static str,
         sink: Sink,
         finish_grace: Option<Duration>,
-        capacity: usize,
         width: u32,
         height: u32,
         lifecycle: &Lifecycle,
     ) -> OutputThread {
+        let pixels = sink.pixels();
+        let frame_bytes =
+            (f64::from(width) * f64::from(height) * pixels.bytes_per_pixel()) as usize;
+        let capacity = (QUEUE_BYTES / frame_bytes.max(1)).clamp(4, 120);
         let (tx, rx) = bounded(capacity);
         let counters = Arc::new(OutputCounters::default());
         let c = counters.clone();
@@ -267,6 +290,7 @@ impl OutputThread {
             handle,
             counters,
             finish_grace,
+            pixels,
         }
     }
 }
@@ -274,7 +298,7 @@ impl OutputThread {
 /// The render side's end of the output queues, plus readbacks still in flight.
 #[derive(Resource, Clone)]
 pub struct FrameSink {
-    outputs: Vec<(Sender<WriterMsg>, Arc<OutputCounters>)>,
+    outputs: Vec<(Sender<WriterMsg>, Arc<OutputCounters>, Pixels)>,
     pending: Arc<AtomicUsize>,
 }
 
@@ -284,21 +308,31 @@ impl FrameSink {
         self.pending.load(Ordering::SeqCst)
     }
 
+    /// The read-backs each presented frame needs.
+    fn wanted(&self) -> impl Iterator<Item = Pixels> + '_ {
+        [Pixels::Yuv, Pixels::Rgba]
+            .into_iter()
+            .filter(|p| self.outputs.iter().any(|(_, _, q)| q == p))
+    }
+
     /// True when another frame could not be taken without a drop: too many readbacks in
     /// flight, or an output queue that would be full once they land.
     fn saturated(&self) -> bool {
-        let pending = self.pending();
+        let kinds = self.wanted().count().max(1);
+        // Read-backs in flight, counted in frames.
+        let pending = self.pending().div_ceil(kinds);
         pending >= MAX_READBACKS_IN_FLIGHT
-            || self.outputs.iter().any(|(tx, _)| {
+            || self.outputs.iter().any(|(tx, _, _)| {
                 tx.capacity()
                     .is_some_and(|cap| tx.len() + pending + 1 >= cap)
             })
     }
 
-    /// Offers a frame to every output; an output whose queue is full drops it (counted).
-    fn deliver(&self, frame: RenderedFrame) {
+    /// Offers a frame to every output that takes these pixels; an output whose queue is
+    /// full drops it (counted).
+    fn deliver(&self, frame: RenderedFrame, pixels: Pixels) {
         let frame = Arc::new(frame);
-        for (tx, counters) in &self.outputs {
+        for (tx, counters, _) in self.outputs.iter().filter(|o| o.2 == pixels) {
             match tx.try_send(WriterMsg::Frame(frame.clone())) {
                 Ok(()) | Err(TrySendError::Disconnected(_)) => {}
                 Err(TrySendError::Full(_)) => {
@@ -343,6 +377,7 @@ struct PendingOutputs {
 
 impl Plugin for OutputPlugin {
     fn build(&self, app: &mut App) {
+        convert::build(app);
         app.insert_resource(PendingOutputs {
             config: self.config.clone(),
             slot: self.slot.clone(),
@@ -371,6 +406,7 @@ fn start_writer(
     mut ready: MessageReader<StreamReady>,
     pending: Res<PendingOutputs>,
     lifecycle: Res<Lifecycle>,
+    mut images: ResMut<Assets<Image>>,
 ) {
     let Some(ready) = ready.read().last() else {
         return;
@@ -382,9 +418,15 @@ fn start_writer(
         frame_rate: ready.info.frame_rate.unwrap_or(30.0),
         ..pending.config.clone()
     };
-    match OutputWriter::spawn(config, &lifecycle) {
+    match OutputWriter::spawn(config.clone(), &lifecycle) {
         Ok(writer) => {
-            commands.insert_resource(writer.sink());
+            let sink = writer.sink();
+            if sink.wanted().any(|p| p == Pixels::Yuv) {
+                let (w, h) = (config.width, config.height);
+                let target = YuvTarget::new(&mut images, w, h, ColorMatrix::conventional(h));
+                commands.insert_resource(target);
+            }
+            commands.insert_resource(sink);
             commands.insert_resource(writer.stats());
             if let Ok(mut slot) = pending.slot.0.lock() {
                 *slot = Some(writer);
@@ -410,6 +452,7 @@ fn report_backpressure(sink: Res<FrameSink>, mut pacing: ResMut<Pacing>) {
 struct PendingReadback {
     number: u64,
     pts: Duration,
+    pixels: Pixels,
     /// A `Readback` component reads back every frame until its entity is despawned, and
     /// the despawn is deferred: two completions can reach the observer before it applies.
     /// Only the first one (the frame this entity was spawned for) is delivered.
@@ -420,21 +463,30 @@ fn request_readbacks(
     mut commands: Commands,
     mut presented: MessageReader<FramePresented>,
     canvas: Option<Res<OutputCanvas>>,
+    yuv: Option<Res<YuvTarget>>,
     sink: Res<FrameSink>,
 ) {
     let Some(canvas) = canvas else { return };
     for ev in presented.read() {
-        sink.pending.fetch_add(1, Ordering::SeqCst);
-        commands
-            .spawn((
-                Readback::texture(canvas.image.clone()),
-                PendingReadback {
-                    number: ev.number,
-                    pts: ev.pts,
-                    delivered: AtomicBool::new(false),
-                },
-            ))
-            .observe(deliver_readback);
+        for pixels in sink.wanted() {
+            let image = match (pixels, yuv.as_ref()) {
+                (Pixels::Yuv, Some(yuv)) => yuv.image.clone(),
+                (Pixels::Rgba, _) => canvas.image.clone(),
+                (Pixels::Yuv, None) => continue,
+            };
+            sink.pending.fetch_add(1, Ordering::SeqCst);
+            commands
+                .spawn((
+                    Readback::texture(image),
+                    PendingReadback {
+                        number: ev.number,
+                        pts: ev.pts,
+                        pixels,
+                        delivered: AtomicBool::new(false),
+                    },
+                ))
+                .observe(deliver_readback);
+        }
     }
 }
 
@@ -452,11 +504,14 @@ fn deliver_readback(
     // One readback per presented frame: the component would read back every frame.
     commands.entity(entity).despawn();
     sink.pending.fetch_sub(1, Ordering::SeqCst);
-    sink.deliver(RenderedFrame {
-        number: tag.number,
-        pts: tag.pts,
-        rgba: std::mem::take(&mut event.data),
-    });
+    sink.deliver(
+        RenderedFrame {
+            number: tag.number,
+            pts: tag.pts,
+            pixels: std::mem::take(&mut event.data),
+        },
+        tag.pixels,
+    );
 }
 
 /// Where one output thread writes.
@@ -467,8 +522,11 @@ enum Sink {
 }
 
 impl Sink {
-    fn needs_yuv(&self) -> bool {
-        !matches!(self, Sink::Rgba(_))
+    fn pixels(&self) -> Pixels {
+        match self {
+            Sink::Rgba(_) => Pixels::Rgba,
+            Sink::Record(_) | Sink::Y4m(_) => Pixels::Yuv,
+        }
     }
 
     /// Writes one frame. `Ok(false)` when the pipe's reader is gone (a clean stop).
@@ -484,7 +542,7 @@ impl Sink {
                 return Ok(true);
             }
             (Sink::Y4m(pipe), Some(yuv)) => pipe.write(yuv),
-            (Sink::Rgba(out), _) => write_rgba(out, &frame.rgba, row_bytes),
+            (Sink::Rgba(out), _) => write_rgba(out, &frame.pixels, row_bytes),
             (_, None) => Ok(()),
         };
         match written {
@@ -555,10 +613,14 @@ fn writer_main(
     counters: &OutputCounters,
     lifecycle: &Lifecycle,
 ) -> Result<()> {
-    let mut convert = if sink.needs_yuv() {
-        Some(RgbaToYuv::new(width, height)?)
-    } else {
-        None
+    let layout = YuvLayout::new(width, height);
+    let mut yuv = match sink.pixels() {
+        Pixels::Yuv => Some(ff::frame::Video::new(
+            ff::format::Pixel::YUV420P,
+            width,
+            height,
+        )),
+        Pixels::Rgba => None,
     };
     let mut order = FrameOrder::default();
     let mut finishing = false;
@@ -573,11 +635,14 @@ fn writer_main(
             if !open {
                 continue;
             }
-            let yuv = match convert.as_mut() {
-                Some(c) => Some(c.convert(&frame.rgba)?),
-                None => None,
-            };
-            if sink.write(&frame, yuv, width as usize * 4)? {
+            if let Some(yuv) = yuv.as_mut()
+                && !layout.unpack(&frame.pixels, yuv)
+            {
+                return Err(
+                    OutputError::plain("output", "a read-back frame had the wrong size").into(),
+                );
+            }
+            if sink.write(&frame, yuv.as_mut(), width as usize * 4)? {
                 counters.written.fetch_add(1, Ordering::Relaxed);
             } else {
                 info!("the reader closed stdout; stopping");
@@ -589,53 +654,6 @@ fn writer_main(
     sink.finish()
 }
 
-/// RGBA with 256-byte-aligned rows (as wgpu copies textures) -> YUV420P.
-struct RgbaToYuv {
-    scaler: ff::software::scaling::Context,
-    rgba: ff::frame::Video,
-    yuv: ff::frame::Video,
-    row_bytes: usize,
-    padded_row: usize,
-    height: usize,
-}
-
-impl RgbaToYuv {
-    fn new(width: u32, height: u32) -> Result<Self> {
-        let scaler = ff::software::scaling::Context::get(
-            ff::format::Pixel::RGBA,
-            width,
-            height,
-            ff::format::Pixel::YUV420P,
-            width,
-            height,
-            ff::software::scaling::Flags::BILINEAR,
-        )
-        .map_err(|e| OutputError::new("output", "no RGBA -> YUV converter", e))?;
-        let row_bytes = width as usize * 4;
-        Ok(RgbaToYuv {
-            scaler,
-            rgba: ff::frame::Video::new(ff::format::Pixel::RGBA, width, height),
-            yuv: ff::frame::Video::new(ff::format::Pixel::YUV420P, width, height),
-            row_bytes,
-            padded_row: row_bytes.div_ceil(256) * 256,
-            height: height as usize,
-        })
-    }
-
-    fn convert(&mut self, padded: &[u8]) -> Result<&mut ff::frame::Video> {
-        let stride = self.rgba.stride(0);
-        let dst = self.rgba.data_mut(0);
-        for row in 0..self.height {
-            let src = &padded[row * self.padded_row..row * self.padded_row + self.row_bytes];
-            dst[row * stride..row * stride + self.row_bytes].copy_from_slice(src);
-        }
-        self.scaler
-            .run(&self.rgba, &mut self.yuv)
-            .map_err(|e| OutputError::new("output", "converting to YUV", e))?;
-        Ok(&mut self.yuv)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -644,7 +662,7 @@ mod tests {
         Arc::new(RenderedFrame {
             number,
             pts: Duration::ZERO,
-            rgba: Vec::new(),
+            pixels: Vec::new(),
         })
     }
 

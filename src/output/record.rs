@@ -6,6 +6,7 @@ use std::time::Duration;
 use ffmpeg_next as ff;
 
 use super::OutputError;
+use crate::decode::ColorMatrix;
 use crate::error::{LucidError, Result};
 
 /// Time base of recorded timestamps: fine enough for any frame rate.
@@ -99,6 +100,7 @@ impl Recorder {
         width: u32,
         height: u32,
         frame_rate: f64,
+        matrix: ColorMatrix,
     ) -> Result<Recorder> {
         let fail = |what: &str, e: ff::Error| OutputError::new(path, what, e);
         let container = container_for(path)?;
@@ -128,8 +130,12 @@ impl Recorder {
         encoder.set_frame_rate(Some(ff::Rational::from(rate)));
         // A keyframe every two seconds: each fragment of a killed recording decodes.
         encoder.set_gop((rate * 2.0).round() as u32);
-        // RGB -> YUV in the writer uses swscale's default BT.601 limited range; say so.
-        encoder.set_colorspace(ff::color::Space::BT470BG);
+        // The GPU's RGB -> YUV pass (shaders/rgb_to_yuv.wgsl) writes this matrix, limited
+        // range; say so.
+        encoder.set_colorspace(match matrix {
+            ColorMatrix::Bt601 => ff::color::Space::BT470BG,
+            ColorMatrix::Bt709 => ff::color::Space::BT709,
+        });
         encoder.set_color_range(ff::color::Range::MPEG);
         if global_header {
             encoder.set_flags(ff::codec::Flags::GLOBAL_HEADER);

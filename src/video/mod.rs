@@ -3,18 +3,15 @@
 //! them letterboxed onto the output canvas, the offscreen image every output reads.
 
 pub mod clock;
-pub mod material;
+pub mod render;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bevy::asset::RenderAssetUsages;
-use bevy::camera::RenderTarget;
-use bevy::camera::visibility::RenderLayers;
 use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat, TextureUsages};
 use bevy::render::renderer::RenderDevice;
-use bevy::sprite_render::Material2dPlugin;
 use crossbeam_channel::Receiver;
 use tracing::{info, warn};
 
@@ -24,7 +21,7 @@ use crate::decode::{
 use crate::lifecycle::Lifecycle;
 use crate::source::hls::LiveEdge;
 use clock::{LatencyPolicy, PresentationClock};
-use material::YuvMaterial;
+use render::{CANVAS_FORMAT, CANVAS_RAW_FORMAT, CanvasFrame, CanvasReaders, video_params};
 
 /// System sets other plugins order themselves against.
 #[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
@@ -32,9 +29,6 @@ pub enum VideoSystems {
     /// Picks the due frame, uploads it and sends [`FramePresented`].
     Present,
 }
-
-/// Render layer of the canvas scene, kept apart from the window's preview scene.
-pub const CANVAS_LAYER: usize = 1;
 
 /// Sent in the frame a new video frame is uploaded, so outputs capture exactly the rendered
 /// frames that carry new video (one output frame per presented input frame).
@@ -86,10 +80,6 @@ pub struct VideoTexture {
     pub v: Handle<Image>,
     /// Size of the video in pixels.
     pub size: UVec2,
-    /// The material drawing the planes.
-    pub material: Handle<YuvMaterial>,
-    /// Last colour parameters sent to the shader.
-    params: Vec4,
 }
 
 /// Freeze frame: while set, frames keep being paced and presented (outputs and effects
@@ -150,16 +140,6 @@ struct LiveEdgeSource(Option<LiveEdge>);
 /// (see [`crate::headless`]). `None` while the decoder has not delivered it yet.
 #[derive(Resource, Debug, Default, Clone, Copy)]
 pub struct NextFrameDue(pub Option<Instant>);
-
-#[derive(Component)]
-struct VideoQuad;
-
-/// The camera that renders the canvas. It is active only in updates that present a new
-/// frame: the canvas keeps its last image in between, and the GPU (or, without one, the
-/// CPU running lavapipe) is not asked to redraw an unchanged frame hundreds of times a
-/// second.
-#[derive(Component)]
-struct CanvasCamera;
 
 /// The stream being opened in the background (connecting, waiting for it to go live).
 #[derive(Resource)]
@@ -222,9 +202,8 @@ impl Plugin for VideoPlugin {
             .expect("plugin mutex")
             .take()
             .expect("VideoPlugin is added once");
-        material::register_shader(app);
-        app.add_plugins(Material2dPlugin::<YuvMaterial>::default())
-            .add_message::<FramePresented>()
+        render::build(app);
+        app.add_message::<FramePresented>()
             .add_message::<StreamReady>()
             .insert_resource(PendingStream {
                 rx,
@@ -266,8 +245,8 @@ fn attach_stream(
     lifecycle: Res<Lifecycle>,
     device: Res<RenderDevice>,
     mut images: ResMut<Assets<Image>>,
-    mut meshes: ResMut<Assets<Mesh>>,
-    mut materials: ResMut<Assets<YuvMaterial>>,
+    mut canvas_frame: ResMut<CanvasFrame>,
+    readers: Option<Res<CanvasReaders>>,
     mut ready: MessageWriter<StreamReady>,
 ) {
     let decode = match pending.rx.try_recv() {
@@ -348,11 +327,11 @@ fn attach_stream(
     setup_canvas(
         &mut commands,
         &mut images,
-        &mut meshes,
-        &mut materials,
+        &mut canvas_frame,
         UVec2::new(info.width, info.height),
         output_size,
     );
+    canvas_frame.rgba_read = readers.is_none_or(|r| r.rgba);
     ready.write(StreamReady { info, output_size });
 }
 
@@ -396,58 +375,37 @@ fn video_planes(
 fn setup_canvas(
     commands: &mut Commands,
     images: &mut Assets<Image>,
-    meshes: &mut Assets<Mesh>,
-    materials: &mut Assets<YuvMaterial>,
+    canvas_frame: &mut CanvasFrame,
     stream: UVec2,
     size: UVec2,
 ) {
-    let mut target = Image::new_target_texture(size.x, size.y, TextureFormat::Rgba8UnormSrgb, None);
+    let mut target = Image::new_target_texture(size.x, size.y, CANVAS_FORMAT, None);
     target.texture_descriptor.usage |= TextureUsages::COPY_SRC;
+    // The video pass writes, and the YUV pass reads, the encoded bytes (render::CanvasView).
+    target.texture_descriptor.view_formats = &[CANVAS_RAW_FORMAT];
+    // Nothing on the CPU reads the canvas's initial pixels: the render world takes them.
+    target.asset_usage = RenderAssetUsages::RENDER_WORLD;
     let target = images.add(target);
     commands.insert_resource(OutputCanvas {
         image: target.clone(),
         size,
     });
-    commands.spawn((
-        CanvasCamera,
-        Camera2d,
-        Camera {
-            clear_color: ClearColorConfig::Custom(Color::BLACK),
-            order: -1,
-            ..default()
-        },
-        RenderTarget::Image(target.into()),
-        Msaa::Off,
-        RenderLayers::layer(CANVAS_LAYER),
-        // The effect chain runs as post-processing on this camera's view.
-        crate::effects::render::EffectTarget,
-    ));
 
-    // The textures exist before the first frame, so the first presented frame is drawn
-    // (a material whose textures are still being created is skipped for a frame).
+    // The textures exist before the first frame, so the first presented frame is drawn.
     let (y, u, v) = video_planes(images, stream);
-    let params = YuvMaterial::params_for(crate::decode::ColorMatrix::Bt709, false);
-    let material = materials.add(YuvMaterial {
-        y: y.clone(),
-        u: u.clone(),
-        v: v.clone(),
-        params,
-    });
-    let fitted = letterbox(stream, size);
-    commands.spawn((
-        VideoQuad,
-        Mesh2d(meshes.add(Rectangle::new(1.0, 1.0))),
-        MeshMaterial2d(material.clone()),
-        Transform::from_scale(fitted.extend(1.0)),
-        RenderLayers::layer(CANVAS_LAYER),
-    ));
+    *canvas_frame = CanvasFrame {
+        draw: false,
+        canvas: Some((target, size)),
+        planes: Some([y.clone(), u.clone(), v.clone()]),
+        params: video_params(crate::decode::ColorMatrix::Bt709, false),
+        rect: letterbox_rect(stream, size),
+        rgba_read: true,
+    };
     commands.insert_resource(VideoTexture {
         y,
         u,
         v,
         size: stream,
-        material,
-        params,
     });
     commands.insert_resource(PlaybackStats {
         texture_allocations: 1,
@@ -455,10 +413,18 @@ fn setup_canvas(
     });
 }
 
-/// App updates to run before the first frame is presented. The canvas material's bind group
-/// and pipeline are created in the first frames; a frame presented before they exist would
-/// render (and be recorded) black, and the clock would anchor on a frame that took a
-/// shader compile to draw.
+/// The rectangle (x, y, width, height) where `content` sits in `container`, letterboxed
+/// and centred.
+pub fn letterbox_rect(content: UVec2, container: UVec2) -> Vec4 {
+    let fitted = letterbox(content, container);
+    let offset = (container.as_vec2() - fitted) / 2.0;
+    Vec4::new(offset.x, offset.y, fitted.x, fitted.y)
+}
+
+/// App updates to run before the first frame is presented. The canvas passes' pipelines
+/// and the planes' textures are created in the first frames; a frame presented before they
+/// exist would render (and be recorded) black, and the clock would anchor on a frame that
+/// took a shader compile to draw.
 const WARMUP_UPDATES: u32 = 3;
 
 #[expect(
@@ -475,9 +441,7 @@ fn present_due_frame(
     texture: Option<ResMut<VideoTexture>>,
     canvas: Option<Res<OutputCanvas>>,
     mut images: ResMut<Assets<Image>>,
-    mut materials: ResMut<Assets<YuvMaterial>>,
-    mut quads: Query<&mut Transform, With<VideoQuad>>,
-    mut cameras: Query<&mut Camera, With<CanvasCamera>>,
+    mut canvas_frame: ResMut<CanvasFrame>,
     mut presented: MessageWriter<FramePresented>,
     freeze: Res<Freeze>,
     (mut redraw, pacing): (ResMut<RedrawCanvas>, Res<Pacing>),
@@ -485,13 +449,11 @@ fn present_due_frame(
     let (Some(mut texture), Some(canvas), Some(feed)) = (texture, canvas, feed) else {
         return;
     };
-    // Warm-up updates render (compiling the pipeline); after that, only new frames do.
+    // Warm-up updates render (compiling the pipelines); after that, only new frames do: the
+    // canvas keeps its last image in between, and the GPU (or, without one, the CPU running
+    // lavapipe) is not asked to redraw an unchanged frame hundreds of times a second.
     let warming = *warmup < WARMUP_UPDATES;
-    for mut camera in &mut cameras {
-        if camera.is_active != warming {
-            camera.is_active = warming;
-        }
-    }
+    canvas_frame.draw = warming;
     if lifecycle.stopping() {
         return;
     }
@@ -523,18 +485,12 @@ fn present_due_frame(
         );
     }
     let Some(frame) = tick.show else {
-        if std::mem::take(&mut redraw.0) {
-            for mut camera in &mut cameras {
-                camera.is_active = true;
-            }
-        }
+        canvas_frame.draw = std::mem::take(&mut redraw.0);
         return;
     };
     redraw.0 = false;
     let pts = frame.pts;
-    for mut camera in &mut cameras {
-        camera.is_active = true;
-    }
+    canvas_frame.draw = true;
     if freeze.0 {
         drop(frame);
     } else {
@@ -542,8 +498,7 @@ fn present_due_frame(
             frame,
             &mut texture,
             &mut images,
-            &mut materials,
-            &mut quads,
+            &mut canvas_frame,
             canvas.size,
             &mut stats,
         );
@@ -562,13 +517,11 @@ fn upload(
     frame: VideoFrame,
     texture: &mut VideoTexture,
     images: &mut Assets<Image>,
-    materials: &mut Assets<YuvMaterial>,
-    quads: &mut Query<&mut Transform, With<VideoQuad>>,
+    canvas_frame: &mut CanvasFrame,
     canvas: UVec2,
     stats: &mut PlaybackStats,
 ) {
     let size = UVec2::new(frame.width, frame.height);
-    let params = YuvMaterial::params_for(frame.matrix, frame.full_range);
     if size != texture.size {
         info!(
             "video size changed {}x{} -> {}x{}; resizing textures",
@@ -579,21 +532,11 @@ fn upload(
         texture.u = u;
         texture.v = v;
         texture.size = size;
-        texture.params = Vec4::NAN; // force the material update below
         stats.texture_allocations += 1;
-        for mut t in quads.iter_mut() {
-            *t = Transform::from_scale(letterbox(size, canvas).extend(1.0));
-        }
+        canvas_frame.planes = Some([texture.y.clone(), texture.u.clone(), texture.v.clone()]);
+        canvas_frame.rect = letterbox_rect(size, canvas);
     }
-    if texture.params != params
-        && let Some(mut m) = materials.get_mut(&texture.material)
-    {
-        m.y = texture.y.clone();
-        m.u = texture.u.clone();
-        m.v = texture.v.clone();
-        m.params = params;
-        texture.params = params;
-    }
+    canvas_frame.params = video_params(frame.matrix, frame.full_range);
     for (handle, plane) in [
         (&texture.y, frame.y),
         (&texture.u, frame.u),
