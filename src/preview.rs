@@ -24,7 +24,7 @@ pub struct PreviewPlugin {
 }
 
 #[derive(Component)]
-struct CanvasView;
+struct CanvasSprite;
 
 #[derive(Resource)]
 struct FixedSize(bool);
@@ -59,7 +59,7 @@ fn show_canvas(
     mut ready: MessageReader<StreamReady>,
     fixed: Res<FixedSize>,
     canvas: Option<Res<OutputCanvas>>,
-    views: Query<(), With<CanvasView>>,
+    views: Query<(), With<CanvasSprite>>,
     mut windows: Query<&mut Window, With<PrimaryWindow>>,
 ) {
     // A fullscreen window keeps the monitor's size.
@@ -80,7 +80,7 @@ fn show_canvas(
         && views.is_empty()
     {
         commands.spawn((
-            CanvasView,
+            CanvasSprite,
             Sprite {
                 image: canvas.image.clone(),
                 custom_size: Some(canvas.size.as_vec2()),
@@ -93,7 +93,7 @@ fn show_canvas(
 fn fit_view_to_window(
     windows: Query<&Window, With<PrimaryWindow>>,
     canvas: Option<Res<OutputCanvas>>,
-    mut views: Query<&mut Sprite, With<CanvasView>>,
+    mut views: Query<&mut Sprite, With<CanvasSprite>>,
 ) {
     let (Ok(window), Some(canvas)) = (windows.single(), canvas) else {
         return;

@@ -428,7 +428,9 @@ pub fn pack_globals(resolution: [f32; 2], time: f32, frame: u32, mix: f32) -> [u
 
 /// Lucid's prelude: bindings, the parameter struct, helpers and the entry point that mixes
 /// the effect with its input. Effects work on sRGB-encoded colour (what the eye and most
-/// VJ shaders expect); the textures are sRGB, so samples are converted here.
+/// VJ shaders expect). Filtered samples come through the textures' sRGB view (interpolated
+/// in linear light) and are encoded here; whole texels and the result go through the plain
+/// view, already encoded.
 const PRELUDE: &str = r#"
 // ---- Lucid prelude (appended by Lucid; the lines above are the effect's own) ----
 struct LucidGlobals {
@@ -446,17 +448,13 @@ struct LucidGlobals {
 @group(0) @binding(2) var<uniform> lucid: LucidGlobals;
 @group(0) @binding(3) var<uniform> params: LucidParams;
 @group(0) @binding(4) var lucid_previous: texture_2d<f32>;
+// The same input without the sRGB transfer: encoded values, for whole texels.
+@group(0) @binding(5) var lucid_input_encoded: texture_2d<f32>;
 
 fn lucid_encode(c: vec3<f32>) -> vec3<f32> {
     let lo = c * 12.92;
     let hi = 1.055 * pow(max(c, vec3(0.0031308)), vec3(1.0 / 2.4)) - 0.055;
     return select(hi, lo, c <= vec3(0.0031308));
-}
-
-fn lucid_decode(c: vec3<f32>) -> vec3<f32> {
-    let lo = c / 12.92;
-    let hi = pow((max(c, vec3(0.04045)) + 0.055) / 1.055, vec3(2.4));
-    return select(hi, lo, c <= vec3(0.04045));
 }
 
 /// The input at `uv` (0..1, top left origin), filtered, clamped at the edges.
@@ -467,9 +465,8 @@ fn input_color(uv: vec2<f32>) -> vec4<f32> {
 
 /// The input texel at integer pixel `p`, clamped to the picture.
 fn input_texel(p: vec2<i32>) -> vec4<f32> {
-    let size = vec2<i32>(textureDimensions(lucid_input));
-    let c = textureLoad(lucid_input, clamp(p, vec2(0), size - 1), 0);
-    return vec4(lucid_encode(c.rgb), c.a);
+    let size = vec2<i32>(textureDimensions(lucid_input_encoded));
+    return textureLoad(lucid_input_encoded, clamp(p, vec2(0), size - 1), 0);
 }
 
 /// The previous output frame at `uv` (black before the first).
@@ -490,7 +487,9 @@ fn lucid_fragment(@builtin(position) position: vec4<f32>, @location(0) uv: vec2<
     let src = input_color(uv);
     let fx = clamp(effect(uv), vec4(0.0), vec4(1.0));
     let out = mix(src.rgb, fx.rgb, clamp(lucid.mix, 0.0, 1.0));
-    return vec4(lucid_decode(out), 1.0);
+    // Stored through the target's plain view: the encoded values as they are (decoding
+    // here for the sRGB store to encode again would cost two transcendentals a channel).
+    return vec4(out, 1.0);
 }
 "#;
 

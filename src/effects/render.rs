@@ -24,7 +24,7 @@ use bevy::render::{
 };
 
 use super::definition::{GLOBALS_BYTES, PARAMS_BYTES};
-use crate::video::render::{CANVAS_FORMAT, CanvasSystems, CanvasView};
+use crate::video::render::{CANVAS_FORMAT, CANVAS_RAW_FORMAT, CanvasSystems, CanvasView};
 
 /// One pass as the main world hands it over each frame.
 #[derive(Clone, Debug)]
@@ -92,6 +92,7 @@ fn init_layout(mut commands: Commands, device: Res<RenderDevice>) {
                 sampler(SamplerBindingType::Filtering),
                 uniform_buffer_sized(false, Some((GLOBALS_BYTES as u64).try_into().unwrap())),
                 uniform_buffer_sized(false, Some((PARAMS_BYTES as u64).try_into().unwrap())),
+                texture_2d(TextureSampleType::Float { filterable: true }),
                 texture_2d(TextureSampleType::Float { filterable: true }),
             ),
         ),
@@ -206,8 +207,9 @@ fn prepare_chain(
                     fragment: Some(FragmentState {
                         shader: pass.shader.clone(),
                         entry_point: Some("lucid_fragment".into()),
+                        // Effects store encoded values through the plain view.
                         targets: vec![Some(ColorTargetState {
-                            format,
+                            format: CANVAS_RAW_FORMAT,
                             blend: None,
                             write_mask: ColorWrites::ALL,
                         })],
@@ -302,6 +304,7 @@ fn run_chain(
                 pass.globals.as_entire_binding(),
                 pass.params.as_entire_binding(),
                 history_view,
+                post.source_encoded,
             )),
         );
         let span = diagnostics.time_span(ctx.command_encoder(), pass.label.clone());

@@ -131,9 +131,11 @@ impl CanvasTexture {
 
 /// The source and destination of one pass over the canvas.
 pub struct CanvasWrite<'a> {
-    /// The picture so far (sRGB view).
+    /// The picture so far (sRGB view: filtered samples in linear light).
     pub source: &'a TextureView,
-    /// Where the pass writes (sRGB view).
+    /// The picture so far (plain view: encoded values).
+    pub source_encoded: &'a TextureView,
+    /// Where the pass writes (plain view: it stores encoded values).
     pub destination: &'a TextureView,
 }
 
@@ -217,7 +219,8 @@ impl CanvasView {
         };
         Some(CanvasWrite {
             source: &source.srgb,
-            destination: &destination.srgb,
+            source_encoded: &source.raw,
+            destination: &destination.raw,
         })
     }
 
