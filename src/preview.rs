@@ -40,8 +40,8 @@ impl Plugin for PreviewPlugin {
 }
 
 fn spawn_window_camera(mut commands: Commands, mut egui: ResMut<EguiGlobalSettings>) {
-    // egui goes on the window's camera only; left to itself it would take the first
-    // camera, which may be the canvas camera, and the UI would end up in recordings.
+    // egui goes on the window's camera only, where it is never part of the canvas (and so
+    // of recordings), whatever cameras are added later.
     egui.auto_create_primary_context = false;
     commands.spawn((
         Camera2d,

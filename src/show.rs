@@ -102,7 +102,6 @@ fn show_keys(
     mut freeze: ResMut<Freeze>,
     mut chain: ResMut<EffectChain>,
     canvas: Option<Res<OutputCanvas>>,
-    mut redraw: ResMut<RedrawCanvas>,
     mut windows: Query<&mut Window, With<PrimaryWindow>>,
     screenshots: Res<Screenshots>,
 ) {
@@ -129,11 +128,8 @@ fn show_keys(
     if keys.any_just_pressed([KeyCode::KeyS, KeyCode::F12])
         && let Some(canvas) = canvas
     {
+        // The canvas as it is now: the picture on screen, frozen or between frames alike.
         take_screenshot(&mut commands, &canvas, &show.screenshot_dir, &screenshots);
-        // Bevy captures an image target by redirecting the camera that renders into it, so
-        // the canvas must render this update even when no new video frame is due (frozen,
-        // stalled, or simply between frames); otherwise the PNG comes out black.
-        redraw.0 = true;
     }
     if keys.just_pressed(KeyCode::F11)
         && let Ok(mut window) = windows.single_mut()
