@@ -24,6 +24,7 @@ use bevy::render::{
 };
 
 use super::definition::{GLOBALS_BYTES, PARAMS_BYTES};
+use crate::video::pass::{begin_pass, bilinear_sampler, queue_fullscreen_pipeline};
 use crate::video::render::{CANVAS_FORMAT, CANVAS_RAW_FORMAT, CanvasSystems, CanvasView};
 
 /// One pass as the main world hands it over each frame.
@@ -98,12 +99,7 @@ fn init_layout(mut commands: Commands, device: Res<RenderDevice>) {
         ),
     );
     // Bilinear, clamped: effects sample between pixels (zoom, rotation, blur taps).
-    let sampler = device.create_sampler(&SamplerDescriptor {
-        label: Some("lucid_effect_sampler"),
-        mag_filter: FilterMode::Linear,
-        min_filter: FilterMode::Linear,
-        ..default()
-    });
+    let sampler = bilinear_sampler(&device, "lucid_effect_sampler");
     commands.insert_resource(EffectLayout { layout, sampler });
 }
 
@@ -200,23 +196,16 @@ fn prepare_chain(
             .by_shader
             .entry(pass.shader.id())
             .or_insert_with(|| {
-                cache.queue_render_pipeline(RenderPipelineDescriptor {
-                    label: Some(format!("lucid_effect_{}", pass.key).into()),
-                    layout: vec![layout.layout.clone()],
-                    vertex: fullscreen.to_vertex_state(),
-                    fragment: Some(FragmentState {
-                        shader: pass.shader.clone(),
-                        entry_point: Some("lucid_fragment".into()),
-                        // Effects store encoded values through the plain view.
-                        targets: vec![Some(ColorTargetState {
-                            format: CANVAS_RAW_FORMAT,
-                            blend: None,
-                            write_mask: ColorWrites::ALL,
-                        })],
-                        ..default()
-                    }),
-                    ..default()
-                })
+                // Effects store encoded values through the plain view.
+                queue_fullscreen_pipeline(
+                    &cache,
+                    &fullscreen,
+                    format!("lucid_effect_{}", pass.key),
+                    &layout.layout,
+                    pass.shader.clone(),
+                    "lucid_fragment",
+                    CANVAS_RAW_FORMAT,
+                )
             });
         let pipeline = match cache.get_render_pipeline_state(id) {
             CachedPipelineState::Ok(_) => {
@@ -309,22 +298,8 @@ fn run_chain(
         );
         let span = diagnostics.time_span(ctx.command_encoder(), pass.label.clone());
         {
-            let mut render_pass = ctx
-                .command_encoder()
-                .begin_render_pass(&RenderPassDescriptor {
-                    label: Some("lucid_effect_pass"),
-                    color_attachments: &[Some(RenderPassColorAttachment {
-                        view: post.destination,
-                        depth_slice: None,
-                        resolve_target: None,
-                        ops: Operations::default(),
-                    })],
-                    depth_stencil_attachment: None,
-                    timestamp_writes: None,
-                    occlusion_query_set: None,
-                    multiview_mask: None,
-                });
-            render_pass.set_pipeline(pipeline);
+            let mut render_pass = begin_pass(ctx, "lucid_effect_pass", post.destination, false);
+            render_pass.set_render_pipeline(pipeline);
             render_pass.set_bind_group(0, &bind_group, &[]);
             render_pass.draw(0..3, 0..1);
         }

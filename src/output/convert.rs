@@ -30,6 +30,10 @@ use bevy::render::{
 use ffmpeg_next as ff;
 
 use crate::decode::ColorMatrix;
+use crate::video::pass::{
+    VEC4_BYTES, begin_pass, bilinear_sampler, embed_shader, queue_fullscreen_pipeline, vec4_bytes,
+    vec4_uniform,
+};
 use crate::video::render::{CanvasFrame, CanvasSystems, CanvasView, video_params};
 
 /// The conversion shader, compiled into the binary.
@@ -68,14 +72,12 @@ impl YuvTarget {
 
 /// Registers the conversion pass. Called from [`super::OutputPlugin`].
 pub(super) fn build(app: &mut App) {
-    let shader = Shader::from_wgsl(
+    embed_shader(
+        app,
+        &RGB_TO_YUV_SHADER,
         include_str!("../../shaders/rgb_to_yuv.wgsl"),
         "shaders/rgb_to_yuv.wgsl",
     );
-    app.world_mut()
-        .resource_mut::<Assets<Shader>>()
-        .insert(&RGB_TO_YUV_SHADER, shader)
-        .expect("inserting an embedded shader");
     app.add_plugins(ExtractResourcePlugin::<YuvTarget>::default());
     let Some(render_app) = app.get_sub_app_mut(RenderApp) else {
         return;
@@ -116,42 +118,25 @@ fn init_pipelines(
             (
                 texture_2d(TextureSampleType::Float { filterable: true }),
                 sampler(SamplerBindingType::Filtering),
-                uniform_buffer_sized(false, Some(16u64.try_into().expect("non-zero"))),
+                uniform_buffer_sized(false, Some(VEC4_BYTES.try_into().expect("non-zero"))),
             ),
         ),
     );
     let pipeline = |entry: &'static str| {
-        cache.queue_render_pipeline(RenderPipelineDescriptor {
-            label: Some(format!("lucid_yuv_{entry}").into()),
-            layout: vec![layout.clone()],
-            vertex: fullscreen.to_vertex_state(),
-            fragment: Some(FragmentState {
-                shader: RGB_TO_YUV_SHADER,
-                entry_point: Some(entry.into()),
-                targets: vec![Some(ColorTargetState {
-                    format: TextureFormat::R8Unorm,
-                    blend: None,
-                    write_mask: ColorWrites::ALL,
-                })],
-                ..default()
-            }),
-            ..default()
-        })
+        queue_fullscreen_pipeline(
+            &cache,
+            &fullscreen,
+            format!("lucid_yuv_{entry}"),
+            &layout,
+            RGB_TO_YUV_SHADER,
+            entry,
+            TextureFormat::R8Unorm,
+        )
     };
     let (luma, chroma) = (pipeline("luma"), pipeline("chroma"));
     // Chroma is the mean of 2x2 pixels: one bilinear fetch at their shared corner.
-    let sampler = device.create_sampler(&SamplerDescriptor {
-        label: Some("lucid_yuv_sampler"),
-        mag_filter: FilterMode::Linear,
-        min_filter: FilterMode::Linear,
-        ..default()
-    });
-    let params = device.create_buffer(&BufferDescriptor {
-        label: Some("lucid_yuv_params"),
-        size: 16,
-        usage: BufferUsages::UNIFORM | BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
+    let sampler = bilinear_sampler(&device, "lucid_yuv_sampler");
+    let params = vec4_uniform(&device, "lucid_yuv_params");
     commands.insert_resource(YuvPipelines {
         layout,
         sampler,
@@ -177,10 +162,6 @@ fn prepare_conversion(
     if frame.params == params {
         view.take_video_directly();
     }
-}
-
-fn vec4_bytes(v: Vec4) -> Vec<u8> {
-    v.to_array().iter().flat_map(|f| f.to_le_bytes()).collect()
 }
 
 /// One pass with two draws, each limited by its viewport to its rows; or, when the output
@@ -228,32 +209,15 @@ fn convert(
     let diagnostics = diagnostics.as_deref();
     let span = diagnostics.time_span(ctx.command_encoder(), "lucid_yuv");
     {
-        let mut pass = ctx
-            .command_encoder()
-            .begin_render_pass(&RenderPassDescriptor {
-                label: Some("lucid_yuv_pass"),
-                color_attachments: &[Some(RenderPassColorAttachment {
-                    view: &output.texture_view,
-                    depth_slice: None,
-                    resolve_target: None,
-                    // Every pixel is written by one of the two draws.
-                    ops: Operations {
-                        load: LoadOp::Load,
-                        store: StoreOp::Store,
-                    },
-                })],
-                depth_stencil_attachment: None,
-                timestamp_writes: None,
-                occlusion_query_set: None,
-                multiview_mask: None,
-            });
+        // Every pixel is written by one of the two draws: no clear.
+        let mut pass = begin_pass(&mut ctx, "lucid_yuv_pass", &output.texture_view, false);
         pass.set_bind_group(0, &bind_group, &[]);
         let (w, h) = (size.x as f32, size.y as f32);
         pass.set_viewport(0.0, 0.0, w, h, 0.0, 1.0);
-        pass.set_pipeline(luma);
+        pass.set_render_pipeline(luma);
         pass.draw(0..3, 0..1);
         pass.set_viewport(0.0, h, w, h / 2.0, 0.0, 1.0);
-        pass.set_pipeline(chroma);
+        pass.set_render_pipeline(chroma);
         pass.draw(0..3, 0..1);
     }
     span.end(ctx.command_encoder());

@@ -3,6 +3,7 @@
 //! them letterboxed onto the output canvas, the offscreen image every output reads.
 
 pub mod clock;
+pub mod pass;
 pub mod render;
 
 use std::sync::Mutex;

@@ -38,6 +38,10 @@ use bevy::render::{
     texture::GpuImage,
 };
 
+use super::pass::{
+    VEC4_BYTES, begin_pass, bilinear_sampler, embed_shader, queue_fullscreen_pipeline, vec4_bytes,
+    vec4_uniform,
+};
 use crate::decode::ColorMatrix;
 
 /// The video shader, compiled into the binary so Lucid runs from any working directory.
@@ -250,14 +254,12 @@ impl CanvasView {
 
 /// Registers the render-world side. Called from [`super::VideoPlugin`].
 pub(super) fn build(app: &mut App) {
-    let shader = Shader::from_wgsl(
+    embed_shader(
+        app,
+        &YUV_SHADER,
         include_str!("../../shaders/yuv_to_rgb.wgsl"),
         "shaders/yuv_to_rgb.wgsl",
     );
-    app.world_mut()
-        .resource_mut::<Assets<Shader>>()
-        .insert(&YUV_SHADER, shader)
-        .expect("inserting an embedded shader");
     app.init_resource::<CanvasFrame>()
         .add_plugins(ExtractResourcePlugin::<CanvasFrame>::default());
     let Some(render_app) = app.get_sub_app_mut(RenderApp) else {
@@ -321,39 +323,22 @@ fn init_video_pipeline(
                 texture_2d(TextureSampleType::Float { filterable: true }),
                 texture_2d(TextureSampleType::Float { filterable: true }),
                 sampler(SamplerBindingType::Filtering),
-                uniform_buffer_sized(false, Some(16u64.try_into().expect("non-zero"))),
+                uniform_buffer_sized(false, Some(VEC4_BYTES.try_into().expect("non-zero"))),
             ),
         ),
     );
     // Bilinear: scaling to the output size, and chroma up to luma's resolution.
-    let sampler = device.create_sampler(&SamplerDescriptor {
-        label: Some("lucid_video_sampler"),
-        mag_filter: FilterMode::Linear,
-        min_filter: FilterMode::Linear,
-        ..default()
-    });
-    let pipeline = cache.queue_render_pipeline(RenderPipelineDescriptor {
-        label: Some("lucid_video".into()),
-        layout: vec![layout.clone()],
-        vertex: fullscreen.to_vertex_state(),
-        fragment: Some(FragmentState {
-            shader: YUV_SHADER,
-            entry_point: Some("fragment".into()),
-            targets: vec![Some(ColorTargetState {
-                format: CANVAS_RAW_FORMAT,
-                blend: None,
-                write_mask: ColorWrites::ALL,
-            })],
-            ..default()
-        }),
-        ..default()
-    });
-    let params = device.create_buffer(&BufferDescriptor {
-        label: Some("lucid_video_params"),
-        size: 16,
-        usage: BufferUsages::UNIFORM | BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
+    let sampler = bilinear_sampler(&device, "lucid_video_sampler");
+    let pipeline = queue_fullscreen_pipeline(
+        &cache,
+        &fullscreen,
+        "lucid_video".into(),
+        &layout,
+        YUV_SHADER,
+        "fragment",
+        CANVAS_RAW_FORMAT,
+    );
+    let params = vec4_uniform(&device, "lucid_video_params");
     commands.insert_resource(VideoPipeline {
         layout,
         sampler,
@@ -420,10 +405,6 @@ fn prepare_canvas(
     view.ready = frame.draw;
 }
 
-fn vec4_bytes(v: Vec4) -> Vec<u8> {
-    v.to_array().iter().flat_map(|f| f.to_le_bytes()).collect()
-}
-
 fn end_frame(mut frame: ResMut<CanvasFrame>) {
     frame.draw = false;
 }
@@ -473,30 +454,9 @@ fn draw_video(
     let diagnostics = diagnostics.as_deref();
     let span = diagnostics.time_span(ctx.command_encoder(), "lucid_video");
     {
-        let mut pass = ctx
-            .command_encoder()
-            .begin_render_pass(&RenderPassDescriptor {
-                label: Some("lucid_video_pass"),
-                color_attachments: &[Some(RenderPassColorAttachment {
-                    view: &target,
-                    depth_slice: None,
-                    resolve_target: None,
-                    ops: Operations {
-                        load: if covers {
-                            LoadOp::Load
-                        } else {
-                            LoadOp::Clear(LinearRgba::BLACK.into())
-                        },
-                        store: StoreOp::Store,
-                    },
-                })],
-                depth_stencil_attachment: None,
-                timestamp_writes: None,
-                occlusion_query_set: None,
-                multiview_mask: None,
-            });
+        let mut pass = begin_pass(&mut ctx, "lucid_video_pass", &target, !covers);
         pass.set_viewport(rect.x, rect.y, rect.z, rect.w, 0.0, 1.0);
-        pass.set_pipeline(render);
+        pass.set_render_pipeline(render);
         pass.set_bind_group(0, &bind_group, &[]);
         pass.draw(0..3, 0..1);
     }
