@@ -18,6 +18,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use tracing::{info, warn};
 
 use crate::cli::{Args, PipeFormat, output_size};
+use crate::daydream::cues::CueList;
+use crate::daydream::panel::{Cues, DaydreamPanelPlugin};
+use crate::daydream::{DaydreamLink, DaydreamPlugin};
 use crate::decode::{DecodeOptions, DecodeThread};
 use crate::effects::chain::{EffectChain, Preset, parse_effect_arg};
 use crate::effects::{EffectCatalog, EffectsPlugin};
@@ -46,7 +49,18 @@ const STOP_POLL: Duration = Duration::from_millis(20);
 /// arrives or something fails.
 pub fn run(args: Args) -> Result<()> {
     args.validate()?;
-    let spec = SourceSpec::resolve(args.url.as_deref(), args.protocol.into())?;
+    let cues = args
+        .cues
+        .as_deref()
+        .map(CueList::load)
+        .transpose()
+        .map_err(|e| LucidError::Usage(format!("--cues {e}")))?;
+    // A Daydream stream says what to play; creating one prints its id and WHIP URL first.
+    let daydream = args.daydream()?.map(crate::daydream::attach).transpose()?;
+    let spec = match &daydream {
+        Some(attached) => attached.source.clone(),
+        None => SourceSpec::resolve(args.url.as_deref(), args.protocol.into())?,
+    };
     let catalog = load_catalog(&args)?;
     if args.list_effects {
         print!("{}", describe_effects(&catalog));
@@ -65,6 +79,7 @@ pub fn run(args: Args) -> Result<()> {
         .transpose()?;
     let app_done = Arc::new(AtomicBool::new(false));
     install_signal_handler(&lifecycle, &writer, &app_done)?;
+    let daydream = daydream.map(|attached| (DaydreamLink::start(attached, &lifecycle), cues));
 
     let source_name = spec.display_name();
     // A finite input into files only renders every frame as fast as the machine allows;
@@ -138,6 +153,7 @@ pub fn run(args: Args) -> Result<()> {
             &outputs,
             &writer,
             offline,
+            daydream,
         );
         while app.plugins_state() == PluginsState::Adding {
             bevy::tasks::tick_global_task_pools_on_main_thread();
@@ -275,6 +291,7 @@ fn build_app(
     outputs: &OutputConfig,
     writer: &WriterSlot,
     offline: bool,
+    daydream: Option<(DaydreamLink, Option<CueList>)>,
 ) -> App {
     // Until the stream says its size, the window takes the user's or a 16:9 default.
     let (width, height) = output_size(args.width, args.height, (1280, 720));
@@ -357,6 +374,13 @@ fn build_app(
     }
     if outputs.any() {
         app.add_plugins(OutputPlugin::new(outputs.clone(), writer.clone()));
+    }
+    if let Some((link, cues)) = daydream {
+        app.add_plugins(DaydreamPlugin(link))
+            .insert_resource(Cues(cues.unwrap_or_default()));
+        if !args.no_preview {
+            app.add_plugins(DaydreamPanelPlugin);
+        }
     }
     // Headless with no raw RGBA pipe, no one looks at the canvas's RGB: the encoders may take
     // the video planes directly when the canvas would only pass them through.

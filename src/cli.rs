@@ -131,6 +131,50 @@ pub struct Args {
     /// as Livepeer's players do.
     #[arg(long, value_name = "URL")]
     pub ice_server: Vec<String>,
+
+    /// Attach to this Daydream stream (`str_...`): play its output and steer it. The API
+    /// key comes from DAYDREAM_API_KEY or `$XDG_CONFIG_HOME/lucid/daydream-api-key`.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["url", "daydream_create"])]
+    pub daydream_stream: Option<String>,
+
+    /// Create a Daydream stream (pipeline streamdiffusion, --model and the parameters
+    /// given here), print its id and WHIP URL first on stderr, then play and steer it.
+    #[arg(long, conflicts_with = "url")]
+    pub daydream_create: bool,
+
+    /// Daydream's API (tests, proxies).
+    #[arg(long, value_name = "URL", default_value = crate::daydream::api::DEFAULT_API)]
+    pub daydream_api: String,
+
+    /// The Daydream model (a created stream's; for an attached one, a change that reloads
+    /// its pipeline). Default for a new stream: stabilityai/sd-turbo.
+    #[arg(long, value_name = "MODEL_ID")]
+    pub model: Option<String>,
+
+    /// Daydream prompt, sent once the stream is attached.
+    #[arg(long, value_name = "TEXT")]
+    pub prompt: Option<String>,
+
+    /// Daydream negative prompt.
+    #[arg(long, value_name = "TEXT")]
+    pub negative_prompt: Option<String>,
+
+    /// Daydream seed.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Daydream inference steps (1-100).
+    #[arg(long, value_name = "N")]
+    pub steps: Option<u32>,
+
+    /// Daydream guidance scale.
+    #[arg(long, value_name = "X")]
+    pub guidance: Option<f64>,
+
+    /// Daydream cues (RON): named parameter sets, gone to with `]`/`[` or the overlay;
+    /// a cue's prompt morphs over its `transition` seconds.
+    #[arg(long, value_name = "FILE")]
+    pub cues: Option<PathBuf>,
 }
 
 /// `--protocol` values.
@@ -154,13 +198,18 @@ impl From<ProtocolArg> for crate::source::Protocol {
     }
 }
 
-/// The per-user configuration folder for `leaf` (`effects`, `presets`).
-pub fn config_dir(leaf: &str) -> Option<PathBuf> {
+/// Lucid's per-user configuration folder (`$XDG_CONFIG_HOME/lucid`, else `~/.config/lucid`).
+pub fn config_root() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
-    Some(base.join("lucid").join(leaf))
+    Some(base.join("lucid"))
+}
+
+/// The per-user configuration folder for `leaf` (`effects`, `presets`).
+pub fn config_dir(leaf: &str) -> Option<PathBuf> {
+    config_root().map(|root| root.join(leaf))
 }
 
 /// Formats `--pipe` can write to stdout.
@@ -201,6 +250,7 @@ impl Args {
         }
         self.livepeer_api()?;
         self.ice_servers()?;
+        self.daydream()?;
         if let Some(path) = &self.record {
             crate::output::record::container_for(path)?;
             crate::output::record::check_path(path, self.overwrite)?;
@@ -210,6 +260,73 @@ impl Args {
 }
 
 impl Args {
+    /// The Daydream options, when `--daydream-stream` or `--daydream-create` asks for them.
+    pub fn daydream(&self) -> Result<Option<crate::daydream::DaydreamOptions>> {
+        use crate::daydream::api::param;
+        use crate::daydream::{DaydreamOptions, StreamChoice};
+        let stream = match (&self.daydream_stream, self.daydream_create) {
+            (Some(id), _) if id.trim().is_empty() => {
+                return Err(LucidError::Usage(
+                    "--daydream-stream needs a stream id".into(),
+                ));
+            }
+            (Some(id), _) => StreamChoice::Attach(id.trim().to_string()),
+            (None, true) => StreamChoice::Create,
+            (None, false) => {
+                let steering = [
+                    ("--model", self.model.is_some()),
+                    ("--prompt", self.prompt.is_some()),
+                    ("--negative-prompt", self.negative_prompt.is_some()),
+                    ("--seed", self.seed.is_some()),
+                    ("--steps", self.steps.is_some()),
+                    ("--guidance", self.guidance.is_some()),
+                    ("--cues", self.cues.is_some()),
+                ];
+                if let Some((flag, _)) = steering.iter().find(|(_, given)| *given) {
+                    return Err(LucidError::Usage(format!(
+                        "{flag} steers a Daydream stream: add --daydream-stream ID or --daydream-create"
+                    )));
+                }
+                return Ok(None);
+            }
+        };
+        if let Some(steps) = self.steps
+            && !(1..=100).contains(&steps)
+        {
+            return Err(LucidError::Usage(format!(
+                "--steps must be 1 to 100, got {steps}"
+            )));
+        }
+        if let Some(g) = self.guidance
+            && !(g.is_finite() && (0.0..=100.0).contains(&g))
+        {
+            return Err(LucidError::Usage(format!(
+                "--guidance must be 0 to 100, got {g}"
+            )));
+        }
+        let mut params = serde_json::Map::new();
+        let mut put = |name: &str, value: Option<serde_json::Value>| {
+            if let Some(v) = value {
+                params.insert(name.to_string(), v);
+            }
+        };
+        put(param::PROMPT, self.prompt.clone().map(Into::into));
+        put(
+            param::NEGATIVE_PROMPT,
+            self.negative_prompt.clone().map(Into::into),
+        );
+        put(param::SEED, self.seed.map(Into::into));
+        put(param::STEPS, self.steps.map(Into::into));
+        put(param::GUIDANCE, self.guidance.map(Into::into));
+        Ok(Some(DaydreamOptions {
+            stream,
+            api: self.daydream_api.trim().to_string(),
+            model: self.model.clone(),
+            params,
+            config_dir: config_root(),
+        }))
+    }
+
     /// `--ice-server` values, parsed.
     pub fn ice_servers(&self) -> Result<Vec<crate::source::whep::stun::StunServer>> {
         self.ice_server

@@ -6,11 +6,13 @@
 //! - [`crate::source::whep::WhepError`]: WebRTC signalling, connection and media loss.
 //! - [`crate::decode::DecodeError`]: FFmpeg opening and decoding the input.
 //! - [`crate::output::OutputError`]: recordings, pipes, stats files, screenshots.
+//! - [`crate::daydream::DaydreamError`]: the Daydream API (key, stream, steering).
 //! - Usage and renderer errors carry a sentence; a panic becomes [`LucidError::Internal`].
 //!
 //! Exit codes are part of Lucid's interface (scripts and supervisors read them). They are
 //! documented in the README and kept stable here, in [`LucidError::exit_code`].
 
+use crate::daydream::DaydreamError;
 use crate::decode::DecodeError;
 use crate::output::OutputError;
 use crate::source::hls::HlsError;
@@ -43,6 +45,9 @@ pub enum LucidError {
     /// An output (record file, pipe, stats file) cannot be written.
     #[error(transparent)]
     Output(#[from] OutputError),
+    /// Daydream control: the key, the stream, the API.
+    #[error(transparent)]
+    Daydream(#[from] DaydreamError),
     /// The render device or window could not be set up.
     #[error("renderer failed: {0}")]
     Render(String),
@@ -80,6 +85,16 @@ impl LucidError {
                 DecodeError::Stopped => EXIT_OK,
             },
             LucidError::Output(_) => 7,
+            LucidError::Daydream(e) => match e {
+                DaydreamError::NoKey { .. }
+                | DaydreamError::KeyFile { .. }
+                | DaydreamError::BadApi { .. } => 2,
+                DaydreamError::Network { .. } => 3,
+                DaydreamError::Unauthorized { .. }
+                | DaydreamError::NoSuchStream { .. }
+                | DaydreamError::Rejected { .. } => 4,
+                _ => 5,
+            },
             LucidError::Render(_) => 8,
             LucidError::Internal { .. } => EXIT_INTERNAL,
         }

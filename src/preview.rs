@@ -11,6 +11,7 @@ use bevy_egui::{
     EguiContexts, EguiGlobalSettings, EguiPlugin, EguiPrimaryContextPass, PrimaryEguiContext, egui,
 };
 
+use crate::daydream::DaydreamState;
 use crate::lifecycle::Lifecycle;
 use crate::video::{OutputCanvas, PendingStream, PlaybackStats, StreamReady, letterbox};
 
@@ -116,6 +117,7 @@ fn slate(
     pending: Option<Res<PendingStream>>,
     stats: Res<PlaybackStats>,
     lifecycle: Res<Lifecycle>,
+    daydream: Option<Res<DaydreamState>>,
 ) -> Result {
     let ctx = contexts.ctx_mut()?;
     let mut viewport = egui::Ui::new(
@@ -142,6 +144,27 @@ fn slate(
                             .size(20.0)
                             .color(egui::Color32::LIGHT_GRAY),
                     );
+                    // Daydream's own view of its warm-up, which can take tens of seconds.
+                    if let Some(report) = daydream.as_ref().and_then(|d| d.report()) {
+                        let fps = report.output_fps.map_or("-".into(), |f| format!("{f:.1}"));
+                        let mut line = format!(
+                            "Daydream {}: {}, output {fps} fps",
+                            report.stream,
+                            if report.output_ready {
+                                "live"
+                            } else {
+                                "warming up"
+                            }
+                        );
+                        if let Some(e) = report.last_error.or(report.status_error) {
+                            line.push_str(&format!(" - {e}"));
+                        }
+                        ui.label(
+                            egui::RichText::new(line)
+                                .size(18.0)
+                                .color(egui::Color32::from_rgb(150, 200, 255)),
+                        );
+                    }
                 });
             });
         return Ok(());

@@ -124,6 +124,8 @@ pub struct StatusSnapshot {
     pub ui_ms: Option<f64>,
     /// Each output (`record`, `pipe`): frames written and dropped, counted apart.
     pub outputs: std::collections::BTreeMap<String, OutputSnapshot>,
+    /// The Daydream stream being steered, if any.
+    pub daydream: Option<crate::daydream::plugin::DaydreamReport>,
 }
 
 /// One output's counters in a status sample.
@@ -172,8 +174,23 @@ impl StatusSnapshot {
                 )
             })
             .unwrap_or_default();
+        let daydream = self
+            .daydream
+            .as_ref()
+            .map(|d| {
+                let output = match (d.output_ready, d.output_fps) {
+                    (true, Some(fps)) => format!("live {fps:.0} fps"),
+                    (true, None) => "live".into(),
+                    (false, _) => "warming up".into(),
+                };
+                format!(
+                    " | daydream {} {output}, {} changes sent",
+                    d.stream, d.patches_sent
+                )
+            })
+            .unwrap_or_default();
         format!(
-            "{}{}{:?} | {}x{}{} | {:.1} fps | {} shown, {} skipped, {} dropped, {} stalls{}{} | {}",
+            "{}{}{:?} | {}x{}{} | {:.1} fps | {} shown, {} skipped, {} dropped, {} stalls{}{}{} | {}",
             progress,
             protocol,
             self.state,
@@ -190,6 +207,7 @@ impl StatusSnapshot {
             self.stalls,
             latency,
             webrtc,
+            daydream,
             self.decoder
         )
         .to_lowercase()
@@ -323,7 +341,10 @@ fn report_status(
     ui: Option<Res<crate::overlay::UiTiming>>,
     outputs: Option<Res<OutputStats>>,
     mut latest: ResMut<LatestStatus>,
-    pacing: Res<crate::video::Pacing>,
+    (pacing, daydream): (
+        Res<crate::video::Pacing>,
+        Option<Res<crate::daydream::DaydreamState>>,
+    ),
 ) {
     let now = Instant::now();
     let (since, count) = *out.last.get_or_insert((now, stats.presented));
@@ -404,6 +425,7 @@ fn report_status(
                     .collect()
             })
             .unwrap_or_default(),
+        daydream: daydream.and_then(|d| d.report()),
     };
     latest.0 = Some(snap.clone());
     if let Some((tx, dropped)) = &out.json

@@ -5,6 +5,7 @@
     reason = "each test crate uses a different part of the harness"
 )]
 
+pub mod daydream;
 pub mod scripted;
 pub mod whep;
 
