@@ -31,6 +31,8 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
     ("S or F12", "screenshot of the output (PNG)"),
     ("F11", "fullscreen on / off (on the --monitor screen)"),
     ("1 .. 9", "switch effect 1..9 of the chain on / off"),
+    ("] or PageDown", "next Daydream cue (--cues)"),
+    ("[ or PageUp", "previous Daydream cue"),
     ("Q or Esc", "quit (outputs are finalized)"),
 ];
 

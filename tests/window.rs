@@ -659,3 +659,125 @@ fn webrtc_in_a_window_waits_plays_says_it_is_reconnecting_and_resumes() {
     let err = log.join().unwrap();
     assert!(status.success(), "{status}; stderr:\n{err}");
 }
+
+/// Daydream cues from the keyboard against the fake Daydream API: a burst of cue changes
+/// is debounced (the latest prompt wins, at most about ten PATCHes a second), and a cue
+/// with a transition morphs the prompt with weights rising monotonically from 0 to 1
+/// within the cue's time.
+#[test]
+fn daydream_cues_are_debounced_and_a_transition_morphs_within_its_time() {
+    use support::daydream::{FakeDaydream, KEY};
+    use support::whep::WhepPeer;
+    let peer = WhepPeer::start(&[]);
+    let fake = FakeDaydream::start(Some(peer.url()));
+    let dir = tempfile::tempdir().unwrap();
+    let cues = dir.path().join("cues.ron");
+    std::fs::write(
+        &cues,
+        r#"(cues: [
+            (name: "lake", prompt: "a quiet lake"),
+            (name: "forest", prompt: "a misty forest"),
+            (name: "city", prompt: "a burning city", transition: 2.0),
+        ])"#,
+    )
+    .unwrap();
+    let x = Xvfb::start();
+    let mut child = x
+        .lucid()
+        .env("DAYDREAM_API_KEY", KEY)
+        .args([
+            "--daydream-api",
+            &fake.url(),
+            "--daydream-stream",
+            "str_existing",
+        ])
+        .arg("--cues")
+        .arg(&cues)
+        .args([
+            "--width",
+            "640",
+            "--height",
+            "360",
+            "--duration",
+            "12",
+            "--hide-ui",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = collect_stderr(&mut child);
+    focus_lucid(&x);
+    // The burst: lake, forest, lake, forest, ... twenty presses in about half a second,
+    // ending on forest.
+    let mut burst = vec!["key", "--delay", "25", "bracketright"];
+    for _ in 0..10 {
+        burst.extend(["bracketright", "bracketleft"]);
+    }
+    burst.push("bracketright");
+    let burst_start = Instant::now();
+    xdotool(&x.display, &burst);
+    let burst_end = Instant::now();
+    std::thread::sleep(Duration::from_millis(800));
+    let patches = |fake: &FakeDaydream| fake.with_method("PATCH");
+    let after_burst = patches(&fake);
+    let burst_secs = (burst_end - burst_start).as_secs_f64() + 0.8;
+    assert!(
+        after_burst.len() as f64 <= burst_secs * 10.0 + 2.0,
+        "{} PATCHes in {burst_secs:.1} s: not debounced",
+        after_burst.len()
+    );
+    assert!(after_burst.len() < 22, "one PATCH per key press");
+    let last = after_burst.last().expect("a PATCH").json();
+    assert_eq!(
+        last["params"]["prompt"], "a misty forest",
+        "the latest cue wins"
+    );
+    assert!(
+        after_burst
+            .iter()
+            .all(|p| p.json()["params"]["model_id"] == "stabilityai/sdxl-turbo"),
+        "model_id on every PATCH"
+    );
+
+    // The transition: forest -> city over 2 s.
+    let morph_start = Instant::now();
+    xdotool(&x.display, &["key", "bracketright"]);
+    std::thread::sleep(Duration::from_millis(3000));
+    let morph: Vec<(Duration, f64)> = patches(&fake)
+        .into_iter()
+        .skip(after_burst.len())
+        .filter_map(|p| {
+            let prompt = p.json()["params"]["prompt"].clone();
+            let pair = prompt.as_array()?.clone();
+            assert_eq!(pair[0][0], "a misty forest");
+            assert_eq!(pair[1][0], "a burning city");
+            Some((
+                p.at.saturating_duration_since(morph_start),
+                pair[1][1].as_f64()?,
+            ))
+        })
+        .collect();
+    assert!(morph.len() >= 5, "{morph:?}");
+    assert!(
+        morph.windows(2).all(|w| w[1].1 > w[0].1),
+        "weights rise: {morph:?}"
+    );
+    assert!(morph[0].1 < 0.2, "{morph:?}");
+    let (at, last) = *morph.last().unwrap();
+    assert_eq!(last, 1.0, "{morph:?}");
+    assert!(at <= Duration::from_millis(2600), "reached 1 at {at:?}");
+    let rate = morph.len() as f64 / at.as_secs_f64().max(0.1);
+    assert!(rate <= 12.0, "{rate:.1} PATCHes a second");
+    eprintln!(
+        "burst: {} key presses, {} PATCHes; morph: {} steps, weight 1 at {at:?}",
+        22,
+        after_burst.len(),
+        morph.len()
+    );
+    send_signal(child.id(), "INT");
+    let status = wait_with_limit(&mut child, Duration::from_secs(20));
+    let err = log.join().unwrap();
+    assert!(status.success(), "{status}; stderr:\n{err}");
+    assert!(err.contains("cue 3: city"), "{err}");
+}
