@@ -310,3 +310,75 @@ fn an_unknown_stream_is_no_such_stream() {
     assert_one_clear_error(&out, 4, "no such stream");
     assert_eq!(fake.requests()[0].path, "/v1/streams/str_nope");
 }
+
+#[test]
+fn a_failing_status_endpoint_is_reported_retried_and_the_video_plays_on() {
+    let peer = WhepPeer::start(&[]);
+    let fake = FakeDaydream::start(Some(peer.url()));
+    {
+        let mut script = fake.script.lock().unwrap();
+        script.output_fps = 12.0;
+        // Attaching reads it once; then two polls fail with 503.
+        script.status_answers.extend([200, 503, 503]);
+    }
+    let run = play(&fake, 5.0, &["--daydream-stream", "str_existing"]);
+    assert!(run.out.status.success(), "{}", run.err);
+    let lines: Vec<serde_json::Value> = run
+        .stats_text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["daydream"]["status_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("HTTP 503"))),
+        "the failure is reported: {}",
+        run.stats_text
+    );
+    let last = lines.last().expect("stats");
+    assert!(last["daydream"]["status_error"].is_null(), "{last}");
+    assert_eq!(last["daydream"]["output_ready"], true, "{last}");
+    let statuses = fake
+        .with_method("GET")
+        .iter()
+        .filter(|r| r.path.ends_with("/status"))
+        .count();
+    assert!(statuses >= 4, "polling went on: {statuses}");
+    assert!(
+        Y4m::parse(&run.out.stdout).frames.len() >= 100,
+        "the video plays on"
+    );
+}
+
+#[test]
+fn a_model_change_from_the_command_line_says_it_reloads_the_pipeline() {
+    let peer = WhepPeer::start(&[]);
+    let fake = FakeDaydream::start(Some(peer.url()));
+    let run = play(
+        &fake,
+        1.5,
+        &[
+            "--daydream-stream",
+            "str_existing",
+            "--model",
+            "stabilityai/sd-turbo",
+        ],
+    );
+    assert!(run.out.status.success(), "{}", run.err);
+    let patches = fake.with_method("PATCH");
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    assert_eq!(
+        patches[0].json(),
+        json!({"pipeline": "streamdiffusion", "params": {"model_id": "stabilityai/sd-turbo"}})
+    );
+    assert!(
+        run.err.contains("reloads Daydream's pipeline"),
+        "{}",
+        run.err
+    );
+    let stats = run.stats.as_ref().expect("stats");
+    assert_eq!(
+        stats["daydream"]["model"], "stabilityai/sd-turbo",
+        "{stats}"
+    );
+}

@@ -39,6 +39,8 @@ struct PanelEdits {
     morph_seconds: f32,
     numbers: BTreeMap<&'static str, f64>,
     seed: u64,
+    t_index_list: String,
+    t_index_error: Option<String>,
     loaded: bool,
     prompt_loaded: bool,
 }
@@ -198,6 +200,77 @@ fn panel(
                 }
             }
             ui.horizontal(|ui| {
+                ui.label("interpolation");
+                let current = shown(param::PROMPT_INTERPOLATION)
+                    .and_then(Value::as_str)
+                    .unwrap_or("linear")
+                    .to_string();
+                for method in ["linear", "slerp"] {
+                    if ui.selectable_label(current == method, method).clicked() && current != method
+                    {
+                        steer.send(SteerCommand::Set {
+                            name: param::PROMPT_INTERPOLATION.into(),
+                            value: Value::from(method),
+                        });
+                    }
+                }
+            });
+            ui.horizontal(|ui| {
+                ui.label("t_index_list");
+                let field = ui.add(
+                    egui::TextEdit::singleline(&mut edits.t_index_list)
+                        .hint_text("e.g. 0, 16, 32")
+                        .desired_width(120.0),
+                );
+                if field.lost_focus() {
+                    let steps = edits
+                        .numbers
+                        .get(param::STEPS)
+                        .copied()
+                        .or_else(|| shown(param::STEPS).and_then(Value::as_f64))
+                        .unwrap_or(50.0) as u64;
+                    match parse_t_index_list(&edits.t_index_list, steps) {
+                        Ok(list) => {
+                            edits.t_index_error = None;
+                            steer.send(SteerCommand::Set {
+                                name: param::T_INDEX_LIST.into(),
+                                value: Value::from(list),
+                            });
+                        }
+                        Err(e) => edits.t_index_error = Some(e),
+                    }
+                }
+            });
+            if let Some(e) = &edits.t_index_error {
+                ui.colored_label(egui::Color32::LIGHT_RED, e);
+            }
+            // Each ControlNet's conditioning scale applies live; the list is sent whole,
+            // as Daydream takes it, with only that scale changed.
+            if let Some(Value::Array(nets)) = shown(param::CONTROLNETS).cloned() {
+                for (i, net) in nets.iter().enumerate() {
+                    let name = net
+                        .get("model_id")
+                        .and_then(Value::as_str)
+                        .unwrap_or("controlnet");
+                    let mut scale = net
+                        .get("conditioning_scale")
+                        .and_then(Value::as_f64)
+                        .unwrap_or(0.0);
+                    let label = name.rsplit('/').next().unwrap_or(name).to_string();
+                    if ui
+                        .add(egui::Slider::new(&mut scale, 0.0..=1.0).text(label))
+                        .changed()
+                    {
+                        let mut changed = nets.clone();
+                        changed[i]["conditioning_scale"] = Value::from(scale);
+                        steer.send(SteerCommand::Set {
+                            name: param::CONTROLNETS.into(),
+                            value: Value::Array(changed),
+                        });
+                    }
+                }
+            }
+            ui.horizontal(|ui| {
                 ui.label("seed");
                 let seed = ui.add(egui::DragValue::new(&mut edits.seed));
                 let dice = ui.button("🎲").on_hover_text("a random seed");
@@ -252,6 +325,30 @@ fn panel(
     Ok(())
 }
 
+/// `0, 16, 32` → [0, 16, 32]: 1 to 4 steps, non-decreasing, each below `steps`.
+fn parse_t_index_list(text: &str, steps: u64) -> Result<Vec<u64>, String> {
+    let list: Vec<u64> = text
+        .split([',', ' '])
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.parse::<u64>()
+                .map_err(|_| format!("{t:?} is not a step number"))
+        })
+        .collect::<Result<_, _>>()?;
+    if !(1..=4).contains(&list.len()) {
+        return Err("t_index_list takes 1 to 4 steps".into());
+    }
+    if list.windows(2).any(|w| w[1] < w[0]) {
+        return Err("t_index_list must not decrease".into());
+    }
+    if let Some(big) = list.iter().find(|&&t| t >= steps) {
+        return Err(format!(
+            "step {big} is not below the {steps} inference steps"
+        ));
+    }
+    Ok(list)
+}
+
 fn text_of(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -270,4 +367,23 @@ fn random_seed() -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     (z ^ (z >> 31)) % 1_000_000_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn t_index_lists_are_checked_as_daydream_documents() {
+        assert_eq!(parse_t_index_list("0, 16, 32", 50), Ok(vec![0, 16, 32]));
+        assert!(parse_t_index_list("", 50).is_err());
+        assert!(parse_t_index_list("1,2,3,4,5", 50).is_err());
+        assert!(
+            parse_t_index_list("16, 8", 50)
+                .unwrap_err()
+                .contains("decrease")
+        );
+        assert!(parse_t_index_list("49, 50", 50).unwrap_err().contains("50"));
+        assert!(parse_t_index_list("a", 50).is_err());
+    }
 }

@@ -121,6 +121,18 @@ impl Steering {
             .or_else(|| self.applied.get(name))
     }
 
+    /// Every parameter's value to show (see [`Self::value`]).
+    pub fn values(&self) -> BTreeMap<String, Value> {
+        let names = self
+            .applied
+            .keys()
+            .chain(self.pending.keys())
+            .chain(self.in_flight.iter().flat_map(|f| f.keys()));
+        names
+            .filter_map(|n| Some((n.clone(), self.value(n)?.clone())))
+            .collect()
+    }
+
     /// Where `name`'s latest change stands.
     pub fn state(&self, name: &str) -> Option<&ChangeState> {
         self.states.get(name)
@@ -335,6 +347,7 @@ mod tests {
             }),
         );
         assert_eq!(s.value("num_inference_steps"), Some(&json!(50)));
+        assert_eq!(s.values().get("num_inference_steps"), Some(&json!(50)));
         assert_eq!(
             s.state("num_inference_steps"),
             Some(&ChangeState::Failed("steps must be 1-100".into()))

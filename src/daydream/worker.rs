@@ -193,11 +193,7 @@ fn steer_loop(
         snapshot.model = steering.model().to_string();
         snapshot.patches_sent = steering.sent;
         snapshot.states = steering.states().clone();
-        snapshot.values = steering
-            .states()
-            .keys()
-            .filter_map(|k| Some((k.clone(), steering.value(k)?.clone())))
-            .collect();
+        snapshot.values = steering.values();
         if published.as_ref() != Some(&snapshot) {
             match snapshots.try_send(snapshot.clone()) {
                 Ok(()) => published = Some(snapshot.clone()),

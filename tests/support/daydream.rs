@@ -50,6 +50,8 @@ pub struct Script {
     pub output_fps: f64,
     /// Scripted PATCH answers (status, body, Retry-After), used up in order; then 200.
     pub patch_answers: VecDeque<(u16, Value, Option<u32>)>,
+    /// Scripted status-endpoint statuses, used up in order (200 answers normally); then 200.
+    pub status_answers: VecDeque<u16>,
 }
 
 /// The fake API server.
@@ -83,6 +85,7 @@ impl FakeDaydream {
             whep_url,
             output_fps: 0.0,
             patch_answers: VecDeque::new(),
+            status_answers: VecDeque::new(),
         }));
         let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
@@ -210,6 +213,10 @@ fn answer(script: &Mutex<Script>, r: &Recorded) -> (u16, Value, Option<u32>) {
         ("GET", ["v1", "streams", id, "status"]) => {
             if !s.streams.iter().any(|x| x["id"] == *id) {
                 return error(404, "Stream not found", "STREAMS/NOT_FOUND");
+            }
+            match s.status_answers.pop_front() {
+                Some(200) | None => {}
+                Some(status) => return error(status, "upstream unavailable", "INTERNAL"),
             }
             let ready = s.output_fps > 0.0;
             (
