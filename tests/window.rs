@@ -668,7 +668,8 @@ fn webrtc_in_a_window_waits_plays_says_it_is_reconnecting_and_resumes() {
 fn daydream_cues_are_debounced_and_a_transition_morphs_within_its_time() {
     use support::daydream::{FakeDaydream, KEY};
     use support::whep::WhepPeer;
-    let peer = WhepPeer::start(&[]);
+    // The output warms up for a few seconds (WHEP answers 404), as Daydream's does.
+    let peer = WhepPeer::start(&["--statuses", &["404"; 8].join(",")]);
     let fake = FakeDaydream::start(Some(peer.url()));
     let dir = tempfile::tempdir().unwrap();
     let cues = dir.path().join("cues.ron");
@@ -707,6 +708,13 @@ fn daydream_cues_are_debounced_and_a_transition_morphs_within_its_time() {
         .spawn()
         .unwrap();
     let log = collect_stderr(&mut child);
+    // Meanwhile the slate shows Daydream's own status line, in its light blue.
+    wait_until("Daydream's status on the slate", &x, &mut child, |shot| {
+        shot.chunks_exact(3)
+            .filter(|p| p[2] > 200 && (120..=185).contains(&p[0]) && (170..=225).contains(&p[1]))
+            .count()
+            > 200
+    });
     focus_lucid(&x);
     // The burst: lake, forest, lake, forest, ... twenty presses in about half a second,
     // ending on forest.

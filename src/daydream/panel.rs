@@ -14,6 +14,7 @@ use super::api::param;
 use super::cues::CueList;
 use super::steer::{ChangeState, reloads_pipeline};
 use super::{DaydreamState, Steer, SteerCommand};
+use crate::overlay::OverlayState;
 use crate::show::KeyboardCaptured;
 
 /// The cue list, when `--cues` gave one.
@@ -89,12 +90,20 @@ fn panel(
     steer: Option<Res<Steer>>,
     cues: Option<ResMut<Cues>>,
     mut edits: ResMut<PanelEdits>,
+    overlay: Option<Res<OverlayState>>,
 ) -> Result {
     let (Some(state), Some(steer)) = (state, steer) else {
         return Ok(());
     };
+    // The panel is part of the overlay: F1 and --hide-ui hide it too.
+    if overlay.is_some_and(|o| !o.visible) {
+        return Ok(());
+    }
     let ctx = contexts.ctx_mut()?.clone();
-    let latest = state.latest.clone().unwrap_or_default();
+    // Until the worker has reported, the widgets would start from made-up values.
+    let Some(latest) = state.latest.clone() else {
+        return Ok(());
+    };
     let shown = |name: &str| latest.values.get(name);
     if !edits.loaded {
         edits.loaded = true;

@@ -24,7 +24,9 @@ use bevy::render::{
 };
 
 use super::definition::{GLOBALS_BYTES, PARAMS_BYTES};
-use crate::video::pass::{begin_pass, bilinear_sampler, queue_fullscreen_pipeline};
+use crate::video::pass::{
+    begin_pass, bilinear_sampler, extent, queue_fullscreen_pipeline, sized_texture,
+};
 use crate::video::render::{CANVAS_FORMAT, CANVAS_RAW_FORMAT, CanvasSystems, CanvasView};
 
 /// One pass as the main world hands it over each frame.
@@ -170,20 +172,14 @@ fn prepare_chain(
     let size = view.size();
     let history_ok = prepared.history.as_ref().is_some_and(|h| h.2 == size);
     if !history_ok {
-        let texture = device.create_texture(&TextureDescriptor {
-            label: Some("lucid_effect_history"),
-            size: Extent3d {
-                width: size.x,
-                height: size.y,
-                depth_or_array_layers: 1,
-            },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: TextureDimension::D2,
+        let texture = sized_texture(
+            &device,
+            "lucid_effect_history",
+            size,
             format,
-            usage: TextureUsages::TEXTURE_BINDING | TextureUsages::COPY_DST,
-            view_formats: &[],
-        });
+            TextureUsages::TEXTURE_BINDING | TextureUsages::COPY_DST,
+            &[],
+        );
         let view = texture.create_view(&TextureViewDescriptor::default());
         prepared.history = Some((texture, view, size));
     }
@@ -315,11 +311,7 @@ fn run_chain(
         ctx.command_encoder().copy_texture_to_texture(
             current.as_image_copy(),
             history_texture.as_image_copy(),
-            Extent3d {
-                width: size.x,
-                height: size.y,
-                depth_or_array_layers: 1,
-            },
+            extent(*size),
         );
     }
     if let Some(master) = &prepared.master {

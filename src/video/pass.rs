@@ -63,6 +63,37 @@ pub fn bilinear_sampler(device: &RenderDevice, label: &'static str) -> Sampler {
     })
 }
 
+/// The extent of a 2D texture of `size`.
+pub fn extent(size: UVec2) -> Extent3d {
+    Extent3d {
+        width: size.x,
+        height: size.y,
+        depth_or_array_layers: 1,
+    }
+}
+
+/// A 2D texture of `size` (one mip level, one sample), such as the canvas's scratch and
+/// history textures.
+pub fn sized_texture(
+    device: &RenderDevice,
+    label: &'static str,
+    size: UVec2,
+    format: TextureFormat,
+    usage: TextureUsages,
+    view_formats: &'static [TextureFormat],
+) -> Texture {
+    device.create_texture(&TextureDescriptor {
+        label: Some(label),
+        size: extent(size),
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: TextureDimension::D2,
+        format,
+        usage,
+        view_formats,
+    })
+}
+
 /// Bytes of one `vec4<f32>` uniform.
 pub const VEC4_BYTES: u64 = 16;
 

@@ -39,8 +39,8 @@ use bevy::render::{
 };
 
 use super::pass::{
-    VEC4_BYTES, begin_pass, bilinear_sampler, embed_shader, queue_fullscreen_pipeline, vec4_bytes,
-    vec4_uniform,
+    self, VEC4_BYTES, begin_pass, bilinear_sampler, embed_shader, queue_fullscreen_pipeline,
+    vec4_bytes, vec4_uniform,
 };
 use crate::decode::ColorMatrix;
 
@@ -242,14 +242,6 @@ impl CanvasView {
     pub fn canvas_raw(&self) -> Option<&TextureView> {
         self.textures().map(|(canvas, _)| &canvas.raw)
     }
-
-    fn extent(&self) -> Extent3d {
-        Extent3d {
-            width: self.size.x,
-            height: self.size.y,
-            depth_or_array_layers: 1,
-        }
-    }
 }
 
 /// Registers the render-world side. Called from [`super::VideoPlugin`].
@@ -369,22 +361,16 @@ fn prepare_canvas(
     };
     let current = view.targets.as_ref().map(|(id, ..)| *id);
     if current != Some(handle.id()) {
-        let scratch = device.create_texture(&TextureDescriptor {
-            label: Some("lucid_canvas_scratch"),
-            size: Extent3d {
-                width: size.x,
-                height: size.y,
-                depth_or_array_layers: 1,
-            },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: TextureDimension::D2,
-            format: CANVAS_FORMAT,
-            usage: TextureUsages::RENDER_ATTACHMENT
+        let scratch = pass::sized_texture(
+            &device,
+            "lucid_canvas_scratch",
+            *size,
+            CANVAS_FORMAT,
+            TextureUsages::RENDER_ATTACHMENT
                 | TextureUsages::TEXTURE_BINDING
                 | TextureUsages::COPY_SRC,
-            view_formats: &[CANVAS_RAW_FORMAT],
-        });
+            &[CANVAS_RAW_FORMAT],
+        );
         view.targets = Some((
             handle.id(),
             CanvasTexture::new(canvas.texture.clone()),
@@ -475,6 +461,6 @@ fn settle_canvas(view: Res<CanvasView>, mut ctx: RenderContext) {
     ctx.command_encoder().copy_texture_to_texture(
         scratch.texture.as_image_copy(),
         canvas.texture.as_image_copy(),
-        view.extent(),
+        pass::extent(view.size()),
     );
 }
