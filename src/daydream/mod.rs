@@ -107,11 +107,6 @@ pub fn attach(options: DaydreamOptions) -> Result<Attached, DaydreamError> {
             stream.model_id().unwrap_or(api::DEFAULT_MODEL).to_string()
         }
     };
-    for name in initial.keys().filter(|n| steer::reloads_pipeline(n)) {
-        if name != param::MODEL_ID {
-            warn!("{name}: this change reloads Daydream's pipeline; the output warms up again");
-        }
-    }
     let status = match api.status(&stream.id) {
         Ok(status) => status,
         // The output may still be starting; the worker keeps asking.

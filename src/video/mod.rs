@@ -331,8 +331,8 @@ fn attach_stream(
         &mut canvas_frame,
         UVec2::new(info.width, info.height),
         output_size,
+        readers.is_none_or(|r| r.rgba),
     );
-    canvas_frame.rgba_read = readers.is_none_or(|r| r.rgba);
     ready.write(StreamReady { info, output_size });
 }
 
@@ -379,6 +379,7 @@ fn setup_canvas(
     canvas_frame: &mut CanvasFrame,
     stream: UVec2,
     size: UVec2,
+    rgba_read: bool,
 ) {
     let mut target = Image::new_target_texture(size.x, size.y, CANVAS_FORMAT, None);
     target.texture_descriptor.usage |= TextureUsages::COPY_SRC;
@@ -400,7 +401,7 @@ fn setup_canvas(
         planes: Some([y.clone(), u.clone(), v.clone()]),
         params: video_params(crate::decode::ColorMatrix::Bt709, false),
         rect: letterbox_rect(stream, size),
-        rgba_read: true,
+        rgba_read,
     };
     commands.insert_resource(VideoTexture {
         y,
