@@ -269,3 +269,45 @@ fn a_finished_hls_vod_into_a_file_renders_offline() {
     let (_, _, markers) = file_markers(&out);
     assert_eq!(markers, (0..90).collect::<Vec<u64>>(), "{err}");
 }
+
+#[test]
+fn an_rgb_picture_keeps_its_colour() {
+    // A PNG is RGB, tagged full range; FFmpeg's converter writes limited-range BT.601
+    // whatever the tag. Read back any other way, (51,102,204) came out as (57,103,191).
+    let dir = tempfile::tempdir().unwrap();
+    for (w, h) in [(320, 180), (1280, 720)] {
+        let png = dir.path().join(format!("flat-{w}x{h}.png"));
+        let status = Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
+            .arg(format!("color=c=0x3366cc:s={w}x{h}"))
+            .args(["-frames:v", "1"])
+            .arg(&png)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let out = run_with_limit(
+            lucid()
+                .args([
+                    "--no-preview",
+                    "--pipe",
+                    "rgba",
+                    "--duration",
+                    "0.5",
+                    "--url",
+                ])
+                .arg(&png),
+            LIMIT,
+        );
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let frame = &out.stdout[..(w * h * 4) as usize];
+        for px in [0, (w * h / 2 + w / 2) as usize, (w * h - 1) as usize] {
+            let got = &frame[px * 4..px * 4 + 3];
+            for (c, want) in [51u8, 102, 204].into_iter().enumerate() {
+                assert!(
+                    got[c].abs_diff(want) <= 2,
+                    "{w}x{h} pixel {px}: {got:?}, the PNG has [51, 102, 204]"
+                );
+            }
+        }
+    }
+}

@@ -887,12 +887,20 @@ impl VideoDecoder {
         };
         (self.width, self.height) = (w, h);
         let (cw, ch) = frame::chroma_size(w, h);
-        let full_range =
-            src.format() == Pixel::YUVJ420P || src.color_range() == ff::color::Range::JPEG;
-        let matrix = match src.color_space() {
-            ff::color::Space::BT709 => ColorMatrix::Bt709,
-            ff::color::Space::BT470BG | ff::color::Space::SMPTE170M => ColorMatrix::Bt601,
-            _ => ColorMatrix::conventional(h),
+        let (matrix, full_range) = if is_yuv(src.format()) {
+            let full_range =
+                src.format() == Pixel::YUVJ420P || src.color_range() == ff::color::Range::JPEG;
+            let matrix = match src.color_space() {
+                ff::color::Space::BT709 => ColorMatrix::Bt709,
+                ff::color::Space::BT470BG | ff::color::Space::SMPTE170M => ColorMatrix::Bt601,
+                _ => ColorMatrix::conventional(h),
+            };
+            (matrix, full_range)
+        } else {
+            // RGB (a PNG, RGB video) went through swscale, which writes BT.601 limited range
+            // whatever the source's own range tag says (a PNG says full): reading it back any
+            // other way shifts the colours ((51,102,204) came back as (57,103,191)).
+            (ColorMatrix::Bt601, false)
         };
         let pts = self.pts_of(src);
         let frame = VideoFrame {
@@ -940,6 +948,18 @@ impl VideoDecoder {
 }
 
 /// Copies one plane without FFmpeg's row padding.
+/// True for the Y'CbCr pixel formats (which keep their matrix and range through a scale);
+/// false for RGB, palette and grey formats, which swscale converts.
+fn is_yuv(format: Pixel) -> bool {
+    const YUV: &[&str] = &[
+        "yuv", "yuvj", "nv", "p0", "p2", "p4", "yuyv", "uyvy", "yvyu", "ayuv", "vuya", "xv3",
+        "y210", "y212", "v30x",
+    ];
+    format
+        .descriptor()
+        .is_some_and(|d| YUV.iter().any(|prefix| d.name().starts_with(prefix)))
+}
+
 fn packed_plane(frame: &ff::frame::Video, plane: usize, width: u32, height: u32) -> Vec<u8> {
     let (w, h) = (width as usize, height as usize);
     let stride = frame.stride(plane);
@@ -972,6 +992,29 @@ pub fn fit_video_size(width: u32, height: u32) -> Option<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn yuv_formats_are_told_from_rgb_ones() {
+        for p in [
+            Pixel::YUV420P,
+            Pixel::YUVJ420P,
+            Pixel::NV12,
+            Pixel::YUYV422,
+            Pixel::YUV444P,
+        ] {
+            assert!(is_yuv(p), "{p:?}");
+        }
+        for p in [
+            Pixel::RGB24,
+            Pixel::RGBA,
+            Pixel::BGRA,
+            Pixel::PAL8,
+            Pixel::GRAY8,
+            Pixel::GBRP,
+        ] {
+            assert!(!is_yuv(p), "{p:?}");
+        }
+    }
 
     #[test]
     fn oversized_and_empty_pictures() {
