@@ -1,5 +1,6 @@
-// Converts a 4:2:0 video frame, uploaded as three single-channel textures (Y, Cb, Cr), to
-// RGB: one fullscreen pass into the canvas, letterboxed by the pass's viewport.
+// Draws the video into the canvas: one fullscreen pass, letterboxed by the pass's viewport.
+// `fragment` converts a 4:2:0 frame, uploaded as three single-channel textures (Y, Cb, Cr),
+// to RGB; `fragment_rgba` draws an RGB source's RGBA texture.
 //
 // params.x: 0 = BT.601, 1 = BT.709 matrix.  params.y: 1 = full range, 0 = limited (16-235).
 //
@@ -33,4 +34,14 @@ fn fragment(in: FullscreenVertexOutput) -> @location(0) vec4<f32> {
         rgb = vec3(y + 1.5748 * cr, y - 0.187324 * cb - 0.468124 * cr, y + 1.8556 * cb);
     }
     return vec4(clamp(rgb, vec3(0.0), vec3(1.0)), 1.0);
+}
+
+// RGB sources (PNG and JPEG stills, RGB video) are uploaded as one RGBA texture, bound in
+// the luma slot, with their gamma-encoded values as they are: no trip through Y'CbCr.
+// Alone on the canvas, a transparent picture shows black behind it (over black, in the
+// encoded values, as browsers composite).
+@fragment
+fn fragment_rgba(in: FullscreenVertexOutput) -> @location(0) vec4<f32> {
+    let c = textureSample(y_plane, plane_sampler, in.uv);
+    return vec4(c.rgb * c.a, 1.0);
 }

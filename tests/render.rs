@@ -270,44 +270,66 @@ fn a_finished_hls_vod_into_a_file_renders_offline() {
     assert_eq!(markers, (0..90).collect::<Vec<u64>>(), "{err}");
 }
 
+/// A one-colour PNG made by the ffmpeg CLI, generated in RGB (`format=` before the PNG
+/// encoder, so no Y'CbCr step touches the values).
+fn flat_png(dir: &Path, color: &str, format: &str, w: u32, h: u32) -> PathBuf {
+    let png = dir.join(format!("flat-{w}x{h}-{format}.png"));
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
+        .arg(format!("color=c={color}:s={w}x{h},format={format}"))
+        .args(["-frames:v", "1"])
+        .arg(&png)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    png
+}
+
+/// The first frame Lucid pipes as RGBA for `input`.
+fn first_rgba_frame(input: &Path, w: u32, h: u32) -> Vec<u8> {
+    let out = run_with_limit(
+        lucid()
+            .args([
+                "--no-preview",
+                "--pipe",
+                "rgba",
+                "--duration",
+                "0.5",
+                "--url",
+            ])
+            .arg(input),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    out.stdout[..(w * h * 4) as usize].to_vec()
+}
+
 #[test]
-fn an_rgb_picture_keeps_its_colour() {
-    // A PNG is RGB, tagged full range; FFmpeg's converter writes limited-range BT.601
-    // whatever the tag. Read back any other way, (51,102,204) came out as (57,103,191).
+fn an_rgb_picture_keeps_its_colour_and_its_alpha() {
+    // RGB stays RGB: before, a PNG went through 4:2:0 read back with the wrong range, and
+    // (51,102,204) came out as (57,103,191) at 320x180 and (52,103,195) at 720p.
     let dir = tempfile::tempdir().unwrap();
     for (w, h) in [(320, 180), (1280, 720)] {
-        let png = dir.path().join(format!("flat-{w}x{h}.png"));
-        let status = Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
-            .arg(format!("color=c=0x3366cc:s={w}x{h}"))
-            .args(["-frames:v", "1"])
-            .arg(&png)
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let out = run_with_limit(
-            lucid()
-                .args([
-                    "--no-preview",
-                    "--pipe",
-                    "rgba",
-                    "--duration",
-                    "0.5",
-                    "--url",
-                ])
-                .arg(&png),
-            LIMIT,
-        );
-        assert!(out.status.success(), "{}", stderr_of(&out));
-        let frame = &out.stdout[..(w * h * 4) as usize];
+        let frame = first_rgba_frame(&flat_png(dir.path(), "0x3366cc", "rgb24", w, h), w, h);
         for px in [0, (w * h / 2 + w / 2) as usize, (w * h - 1) as usize] {
-            let got = &frame[px * 4..px * 4 + 3];
-            for (c, want) in [51u8, 102, 204].into_iter().enumerate() {
-                assert!(
-                    got[c].abs_diff(want) <= 2,
-                    "{w}x{h} pixel {px}: {got:?}, the PNG has [51, 102, 204]"
-                );
-            }
+            assert_eq!(
+                &frame[px * 4..px * 4 + 4],
+                &[51, 102, 204, 255],
+                "{w}x{h} pixel {px}"
+            );
         }
+    }
+    // Half-transparent orange, alone on the canvas: over black.
+    let frame = first_rgba_frame(
+        &flat_png(dir.path(), "0xff8000@0.5", "rgba", 320, 180),
+        320,
+        180,
+    );
+    let got = &frame[..3];
+    for (c, want) in [127u8, 64, 0].into_iter().enumerate() {
+        assert!(
+            got[c].abs_diff(want) <= 1,
+            "{got:?}: orange at half alpha over black"
+        );
     }
 }

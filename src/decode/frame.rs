@@ -28,35 +28,41 @@ impl ColorMatrix {
     }
 }
 
-/// A decoded 4:2:0 frame with tightly packed planes (FFmpeg's row padding stripped), ready
-/// to upload as three single-channel textures.
+/// A decoded frame, ready to upload: its pixels tightly packed (FFmpeg's row padding
+/// stripped).
 #[derive(Debug, Clone)]
 pub struct VideoFrame {
     /// Position in decode order, from 0.
     pub index: u64,
     /// Presentation time relative to the first frame of the stream.
     pub pts: Duration,
-    /// Luma width in pixels.
+    /// Width in pixels.
     pub width: u32,
-    /// Luma height in pixels.
+    /// Height in pixels.
     pub height: u32,
-    /// Luma plane, `width * height` bytes.
-    pub y: Vec<u8>,
-    /// Cb plane, `chroma_size()` bytes.
-    pub u: Vec<u8>,
-    /// Cr plane, `chroma_size()` bytes.
-    pub v: Vec<u8>,
-    /// Which conversion matrix applies.
-    pub matrix: ColorMatrix,
-    /// True for full-range (0-255) samples, false for limited (16-235).
-    pub full_range: bool,
+    /// The pixels.
+    pub picture: Picture,
 }
 
-impl VideoFrame {
-    /// Width and height of the chroma planes.
-    pub fn chroma_size(&self) -> (u32, u32) {
-        chroma_size(self.width, self.height)
-    }
+/// A frame's pixels: Y'CbCr stays Y'CbCr, RGB stays RGB.
+#[derive(Debug, Clone)]
+pub enum Picture {
+    /// 4:2:0 in three planes, uploaded as three single-channel textures.
+    Yuv420 {
+        /// Luma, `width * height` bytes.
+        y: Vec<u8>,
+        /// Cb, [`chroma_size`] bytes.
+        u: Vec<u8>,
+        /// Cr, [`chroma_size`] bytes.
+        v: Vec<u8>,
+        /// Which conversion matrix applies.
+        matrix: ColorMatrix,
+        /// True for full-range (0-255) samples, false for limited (16-235).
+        full_range: bool,
+    },
+    /// RGB sources (PNG and JPEG stills, RGB video): 8-bit RGBA, gamma-encoded as the
+    /// source is, alpha kept; uploaded as one texture, with no trip through 4:2:0.
+    Rgba(Vec<u8>),
 }
 
 /// Chroma plane size of a 4:2:0 frame of the given luma size.
@@ -178,11 +184,7 @@ mod tests {
             pts: Duration::ZERO,
             width: 2,
             height: 2,
-            y: vec![0; 4],
-            u: vec![0; 1],
-            v: vec![0; 1],
-            matrix: ColorMatrix::Bt709,
-            full_range: false,
+            picture: Picture::Rgba(vec![0; 16]),
         }
     }
 

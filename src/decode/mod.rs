@@ -16,7 +16,8 @@ use ffmpeg_next as ff;
 use tracing::{info, warn};
 
 pub use frame::{
-    ColorMatrix, FrameReceiver, FrameSender, MAX_TEXTURE_SIDE, QueuePolicy, VideoFrame, frame_queue,
+    ColorMatrix, FrameReceiver, FrameSender, MAX_TEXTURE_SIDE, Picture, QueuePolicy, VideoFrame,
+    frame_queue,
 };
 
 use crate::error::{LucidError, Result};
@@ -488,7 +489,7 @@ fn open_input(source: &Redacted, input: DemuxInput, stop: &Arc<AtomicBool>) -> R
 }
 
 /// Input format and size, output size: when any changes, the converter is rebuilt.
-type ScalerKey = (Pixel, u32, u32, u32, u32);
+type ScalerKey = (Pixel, u32, u32, Pixel, u32, u32);
 
 struct VideoDecoder {
     source: Redacted,
@@ -842,8 +843,9 @@ impl VideoDecoder {
         Ok(true)
     }
 
-    /// Converts to packed 4:2:0 (scaled to fit [`MAX_TEXTURE_SIDE`] when larger) with a
-    /// presentation time relative to the first frame.
+    /// Converts to packed 4:2:0 (Y'CbCr sources) or RGBA (RGB sources), scaled to fit
+    /// [`MAX_TEXTURE_SIDE`] when larger, with a presentation time relative to the first
+    /// frame.
     fn pack(&mut self, src: &ff::frame::Video) -> Result<VideoFrame> {
         let (sw, sh) = (src.width(), src.height());
         let Some((w, h)) = fit_video_size(sw, sh) else {
@@ -856,18 +858,26 @@ impl VideoDecoder {
                  scaling it to {w}x{h} on decode"
             );
         }
+        let yuv_source = is_yuv(src.format());
+        // Y'CbCr becomes 4:2:0; RGB (and palette, grey) becomes RGBA, never 4:2:0.
+        let target = if yuv_source {
+            Pixel::YUV420P
+        } else {
+            Pixel::RGBA
+        };
+        let as_is = (w, h) == (sw, sh)
+            && (src.format() == target || (yuv_source && src.format() == Pixel::YUVJ420P));
         let converted;
-        let yuv = if matches!(src.format(), Pixel::YUV420P | Pixel::YUVJ420P) && (w, h) == (sw, sh)
-        {
+        let out = if as_is {
             src
         } else {
-            let key = (src.format(), sw, sh, w, h);
+            let key = (src.format(), sw, sh, target, w, h);
             if self.scaler.as_ref().is_none_or(|(k, _)| *k != key) {
                 let ctx = ff::software::scaling::Context::get(
                     src.format(),
                     sw,
                     sh,
-                    Pixel::YUV420P,
+                    target,
                     w,
                     h,
                     ff::software::scaling::Flags::BILINEAR,
@@ -886,8 +896,8 @@ impl VideoDecoder {
             &converted
         };
         (self.width, self.height) = (w, h);
-        let (cw, ch) = frame::chroma_size(w, h);
-        let (matrix, full_range) = if is_yuv(src.format()) {
+        let picture = if yuv_source {
+            let (cw, ch) = frame::chroma_size(w, h);
             let full_range =
                 src.format() == Pixel::YUVJ420P || src.color_range() == ff::color::Range::JPEG;
             let matrix = match src.color_space() {
@@ -895,12 +905,15 @@ impl VideoDecoder {
                 ff::color::Space::BT470BG | ff::color::Space::SMPTE170M => ColorMatrix::Bt601,
                 _ => ColorMatrix::conventional(h),
             };
-            (matrix, full_range)
+            Picture::Yuv420 {
+                y: packed_plane(out, 0, w, h),
+                u: packed_plane(out, 1, cw, ch),
+                v: packed_plane(out, 2, cw, ch),
+                matrix,
+                full_range,
+            }
         } else {
-            // RGB (a PNG, RGB video) went through swscale, which writes BT.601 limited range
-            // whatever the source's own range tag says (a PNG says full): reading it back any
-            // other way shifts the colours ((51,102,204) came back as (57,103,191)).
-            (ColorMatrix::Bt601, false)
+            Picture::Rgba(packed_plane(out, 0, w * 4, h))
         };
         let pts = self.pts_of(src);
         let frame = VideoFrame {
@@ -908,11 +921,7 @@ impl VideoDecoder {
             pts,
             width: w,
             height: h,
-            y: packed_plane(yuv, 0, w, h),
-            u: packed_plane(yuv, 1, cw, ch),
-            v: packed_plane(yuv, 2, cw, ch),
-            matrix,
-            full_range,
+            picture,
         };
         self.index += 1;
         Ok(frame)

@@ -346,7 +346,6 @@ impl PresentationClock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::ColorMatrix;
     use crossbeam_channel::unbounded;
 
     fn frame(index: u64, ms: u64) -> VideoFrame {
@@ -355,11 +354,7 @@ mod tests {
             pts: Duration::from_millis(ms),
             width: 2,
             height: 2,
-            y: vec![0; 4],
-            u: vec![0; 1],
-            v: vec![0; 1],
-            matrix: ColorMatrix::Bt709,
-            full_range: false,
+            picture: crate::decode::frame::Picture::Rgba(vec![0; 16]),
         }
     }
 

@@ -17,7 +17,7 @@ use crossbeam_channel::Receiver;
 use tracing::{info, warn};
 
 use crate::decode::{
-    DecodeThread, FrameReceiver, SourceEnd, StreamInfo, VideoFrame, frame::chroma_size,
+    DecodeThread, FrameReceiver, Picture, SourceEnd, StreamInfo, VideoFrame, frame::chroma_size,
 };
 use crate::lifecycle::Lifecycle;
 use crate::source::hls::LiveEdge;
@@ -81,6 +81,8 @@ pub struct VideoTexture {
     pub v: Handle<Image>,
     /// Size of the video in pixels.
     pub size: UVec2,
+    /// The RGBA texture of RGB sources (Rgba8Unorm), made at their first frame.
+    pub rgba: Option<Handle<Image>>,
 }
 
 /// Freeze frame: while set, frames keep being paced and presented (outputs and effects
@@ -345,6 +347,11 @@ pub fn letterbox(content: UVec2, container: UVec2) -> Vec2 {
 }
 
 fn plane_image(width: u32, height: u32, fill: u8) -> Image {
+    video_image(width, height, TextureFormat::R8Unorm, &[fill])
+}
+
+/// A texture the decoded pixels are written into each frame.
+fn video_image(width: u32, height: u32, format: TextureFormat, fill: &[u8]) -> Image {
     let mut image = Image::new_fill(
         Extent3d {
             width,
@@ -352,8 +359,8 @@ fn plane_image(width: u32, height: u32, fill: u8) -> Image {
             depth_or_array_layers: 1,
         },
         TextureDimension::D2,
-        &[fill],
-        TextureFormat::R8Unorm,
+        fill,
+        format,
         // Render world only: the pixels move to the GPU instead of being cloned each frame.
         RenderAssetUsages::RENDER_WORLD,
     );
@@ -402,12 +409,14 @@ fn setup_canvas(
         params: video_params(crate::decode::ColorMatrix::Bt709, false),
         rect: letterbox_rect(stream, size),
         rgba_read,
+        rgba: None,
     };
     commands.insert_resource(VideoTexture {
         y,
         u,
         v,
         size: stream,
+        rgba: None,
     });
     commands.insert_resource(PlaybackStats {
         texture_allocations: 1,
@@ -534,18 +543,44 @@ fn upload(
         texture.u = u;
         texture.v = v;
         texture.size = size;
+        texture.rgba = None;
         stats.texture_allocations += 1;
         canvas_frame.planes = Some([texture.y.clone(), texture.u.clone(), texture.v.clone()]);
         canvas_frame.rect = letterbox_rect(size, canvas);
     }
-    canvas_frame.params = video_params(frame.matrix, frame.full_range);
-    for (handle, plane) in [
-        (&texture.y, frame.y),
-        (&texture.u, frame.u),
-        (&texture.v, frame.v),
-    ] {
-        if let Some(mut image) = images.get_mut(handle) {
-            image.data = Some(plane);
+    match frame.picture {
+        Picture::Yuv420 {
+            y,
+            u,
+            v,
+            matrix,
+            full_range,
+        } => {
+            canvas_frame.params = video_params(matrix, full_range);
+            canvas_frame.rgba = None;
+            for (handle, plane) in [(&texture.y, y), (&texture.u, u), (&texture.v, v)] {
+                if let Some(mut image) = images.get_mut(handle) {
+                    image.data = Some(plane);
+                }
+            }
+        }
+        Picture::Rgba(pixels) => {
+            let handle = texture
+                .rgba
+                .get_or_insert_with(|| {
+                    stats.texture_allocations += 1;
+                    images.add(video_image(
+                        size.x,
+                        size.y,
+                        TextureFormat::Rgba8Unorm,
+                        &[0, 0, 0, 255],
+                    ))
+                })
+                .clone();
+            if let Some(mut image) = images.get_mut(&handle) {
+                image.data = Some(pixels);
+            }
+            canvas_frame.rgba = Some(handle);
         }
     }
 }

@@ -87,6 +87,8 @@ pub struct CanvasFrame {
     pub rect: Vec4,
     /// Something reads the canvas's RGB (see [`CanvasReaders`]).
     pub rgba_read: bool,
+    /// The picture of an RGB source (RGBA); when set, the planes are not drawn.
+    pub rgba: Option<Handle<Image>>,
 }
 
 /// Whether anything reads the canvas as RGB: the window's preview, screenshots, a raw RGBA
@@ -296,7 +298,10 @@ pub(super) fn build(app: &mut App) {
 struct VideoPipeline {
     layout: BindGroupLayoutDescriptor,
     sampler: Sampler,
+    /// Y'CbCr planes.
     pipeline: CachedRenderPipelineId,
+    /// One RGBA texture (in the luma slot).
+    rgba_pipeline: CachedRenderPipelineId,
     params: Buffer,
 }
 
@@ -330,11 +335,21 @@ fn init_video_pipeline(
         "fragment",
         CANVAS_RAW_FORMAT,
     );
+    let rgba_pipeline = queue_fullscreen_pipeline(
+        &cache,
+        &fullscreen,
+        "lucid_video_rgba".into(),
+        &layout,
+        YUV_SHADER,
+        "fragment_rgba",
+        CANVAS_RAW_FORMAT,
+    );
     let params = vec4_uniform(&device, "lucid_video_params");
     commands.insert_resource(VideoPipeline {
         layout,
         sampler,
         pipeline,
+        rgba_pipeline,
         params,
     });
 }
@@ -387,7 +402,7 @@ fn prepare_canvas(
         .as_ref()
         .and_then(|p| images.get(&p[0]))
         .is_some_and(|y| y.texture.width() == size.x && y.texture.height() == size.y);
-    view.passthrough = !frame.rgba_read && frame.rect == full && same_size;
+    view.passthrough = frame.rgba.is_none() && !frame.rgba_read && frame.rect == full && same_size;
     view.ready = frame.draw;
 }
 
@@ -409,9 +424,15 @@ fn draw_video(
     let (Some(pipeline), Some(planes)) = (pipeline, frame.planes.as_ref()) else {
         return;
     };
+    // An RGB source's picture takes the luma slot (the chroma slots hold the unused
+    // planes: the layout is the same for both pipelines).
+    let (id, first) = match &frame.rgba {
+        Some(rgba) => (pipeline.rgba_pipeline, rgba),
+        None => (pipeline.pipeline, &planes[0]),
+    };
     let (Some(render), Some(y), Some(u), Some(v)) = (
-        cache.get_render_pipeline(pipeline.pipeline),
-        images.get(&planes[0]),
+        cache.get_render_pipeline(id),
+        images.get(first),
         images.get(&planes[1]),
         images.get(&planes[2]),
     ) else {
