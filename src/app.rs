@@ -88,7 +88,7 @@ pub fn run(args: Args) -> Result<()> {
     let offline = args.no_preview
         && !args.realtime
         && args.pipe.is_none()
-        && args.record.is_some()
+        && (args.record.is_some() || !args.output.is_empty())
         && matches!(
             spec,
             SourceSpec::Ffmpeg(_) | SourceSpec::Hls(_) | SourceSpec::Playback { .. }
@@ -138,6 +138,7 @@ pub fn run(args: Args) -> Result<()> {
         width: 0,
         height: 0,
         frame_rate: 30.0,
+        images: args.image_outputs()?,
     };
     // Building the app starts the renderer (and the window's event loop): a panic there
     // is a setup problem (no GPU adapter, a display that refuses us), reported as such.

@@ -47,6 +47,11 @@ pub struct Args {
     #[arg(long, value_name = "FORMAT")]
     pub pipe: Option<PipeFormat>,
 
+    /// Also write every rendered frame as a numbered PNG: `frames/%06d.png`,
+    /// numbered from 1. Repeatable. The folder must exist; --overwrite replaces images.
+    #[arg(long, value_name = "PATTERN")]
+    pub output: Vec<String>,
+
     /// Pace a finite input in real time, skipping frames the machine cannot render in time.
     /// Without it, a file rendered into --record only (no window, no --pipe) renders every
     /// frame, as fast as the machine allows.
@@ -255,11 +260,30 @@ impl Args {
             crate::output::record::container_for(path)?;
             crate::output::record::check_path(path, self.overwrite)?;
         }
+        for pattern in self.image_outputs()? {
+            pattern.check(self.overwrite)?;
+        }
         Ok(())
     }
 }
 
 impl Args {
+    /// `--output` values: image sequences (the only kind built so far; streaming and
+    /// device outputs are not).
+    pub fn image_outputs(&self) -> Result<Vec<crate::output::images::ImagePattern>> {
+        self.output
+            .iter()
+            .map(|o| {
+                crate::output::images::ImagePattern::parse(o.trim()).map_err(|why| {
+                    LucidError::Usage(format!(
+                        "--output {o}: {why} (image sequences are the outputs Lucid writes \
+                         so far; RTMP, SRT, UDP, v4l2 and NDI are not built yet)"
+                    ))
+                })
+            })
+            .collect()
+    }
+
     /// The Daydream options, when `--daydream-stream` or `--daydream-create` asks for them.
     pub fn daydream(&self) -> Result<Option<crate::daydream::DaydreamOptions>> {
         use crate::daydream::api::param;

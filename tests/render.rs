@@ -333,3 +333,66 @@ fn an_rgb_picture_keeps_its_colour_and_its_alpha() {
         );
     }
 }
+
+#[test]
+fn an_image_sequence_holds_every_frame_numbered_as_ffmpeg_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = clip(dir.path(), 320, 180, 2.0);
+    let frames = dir.path().join("frames");
+    std::fs::create_dir(&frames).unwrap();
+    let pattern = frames.join("f_%04d.png");
+    let stats = dir.path().join("stats.jsonl");
+    let run = |extra: &[&str]| {
+        run_with_limit(
+            lucid()
+                .args(["--no-preview", "--url"])
+                .arg(&input)
+                .arg("--output")
+                .arg(&pattern)
+                .arg("--stats-json")
+                .arg(&stats)
+                .args(extra),
+            LIMIT,
+        )
+    };
+    let out = run(&[]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let last = last_stats(&stats);
+    assert_eq!(last["offline"], true, "files only: every frame: {last}");
+    let mut names: Vec<String> = std::fs::read_dir(&frames)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    names.sort();
+    let expected: Vec<String> = (1..=60).map(|n| format!("f_{n:04}.png")).collect();
+    assert_eq!(names, expected);
+    // Each image is the frame its number says: image n holds marker n - 1.
+    for (i, name) in names.iter().enumerate().step_by(7) {
+        let gray = Command::new("ffmpeg")
+            .args(["-loglevel", "error", "-i"])
+            .arg(frames.join(name))
+            .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"])
+            .output()
+            .unwrap();
+        assert_eq!(read_marker(&gray.stdout, 320, 320, 180), i as u64, "{name}");
+    }
+    // Again without --overwrite: refused before anything is written, nothing touched.
+    let before = std::fs::metadata(frames.join("f_0001.png"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_one_clear_error(&run(&[]), 7, "pass --overwrite");
+    let after = std::fs::metadata(frames.join("f_0001.png"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(before, after);
+    // JPEG is not built: said at once.
+    let out = run_with_limit(
+        lucid()
+            .args(["--no-preview", "--output"])
+            .arg(frames.join("j_%04d.jpg")),
+        LIMIT,
+    );
+    assert_one_clear_error(&out, 2, "JPEG");
+}

@@ -1,4 +1,4 @@
-//! Outputs of the rendered canvas: `--record` and `--pipe`.
+//! Outputs of the rendered canvas: `--record`, `--pipe` and `--output` image sequences.
 //!
 //! The render side reads back the canvas once per presented video frame (GPU readback on
 //! the render path) and hands the pixels to each output: planar YUV converted on the GPU
@@ -9,6 +9,7 @@
 //! order.
 
 pub mod convert;
+pub mod images;
 pub mod record;
 pub mod y4m;
 
@@ -32,6 +33,7 @@ use crate::error::Result;
 use crate::lifecycle::Lifecycle;
 use crate::video::{FramePresented, OutputCanvas, Pacing, StreamReady, VideoSystems};
 use convert::{YuvLayout, YuvTarget};
+use images::{ImagePattern, ImageSequence};
 use record::Recorder;
 use y4m::Y4mWriter;
 
@@ -95,12 +97,14 @@ pub struct OutputConfig {
     pub height: u32,
     /// Nominal frame rate for container headers.
     pub frame_rate: f64,
+    /// `--output` image sequences.
+    pub images: Vec<ImagePattern>,
 }
 
 impl OutputConfig {
     /// True when any output is configured.
     pub fn any(&self) -> bool {
-        self.record.is_some() || self.pipe.is_some()
+        self.record.is_some() || self.pipe.is_some() || !self.images.is_empty()
     }
 }
 
@@ -149,11 +153,11 @@ pub struct OutputCounters {
 
 /// Each output's counters by name (`record`, `pipe`), for the status line and stats JSON.
 #[derive(Resource, Clone, Default)]
-pub struct OutputStats(pub Vec<(&'static str, Arc<OutputCounters>)>);
+pub struct OutputStats(pub Vec<(String, Arc<OutputCounters>)>);
 
 /// One output's thread and queue.
 struct OutputThread {
-    name: &'static str,
+    name: String,
     tx: Sender<WriterMsg>,
     handle: JoinHandle<()>,
     counters: Arc<OutputCounters>,
@@ -180,7 +184,14 @@ impl OutputWriter {
             let recorder =
                 Recorder::create(path, config.overwrite, w, h, config.frame_rate, matrix)?;
             let sink = Sink::Record(recorder);
-            outputs.push(OutputThread::start("record", sink, None, w, h, lifecycle));
+            outputs.push(OutputThread::start(
+                "record".into(),
+                sink,
+                None,
+                w,
+                h,
+                lifecycle,
+            ));
         }
         if let Some(format) = config.pipe {
             let out = BufWriter::with_capacity(1 << 20, std::io::stdout());
@@ -189,7 +200,28 @@ impl OutputWriter {
                 PipeFormat::Rgba => Sink::Rgba(out),
             };
             let grace = Some(PIPE_FINISH_GRACE);
-            outputs.push(OutputThread::start("pipe", sink, grace, w, h, lifecycle));
+            outputs.push(OutputThread::start(
+                "pipe".into(),
+                sink,
+                grace,
+                w,
+                h,
+                lifecycle,
+            ));
+        }
+        for (i, pattern) in config.images.iter().enumerate() {
+            let sink = Sink::Images(ImageSequence::create(
+                pattern.clone(),
+                config.overwrite,
+                w,
+                h,
+            )?);
+            let name = if config.images.len() == 1 {
+                "images".to_string()
+            } else {
+                format!("images{}", i + 1)
+            };
+            outputs.push(OutputThread::start(name, sink, None, w, h, lifecycle));
         }
         Ok(OutputWriter {
             outputs,
@@ -214,7 +246,7 @@ impl OutputWriter {
         OutputStats(
             self.outputs
                 .iter()
-                .map(|o| (o.name, o.counters.clone()))
+                .map(|o| (o.name.clone(), o.counters.clone()))
                 .collect(),
         )
     }
@@ -250,7 +282,7 @@ impl OutputWriter {
                     .dropped
                     .fetch_add(o.tx.len() as u64, Ordering::Relaxed);
             }
-            report_drops(o.name, &o.counters);
+            report_drops(&o.name, &o.counters);
         }
     }
 }
@@ -264,7 +296,7 @@ fn report_drops(name: &str, counters: &OutputCounters) {
 
 impl OutputThread {
     fn start(
-        name: &'static str,
+        name: String,
         sink: Sink,
         finish_grace: Option<Duration>,
         width: u32,
@@ -519,12 +551,13 @@ enum Sink {
     Record(Recorder),
     Y4m(Y4mWriter<BufWriter<std::io::Stdout>>),
     Rgba(BufWriter<std::io::Stdout>),
+    Images(ImageSequence),
 }
 
 impl Sink {
     fn pixels(&self) -> Pixels {
         match self {
-            Sink::Rgba(_) => Pixels::Rgba,
+            Sink::Rgba(_) | Sink::Images(_) => Pixels::Rgba,
             Sink::Record(_) | Sink::Y4m(_) => Pixels::Yuv,
         }
     }
@@ -543,6 +576,10 @@ impl Sink {
             }
             (Sink::Y4m(pipe), Some(yuv)) => pipe.write(yuv),
             (Sink::Rgba(out), _) => write_rgba(out, &frame.pixels, row_bytes),
+            (Sink::Images(images), _) => {
+                images.write(&frame.pixels)?;
+                return Ok(true);
+            }
             (_, None) => Ok(()),
         };
         match written {
@@ -553,9 +590,13 @@ impl Sink {
     }
 
     fn finish(self) -> Result<()> {
-        if let Sink::Record(rec) = self {
-            let frames = rec.finish()?;
-            info!("recording finalized: {frames} frames");
+        match self {
+            Sink::Record(rec) => {
+                let frames = rec.finish()?;
+                info!("recording finalized: {frames} frames");
+            }
+            Sink::Images(images) => info!("image sequence: {} images written", images.written()),
+            Sink::Y4m(_) | Sink::Rgba(_) => {}
         }
         Ok(())
     }
