@@ -366,7 +366,7 @@ fn build_app(
             offline,
         ))
         .add_plugins(StatusPlugin::new(stats_file))
-        .add_plugins(EffectsPlugin::new(catalog, chain.clone()))
+        .add_plugins(EffectsPlugin::new(catalog, chain.clone(), args.bpm))
         .add_systems(Last, drive_shutdown);
     // Per-pass GPU timing reads timestamps back every frame: only where someone looks at
     // it (the overlay, --stats-json) or there are effects to time (the log).

@@ -147,6 +147,11 @@ pub struct Args {
     #[arg(long, conflicts_with = "url")]
     pub daydream_create: bool,
 
+    /// The show's tempo in beats per minute (20-300): effects get `lucid.bpm` and
+    /// `lucid.beat`. The T key taps a tempo in the window.
+    #[arg(long, value_name = "BPM", default_value_t = 120.0)]
+    pub bpm: f64,
+
     /// Daydream's API (tests, proxies).
     #[arg(long, value_name = "URL", default_value = crate::daydream::api::DEFAULT_API)]
     pub daydream_api: String,
@@ -256,6 +261,12 @@ impl Args {
         self.livepeer_api()?;
         self.ice_servers()?;
         self.daydream()?;
+        if !crate::effects::tempo::BPM_RANGE.contains(&self.bpm) {
+            return Err(LucidError::Usage(format!(
+                "--bpm must be 20 to 300, got {}",
+                self.bpm
+            )));
+        }
         if let Some(path) = &self.record {
             crate::output::record::container_for(path)?;
             crate::output::record::check_path(path, self.overwrite)?;

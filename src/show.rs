@@ -18,8 +18,9 @@ use bevy::window::{
 };
 use tracing::{info, warn};
 
-use crate::effects::MasterLevel;
 use crate::effects::chain::EffectChain;
+use crate::effects::tempo::TapTempo;
+use crate::effects::{EffectClock, MasterLevel, ShowTempo};
 use crate::video::{Freeze, OutputCanvas, RedrawCanvas, VideoSystems};
 
 /// The keyboard shortcuts, for the overlay's help and the README.
@@ -29,6 +30,7 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
     ("F", "fade to black / back (over --fade seconds)"),
     ("Space", "freeze frame on / off"),
     ("S or F12", "screenshot of the output (PNG)"),
+    ("T", "tap the tempo (effects' bpm and beat)"),
     ("F11", "fullscreen on / off (on the --monitor screen)"),
     ("1 .. 9", "switch effect 1..9 of the chain on / off"),
     ("] or PageDown", "next Daydream cue (--cues)"),
@@ -80,7 +82,7 @@ impl Plugin for ShowPlugin {
         })
         .init_resource::<KeyboardCaptured>()
         .init_resource::<Screenshots>()
-        .add_systems(Update, collect_screenshots)
+        .add_systems(Update, (collect_screenshots, tap_tempo))
         .add_systems(
             Update,
             (show_keys, move_master)
@@ -332,6 +334,23 @@ fn save_screenshot(padded: &[u8], size: UVec2, path: PathBuf, shots: Screenshots
         let _ = shots.done_tx.send(result);
         shots.pending.fetch_sub(1, Ordering::SeqCst);
     });
+}
+
+/// T taps the tempo on the effect clock: effects' `beat` counts from the last tap.
+fn tap_tempo(
+    keys: Res<ButtonInput<KeyCode>>,
+    captured: Res<KeyboardCaptured>,
+    clock: Res<EffectClock>,
+    mut taps: Local<TapTempo>,
+    mut tempo: ResMut<ShowTempo>,
+) {
+    if captured.0 || !keys.just_pressed(KeyCode::KeyT) {
+        return;
+    }
+    if let Some(tapped) = taps.tap(f64::from(clock.time)) {
+        tempo.0 = tapped;
+        info!("tempo {:.1} bpm (tapped)", tapped.bpm);
+    }
 }
 
 /// Shows screenshots in the overlay once they are complete on disk.

@@ -126,6 +126,8 @@ pub struct StatusSnapshot {
     pub outputs: std::collections::BTreeMap<String, OutputSnapshot>,
     /// The Daydream stream being steered, if any.
     pub daydream: Option<crate::daydream::plugin::DaydreamReport>,
+    /// The show's tempo (`--bpm` or tapped), beats per minute.
+    pub bpm: Option<f64>,
 }
 
 /// One output's counters in a status sample.
@@ -341,9 +343,10 @@ fn report_status(
     ui: Option<Res<crate::overlay::UiTiming>>,
     outputs: Option<Res<OutputStats>>,
     mut latest: ResMut<LatestStatus>,
-    (pacing, daydream): (
+    (pacing, daydream, tempo): (
         Res<crate::video::Pacing>,
         Option<Res<crate::daydream::DaydreamState>>,
+        Option<Res<crate::effects::ShowTempo>>,
     ),
 ) {
     let now = Instant::now();
@@ -426,6 +429,7 @@ fn report_status(
             })
             .unwrap_or_default(),
         daydream: daydream.and_then(|d| d.report()),
+        bpm: tempo.map(|t| t.0.bpm),
     };
     latest.0 = Some(snap.clone());
     if let Some((tx, dropped)) = &out.json

@@ -396,3 +396,61 @@ fn an_image_sequence_holds_every_frame_numbered_as_ffmpeg_numbers() {
     );
     assert_one_clear_error(&out, 2, "JPEG");
 }
+
+#[test]
+fn effects_get_the_beat_at_the_shows_tempo() {
+    // A user effect paints fract(beat / 8) as red in the lower half. On a file the beat
+    // counts stream time, so frame n at 30 fps and --bpm 120 is beat n / 15.
+    let dir = tempfile::tempdir().unwrap();
+    let effects = dir.path().join("effects");
+    std::fs::create_dir(&effects).unwrap();
+    std::fs::write(
+        effects.join("beatbar.wgsl"),
+        "/*{ \"description\": \"the beat as red\", \"params\": [] }*/\n\
+         fn effect(uv: vec2<f32>) -> vec4<f32> {\n\
+             if uv.y > 0.5 {\n\
+                 return vec4(fract(lucid.beat / 8.0), 0.0, 0.0, 1.0);\n\
+             }\n\
+             return input_color(uv);\n\
+         }\n",
+    )
+    .unwrap();
+    let input = y4m_clip(dir.path(), 320, 180, 2.0);
+    let out = run_with_limit(
+        lucid()
+            .args([
+                "--no-preview",
+                "--pipe",
+                "rgba",
+                "--bpm",
+                "120",
+                "--effect",
+                "beatbar",
+            ])
+            .arg("--effects-dir")
+            .arg(&effects)
+            .arg("--url")
+            .arg(&input),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let frame_bytes = 320 * 180 * 4;
+    let frames: Vec<&[u8]> = out.stdout.chunks_exact(frame_bytes).collect();
+    assert!(frames.len() >= 30, "{} frames", frames.len());
+    let mut checked = 0;
+    for frame in frames {
+        let green: Vec<u8> = frame.chunks_exact(4).map(|p| p[1]).collect();
+        let n = read_marker(&green, 320, 320, 180);
+        let want = ((n as f64 / 120.0).fract() * 255.0).round() as u8;
+        let red = frame[(135 * 320 + 160) * 4];
+        assert!(
+            red.abs_diff(want) <= 2,
+            "frame {n}: red {red}, beat says {want}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 30);
+    // Out of range is one clear error.
+    let out = run_with_limit(lucid().args(["--no-preview", "--bpm", "1000"]), LIMIT);
+    assert_one_clear_error(&out, 2, "--bpm");
+}

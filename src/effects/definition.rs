@@ -407,16 +407,33 @@ fn is_identifier(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// The `lucid` globals block of one pass.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Globals {
+    /// The canvas in pixels.
+    pub resolution: [f32; 2],
+    /// Seconds (see [`super::EffectClock`]).
+    pub time: f32,
+    /// Presented frame number.
+    pub frame: u32,
+    /// The effect's mix, 0..1.
+    pub mix: f32,
+    /// The show's tempo.
+    pub bpm: f32,
+    /// Beats since the tempo's anchor, with the fraction: `fract(beat)` is the phase.
+    pub beat: f32,
+}
+
 /// The globals block as the shader sees it.
-pub fn pack_globals(resolution: [f32; 2], time: f32, frame: u32, mix: f32) -> [u8; GLOBALS_BYTES] {
+pub fn pack_globals(globals: &Globals) -> [u8; GLOBALS_BYTES] {
     let words = [
-        resolution[0].to_bits(),
-        resolution[1].to_bits(),
-        time.to_bits(),
-        frame,
-        mix.to_bits(),
-        0,
-        0,
+        globals.resolution[0].to_bits(),
+        globals.resolution[1].to_bits(),
+        globals.time.to_bits(),
+        globals.frame,
+        globals.mix.to_bits(),
+        globals.bpm.to_bits(),
+        globals.beat.to_bits(),
         0,
     ];
     let mut out = [0u8; GLOBALS_BYTES];
@@ -438,9 +455,9 @@ struct LucidGlobals {
     time: f32,
     frame: u32,
     mix: f32,
+    bpm: f32,
+    beat: f32,
     _lucid_pad0: f32,
-    _lucid_pad1: f32,
-    _lucid_pad2: f32,
 };
 
 @group(0) @binding(0) var lucid_input: texture_2d<f32>;

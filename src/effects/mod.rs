@@ -12,6 +12,7 @@
 pub mod chain;
 pub mod definition;
 pub mod render;
+pub mod tempo;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,7 +24,7 @@ use tracing::{info, warn};
 
 use crate::video::{FramePresented, OutputCanvas, StreamReady, VideoSystems};
 use chain::EffectChain;
-use definition::{EffectDef, EffectError, pack_globals};
+use definition::{EffectDef, EffectError, Globals, pack_globals};
 use render::{ChainFrame, PassFrame, RenderEffectErrors};
 
 /// The built-in effects: name and WGSL source.
@@ -323,6 +324,10 @@ pub struct EffectTimings {
     pub gpu: bool,
 }
 
+/// The show's tempo: `bpm` and `beat` in every effect's prelude (`--bpm`, or tapped).
+#[derive(Resource, Debug, Clone, Copy, Default)]
+pub struct ShowTempo(pub tempo::Tempo);
+
 /// Latest effect errors for the overlay: effect name -> message with line numbers.
 #[derive(Resource, Debug, Clone, Default)]
 pub struct EffectErrors(pub BTreeMap<String, String>);
@@ -331,12 +336,18 @@ pub struct EffectErrors(pub BTreeMap<String, String>);
 pub struct EffectsPlugin {
     catalog: EffectCatalog,
     chain: EffectChain,
+    bpm: f64,
 }
 
 impl EffectsPlugin {
-    /// The catalog loaded at start and the chain from `--preset`/`--effect`.
-    pub fn new(catalog: EffectCatalog, chain: EffectChain) -> Self {
-        EffectsPlugin { catalog, chain }
+    /// The catalog loaded at start, the chain from `--preset`/`--effect`, and the tempo
+    /// (`--bpm`).
+    pub fn new(catalog: EffectCatalog, chain: EffectChain, bpm: f64) -> Self {
+        EffectsPlugin {
+            catalog,
+            chain,
+            bpm,
+        }
     }
 }
 
@@ -368,6 +379,10 @@ impl Plugin for EffectsPlugin {
             .init_resource::<MasterLevel>()
             .init_resource::<ChainFrame>()
             .init_resource::<EffectTimings>()
+            .insert_resource(ShowTempo(tempo::Tempo {
+                bpm: self.bpm,
+                anchor: 0.0,
+            }))
             .insert_resource(RescanTimer(Timer::new(RESCAN_EVERY, TimerMode::Repeating)))
             .add_systems(
                 Update,
@@ -528,6 +543,7 @@ fn build_chain_frame(
     chain: Res<EffectChain>,
     catalog: Res<EffectCatalog>,
     clock: Res<EffectClock>,
+    tempo: Res<ShowTempo>,
     master: Res<MasterLevel>,
     canvas: Option<Res<OutputCanvas>>,
     mut shaders: ResMut<EffectShaders>,
@@ -535,7 +551,16 @@ fn build_chain_frame(
     mut frame: ResMut<ChainFrame>,
 ) {
     let Some(canvas) = canvas else { return };
-    let resolution = canvas.size.as_vec2().to_array();
+    let globals = |mix: f32| {
+        pack_globals(&Globals {
+            resolution: canvas.size.as_vec2().to_array(),
+            time: clock.time,
+            frame: clock.frame,
+            mix,
+            bpm: tempo.0.bpm as f32,
+            beat: tempo.0.beat(f64::from(clock.time)) as f32,
+        })
+    };
     let mut shader_for =
         |def: &Arc<EffectDef>, slot: Option<&mut (Arc<EffectDef>, Handle<Shader>)>| match slot {
             Some(s) if Arc::ptr_eq(&s.0, def) => s.1.clone(),
@@ -555,7 +580,7 @@ fn build_chain_frame(
         passes.push(PassFrame {
             key: inst.effect.clone(),
             shader: handle,
-            globals: pack_globals(resolution, clock.time, clock.frame, inst.mix),
+            globals: globals(inst.mix),
             params: def.pack(|name| inst.value(&def, name)),
         });
     }
@@ -571,7 +596,7 @@ fn build_chain_frame(
         PassFrame {
             key: "lucid_master".into(),
             shader: handle.clone(),
-            globals: pack_globals(resolution, clock.time, clock.frame, 1.0),
+            globals: globals(1.0),
             params: def.pack(|_| Some(definition::ParamValue::Float(master.level.max(0.0)))),
         }
     });
