@@ -286,12 +286,10 @@ fn take_screenshot(
 /// Unpads the read-back rows (wgpu aligns them to 256 bytes) and encodes the PNG on a
 /// thread: that takes tens of milliseconds at 1080p, never on the frame's thread.
 fn save_screenshot(padded: &[u8], size: UVec2, path: PathBuf, shots: Screenshots) {
-    let row = size.x as usize * 4;
-    let padded_row = row.div_ceil(256) * 256;
-    let pixels: Vec<u8> = padded
-        .chunks(padded_row)
+    let pixels: Vec<u8> = crate::output::readback_rows(padded, size.x as usize * 4)
         .take(size.y as usize)
-        .flat_map(|r| r[..row.min(r.len())].iter().copied())
+        .flatten()
+        .copied()
         .collect();
     let image = Image::new(
         Extent3d {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use ffmpeg_next as ff;
 
-use super::OutputError;
+use super::{OutputError, readback_rows};
 use crate::error::{LucidError, Result};
 
 /// An image file pattern: one `%d` or `%0Nd`, and a `.png` name.
@@ -146,15 +146,15 @@ impl ImageSequence {
     pub fn write(&mut self, padded: &[u8]) -> Result<()> {
         let path = self.pattern.path(self.next);
         let row = self.width as usize * 4;
-        let padded_row = row.div_ceil(256) * 256;
-        if padded.len() < padded_row * (self.height as usize - 1) + row {
+        let stride = self.rgba.stride(0);
+        let rows: Vec<&[u8]> = readback_rows(padded, row)
+            .take(self.height as usize)
+            .collect();
+        if rows.len() < self.height as usize || rows.iter().any(|r| r.len() < row) {
             return Err(OutputError::plain(&path, "a read-back frame had the wrong size").into());
         }
-        let stride = self.rgba.stride(0);
-        let data = self.rgba.data_mut(0);
-        for r in 0..self.height as usize {
-            data[r * stride..r * stride + row]
-                .copy_from_slice(&padded[r * padded_row..r * padded_row + row]);
+        for (dst, src) in self.rgba.data_mut(0).chunks_mut(stride).zip(rows) {
+            dst[..row].copy_from_slice(src);
         }
         let fail = |what: &str, e: ff::Error| LucidError::from(OutputError::new(&path, what, e));
         self.encoder
@@ -165,15 +165,8 @@ impl ImageSequence {
             .receive_packet(&mut packet)
             .map_err(|e| fail("encoding", e))?;
         let bytes = packet.data().unwrap_or_default();
-        let mut open = std::fs::OpenOptions::new();
-        open.write(true);
-        if self.overwrite {
-            open.create(true).truncate(true);
-        } else {
-            open.create_new(true);
-        }
         use std::io::Write;
-        open.open(&path)
+        super::record::create_file(&path, self.overwrite)
             .and_then(|mut f| f.write_all(bytes))
             .map_err(|e| OutputError::new(&path, "writing the image", e))?;
         self.next += 1;

@@ -604,12 +604,19 @@ impl Sink {
 
 /// Raw RGBA: the padded rows of the readback, without their padding.
 fn write_rgba(out: &mut impl Write, padded: &[u8], row_bytes: usize) -> std::io::Result<()> {
-    let padded_row = row_bytes.div_ceil(256) * 256;
-    for row in padded.chunks(padded_row) {
-        out.write_all(&row[..row_bytes.min(row.len())])?;
+    for row in readback_rows(padded, row_bytes) {
+        out.write_all(row)?;
     }
     // Readers see each frame as it is presented, not when a buffer fills.
     out.flush()
+}
+
+/// The rows of a read-back texture without wgpu's padding (rows are copied into buffers
+/// 256-byte aligned): `row_bytes` of each.
+pub fn readback_rows(padded: &[u8], row_bytes: usize) -> impl Iterator<Item = &[u8]> {
+    padded
+        .chunks(row_bytes.div_ceil(256) * 256)
+        .map(move |row| &row[..row_bytes.min(row.len())])
 }
 
 /// Readbacks can complete out of order; frames are written strictly by number. A number

@@ -54,14 +54,7 @@ pub fn check_path(path: &Path, overwrite: bool) -> Result<()> {
 /// `overwrite`) and returns the name FFmpeg must open it by: `file:` and the absolute path,
 /// so a name such as `pipe:1.mkv` or `http://x.mp4` is a file, never an FFmpeg protocol.
 fn claim(path: &Path, overwrite: bool) -> Result<PathBuf> {
-    let mut open = std::fs::OpenOptions::new();
-    open.write(true);
-    if overwrite {
-        open.create(true).truncate(true);
-    } else {
-        open.create_new(true);
-    }
-    open.open(path).map_err(|e| {
+    create_file(path, overwrite).map_err(|e| {
         let what = if e.kind() == std::io::ErrorKind::AlreadyExists {
             "the file exists (pass --overwrite to replace it)"
         } else {
@@ -74,6 +67,19 @@ fn claim(path: &Path, overwrite: bool) -> Result<PathBuf> {
     let mut name = std::ffi::OsString::from("file:");
     name.push(absolute.as_os_str());
     Ok(PathBuf::from(name))
+}
+
+/// Creates `path` for writing: replacing it with `overwrite`, else only if it does not
+/// exist (atomically, so a file that appeared since the checks is never clobbered).
+pub fn create_file(path: &Path, overwrite: bool) -> std::io::Result<std::fs::File> {
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true);
+    if overwrite {
+        open.create(true).truncate(true);
+    } else {
+        open.create_new(true);
+    }
+    open.open(path)
 }
 
 /// An open recording. Frames must be YUV420P at the configured size.
