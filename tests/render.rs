@@ -16,12 +16,34 @@ const LIMIT: Duration = Duration::from_secs(240);
 
 /// A marked clip of `seconds` at 30 fps, made by the ffmpeg CLI.
 fn clip(dir: &Path, width: u32, height: u32, seconds: f64) -> PathBuf {
-    let path = dir.join(format!("clip-{width}x{height}.mp4"));
+    let encode = [
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-crf",
+        "12",
+        "-g",
+        "30",
+    ];
+    marked_clip(dir, width, height, seconds, "mp4", &encode)
+}
+
+/// The marked source of `seconds`, written by the ffmpeg CLI with `encode` as `clip-WxH.ext`.
+fn marked_clip(
+    dir: &Path,
+    width: u32,
+    height: u32,
+    seconds: f64,
+    ext: &str,
+    encode: &[&str],
+) -> PathBuf {
+    let path = dir.join(format!("clip-{width}x{height}.{ext}"));
     let status = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error"])
         .args(marked_source_args(width, height, Some(seconds)))
-        .args(["-map", "[hi]", "-c:v", "libx264", "-preset", "ultrafast"])
-        .args(["-crf", "12", "-g", "30"])
+        .args(["-map", "[hi]"])
+        .args(encode)
         .arg(&path)
         .args(["-map", "[lo]", "-f", "null", "-"])
         .status()
@@ -120,17 +142,7 @@ fn realtime_pacing_reports_the_frames_it_skips() {
 
 /// A lossless YUV4MPEG2 clip (no colour tags) of the marked source.
 fn y4m_clip(dir: &Path, width: u32, height: u32, seconds: f64) -> PathBuf {
-    let path = dir.join(format!("clip-{width}x{height}.y4m"));
-    let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error"])
-        .args(marked_source_args(width, height, Some(seconds)))
-        .args(["-map", "[hi]", "-f", "yuv4mpegpipe"])
-        .arg(&path)
-        .args(["-map", "[lo]", "-f", "null", "-"])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    path
+    marked_clip(dir, width, height, seconds, "y4m", &["-f", "yuv4mpegpipe"])
 }
 
 /// One solid colour (`0xRRGGBB`), as a lossless YUV4MPEG2 clip of `frames` frames.
