@@ -82,13 +82,24 @@ pub fn run(args: Args) -> Result<()> {
     let daydream = daydream.map(|attached| (DaydreamLink::start(attached, &lifecycle), cues));
 
     let source_name = spec.display_name();
+    let outputs = OutputConfig {
+        record: args.record.clone(),
+        overwrite: args.overwrite,
+        pipe: args.pipe,
+        width: 0,
+        height: 0,
+        frame_rate: 30.0,
+        targets: args.output_targets()?,
+        encoding: args.encoding()?,
+    };
     // A finite input into files only renders every frame as fast as the machine allows;
-    // a window, a pipe, a live source or --realtime keep real-time pacing (the video
-    // side confirms the input is finite once it opens).
+    // a window, a pipe, a network output, a live source or --realtime keep real-time
+    // pacing (the video side confirms the input is finite once it opens).
     let offline = args.no_preview
         && !args.realtime
         && args.pipe.is_none()
-        && (args.record.is_some() || !args.output.is_empty())
+        && outputs.any()
+        && outputs.files_only()
         && matches!(
             spec,
             SourceSpec::Ffmpeg(_) | SourceSpec::Hls(_) | SourceSpec::Playback { .. }
@@ -131,15 +142,6 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
 
-    let outputs = OutputConfig {
-        record: args.record.clone(),
-        overwrite: args.overwrite,
-        pipe: args.pipe,
-        width: 0,
-        height: 0,
-        frame_rate: 30.0,
-        images: args.image_outputs()?,
-    };
     // Building the app starts the renderer (and the window's event loop): a panic there
     // is a setup problem (no GPU adapter, a display that refuses us), reported as such.
     let setup = std::panic::catch_unwind(AssertUnwindSafe(|| {

@@ -47,10 +47,26 @@ pub struct Args {
     #[arg(long, value_name = "FORMAT")]
     pub pipe: Option<PipeFormat>,
 
-    /// Also write every rendered frame as a numbered PNG: `frames/%06d.png`,
-    /// numbered from 1. Repeatable. The folder must exist; --overwrite replaces images.
-    #[arg(long, value_name = "PATTERN")]
+    /// Also send the rendered frames to: `rtmp://host/app/key` (or rtmps://),
+    /// `srt://host:port`, `udp://host:port` (H.264; a dropped connection is reopened with
+    /// backoff), or `frames/%06d.png` (every frame as a numbered PNG, from 1; the folder
+    /// must exist, --overwrite replaces images). Repeatable.
+    #[arg(long, value_name = "URL|PATTERN")]
     pub output: Vec<String>,
+
+    /// H.264 encoder for --record and network outputs: `auto` uses NVENC where an NVIDIA
+    /// driver takes it and libx264 otherwise (the log says which and why).
+    #[arg(long, value_name = "ENCODER", default_value = "auto")]
+    pub encoder: EncoderArg,
+
+    /// Bitrate of the H.264 outputs, e.g. `6M` or `4500k`. Default: constant quality for
+    /// --record, 6M for network outputs.
+    #[arg(long, value_name = "BITS")]
+    pub bitrate: Option<String>,
+
+    /// Keyframe interval of the H.264 outputs, in frames. Default: two seconds' worth.
+    #[arg(long, value_name = "FRAMES")]
+    pub gop: Option<u32>,
 
     /// Pace a finite input in real time, skipping frames the machine cannot render in time.
     /// Without it, a file rendered into --record only (no window, no --pipe) renders every
@@ -222,6 +238,17 @@ pub fn config_dir(leaf: &str) -> Option<PathBuf> {
     config_root().map(|root| root.join(leaf))
 }
 
+/// `--encoder` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EncoderArg {
+    /// NVENC if it opens, else libx264.
+    Auto,
+    /// libx264 (CPU).
+    X264,
+    /// NVIDIA NVENC; an error where there is none.
+    Nvenc,
+}
+
 /// Formats `--pipe` can write to stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PipeFormat {
@@ -271,28 +298,57 @@ impl Args {
             crate::output::record::container_for(path)?;
             crate::output::record::check_path(path, self.overwrite)?;
         }
-        for pattern in self.image_outputs()? {
-            pattern.check(self.overwrite)?;
+        for target in self.output_targets()? {
+            if let crate::output::OutputTarget::Images(pattern) = target {
+                pattern.check(self.overwrite)?;
+            }
         }
+        self.encoding()?;
         Ok(())
     }
 }
 
 impl Args {
-    /// `--output` values: image sequences (the only kind built so far; streaming and
-    /// device outputs are not).
-    pub fn image_outputs(&self) -> Result<Vec<crate::output::images::ImagePattern>> {
+    /// `--output` values, parsed.
+    pub fn output_targets(&self) -> Result<Vec<crate::output::OutputTarget>> {
         self.output
             .iter()
             .map(|o| {
-                crate::output::images::ImagePattern::parse(o.trim()).map_err(|why| {
+                crate::output::OutputTarget::parse(o).map_err(|why| {
                     LucidError::Usage(format!(
-                        "--output {o}: {why} (image sequences are the outputs Lucid writes \
-                         so far; RTMP, SRT, UDP, v4l2 and NDI are not built yet)"
+                        "--output {}: {why}",
+                        crate::redact::Redacted::text(o)
                     ))
                 })
             })
             .collect()
+    }
+
+    /// `--encoder`, `--bitrate` and `--gop`, checked.
+    pub fn encoding(&self) -> Result<crate::output::encode::EncoderSettings> {
+        use crate::output::encode::{EncoderChoice, EncoderSettings, parse_bitrate};
+        let bitrate = self
+            .bitrate
+            .as_deref()
+            .map(parse_bitrate)
+            .transpose()
+            .map_err(LucidError::Usage)?;
+        if let Some(gop) = self.gop
+            && !(1..=1000).contains(&gop)
+        {
+            return Err(LucidError::Usage(format!(
+                "--gop must be 1 to 1000 frames, got {gop}"
+            )));
+        }
+        Ok(EncoderSettings {
+            choice: match self.encoder {
+                EncoderArg::Auto => EncoderChoice::Auto,
+                EncoderArg::X264 => EncoderChoice::X264,
+                EncoderArg::Nvenc => EncoderChoice::Nvenc,
+            },
+            bitrate,
+            gop: self.gop,
+        })
     }
 
     /// The Daydream options, when `--daydream-stream` or `--daydream-create` asks for them.

@@ -16,6 +16,7 @@ use tracing::{info, warn};
 use crate::effects::chain::{EffectChain, EffectInstance, Preset};
 use crate::effects::definition::{ParamKind, ParamValue};
 use crate::effects::{EffectCatalog, EffectErrors, EffectTimings, MasterLevel};
+use crate::output::OutputPhase;
 use crate::show::{KeyboardCaptured, SHORTCUTS, ShowState};
 use crate::status::LatestStatus;
 use crate::video::{Freeze, StreamDescription};
@@ -223,6 +224,27 @@ fn stats_section(
                         .map(|t| format!(" (target {t:.1} s)"))
                         .unwrap_or_default();
                     row("latency", format!("{l:.2} s{target}"));
+                }
+                for (name, o) in &s.outputs {
+                    let mut text = format!(
+                        "{}, {} written, {} dropped",
+                        format!("{:?}", o.state).to_lowercase(),
+                        o.written,
+                        o.dropped
+                    );
+                    if o.bitrate > 0.0 {
+                        text += &format!(", {:.1} Mb/s", o.bitrate / 1e6);
+                    }
+                    if let Some(e) = o.encoder {
+                        text += &format!(", {e}");
+                    }
+                    if o.reconnects > 0 {
+                        text += &format!(", {} reconnects", o.reconnects);
+                    }
+                    if let Some(err) = o.error.as_ref().filter(|_| o.state != OutputPhase::Live) {
+                        text += &format!(" ({err})");
+                    }
+                    row(&format!("output {name}"), text);
                 }
             });
         });

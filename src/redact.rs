@@ -34,6 +34,8 @@ const SECRET_KEYS: &[&str] = &[
     "credential",
     "credentials",
     "session",
+    "passphrase",
+    "streamid",
     "policy",
 ];
 

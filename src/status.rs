@@ -130,13 +130,41 @@ pub struct StatusSnapshot {
     pub bpm: Option<f64>,
 }
 
-/// One output's counters in a status sample.
+/// One output's state in a status sample.
 #[derive(Debug, Clone, Serialize)]
 pub struct OutputSnapshot {
+    /// `live`, `reconnecting` (a network output that is down) or `finished`.
+    pub state: crate::output::OutputPhase,
     /// Frames written.
     pub written: u64,
-    /// Frames this output dropped because it could not keep up.
+    /// Frames this output dropped: it could not keep up, or its connection was down.
     pub dropped: u64,
+    /// Bits a second written over the last second (encoded outputs; 0 for the others).
+    pub bitrate: f64,
+    /// The H.264 encoder, for encoded outputs.
+    pub encoder: Option<&'static str>,
+    /// Times a network output connected again after losing its connection.
+    pub reconnects: u64,
+    /// Why a network output is down, or last went down.
+    pub error: Option<String>,
+}
+
+impl OutputSnapshot {
+    /// The status line's words for this output: only what is worth a glance (a state
+    /// other than live, a bitrate, drops).
+    fn words(&self, name: &str) -> String {
+        let mut words = vec![name.to_string()];
+        if self.state != crate::output::OutputPhase::Live {
+            words.push(format!("{:?}", self.state));
+        }
+        if self.bitrate > 0.0 {
+            words.push(format!("{:.1} mb/s", self.bitrate / 1e6));
+        }
+        if self.dropped > 0 {
+            words.push(format!("{} dropped", self.dropped));
+        }
+        words.join(" ")
+    }
 }
 
 /// The newest status sample, for the overlay.
@@ -191,8 +219,13 @@ impl StatusSnapshot {
                 )
             })
             .unwrap_or_default();
+        let outputs: String = self
+            .outputs
+            .iter()
+            .map(|(name, o)| format!(" | {}", o.words(name)))
+            .collect();
         format!(
-            "{}{}{:?} | {}x{}{} | {:.1} fps | {} shown, {} skipped, {} dropped, {} stalls{}{}{} | {}",
+            "{}{}{:?} | {}x{}{} | {:.1} fps | {} shown, {} skipped, {} dropped, {} stalls{}{}{}{} | {}",
             progress,
             protocol,
             self.state,
@@ -210,6 +243,7 @@ impl StatusSnapshot {
             latency,
             webrtc,
             daydream,
+            outputs,
             self.decoder
         )
         .to_lowercase()
@@ -420,8 +454,13 @@ fn report_status(
                 o.0.iter()
                     .map(|(name, c)| {
                         let snap = OutputSnapshot {
+                            state: c.phase(),
                             written: c.written.load(Ordering::Relaxed),
                             dropped: c.dropped.load(Ordering::Relaxed),
+                            bitrate: c.bitrate(now),
+                            encoder: c.encoder(),
+                            reconnects: c.reconnects(),
+                            error: c.error(),
                         };
                         (name.to_string(), snap)
                     })

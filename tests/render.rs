@@ -29,29 +29,6 @@ fn clip(dir: &Path, width: u32, height: u32, seconds: f64) -> PathBuf {
     marked_clip(dir, width, height, seconds, "mp4", &encode)
 }
 
-/// The marked source of `seconds`, written by the ffmpeg CLI with `encode` as `clip-WxH.ext`.
-fn marked_clip(
-    dir: &Path,
-    width: u32,
-    height: u32,
-    seconds: f64,
-    ext: &str,
-    encode: &[&str],
-) -> PathBuf {
-    let path = dir.join(format!("clip-{width}x{height}.{ext}"));
-    let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error"])
-        .args(marked_source_args(width, height, Some(seconds)))
-        .args(["-map", "[hi]"])
-        .args(encode)
-        .arg(&path)
-        .args(["-map", "[lo]", "-f", "null", "-"])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    path
-}
-
 /// Renders `input` into `out` headless; returns the last stats line and stderr.
 fn render(input: &Path, out: &Path, extra: &[&str]) -> (serde_json::Value, String) {
     let stats = out.with_extension("stats.jsonl");
@@ -399,14 +376,57 @@ fn an_image_sequence_holds_every_frame_numbered_as_ffmpeg_numbers() {
         .modified()
         .unwrap();
     assert_eq!(before, after);
-    // JPEG is not built: said at once.
+    // A JPEG sequence: the same count and names, each image the frame its number says,
+    // and the colours of the PNG within JPEG's loss.
+    let jpegs = dir.path().join("jpegs");
+    std::fs::create_dir(&jpegs).unwrap();
     let out = run_with_limit(
         lucid()
-            .args(["--no-preview", "--output"])
-            .arg(frames.join("j_%04d.jpg")),
+            .args(["--no-preview", "--url"])
+            .arg(&input)
+            .arg("--output")
+            .arg(jpegs.join("j_%d.jpg")),
         LIMIT,
     );
-    assert_one_clear_error(&out, 2, "JPEG");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let mut names: Vec<String> = std::fs::read_dir(&jpegs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    names.sort_by_key(|n| n[2..n.len() - 4].parse::<u32>().unwrap());
+    let expected: Vec<String> = (1..=60).map(|n| format!("j_{n}.jpg")).collect();
+    assert_eq!(names, expected);
+    let rgb = |path: &Path| {
+        Command::new("ffmpeg")
+            .args(["-loglevel", "error", "-i"])
+            .arg(path)
+            .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+            .output()
+            .unwrap()
+            .stdout
+    };
+    for n in [1, 30, 60] {
+        let (png, jpg) = (
+            rgb(&frames.join(format!("f_{n:04}.png"))),
+            rgb(&jpegs.join(format!("j_{n}.jpg"))),
+        );
+        assert_eq!(png.len(), jpg.len());
+        // Below the marker strip, where testsrc2 has flat colour areas.
+        let mean_error = png[320 * 3 * 40..]
+            .iter()
+            .zip(&jpg[320 * 3 * 40..])
+            .map(|(a, b)| (f64::from(*a) - f64::from(*b)).abs())
+            .sum::<f64>()
+            / (png.len() - 320 * 3 * 40) as f64;
+        assert!(mean_error < 4.0, "frame {n}: mean error {mean_error:.2}");
+        let gray = Command::new("ffmpeg")
+            .args(["-loglevel", "error", "-i"])
+            .arg(jpegs.join(format!("j_{n}.jpg")))
+            .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"])
+            .output()
+            .unwrap();
+        assert_eq!(read_marker(&gray.stdout, 320, 320, 180), n - 1, "j_{n}.jpg");
+    }
 }
 
 #[test]

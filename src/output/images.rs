@@ -1,6 +1,7 @@
-//! `--output frames/%06d.png`: every rendered frame as a numbered PNG, for post-production,
-//! with the canvas's RGB exactly. Numbers start at 1, as FFmpeg's image2 muxer numbers them.
-//! (JPEG sequences are not built: FFmpeg's mjpeg encoder takes only full-range Y'CbCr.)
+//! `--output frames/%06d.png` (or `.jpg`): every rendered frame as a numbered image, for
+//! post-production. PNG keeps the canvas's RGB exactly; JPEG is full-range BT.601 Y'CbCr
+//! 4:2:0 (JFIF's convention, the only input FFmpeg's mjpeg encoder takes) at high quality.
+//! Numbers start at 1, as FFmpeg's image2 muxer numbers them.
 
 use std::path::PathBuf;
 
@@ -9,12 +10,13 @@ use ffmpeg_next as ff;
 use super::{OutputError, readback_rows};
 use crate::error::{LucidError, Result};
 
-/// An image file pattern: one `%d` or `%0Nd`, and a `.png` name.
+/// An image file pattern: one `%d` or `%0Nd`, and a `.png` or `.jpg` name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImagePattern {
     prefix: String,
     digits: usize,
     suffix: String,
+    jpeg: bool,
 }
 
 impl ImagePattern {
@@ -46,17 +48,16 @@ impl ImagePattern {
         }
         // Not `Path::extension`: a suffix of just ".png" is a hidden name to it.
         let ext = suffix.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
-        match ext.as_deref() {
-            Some("png") => {}
-            Some("jpg") | Some("jpeg") => {
-                return Err("JPEG sequences are not built yet: use .png".into());
-            }
-            _ => return Err("an image sequence is a .png name".into()),
-        }
+        let jpeg = match ext.as_deref() {
+            Some("png") => false,
+            Some("jpg") | Some("jpeg") => true,
+            _ => return Err("an image sequence is a .png or .jpg name".into()),
+        };
         Ok(ImagePattern {
             prefix: prefix.to_string(),
             digits,
             suffix: suffix.to_string(),
+            jpeg,
         })
     }
 
@@ -102,7 +103,8 @@ pub struct ImageSequence {
     pattern: ImagePattern,
     overwrite: bool,
     encoder: ff::encoder::Video,
-    rgba: ff::frame::Video,
+    /// The frame handed to the encoder: RGBA (PNG) or YUVJ420P (JPEG).
+    picture: ff::frame::Video,
     width: u32,
     height: u32,
     next: u64,
@@ -118,16 +120,28 @@ impl ImageSequence {
     ) -> Result<ImageSequence> {
         let first = pattern.path(1);
         let fail = |what: &str, e: ff::Error| LucidError::from(OutputError::new(&first, what, e));
-        let codec = ff::encoder::find_by_name("png")
-            .ok_or_else(|| OutputError::plain(&first, "this FFmpeg has no PNG encoder"))?;
+        let (name, format) = if pattern.jpeg {
+            ("mjpeg", ff::format::Pixel::YUVJ420P)
+        } else {
+            ("png", ff::format::Pixel::RGBA)
+        };
+        let codec = ff::encoder::find_by_name(name).ok_or_else(|| {
+            OutputError::plain(&first, format!("this FFmpeg has no {name} encoder"))
+        })?;
         let mut encoder = ff::codec::context::Context::new_with_codec(codec)
             .encoder()
             .video()
             .map_err(|e| fail("creating the encoder", e))?;
         encoder.set_width(width);
         encoder.set_height(height);
-        encoder.set_format(ff::format::Pixel::RGBA);
+        encoder.set_format(format);
         encoder.set_time_base(ff::Rational(1, 30));
+        if pattern.jpeg {
+            encoder.set_color_range(ff::color::Range::JPEG);
+            // Fixed quality 2 (of 2-31, lower is better): images for post-production.
+            encoder.set_flags(ff::codec::Flags::QSCALE);
+            encoder.set_global_quality(2 * FF_QP2LAMBDA);
+        }
         let encoder = encoder
             .open_as(codec)
             .map_err(|e| fail("opening the encoder", e))?;
@@ -135,7 +149,7 @@ impl ImageSequence {
             pattern,
             overwrite,
             encoder,
-            rgba: ff::frame::Video::new(ff::format::Pixel::RGBA, width, height),
+            picture: ff::frame::Video::new(format, width, height),
             width,
             height,
             next: 1,
@@ -146,19 +160,24 @@ impl ImageSequence {
     pub fn write(&mut self, padded: &[u8]) -> Result<()> {
         let path = self.pattern.path(self.next);
         let row = self.width as usize * 4;
-        let stride = self.rgba.stride(0);
         let rows: Vec<&[u8]> = readback_rows(padded, row)
             .take(self.height as usize)
             .collect();
         if rows.len() < self.height as usize || rows.iter().any(|r| r.len() < row) {
             return Err(OutputError::plain(&path, "a read-back frame had the wrong size").into());
         }
-        for (dst, src) in self.rgba.data_mut(0).chunks_mut(stride).zip(rows) {
-            dst[..row].copy_from_slice(src);
+        if self.pattern.jpeg {
+            rgba_to_jpeg_yuv(&rows, self.width as usize, &mut self.picture);
+        } else {
+            let stride = self.picture.stride(0);
+            for (dst, src) in self.picture.data_mut(0).chunks_mut(stride).zip(rows) {
+                dst[..row].copy_from_slice(src);
+            }
         }
         let fail = |what: &str, e: ff::Error| LucidError::from(OutputError::new(&path, what, e));
+        self.picture.set_pts(Some(self.next as i64));
         self.encoder
-            .send_frame(&self.rgba)
+            .send_frame(&self.picture)
             .map_err(|e| fail("encoding", e))?;
         let mut packet = ff::Packet::empty();
         self.encoder
@@ -179,6 +198,46 @@ impl ImageSequence {
     }
 }
 
+/// FFmpeg's `FF_QP2LAMBDA`: quantizer to lambda units.
+const FF_QP2LAMBDA: i32 = 118;
+
+/// RGBA rows into full-range BT.601 Y'CbCr 4:2:0 (JFIF), chroma the mean of each 2x2
+/// block. Alpha is dropped (the canvas is opaque).
+fn rgba_to_jpeg_yuv(rows: &[&[u8]], width: usize, out: &mut ff::frame::Video) {
+    let (ys, us, vs) = (out.stride(0), out.stride(1), out.stride(2));
+    for (y, row) in rows.iter().enumerate() {
+        let luma = &mut out.data_mut(0)[y * ys..];
+        for (x, l) in luma[..width].iter_mut().enumerate() {
+            let [r, g, b] = rgb(row, x);
+            *l = clamp(0.299 * r + 0.587 * g + 0.114 * b);
+        }
+    }
+    for cy in 0..rows.len().div_ceil(2) {
+        for cx in 0..width.div_ceil(2) {
+            let mut sum = [0.0f32; 3];
+            let mut n = 0.0;
+            for row in rows.iter().skip(cy * 2).take(2) {
+                for x in (cx * 2)..(cx * 2 + 2).min(width) {
+                    let p = rgb(row, x);
+                    sum.iter_mut().zip(p).for_each(|(s, v)| *s += v);
+                    n += 1.0;
+                }
+            }
+            let [r, g, b] = sum.map(|s| s / n);
+            out.data_mut(1)[cy * us + cx] = clamp(128.0 - 0.168736 * r - 0.331264 * g + 0.5 * b);
+            out.data_mut(2)[cy * vs + cx] = clamp(128.0 + 0.5 * r - 0.418688 * g - 0.081312 * b);
+        }
+    }
+}
+
+fn rgb(row: &[u8], x: usize) -> [f32; 3] {
+    [row[x * 4], row[x * 4 + 1], row[x * 4 + 2]].map(f32::from)
+}
+
+fn clamp(v: f32) -> u8 {
+    v.round().clamp(0.0, 255.0) as u8
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,11 +250,8 @@ mod tests {
         let p = ImagePattern::parse("shot-%d.PNG").unwrap();
         assert_eq!(p.path(12), PathBuf::from("shot-12.PNG"));
         assert_eq!(p.folder(), PathBuf::from("."));
-        assert!(
-            ImagePattern::parse("f%04d.jpg")
-                .unwrap_err()
-                .contains("JPEG")
-        );
+        assert!(ImagePattern::parse("f%04d.jpg").unwrap().jpeg);
+        assert!(ImagePattern::parse("f%04d.JPEG").unwrap().jpeg);
         assert!(
             ImagePattern::parse("frames.png")
                 .unwrap_err()
@@ -205,5 +261,23 @@ mod tests {
         assert!(ImagePattern::parse("f%6d.png").is_err());
         assert!(ImagePattern::parse("f%d_%d.png").is_err());
         assert!(ImagePattern::parse("f%013d.png").is_err());
+    }
+
+    #[test]
+    fn jpeg_colours_follow_jfif() {
+        ff::init().unwrap();
+        // Two columns: white | (51,102,204), two rows.
+        let row: Vec<u8> = [255, 255, 255, 255, 51, 102, 204, 255].to_vec();
+        let rows = [row.as_slice(), row.as_slice()];
+        let mut out = ff::frame::Video::new(ff::format::Pixel::YUVJ420P, 2, 2);
+        rgba_to_jpeg_yuv(&rows, 2, &mut out);
+        assert_eq!(out.data(0)[0], 255);
+        // Y = 0.299*51 + 0.587*102 + 0.114*204 = 98.3
+        assert_eq!(out.data(0)[1], 98);
+        // Chroma of the block's mean colour (153, 178.5, 229.5):
+        // Cb = 128 - 0.168736*153 - 0.331264*178.5 + 0.5*229.5 = 157.8
+        // Cr = 128 + 0.5*153 - 0.418688*178.5 - 0.081312*229.5 = 111.1
+        let (cb, cr) = (out.data(1)[0], out.data(2)[0]);
+        assert_eq!((cb, cr), (158, 111));
     }
 }

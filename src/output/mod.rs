@@ -9,15 +9,18 @@
 //! order.
 
 pub mod convert;
+pub mod encode;
 pub mod images;
 pub mod record;
+pub mod stream;
 pub mod y4m;
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, ErrorKind, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -33,8 +36,10 @@ use crate::error::Result;
 use crate::lifecycle::Lifecycle;
 use crate::video::{FramePresented, OutputCanvas, Pacing, StreamReady, VideoSystems};
 use convert::{YuvLayout, YuvTarget};
+use encode::{EncoderSettings, Picture};
 use images::{ImagePattern, ImageSequence};
 use record::Recorder;
+use stream::{StreamOutput, StreamTarget};
 use y4m::Y4mWriter;
 
 /// Memory each output's queue may hold, whatever the frame size.
@@ -47,7 +52,7 @@ pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// An output (record file, pipe, stats file, screenshot) that cannot be written.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot write {}: {what}", path.display())]
+#[error("cannot write {}: {what}{}", path.display(), because(cause))]
 pub struct OutputError {
     /// The file, or `stdout`.
     pub path: PathBuf,
@@ -56,6 +61,14 @@ pub struct OutputError {
     /// The underlying error, when there is one.
     #[source]
     pub cause: Option<Cause>,
+}
+
+/// The cause, as the message's tail: a user reads the whole story on one line.
+fn because(cause: &Option<Cause>) -> String {
+    cause
+        .as_ref()
+        .map(|c| format!(" ({c})"))
+        .unwrap_or_default()
 }
 
 impl OutputError {
@@ -97,14 +110,56 @@ pub struct OutputConfig {
     pub height: u32,
     /// Nominal frame rate for container headers.
     pub frame_rate: f64,
-    /// `--output` image sequences.
-    pub images: Vec<ImagePattern>,
+    /// `--output` targets.
+    pub targets: Vec<OutputTarget>,
+    /// How the H.264 outputs encode (`--encoder`, `--bitrate`, `--gop`).
+    pub encoding: EncoderSettings,
 }
 
 impl OutputConfig {
     /// True when any output is configured.
     pub fn any(&self) -> bool {
-        self.record.is_some() || self.pipe.is_some() || !self.images.is_empty()
+        self.record.is_some() || self.pipe.is_some() || !self.targets.is_empty()
+    }
+
+    /// True when every `--output` is a file (a network output plays in real time).
+    pub fn files_only(&self) -> bool {
+        self.targets
+            .iter()
+            .all(|t| matches!(t, OutputTarget::Images(_)))
+    }
+}
+
+/// One `--output`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputTarget {
+    /// `frames/%06d.png`.
+    Images(ImagePattern),
+    /// `rtmp://`, `rtmps://`, `srt://`, `udp://`.
+    Stream(StreamTarget),
+}
+
+impl OutputTarget {
+    /// Parses one `--output` value; the error says which forms there are.
+    pub fn parse(text: &str) -> std::result::Result<OutputTarget, String> {
+        let text = text.trim();
+        if let Some(stream) = StreamTarget::parse(text) {
+            return stream.map(OutputTarget::Stream);
+        }
+        if text.contains("://") {
+            return Err(
+                "network outputs are rtmp://, rtmps://, srt://host:port and udp://host:port".into(),
+            );
+        }
+        ImagePattern::parse(text).map(OutputTarget::Images)
+    }
+
+    /// The output's kind, naming it in the status line and stats.
+    fn kind(&self) -> &'static str {
+        match self {
+            OutputTarget::Images(_) => "images",
+            OutputTarget::Stream(s) => s.protocol.name(),
+        }
     }
 }
 
@@ -142,25 +197,112 @@ enum WriterMsg {
     Finish,
 }
 
-/// Frames one output wrote and dropped (its queue was full).
-#[derive(Debug, Default)]
-pub struct OutputCounters {
-    /// Frames written.
-    pub written: AtomicU64,
-    /// Frames this output dropped because it did not keep up.
-    pub dropped: AtomicU64,
+/// Where an output is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputPhase {
+    /// Writing.
+    Live,
+    /// A network output opening its first connection.
+    Connecting,
+    /// A network output whose connection failed or dropped: trying again.
+    Reconnecting,
+    /// Finalized.
+    Finished,
 }
 
-/// Each output's counters by name (`record`, `pipe`), for the status line and stats JSON.
+/// One output's state as its thread reports it: frames written and dropped (a full queue,
+/// or a network output that is down), bytes, phase, encoder and last error.
+#[derive(Debug, Default)]
+pub struct OutputState {
+    /// Frames written.
+    pub written: AtomicU64,
+    /// Frames this output dropped: it did not keep up, or its connection was down.
+    pub dropped: AtomicU64,
+    /// Bytes written (encoded outputs).
+    pub bytes: AtomicU64,
+    reconnects: AtomicU64,
+    phase: AtomicU8,
+    encoder: Mutex<Option<&'static str>>,
+    error: Mutex<Option<String>>,
+    meter: Mutex<Option<(Instant, u64, f64)>>,
+}
+
+impl OutputState {
+    /// The output's phase.
+    pub fn phase(&self) -> OutputPhase {
+        match self.phase.load(Ordering::Relaxed) {
+            1 => OutputPhase::Connecting,
+            2 => OutputPhase::Reconnecting,
+            3 => OutputPhase::Finished,
+            _ => OutputPhase::Live,
+        }
+    }
+
+    fn set_phase(&self, phase: OutputPhase) {
+        self.phase.store(phase as u8, Ordering::Relaxed);
+    }
+
+    fn set_encoder(&self, name: &'static str) {
+        if let Ok(mut e) = self.encoder.lock() {
+            *e = Some(name);
+        }
+    }
+
+    /// The FFmpeg encoder this output uses, when it encodes.
+    pub fn encoder(&self) -> Option<&'static str> {
+        self.encoder.lock().ok().and_then(|e| *e)
+    }
+
+    fn set_error(&self, error: Option<String>) {
+        if let Ok(mut e) = self.error.lock() {
+            *e = error;
+        }
+    }
+
+    /// Why a network output is down, or last went down.
+    pub fn error(&self) -> Option<String> {
+        self.error.lock().ok().and_then(|e| e.clone())
+    }
+
+    fn count_reconnect(&self) {
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Times a network output connected again after a failure.
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
+    }
+
+    /// Bits a second written over the last second or more (0 until it has been measured
+    /// over a second); call it about once a second.
+    pub fn bitrate(&self, now: Instant) -> f64 {
+        let bytes = self.bytes.load(Ordering::Relaxed);
+        let Ok(mut meter) = self.meter.lock() else {
+            return 0.0;
+        };
+        let (since, before, rate) = meter.get_or_insert((now, bytes, 0.0));
+        let span = now.saturating_duration_since(*since).as_secs_f64();
+        if span >= 0.9 {
+            *rate = (bytes.saturating_sub(*before) as f64 * 8.0) / span;
+            *since = now;
+            *before = bytes;
+        }
+        *rate
+    }
+}
+
+/// Each output's state by name (`record`, `pipe`, `rtmp`), for the status line, stats
+/// JSON and overlay.
 #[derive(Resource, Clone, Default)]
-pub struct OutputStats(pub Vec<(String, Arc<OutputCounters>)>);
+pub struct OutputStats(pub Vec<(String, Arc<OutputState>)>);
 
 /// One output's thread and queue.
 struct OutputThread {
     name: String,
     tx: Sender<WriterMsg>,
     handle: JoinHandle<()>,
-    counters: Arc<OutputCounters>,
+    counters: Arc<OutputState>,
     pixels: Pixels,
     /// How long finishing waits before leaving the thread behind; `None`: always waited
     /// for (a recording must get its trailer).
@@ -178,18 +320,24 @@ impl OutputWriter {
     /// for each.
     pub fn spawn(config: OutputConfig, lifecycle: &Lifecycle) -> Result<OutputWriter> {
         let (w, h) = (config.width, config.height);
+        let picture = Picture {
+            width: w,
+            height: h,
+            frame_rate: config.frame_rate,
+            matrix: ColorMatrix::conventional(h),
+        };
         let mut outputs = Vec::new();
         if let Some(path) = &config.record {
-            let matrix = ColorMatrix::conventional(h);
-            let recorder =
-                Recorder::create(path, config.overwrite, w, h, config.frame_rate, matrix)?;
+            let recorder = Recorder::create(path, config.overwrite, picture, &config.encoding)?;
+            let state = Arc::new(OutputState::default());
+            state.set_encoder(recorder.encoder());
             let sink = Sink::Record(recorder);
             outputs.push(OutputThread::start(
                 "record".into(),
                 sink,
                 None,
-                w,
-                h,
+                state,
+                picture,
                 lifecycle,
             ));
         }
@@ -200,28 +348,46 @@ impl OutputWriter {
                 PipeFormat::Rgba => Sink::Rgba(out),
             };
             let grace = Some(PIPE_FINISH_GRACE);
+            let state = Arc::default();
             outputs.push(OutputThread::start(
                 "pipe".into(),
                 sink,
                 grace,
-                w,
-                h,
+                state,
+                picture,
                 lifecycle,
             ));
         }
-        for (i, pattern) in config.images.iter().enumerate() {
-            let sink = Sink::Images(ImageSequence::create(
-                pattern.clone(),
-                config.overwrite,
-                w,
-                h,
-            )?);
-            let name = if config.images.len() == 1 {
-                "images".to_string()
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        for target in &config.targets {
+            let kind = target.kind();
+            let count = config.targets.iter().filter(|t| t.kind() == kind).count();
+            let nth = seen.entry(kind).or_default();
+            *nth += 1;
+            // `rtmp`, or `rtmp1`, `rtmp2` when there are several.
+            let name = if count == 1 {
+                kind.to_string()
             } else {
-                format!("images{}", i + 1)
+                format!("{kind}{nth}")
             };
-            outputs.push(OutputThread::start(name, sink, None, w, h, lifecycle));
+            let state = Arc::new(OutputState::default());
+            let sink = match target {
+                OutputTarget::Images(pattern) => Sink::Images(ImageSequence::create(
+                    pattern.clone(),
+                    config.overwrite,
+                    w,
+                    h,
+                )?),
+                OutputTarget::Stream(target) => Sink::Stream(StreamOutput::new(
+                    target.clone(),
+                    picture,
+                    config.encoding,
+                    state.clone(),
+                )),
+            };
+            outputs.push(OutputThread::start(
+                name, sink, None, state, picture, lifecycle,
+            ));
         }
         Ok(OutputWriter {
             outputs,
@@ -287,7 +453,7 @@ impl OutputWriter {
     }
 }
 
-fn report_drops(name: &str, counters: &OutputCounters) {
+fn report_drops(name: &str, counters: &OutputState) {
     let dropped = counters.dropped.load(Ordering::Relaxed);
     if dropped > 0 {
         warn!("{name}: {dropped} rendered frame(s) were not written: the output could not keep up");
@@ -299,20 +465,22 @@ impl OutputThread {
         name: String,
         sink: Sink,
         finish_grace: Option<Duration>,
-        width: u32,
-        height: u32,
+        counters: Arc<OutputState>,
+        picture: Picture,
         lifecycle: &Lifecycle,
     ) -> OutputThread {
+        let (width, height) = (picture.width, picture.height);
         let pixels = sink.pixels();
         let frame_bytes =
             (f64::from(width) * f64::from(height) * pixels.bytes_per_pixel()) as usize;
         let capacity = (QUEUE_BYTES / frame_bytes.max(1)).clamp(4, 120);
         let (tx, rx) = bounded(capacity);
-        let counters = Arc::new(OutputCounters::default());
         let c = counters.clone();
         let l = lifecycle.clone();
         let handle = lifecycle.spawn(&format!("lucid-{name}"), move || {
-            if let Err(e) = writer_main(rx, width, height, sink, &c, &l) {
+            let result = writer_main(rx, width, height, sink, &c, &l);
+            c.set_phase(OutputPhase::Finished);
+            if let Err(e) = result {
                 l.fail(e);
             }
         });
@@ -330,7 +498,7 @@ impl OutputThread {
 /// The render side's end of the output queues, plus readbacks still in flight.
 #[derive(Resource, Clone)]
 pub struct FrameSink {
-    outputs: Vec<(Sender<WriterMsg>, Arc<OutputCounters>, Pixels)>,
+    outputs: Vec<(Sender<WriterMsg>, Arc<OutputState>, Pixels)>,
     pending: Arc<AtomicUsize>,
 }
 
@@ -552,39 +720,52 @@ enum Sink {
     Y4m(Y4mWriter<BufWriter<std::io::Stdout>>),
     Rgba(BufWriter<std::io::Stdout>),
     Images(ImageSequence),
+    Stream(StreamOutput),
+}
+
+/// What became of one frame handed to a [`Sink`].
+enum Written {
+    /// Written: this many bytes (0 where not counted).
+    Bytes(u64),
+    /// Not written: a network output that is down (counted as a drop).
+    Dropped,
+    /// The pipe's reader is gone: a clean stop.
+    Closed,
 }
 
 impl Sink {
     fn pixels(&self) -> Pixels {
         match self {
             Sink::Rgba(_) | Sink::Images(_) => Pixels::Rgba,
-            Sink::Record(_) | Sink::Y4m(_) => Pixels::Yuv,
+            Sink::Record(_) | Sink::Y4m(_) | Sink::Stream(_) => Pixels::Yuv,
         }
     }
 
-    /// Writes one frame. `Ok(false)` when the pipe's reader is gone (a clean stop).
+    /// Writes one frame.
     fn write(
         &mut self,
         frame: &RenderedFrame,
         yuv: Option<&mut ff::frame::Video>,
         row_bytes: usize,
-    ) -> Result<bool> {
+    ) -> Result<Written> {
         let written = match (self, yuv) {
-            (Sink::Record(rec), Some(yuv)) => {
-                rec.write(yuv, frame.pts)?;
-                return Ok(true);
+            (Sink::Record(rec), Some(yuv)) => return rec.write(yuv, frame.pts).map(Written::Bytes),
+            (Sink::Stream(out), Some(yuv)) => {
+                return Ok(out
+                    .write(yuv, frame.pts)?
+                    .map_or(Written::Dropped, Written::Bytes));
             }
             (Sink::Y4m(pipe), Some(yuv)) => pipe.write(yuv),
             (Sink::Rgba(out), _) => write_rgba(out, &frame.pixels, row_bytes),
             (Sink::Images(images), _) => {
                 images.write(&frame.pixels)?;
-                return Ok(true);
+                return Ok(Written::Bytes(0));
             }
             (_, None) => Ok(()),
         };
         match written {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == ErrorKind::BrokenPipe => Ok(false),
+            Ok(()) => Ok(Written::Bytes(0)),
+            Err(e) if e.kind() == ErrorKind::BrokenPipe => Ok(Written::Closed),
             Err(e) => Err(OutputError::new("stdout", "writing the pipe", e).into()),
         }
     }
@@ -596,6 +777,7 @@ impl Sink {
                 info!("recording finalized: {frames} frames");
             }
             Sink::Images(images) => info!("image sequence: {} images written", images.written()),
+            Sink::Stream(out) => out.finish()?,
             Sink::Y4m(_) | Sink::Rgba(_) => {}
         }
         Ok(())
@@ -658,7 +840,7 @@ fn writer_main(
     width: u32,
     height: u32,
     mut sink: Sink,
-    counters: &OutputCounters,
+    counters: &OutputState,
     lifecycle: &Lifecycle,
 ) -> Result<()> {
     let layout = YuvLayout::new(width, height);
@@ -690,12 +872,19 @@ fn writer_main(
                     OutputError::plain("output", "a read-back frame had the wrong size").into(),
                 );
             }
-            if sink.write(&frame, yuv.as_mut(), width as usize * 4)? {
-                counters.written.fetch_add(1, Ordering::Relaxed);
-            } else {
-                info!("the reader closed stdout; stopping");
-                open = false;
-                lifecycle.request_stop();
+            match sink.write(&frame, yuv.as_mut(), width as usize * 4)? {
+                Written::Bytes(bytes) => {
+                    counters.written.fetch_add(1, Ordering::Relaxed);
+                    counters.bytes.fetch_add(bytes, Ordering::Relaxed);
+                }
+                Written::Dropped => {
+                    counters.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                Written::Closed => {
+                    info!("the reader closed stdout; stopping");
+                    open = false;
+                    lifecycle.request_stop();
+                }
             }
         }
     }

@@ -6,11 +6,8 @@ use std::time::Duration;
 use ffmpeg_next as ff;
 
 use super::OutputError;
-use crate::decode::ColorMatrix;
+use super::encode::{EncoderSettings, H264Encoder, Picture, RateGoal, TIME_BASE, timestamp};
 use crate::error::{LucidError, Result};
-
-/// Time base of recorded timestamps: fine enough for any frame rate.
-const TIME_BASE: (i32, i32) = (1, 90_000);
 
 /// The FFmpeg muxer for a record path, chosen by its extension.
 pub fn container_for(path: &Path) -> Result<&'static str> {
@@ -87,15 +84,7 @@ pub fn create_file(path: &Path, overwrite: bool) -> std::io::Result<std::fs::Fil
 /// MP4 is written fragmented (a fragment a second, the index up front and in each
 /// fragment), Matroska in clusters: either file plays up to its last complete fragment or
 /// cluster even when Lucid is killed or the power goes, not only after a clean stop.
-pub struct Recorder {
-    path: PathBuf,
-    output: ff::format::context::Output,
-    encoder: ff::encoder::Video,
-    stream_time_base: ff::Rational,
-    last_pts: Option<i64>,
-    frame_duration: i64,
-    frames: u64,
-}
+pub struct Recorder(Muxer);
 
 impl Recorder {
     /// Creates the file (see [`check_path`] for the rules) and the encoder, and writes the
@@ -103,122 +92,157 @@ impl Recorder {
     pub fn create(
         path: &Path,
         overwrite: bool,
-        width: u32,
-        height: u32,
-        frame_rate: f64,
-        matrix: ColorMatrix,
+        picture: Picture,
+        settings: &EncoderSettings,
     ) -> Result<Recorder> {
-        let fail = |what: &str, e: ff::Error| OutputError::new(path, what, e);
         let container = container_for(path)?;
         let target = claim(path, overwrite)?;
-        let mut output =
-            ff::format::output_as(&target, container).map_err(|e| fail("opening", e))?;
+        let mut muxer_opts = ff::Dictionary::new();
+        if container == "mp4" {
+            muxer_opts.set("movflags", "+frag_keyframe+empty_moov+default_base_moof");
+            muxer_opts.set("frag_duration", "1000000");
+        }
+        let open = MuxerOpen {
+            target: &target,
+            shown: path.to_path_buf(),
+            container,
+            io_options: ff::Dictionary::new(),
+            muxer_options: muxer_opts,
+            goal: RateGoal::File,
+        };
+        Muxer::open(open, picture, settings)
+            .map(Recorder)
+            .inspect_err(|_| {
+                // Nothing was recorded: leave no empty file behind to be mistaken for one.
+                let _ = std::fs::remove_file(path);
+            })
+    }
+
+    /// The encoder's name.
+    pub fn encoder(&self) -> &'static str {
+        self.0.encoder_name()
+    }
+
+    /// Encodes one frame at `pts` (stream time of the presented frame); returns the bytes
+    /// written to the file.
+    pub fn write(&mut self, frame: &mut ff::frame::Video, pts: Duration) -> Result<u64> {
+        self.0.write(frame, pts)
+    }
+
+    /// Flushes the encoder and writes the trailer (MP4's index): without it the file does
+    /// not play. Returns the number of frames recorded.
+    pub fn finish(self) -> Result<u64> {
+        self.0.finish()
+    }
+}
+
+/// Where and how a [`Muxer`] opens.
+pub struct MuxerOpen<'a> {
+    /// The name FFmpeg opens (`file:/abs/path`, `rtmp://...`).
+    pub target: &'a Path,
+    /// The name errors show (the user's path; a URL with its secrets masked).
+    pub shown: PathBuf,
+    /// FFmpeg's muxer (`mp4`, `matroska`, `flv`, `mpegts`).
+    pub container: &'static str,
+    /// Protocol options (timeouts, packet sizes).
+    pub io_options: ff::Dictionary<'static>,
+    /// Muxer options.
+    pub muxer_options: ff::Dictionary<'static>,
+    /// File or network rate control.
+    pub goal: RateGoal,
+}
+
+/// An H.264 encoder feeding one of FFmpeg's muxers: a file or a network connection.
+pub struct Muxer {
+    shown: PathBuf,
+    output: ff::format::context::Output,
+    encoder: H264Encoder,
+    stream_time_base: ff::Rational,
+    last_pts: Option<i64>,
+    frames: u64,
+}
+
+impl Muxer {
+    /// Opens the target, the encoder, and writes the container header.
+    pub fn open(
+        open: MuxerOpen<'_>,
+        picture: Picture,
+        settings: &EncoderSettings,
+    ) -> Result<Muxer> {
+        let shown = open.shown;
+        let fail = |what: &str, e: ff::Error| OutputError::new(&shown, what, e);
+        let mut output = ff::format::output_as_with(open.target, open.container, open.io_options)
+            .map_err(|e| fail("opening", e))?;
         let global_header = output
             .format()
             .flags()
             .contains(ff::format::Flags::GLOBAL_HEADER);
-        let codec = ff::encoder::find_by_name("libx264")
-            .or_else(|| ff::encoder::find(ff::codec::Id::H264))
-            .ok_or_else(|| OutputError::plain(path, "this FFmpeg has no H.264 encoder"))?;
-        let mut encoder = ff::codec::context::Context::new_with_codec(codec)
-            .encoder()
-            .video()
-            .map_err(|e| fail("creating the encoder", e))?;
-        let rate = if frame_rate.is_finite() && frame_rate >= 1.0 {
-            frame_rate
-        } else {
-            30.0
-        };
-        encoder.set_width(width);
-        encoder.set_height(height);
-        encoder.set_format(ff::format::Pixel::YUV420P);
-        encoder.set_time_base(TIME_BASE);
-        encoder.set_frame_rate(Some(ff::Rational::from(rate)));
-        // A keyframe every two seconds: each fragment of a killed recording decodes.
-        encoder.set_gop((rate * 2.0).round() as u32);
-        // The GPU's RGB -> YUV pass (shaders/rgb_to_yuv.wgsl) writes this matrix, limited
-        // range; say so.
-        encoder.set_colorspace(match matrix {
-            ColorMatrix::Bt601 => ff::color::Space::BT470BG,
-            ColorMatrix::Bt709 => ff::color::Space::BT709,
-        });
-        encoder.set_color_range(ff::color::Range::MPEG);
-        if global_header {
-            encoder.set_flags(ff::codec::Flags::GLOBAL_HEADER);
-        }
-        let mut opts = ff::Dictionary::new();
-        opts.set("preset", "veryfast");
-        opts.set("crf", "18");
-        // No B-frames or lookahead: each frame is written as it comes, so a stop loses nothing.
-        opts.set("tune", "zerolatency");
-        let encoder = encoder
-            .open_with(opts)
-            .map_err(|e| fail("opening the encoder", e))?;
+        let encoder = H264Encoder::open(settings, picture, open.goal, global_header)
+            .map_err(|e| OutputError::new(&shown, "opening the encoder", e))?;
         let mut stream = output
-            .add_stream(codec)
+            .add_stream(encoder.codec)
             .map_err(|e| fail("adding a stream", e))?;
-        stream.set_parameters(&encoder);
+        stream.set_parameters(&encoder.encoder);
         stream.set_time_base(TIME_BASE);
-        let mut muxer = ff::Dictionary::new();
-        if container == "mp4" {
-            muxer.set("movflags", "+frag_keyframe+empty_moov+default_base_moof");
-            muxer.set("frag_duration", "1000000");
-        }
         output
-            .write_header_with(muxer)
+            .write_header_with(open.muxer_options)
             .map_err(|e| fail("writing the header", e))?;
         let stream_time_base = output
             .stream(0)
             .map(|s| s.time_base())
             .unwrap_or(ff::Rational::from(TIME_BASE));
-        Ok(Recorder {
-            path: path.to_path_buf(),
+        Ok(Muxer {
+            shown,
             output,
             encoder,
             stream_time_base,
             last_pts: None,
-            frame_duration: (TIME_BASE.1 as f64 / rate).round() as i64,
             frames: 0,
         })
     }
 
-    /// Encodes one frame at `pts` (stream time of the presented frame).
-    pub fn write(&mut self, frame: &mut ff::frame::Video, pts: Duration) -> Result<()> {
-        let mut ts = (pts.as_secs_f64() * TIME_BASE.1 as f64).round() as i64;
-        if let Some(last) = self.last_pts {
-            ts = ts.max(last + 1); // the muxer needs strictly increasing timestamps
-        }
+    /// The encoder's name.
+    pub fn encoder_name(&self) -> &'static str {
+        self.encoder.name
+    }
+
+    /// Encodes one frame at `pts`; returns the bytes handed to the muxer.
+    pub fn write(&mut self, frame: &mut ff::frame::Video, pts: Duration) -> Result<u64> {
+        let ts = timestamp(pts, self.last_pts);
         self.last_pts = Some(ts);
         frame.set_pts(Some(ts));
         frame.set_kind(ff::picture::Type::None);
         self.encoder
+            .encoder
             .send_frame(frame)
             .map_err(|e| self.error("encoding", e))?;
         self.frames += 1;
         self.write_packets()
     }
 
-    fn write_packets(&mut self) -> Result<()> {
+    fn write_packets(&mut self) -> Result<u64> {
         let mut packet = ff::Packet::empty();
-        while self.encoder.receive_packet(&mut packet).is_ok() {
+        let mut bytes = 0;
+        while self.encoder.encoder.receive_packet(&mut packet).is_ok() {
             packet.set_stream(0);
             // Without a duration the MP4 muxer gives the last frame none, and players
             // (FFmpeg's edit-list handling included) then drop it.
             if packet.duration() <= 0 {
-                packet.set_duration(self.frame_duration);
+                packet.set_duration(self.encoder.frame_duration);
             }
             packet.rescale_ts(TIME_BASE, self.stream_time_base);
+            bytes += packet.size() as u64;
             packet
                 .write_interleaved(&mut self.output)
                 .map_err(|e| self.error("writing", e))?;
         }
-        Ok(())
+        Ok(bytes)
     }
 
-    /// Flushes the encoder and writes the trailer (MP4's index): without it the file does
-    /// not play. Returns the number of frames recorded.
+    /// Flushes the encoder and writes the trailer. Returns the number of frames encoded.
     pub fn finish(mut self) -> Result<u64> {
         self.encoder
+            .encoder
             .send_eof()
             .map_err(|e| self.error("flushing", e))?;
         self.write_packets()?;
@@ -229,7 +253,7 @@ impl Recorder {
     }
 
     fn error(&self, what: &str, e: ff::Error) -> LucidError {
-        OutputError::new(&self.path, what, e).into()
+        OutputError::new(&self.shown, what, e).into()
     }
 }
 

@@ -187,6 +187,29 @@ pub fn marked_source_args_from(
     ]
 }
 
+/// The marked source of `seconds`, written by the ffmpeg CLI with `encode` as `clip-WxH.ext`.
+pub fn marked_clip(
+    dir: &Path,
+    width: u32,
+    height: u32,
+    seconds: f64,
+    ext: &str,
+    encode: &[&str],
+) -> PathBuf {
+    let path = dir.join(format!("clip-{width}x{height}.{ext}"));
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error"])
+        .args(marked_source_args(width, height, Some(seconds)))
+        .args(["-map", "[hi]"])
+        .args(encode)
+        .arg(&path)
+        .args(["-map", "[lo]", "-f", "null", "-"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    path
+}
+
 /// H.264 as live origins encode it: fast, no B-frames (WebRTC-compatible, like Daydream's
 /// output), and a keyframe every `gop` frames exactly, so segments cut on keyframes.
 pub fn live_x264_args(gop: u32) -> Vec<String> {

@@ -1,0 +1,294 @@
+//! The H.264 encoder every encoding output opens (`--record`, `rtmp://`, `srt://`,
+//! `udp://`): which encoder (`--encoder`), its rate control (`--bitrate`) and keyframe
+//! interval (`--gop`), tuned for live (no B-frames, no lookahead: a frame is out as soon as
+//! it is in, so a stop loses nothing and a viewer waits for nothing).
+
+use std::time::Duration;
+
+use ffmpeg_next as ff;
+use tracing::info;
+
+use crate::decode::ColorMatrix;
+
+/// Time base of encoded timestamps: fine enough for any frame rate.
+pub const TIME_BASE: (i32, i32) = (1, 90_000);
+
+/// `--encoder`: which H.264 encoder to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EncoderChoice {
+    /// NVENC where an NVIDIA driver takes it, else libx264 (with a log line saying why).
+    #[default]
+    Auto,
+    /// libx264, the CPU encoder.
+    X264,
+    /// NVIDIA's NVENC; an error where it cannot open.
+    Nvenc,
+}
+
+impl EncoderChoice {
+    /// The FFmpeg encoders to try, in order.
+    fn candidates(self) -> &'static [&'static str] {
+        match self {
+            EncoderChoice::Auto => &["h264_nvenc", "libx264"],
+            EncoderChoice::X264 => &["libx264"],
+            EncoderChoice::Nvenc => &["h264_nvenc"],
+        }
+    }
+}
+
+/// How every H.264 output encodes.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct EncoderSettings {
+    /// Which encoder.
+    pub choice: EncoderChoice,
+    /// `--bitrate` in bits per second; without it files use constant quality and network
+    /// outputs [`STREAM_BITRATE`].
+    pub bitrate: Option<u64>,
+    /// `--gop` in frames; without it a keyframe every two seconds.
+    pub gop: Option<u32>,
+}
+
+/// Network outputs' bitrate when `--bitrate` is not given: what streaming platforms
+/// suggest for 1080p30.
+pub const STREAM_BITRATE: u64 = 6_000_000;
+
+/// What the encoder writes into: a file keeps quality constant, a network output keeps
+/// its bitrate within what the link was sized for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateGoal {
+    /// A file: constant quality unless `--bitrate`.
+    File,
+    /// A network output: capped bitrate (VBV), so the link never sees bursts it cannot carry.
+    Stream,
+}
+
+/// An opened H.264 encoder, with what the muxer needs to know about it.
+pub struct H264Encoder {
+    /// The encoder.
+    pub encoder: ff::encoder::Video,
+    /// The codec, for the muxer's stream.
+    pub codec: ff::Codec,
+    /// The FFmpeg encoder's name (`libx264`, `h264_nvenc`), for logs and stats.
+    pub name: &'static str,
+    /// A frame's duration in [`TIME_BASE`] units.
+    pub frame_duration: i64,
+}
+
+/// Why no encoder could be opened: each candidate and its error.
+#[derive(Debug)]
+pub struct NoEncoder(pub Vec<(&'static str, String)>);
+
+impl std::fmt::Display for NoEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tried: Vec<String> = self.0.iter().map(|(n, e)| format!("{n}: {e}")).collect();
+        write!(f, "no H.264 encoder opened ({})", tried.join("; "))
+    }
+}
+
+impl std::error::Error for NoEncoder {}
+
+/// The shape of the frames an encoder is opened for.
+#[derive(Debug, Clone, Copy)]
+pub struct Picture {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Frames a second (container headers, GOP length).
+    pub frame_rate: f64,
+    /// The matrix the YUV was converted with (limited range).
+    pub matrix: ColorMatrix,
+}
+
+impl H264Encoder {
+    /// Opens the first encoder of `settings.choice` that opens; an automatic choice that
+    /// falls back says so in the log.
+    pub fn open(
+        settings: &EncoderSettings,
+        picture: Picture,
+        goal: RateGoal,
+        global_header: bool,
+    ) -> Result<H264Encoder, NoEncoder> {
+        let mut failures = Vec::new();
+        for &name in settings.choice.candidates() {
+            match open_one(name, settings, picture, goal, global_header) {
+                Ok(encoder) => {
+                    if !failures.is_empty() {
+                        let tried: Vec<String> = failures
+                            .iter()
+                            .map(|(n, e): &(&str, String)| format!("{n} ({e})"))
+                            .collect();
+                        info!("encoder: {name}; not available: {}", tried.join(", "));
+                    }
+                    return Ok(encoder);
+                }
+                Err(e) => failures.push((name, e)),
+            }
+        }
+        Err(NoEncoder(failures))
+    }
+}
+
+fn open_one(
+    name: &'static str,
+    settings: &EncoderSettings,
+    picture: Picture,
+    goal: RateGoal,
+    global_header: bool,
+) -> Result<H264Encoder, String> {
+    let codec = ff::encoder::find_by_name(name).ok_or("not in this FFmpeg")?;
+    let mut encoder = ff::codec::context::Context::new_with_codec(codec)
+        .encoder()
+        .video()
+        .map_err(|e| e.to_string())?;
+    let rate = if picture.frame_rate.is_finite() && picture.frame_rate >= 1.0 {
+        picture.frame_rate
+    } else {
+        30.0
+    };
+    encoder.set_width(picture.width);
+    encoder.set_height(picture.height);
+    encoder.set_format(ff::format::Pixel::YUV420P);
+    encoder.set_time_base(TIME_BASE);
+    encoder.set_frame_rate(Some(ff::Rational::from(rate)));
+    // A keyframe every two seconds by default: each fragment of a killed recording
+    // decodes, and a viewer joining a stream waits at most that long.
+    encoder.set_gop(settings.gop.unwrap_or((rate * 2.0).round() as u32).max(1));
+    encoder.set_max_b_frames(0);
+    // The GPU's RGB -> YUV pass (shaders/rgb_to_yuv.wgsl) writes this matrix, limited
+    // range; say so.
+    encoder.set_colorspace(match picture.matrix {
+        ColorMatrix::Bt601 => ff::color::Space::BT470BG,
+        ColorMatrix::Bt709 => ff::color::Space::BT709,
+    });
+    encoder.set_color_range(ff::color::Range::MPEG);
+    if global_header {
+        encoder.set_flags(ff::codec::Flags::GLOBAL_HEADER);
+    }
+    let bitrate = match goal {
+        RateGoal::File => settings.bitrate,
+        RateGoal::Stream => Some(settings.bitrate.unwrap_or(STREAM_BITRATE)),
+    };
+    let mut opts = ff::Dictionary::new();
+    if let Some(bits) = bitrate {
+        encoder.set_bit_rate(bits as usize);
+        encoder.set_max_bit_rate(bits as usize);
+        // A one-second buffer: the bitrate holds over any second, as platforms ask.
+        opts.set("bufsize", &bits.to_string());
+    }
+    match name {
+        "libx264" => {
+            opts.set("preset", "veryfast");
+            if bitrate.is_none() {
+                opts.set("crf", "18");
+            }
+            opts.set("tune", "zerolatency");
+        }
+        "h264_nvenc" => {
+            // Low-latency preset, no lookahead; constant quality where no bitrate is set.
+            opts.set("preset", "p4");
+            opts.set("tune", "ll");
+            if bitrate.is_none() {
+                opts.set("rc", "vbr");
+                opts.set("cq", "19");
+            } else {
+                opts.set("rc", "cbr");
+            }
+        }
+        _ => {}
+    }
+    let encoder = encoder.open_with(opts).map_err(|e| e.to_string())?;
+    Ok(H264Encoder {
+        encoder,
+        codec,
+        name,
+        frame_duration: (TIME_BASE.1 as f64 / rate).round() as i64,
+    })
+}
+
+/// `pts` in [`TIME_BASE`] units, strictly after `last` (muxers need increasing timestamps).
+pub fn timestamp(pts: Duration, last: Option<i64>) -> i64 {
+    let ts = (pts.as_secs_f64() * TIME_BASE.1 as f64).round() as i64;
+    last.map_or(ts, |last| ts.max(last + 1))
+}
+
+/// Parses `--bitrate`: bits per second, with an optional `k` or `M` (`6M`, `4500k`).
+pub fn parse_bitrate(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, scale) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 1e3),
+        Some((i, 'm' | 'M')) => (&t[..i], 1e6),
+        _ => (t, 1.0),
+    };
+    let bits = digits
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .map(|v| (v * scale).round() as u64)
+        .ok_or_else(|| format!("--bitrate {text}: a number of bits a second, like 6M or 4500k"))?;
+    if !(100_000..=200_000_000).contains(&bits) {
+        return Err(format!("--bitrate {text}: use 100k to 200M"));
+    }
+    Ok(bits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bitrates_read_like_ffmpeg_writes_them() {
+        assert_eq!(parse_bitrate("6M").unwrap(), 6_000_000);
+        assert_eq!(parse_bitrate("4500k").unwrap(), 4_500_000);
+        assert_eq!(parse_bitrate("2.5M").unwrap(), 2_500_000);
+        assert_eq!(parse_bitrate("800000").unwrap(), 800_000);
+        assert!(parse_bitrate("fast").is_err());
+        assert!(parse_bitrate("10").is_err(), "10 bits a second is a typo");
+        assert!(parse_bitrate("-3M").is_err());
+    }
+
+    #[test]
+    fn timestamps_never_go_back() {
+        assert_eq!(timestamp(Duration::from_secs(1), None), 90_000);
+        assert_eq!(timestamp(Duration::from_secs(1), Some(90_000)), 90_001);
+        assert_eq!(timestamp(Duration::from_secs(2), Some(90_000)), 180_000);
+    }
+
+    #[test]
+    fn auto_falls_back_to_x264_and_an_explicit_choice_does_not() {
+        ff::init().expect("ffmpeg");
+        let picture = Picture {
+            width: 64,
+            height: 48,
+            frame_rate: 30.0,
+            matrix: ColorMatrix::Bt601,
+        };
+        let auto = EncoderSettings::default();
+        let enc = H264Encoder::open(&auto, picture, RateGoal::Stream, false).unwrap();
+        // With an NVIDIA driver NVENC opens; everywhere else the fallback does.
+        assert!(
+            ["h264_nvenc", "libx264"].contains(&enc.name),
+            "{}",
+            enc.name
+        );
+        assert_eq!(enc.frame_duration, 3000);
+        let x264 = EncoderSettings {
+            choice: EncoderChoice::X264,
+            bitrate: Some(1_000_000),
+            gop: Some(15),
+        };
+        let enc = H264Encoder::open(&x264, picture, RateGoal::File, false).unwrap();
+        assert_eq!(enc.name, "libx264");
+        if !std::path::Path::new("/dev/nvidiactl").exists() {
+            let nvenc = EncoderSettings {
+                choice: EncoderChoice::Nvenc,
+                ..auto
+            };
+            let err = H264Encoder::open(&nvenc, picture, RateGoal::Stream, false)
+                .err()
+                .expect("no NVIDIA device here");
+            assert_eq!(err.0.len(), 1);
+            assert!(err.to_string().contains("h264_nvenc"), "{err}");
+        }
+    }
+}

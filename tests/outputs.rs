@@ -1,0 +1,284 @@
+//! Outputs (issue 11): network outputs received by the real ffmpeg CLI listening on
+//! 127.0.0.1 (RTMP, SRT, UDP), a receiver killed mid-stream and started again, encoder
+//! choice, and clear errors for outputs that cannot be opened.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// The libx264 settings of the test clips.
+const ENCODE: [&str; 8] = [
+    "-c:v",
+    "libx264",
+    "-preset",
+    "ultrafast",
+    "-crf",
+    "12",
+    "-g",
+    "30",
+];
+
+/// A free port on 127.0.0.1 (TCP or UDP), as the kernel hands them out.
+fn free_port(udp: bool) -> u16 {
+    if udp {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    } else {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+}
+
+/// The ffmpeg CLI receiving `url` (listening) and copying what comes into `out`.
+struct Receiver(Child);
+
+impl Receiver {
+    fn start(input: &[&str], out: &Path) -> Receiver {
+        let child = Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-nostdin"])
+            // Written as it comes: a receiver killed mid-stream has kept what it got.
+            .args(["-analyzeduration", "500000", "-probesize", "200000"])
+            .args(input)
+            .args(["-c", "copy", "-flush_packets", "1", "-f", "mpegts", "-y"])
+            .arg(out)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ffmpeg runs");
+        Receiver(child)
+    }
+
+    /// Waits for the receiver to end by itself (its input closed), up to a deadline.
+    fn wait(mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.0.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                // The sender is gone: an interrupted ffmpeg still finalizes its file.
+                send_signal(self.0.id(), "INT");
+                wait_with_limit(&mut self.0, Duration::from_secs(10));
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill(mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Markers of every frame a receiver wrote (a file cut short decodes up to its end).
+fn received(path: &Path) -> Vec<u64> {
+    assert!(path.is_file(), "{} was not written", path.display());
+    file_markers(path).2
+}
+
+fn lucid_into(input: &Path, outputs: &[String], stats: &Path, extra: &[&str]) -> Child {
+    let mut cmd = lucid();
+    cmd.arg("--no-preview").arg("--url").arg(input);
+    for o in outputs {
+        cmd.arg("--output").arg(o);
+    }
+    cmd.arg("--stats-json")
+        .arg(stats)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("lucid runs")
+}
+
+#[test]
+fn rtmp_srt_and_udp_receivers_get_every_frame_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = marked_clip(dir.path(), 320, 180, 4.0, "mp4", &ENCODE);
+    let (rtmp, srt, udp) = (free_port(false), free_port(true), free_port(true));
+    let outs: Vec<PathBuf> = ["rtmp.ts", "srt.ts", "udp.ts"]
+        .iter()
+        .map(|n| dir.path().join(n))
+        .collect();
+    let receivers = [
+        Receiver::start(
+            &[
+                "-listen",
+                "1",
+                "-i",
+                &format!("rtmp://127.0.0.1:{rtmp}/live/key"),
+            ],
+            &outs[0],
+        ),
+        Receiver::start(
+            &["-i", &format!("srt://127.0.0.1:{srt}?mode=listener")],
+            &outs[1],
+        ),
+        Receiver::start(
+            &[
+                "-f",
+                "mpegts",
+                "-i",
+                &format!("udp://127.0.0.1:{udp}?timeout=3000000"),
+            ],
+            &outs[2],
+        ),
+    ];
+    // The listeners bind in a moment; a sender that comes first is refused and retries.
+    std::thread::sleep(Duration::from_millis(500));
+    let stats = dir.path().join("stats.jsonl");
+    let outputs = [
+        format!("rtmp://127.0.0.1:{rtmp}/live/s3cret-stream-key"),
+        format!("srt://127.0.0.1:{srt}"),
+        format!("udp://127.0.0.1:{udp}"),
+    ];
+    let mut child = lucid_into(&input, &outputs, &stats, &["--encoder", "x264"]);
+    let err = collect_stderr(&mut child);
+    let status = wait_with_limit(&mut child, LIMIT);
+    let err = err.join().unwrap();
+    assert!(status.success(), "{err}");
+    assert!(
+        !err.contains("s3cret"),
+        "the stream key was printed:\n{err}"
+    );
+    for r in receivers {
+        r.wait(Duration::from_secs(10));
+    }
+    let s = last_stats(&stats);
+    assert_eq!(s["offline"], false, "a network output plays in real time");
+    for (name, out) in ["rtmp", "srt", "udp"].iter().zip(&outs) {
+        let markers = received(out);
+        assert_eq!(assert_in_order(&markers), 0, "{name}: a gap in {markers:?}");
+        assert_eq!(
+            markers.first(),
+            Some(&0),
+            "{name} starts at the first frame"
+        );
+        // The last frames may still be in the encoder when the stats line is written,
+        // never missing from the receiver.
+        assert_eq!(markers.len(), 120, "{name}: {markers:?}");
+        let o = &s["outputs"][name];
+        assert_eq!(o["encoder"], "libx264", "{name}: {o}");
+        assert_eq!(o["dropped"], 0, "{name}: {o}");
+        assert_eq!(o["reconnects"], 0, "{name}: {o}");
+    }
+}
+
+#[test]
+fn a_receiver_that_goes_away_is_reconnected_and_the_recording_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = marked_clip(dir.path(), 320, 180, 10.0, "mp4", &ENCODE);
+    let port = free_port(false);
+    let listen = format!("rtmp://127.0.0.1:{port}/live/key");
+    let (first, second) = (dir.path().join("first.ts"), dir.path().join("second.ts"));
+    let receiver = Receiver::start(&["-listen", "1", "-i", &listen], &first);
+    std::thread::sleep(Duration::from_millis(500));
+    let stats = dir.path().join("stats.jsonl");
+    let record = dir.path().join("show.mkv");
+    let mut child = lucid_into(
+        &input,
+        std::slice::from_ref(&listen),
+        &stats,
+        &["--record", record.to_str().unwrap()],
+    );
+    let err = collect_stderr(&mut child);
+    // Three seconds in, the receiver dies without a goodbye; one second later a new one
+    // listens on the same port.
+    std::thread::sleep(Duration::from_secs(3));
+    receiver.kill();
+    std::thread::sleep(Duration::from_secs(1));
+    let again = Receiver::start(&["-listen", "1", "-i", &listen], &second);
+    let status = wait_with_limit(&mut child, LIMIT);
+    let err = err.join().unwrap();
+    assert!(status.success(), "{err}");
+    again.wait(Duration::from_secs(10));
+
+    let (before, after) = (received(&first), received(&second));
+    assert_in_order(&before);
+    assert_in_order(&after);
+    assert!(
+        !before.is_empty() && !after.is_empty(),
+        "{before:?} {after:?}"
+    );
+    assert!(
+        after[0] > *before.last().unwrap(),
+        "the new receiver gets later frames: {before:?} then {after:?}"
+    );
+    assert_eq!(*after.last().unwrap(), 299, "the stream went on to the end");
+    // The recording lost nothing.
+    let (_, _, recorded) = file_markers(&record);
+    assert_eq!(recorded, (0..300).collect::<Vec<u64>>());
+    let s = last_stats(&stats);
+    let rtmp = &s["outputs"]["rtmp"];
+    assert_eq!(rtmp["reconnects"], 1, "{rtmp}");
+    assert!(rtmp["dropped"].as_u64().unwrap() > 0, "{rtmp}");
+    assert_eq!(s["outputs"]["record"]["dropped"], 0, "{s}");
+    assert!(err.contains("trying again"), "{err}");
+}
+
+#[test]
+fn an_encoder_that_is_not_there_and_bad_outputs_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = marked_clip(dir.path(), 64, 48, 1.0, "mp4", &ENCODE);
+    let run = |extra: &[&str]| {
+        run_with_limit(
+            lucid()
+                .arg("--no-preview")
+                .arg("--url")
+                .arg(&input)
+                .args(extra),
+            LIMIT,
+        )
+    };
+    for (args, needle) in [
+        (
+            vec!["--output", "udp://127.0.0.1"],
+            "needs a port (host:port)",
+        ),
+        (
+            vec!["--output", "http://example.com/x"],
+            "network outputs are",
+        ),
+        (vec!["--output", "show.mp4"], "%d"),
+        (
+            vec!["--record", "x.mp4", "--bitrate", "fast"],
+            "--bitrate fast",
+        ),
+        (vec!["--record", "x.mp4", "--gop", "0"], "--gop must be"),
+    ] {
+        assert_one_clear_error(&run(&args), 2, needle);
+    }
+    if !Path::new("/dev/nvidiactl").exists() {
+        // Found once the stream's size is known, after the renderer started (whose
+        // drivers may print lines of their own).
+        let record = dir.path().join("x.mp4");
+        let out = run(&["--record", record.to_str().unwrap(), "--encoder", "nvenc"]);
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(7), "{err}");
+        let line = err
+            .lines()
+            .find(|l| l.starts_with("error: cannot write"))
+            .unwrap_or_else(|| panic!("no output error in:\n{err}"));
+        assert!(line.contains("h264_nvenc"), "{line}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(!record.exists(), "no empty recording is left behind");
+    }
+}
