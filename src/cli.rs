@@ -49,8 +49,9 @@ pub struct Args {
 
     /// Also send the rendered frames to: `rtmp://host/app/key` (or rtmps://),
     /// `srt://host:port`, `udp://host:port` (H.264; a dropped connection is reopened with
-    /// backoff), or `frames/%06d.png` (every frame as a numbered PNG, from 1; the folder
-    /// must exist, --overwrite replaces images). Repeatable.
+    /// backoff), `/dev/videoN` (a v4l2loopback virtual camera), or `frames/%06d.png` or
+    /// `.jpg` (every frame as a numbered image, from 1; the folder must exist, --overwrite
+    /// replaces images). Repeatable.
     #[arg(long, value_name = "URL|PATTERN")]
     pub output: Vec<String>,
 
@@ -299,8 +300,12 @@ impl Args {
             crate::output::record::check_path(path, self.overwrite)?;
         }
         for target in self.output_targets()? {
-            if let crate::output::OutputTarget::Images(pattern) = target {
-                pattern.check(self.overwrite)?;
+            match target {
+                crate::output::OutputTarget::Images(pattern) => pattern.check(self.overwrite)?,
+                crate::output::OutputTarget::V4l2(path) => {
+                    crate::output::v4l2::check_device(&path)?;
+                }
+                crate::output::OutputTarget::Stream(_) => {}
             }
         }
         self.encoding()?;

@@ -258,6 +258,7 @@ fn an_encoder_that_is_not_there_and_bad_outputs_are_clear_errors() {
             "network outputs are",
         ),
         (vec!["--output", "show.mp4"], "%d"),
+        (vec!["--output", "ndi://Lucid"], "NDI output is not built"),
         (
             vec!["--record", "x.mp4", "--bitrate", "fast"],
             "--bitrate fast",
@@ -265,6 +266,13 @@ fn an_encoder_that_is_not_there_and_bad_outputs_are_clear_errors() {
         (vec!["--record", "x.mp4", "--gop", "0"], "--gop must be"),
     ] {
         assert_one_clear_error(&run(&args), 2, needle);
+    }
+    // No v4l2loopback device: said before anything starts, with how to make one, and no
+    // plain file is created in its place.
+    let camera = "/dev/video63";
+    if !Path::new(camera).exists() {
+        assert_one_clear_error(&run(&["--output", camera]), 7, "modprobe v4l2loopback");
+        assert!(!Path::new(camera).exists());
     }
     if !Path::new("/dev/nvidiactl").exists() {
         // Found once the stream's size is known, after the renderer started (whose

@@ -13,6 +13,7 @@ pub mod encode;
 pub mod images;
 pub mod record;
 pub mod stream;
+pub mod v4l2;
 pub mod y4m;
 
 use std::collections::BTreeMap;
@@ -40,6 +41,7 @@ use encode::{EncoderSettings, Picture};
 use images::{ImagePattern, ImageSequence};
 use record::Recorder;
 use stream::{StreamOutput, StreamTarget};
+use v4l2::V4l2Output;
 use y4m::Y4mWriter;
 
 /// Memory each output's queue may hold, whatever the frame size.
@@ -137,6 +139,8 @@ pub enum OutputTarget {
     Images(ImagePattern),
     /// `rtmp://`, `rtmps://`, `srt://`, `udp://`.
     Stream(StreamTarget),
+    /// `/dev/videoN`: a v4l2loopback virtual camera.
+    V4l2(PathBuf),
 }
 
 impl OutputTarget {
@@ -145,6 +149,12 @@ impl OutputTarget {
         let text = text.trim();
         if let Some(stream) = StreamTarget::parse(text) {
             return stream.map(OutputTarget::Stream);
+        }
+        if v4l2::is_device(text) {
+            return Ok(OutputTarget::V4l2(PathBuf::from(text)));
+        }
+        if text.starts_with("ndi://") {
+            return Err("NDI output is not built yet (see the README's outputs section)".into());
         }
         if text.contains("://") {
             return Err(
@@ -159,6 +169,7 @@ impl OutputTarget {
         match self {
             OutputTarget::Images(_) => "images",
             OutputTarget::Stream(s) => s.protocol.name(),
+            OutputTarget::V4l2(_) => "v4l2",
         }
     }
 }
@@ -378,6 +389,9 @@ impl OutputWriter {
                     w,
                     h,
                 )?),
+                OutputTarget::V4l2(path) => {
+                    Sink::V4l2(V4l2Output::open(path, w, h, config.frame_rate)?)
+                }
                 OutputTarget::Stream(target) => Sink::Stream(StreamOutput::new(
                     target.clone(),
                     picture,
@@ -721,6 +735,7 @@ enum Sink {
     Rgba(BufWriter<std::io::Stdout>),
     Images(ImageSequence),
     Stream(StreamOutput),
+    V4l2(V4l2Output),
 }
 
 /// What became of one frame handed to a [`Sink`].
@@ -737,7 +752,7 @@ impl Sink {
     fn pixels(&self) -> Pixels {
         match self {
             Sink::Rgba(_) | Sink::Images(_) => Pixels::Rgba,
-            Sink::Record(_) | Sink::Y4m(_) | Sink::Stream(_) => Pixels::Yuv,
+            Sink::Record(_) | Sink::Y4m(_) | Sink::Stream(_) | Sink::V4l2(_) => Pixels::Yuv,
         }
     }
 
@@ -754,6 +769,9 @@ impl Sink {
                 return Ok(out
                     .write(yuv, frame.pts)?
                     .map_or(Written::Dropped, Written::Bytes));
+            }
+            (Sink::V4l2(cam), Some(yuv)) => {
+                return cam.write(yuv, frame.pts).map(Written::Bytes);
             }
             (Sink::Y4m(pipe), Some(yuv)) => pipe.write(yuv),
             (Sink::Rgba(out), _) => write_rgba(out, &frame.pixels, row_bytes),
@@ -778,6 +796,7 @@ impl Sink {
             }
             Sink::Images(images) => info!("image sequence: {} images written", images.written()),
             Sink::Stream(out) => out.finish()?,
+            Sink::V4l2(cam) => cam.finish()?,
             Sink::Y4m(_) | Sink::Rgba(_) => {}
         }
         Ok(())
