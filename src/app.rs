@@ -18,6 +18,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use tracing::{info, warn};
 
 use crate::cli::{Args, PipeFormat, output_size};
+use crate::control::osc::Feedback;
+use crate::control::plugin::ControlPlugin;
 use crate::daydream::cues::CueList;
 use crate::daydream::panel::{Cues, DaydreamPanelPlugin};
 use crate::daydream::{DaydreamLink, DaydreamPlugin};
@@ -49,6 +51,10 @@ const STOP_POLL: Duration = Duration::from_millis(20);
 /// arrives or something fails.
 pub fn run(args: Args) -> Result<()> {
     args.validate()?;
+    if args.list_osc {
+        print!("{}", crate::control::osc::listing());
+        return Ok(());
+    }
     let cues = args
         .cues
         .as_deref()
@@ -77,6 +83,17 @@ pub fn run(args: Args) -> Result<()> {
         .as_deref()
         .map(|p| StatsFile::open(p, &lifecycle))
         .transpose()?;
+    // Bound before anything plays: a port in use is a clear error, not a silent show.
+    let control = match args.osc {
+        Some(port) => Some(ControlPlugin {
+            osc: crate::control::osc::listen(port, &lifecycle)?,
+            feedback: args
+                .osc_feedback()?
+                .map(|to| Feedback::start(to, &lifecycle))
+                .transpose()?,
+        }),
+        None => None,
+    };
     let app_done = Arc::new(AtomicBool::new(false));
     install_signal_handler(&lifecycle, &writer, &app_done)?;
     let daydream = daydream.map(|attached| (DaydreamLink::start(attached, &lifecycle), cues));
@@ -158,6 +175,9 @@ pub fn run(args: Args) -> Result<()> {
             offline,
             daydream,
         );
+        if let Some(control) = control {
+            app.add_plugins(control);
+        }
         while app.plugins_state() == PluginsState::Adding {
             bevy::tasks::tick_global_task_pools_on_main_thread();
         }

@@ -113,6 +113,19 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub presets_dir: Option<PathBuf>,
 
+    /// Listen for OSC on this UDP port (all interfaces). `--list-osc` shows the addresses.
+    #[arg(long, value_name = "PORT")]
+    pub osc: Option<u16>,
+
+    /// Send changed values (effect parameters, level, freeze) as OSC to HOST:PORT, for
+    /// controller apps such as TouchOSC.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub osc_feedback: Option<String>,
+
+    /// Print Lucid's OSC addresses, and exit.
+    #[arg(long)]
+    pub list_osc: bool,
+
     /// Print the available effects with their parameters, and exit.
     #[arg(long)]
     pub list_effects: bool,
@@ -309,6 +322,7 @@ impl Args {
             }
         }
         self.encoding()?;
+        self.osc_feedback()?;
         Ok(())
     }
 }
@@ -327,6 +341,28 @@ impl Args {
                 })
             })
             .collect()
+    }
+
+    /// `--osc-feedback`, resolved to an address.
+    pub fn osc_feedback(&self) -> Result<Option<std::net::SocketAddr>> {
+        use std::net::ToSocketAddrs;
+        let Some(text) = &self.osc_feedback else {
+            return Ok(None);
+        };
+        if self.osc.is_none() {
+            return Err(LucidError::Usage(
+                "--osc-feedback answers a controller: add --osc PORT".into(),
+            ));
+        }
+        text.to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .map(Some)
+            .ok_or_else(|| {
+                LucidError::Usage(format!(
+                    "--osc-feedback {text}: use HOST:PORT, e.g. 192.168.1.20:9000"
+                ))
+            })
     }
 
     /// `--encoder`, `--bitrate` and `--gop`, checked.

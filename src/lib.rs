@@ -12,6 +12,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod control;
 pub mod daydream;
 pub mod decode;
 pub mod effects;

@@ -128,6 +128,8 @@ pub struct StatusSnapshot {
     pub daydream: Option<crate::daydream::plugin::DaydreamReport>,
     /// The show's tempo (`--bpm` or tapped), beats per minute.
     pub bpm: Option<f64>,
+    /// OSC messages received, applied and rejected (with `--osc`).
+    pub osc: Option<crate::control::plugin::ControlReport>,
 }
 
 /// One output's state in a status sample.
@@ -361,6 +363,15 @@ impl Plugin for StatusPlugin {
     }
 }
 
+/// The show's parts that report into the status: pacing, Daydream, tempo, OSC.
+#[derive(bevy::ecs::system::SystemParam)]
+struct ShowReports<'w> {
+    pacing: Res<'w, crate::video::Pacing>,
+    daydream: Option<Res<'w, crate::daydream::DaydreamState>>,
+    tempo: Option<Res<'w, crate::effects::ShowTempo>>,
+    control: Option<Res<'w, crate::control::plugin::ControlReport>>,
+}
+
 #[expect(
     clippy::too_many_arguments,
     reason = "a Bevy system: each argument is a query or resource it reads"
@@ -377,11 +388,7 @@ fn report_status(
     ui: Option<Res<crate::overlay::UiTiming>>,
     outputs: Option<Res<OutputStats>>,
     mut latest: ResMut<LatestStatus>,
-    (pacing, daydream, tempo): (
-        Res<crate::video::Pacing>,
-        Option<Res<crate::daydream::DaydreamState>>,
-        Option<Res<crate::effects::ShowTempo>>,
-    ),
+    show: ShowReports,
 ) {
     let now = Instant::now();
     let (since, count) = *out.last.get_or_insert((now, stats.presented));
@@ -416,8 +423,8 @@ fn report_status(
         state,
         source: info.as_ref().map(|i| i.source.clone()).unwrap_or_default(),
         rendition: info.as_ref().and_then(|i| i.rendition.clone()),
-        offline: pacing.offline,
-        progress: match (pacing.offline, info.as_ref().and_then(|i| i.duration)) {
+        offline: show.pacing.offline,
+        progress: match (show.pacing.offline, info.as_ref().and_then(|i| i.duration)) {
             (true, Some(total)) => stats
                 .pts_span
                 .zip(stats.first_frame_at)
@@ -467,8 +474,9 @@ fn report_status(
                     .collect()
             })
             .unwrap_or_default(),
-        daydream: daydream.and_then(|d| d.report()),
-        bpm: tempo.map(|t| t.0.bpm),
+        daydream: show.daydream.and_then(|d| d.report()),
+        bpm: show.tempo.map(|t| t.0.bpm),
+        osc: show.control.map(|c| c.clone()),
     };
     latest.0 = Some(snap.clone());
     if let Some((tx, dropped)) = &out.json

@@ -1,0 +1,238 @@
+//! The Bevy side of remote control: OSC messages from the listener thread are parsed and
+//! applied once a frame, before the frame is presented, so a change shows in the next
+//! rendered frame (outputs included); changed values go back to `--osc-feedback`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use bevy::prelude::*;
+use crossbeam_channel::Receiver;
+use rosc::OscMessage;
+use tracing::{info, warn};
+
+use super::osc::{self, Feedback};
+use super::{ControlAction, set_enabled, set_param};
+use crate::daydream::panel::Cues;
+use crate::daydream::plugin::Steer;
+use crate::daydream::worker::SteerCommand;
+use crate::effects::chain::EffectChain;
+use crate::effects::tempo::TapTempo;
+use crate::effects::{EffectCatalog, EffectClock, MasterLevel, ShowTempo};
+use crate::show::ShowState;
+use crate::video::{Freeze, RedrawCanvas, VideoSystems};
+
+/// How often changed values are sent back at most.
+const FEEDBACK_EVERY: Duration = Duration::from_millis(50);
+
+/// OSC counters for the status line and `--stats-json`.
+#[derive(Resource, Debug, Clone, Default, serde::Serialize)]
+pub struct ControlReport {
+    /// OSC messages received.
+    pub received: u64,
+    /// Messages applied.
+    pub applied: u64,
+    /// Messages ignored: unknown address, wrong type, no such effect or parameter.
+    pub rejected: u64,
+}
+
+/// Remote control: OSC in (`--osc`), feedback out (`--osc-feedback`).
+pub struct ControlPlugin {
+    /// Messages from the OSC listener.
+    pub osc: Receiver<OscMessage>,
+    /// Where changed values go.
+    pub feedback: Option<Feedback>,
+}
+
+#[derive(Resource)]
+struct OscInbox(Receiver<OscMessage>);
+
+#[derive(Resource, Clone)]
+struct OscFeedback(Feedback);
+
+impl Plugin for ControlPlugin {
+    fn build(&self, app: &mut App) {
+        app.insert_resource(OscInbox(self.osc.clone()))
+            .init_resource::<ControlReport>()
+            .add_systems(Update, apply_osc.before(VideoSystems::Present));
+        if let Some(feedback) = &self.feedback {
+            app.insert_resource(OscFeedback(feedback.clone()))
+                .add_systems(Update, send_feedback.after(apply_osc));
+        }
+    }
+}
+
+/// The show's state an action may touch.
+#[derive(bevy::ecs::system::SystemParam)]
+struct Controls<'w> {
+    chain: ResMut<'w, EffectChain>,
+    catalog: Res<'w, EffectCatalog>,
+    master: ResMut<'w, MasterLevel>,
+    show: Option<ResMut<'w, ShowState>>,
+    freeze: ResMut<'w, Freeze>,
+    redraw: ResMut<'w, RedrawCanvas>,
+    tempo: ResMut<'w, ShowTempo>,
+    clock: Res<'w, EffectClock>,
+    steer: Option<Res<'w, Steer>>,
+    cues: Option<ResMut<'w, Cues>>,
+}
+
+fn apply_osc(
+    inbox: Res<OscInbox>,
+    mut controls: Controls,
+    mut report: ResMut<ControlReport>,
+    mut warned: Local<HashSet<String>>,
+    mut taps: Local<TapTempo>,
+) {
+    for message in inbox.0.try_iter() {
+        report.received += 1;
+        let outcome = osc::parse(&message)
+            .map_err(|e| e.to_string())
+            .and_then(|action| apply(&action, &mut controls, &mut taps));
+        match outcome {
+            Ok(()) => report.applied += 1,
+            Err(why) => {
+                report.rejected += 1;
+                // Once per address: a controller sending 60 a second must not flood the log.
+                if warned.insert(message.addr.clone()) {
+                    warn!("OSC {}: {why}; ignored", message.addr);
+                }
+            }
+        }
+    }
+}
+
+fn apply(
+    action: &ControlAction,
+    c: &mut Controls,
+    taps: &mut TapTempo,
+) -> std::result::Result<(), String> {
+    let mut redraw = true;
+    match action {
+        ControlAction::EffectParam {
+            effect,
+            param,
+            amount,
+        } => {
+            set_param(&mut c.chain, &c.catalog, effect, param, amount)
+                .map_err(|e| e.to_string())?;
+        }
+        ControlAction::EffectEnabled { effect, on } => {
+            set_enabled(&mut c.chain, effect, *on).map_err(|e| e.to_string())?;
+        }
+        ControlAction::Blackout(on) => {
+            let black = on.apply(c.master.level == 0.0);
+            let level = if black { 0.0 } else { 1.0 };
+            c.master.level = level;
+            if let Some(show) = c.show.as_mut() {
+                show.target = level;
+            }
+        }
+        ControlAction::Fade(on) => {
+            let current = c.show.as_ref().map_or(c.master.level, |s| s.target);
+            let level = if on.apply(current == 0.0) { 0.0 } else { 1.0 };
+            match c.show.as_mut() {
+                Some(show) => show.target = level,
+                // Headless there is no fade to run: the level is set at once.
+                None => c.master.level = level,
+            }
+        }
+        ControlAction::Level(level) => {
+            c.master.level = *level;
+            if let Some(show) = c.show.as_mut() {
+                show.target = *level;
+            }
+        }
+        ControlAction::Freeze(on) => c.freeze.0 = on.apply(c.freeze.0),
+        ControlAction::Tap => {
+            redraw = false;
+            if let Some(tapped) = taps.tap(f64::from(c.clock.time)) {
+                c.tempo.0 = tapped;
+                info!("tempo {:.1} bpm (tapped over OSC)", tapped.bpm);
+            }
+        }
+        ControlAction::Bpm(bpm) => {
+            redraw = false;
+            c.tempo.0.bpm = *bpm;
+        }
+        ControlAction::Prompt(prompt) => {
+            redraw = false;
+            let steer = c
+                .steer
+                .as_ref()
+                .ok_or("no Daydream stream is being steered")?;
+            steer.send(SteerCommand::Set {
+                name: crate::daydream::api::param::PROMPT.into(),
+                value: prompt.clone().into(),
+            });
+        }
+        ControlAction::CueNext | ControlAction::CuePrevious => {
+            redraw = false;
+            let (Some(steer), Some(cues)) = (c.steer.as_ref(), c.cues.as_mut()) else {
+                return Err("no Daydream cues (--cues) are loaded".into());
+            };
+            if cues.0.cues.is_empty() {
+                return Err("no Daydream cues (--cues) are loaded".into());
+            }
+            let commands = if *action == ControlAction::CueNext {
+                cues.0.go_next()
+            } else {
+                cues.0.go_previous()
+            };
+            if let Some(i) = cues.0.current {
+                info!("cue {} (OSC)", i + 1);
+            }
+            for command in commands {
+                steer.send(command);
+            }
+        }
+    }
+    if redraw {
+        // A frozen or stalled picture shows the change too.
+        c.redraw.0 = true;
+    }
+    Ok(())
+}
+
+/// When feedback was last sent, and the values sent by address.
+type SentValues = (Option<Instant>, BTreeMap<String, Vec<f32>>);
+
+/// Sends every value that changed since the last send: effect parameters, mix and
+/// enabled, the master level and freeze, whoever changed them (OSC, overlay, keys).
+fn send_feedback(
+    feedback: Res<OscFeedback>,
+    chain: Res<EffectChain>,
+    catalog: Res<EffectCatalog>,
+    master: Res<MasterLevel>,
+    freeze: Res<Freeze>,
+    mut last: Local<SentValues>,
+) {
+    let now = Instant::now();
+    if last.0.is_some_and(|t| now - t < FEEDBACK_EVERY) {
+        return;
+    }
+    last.0 = Some(now);
+    let mut values = BTreeMap::new();
+    for (i, effect) in chain.effects.iter().enumerate() {
+        let base = format!("/lucid/effect/{i}");
+        values.insert(
+            format!("{base}/enabled"),
+            vec![f32::from(u8::from(effect.enabled))],
+        );
+        values.insert(format!("{base}/mix"), vec![effect.mix]);
+        if let Some(def) = catalog.get(&effect.effect) {
+            for p in &def.params {
+                if let Some(v) = effect.value(&def, &p.name) {
+                    values.insert(format!("{base}/{}", p.name), super::normalized(p.kind, &v));
+                }
+            }
+        }
+    }
+    values.insert("/lucid/master/level".into(), vec![master.level]);
+    values.insert("/lucid/freeze".into(), vec![f32::from(u8::from(freeze.0))]);
+    for (address, v) in &values {
+        if last.1.get(address) != Some(v) {
+            feedback.0.send(address.clone(), v);
+        }
+    }
+    last.1 = values;
+}

@@ -1,0 +1,175 @@
+//! Remote control (issue 11): OSC packets sent by the test over 127.0.0.1 change an effect
+//! parameter, visible in the piped output from then on; unknown addresses and wrong types
+//! are counted and ignored; changed values come back on `--osc-feedback`.
+
+mod support;
+
+use std::net::UdpSocket;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rosc::{OscMessage, OscPacket, OscType};
+use support::*;
+
+fn send(socket: &UdpSocket, port: u16, addr: &str, args: Vec<OscType>) {
+    let packet = OscPacket::Message(OscMessage {
+        addr: addr.into(),
+        args,
+    });
+    let bytes = rosc::encoder::encode(&packet).unwrap();
+    socket.send_to(&bytes, ("127.0.0.1", port)).unwrap();
+}
+
+/// The stats file's newest `presented` count (0 before the first line).
+fn presented(stats: &std::path::Path) -> u64 {
+    std::fs::read_to_string(stats)
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .last()
+                .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        })
+        .and_then(|v| v["presented"].as_u64())
+        .unwrap_or(0)
+}
+
+#[test]
+fn osc_changes_an_effect_in_the_output_and_feeds_the_value_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("gray.y4m");
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
+        .arg("color=c=0x808080:s=320x180:r=30:d=8")
+        .args(["-pix_fmt", "yuv420p"])
+        .arg(&input)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let feedback = UdpSocket::bind("127.0.0.1:0").unwrap();
+    feedback
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let stats = dir.path().join("stats.jsonl");
+    let mut child = lucid()
+        .args(["--no-preview", "--pipe", "y4m", "--url"])
+        .arg(&input)
+        .args(["--effect", "tint:color=#ff0000,amount=0"])
+        .args(["--osc", &port.to_string()])
+        .arg("--osc-feedback")
+        .arg(feedback.local_addr().unwrap().to_string())
+        .arg("--stats-json")
+        .arg(&stats)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut v).unwrap();
+        v
+    });
+    let err = collect_stderr(&mut child);
+    // Once frames flow, a controller moves the tint's amount to the top of its range;
+    // nonsense around it is ignored.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while presented(&stats) < 30 {
+        assert!(Instant::now() < deadline, "no frames");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    send(&socket, port, "/lucid/nope", vec![OscType::Float(1.0)]);
+    send(&socket, port, "/lucid/nope", vec![OscType::Float(1.0)]);
+    send(
+        &socket,
+        port,
+        "/lucid/effect/tint/amount",
+        vec![OscType::String("loud".into())],
+    );
+    send(
+        &socket,
+        port,
+        "/lucid/effect/tint/amount",
+        vec![OscType::Float(1.0)],
+    );
+    // The value comes back, by the effect's place in the chain.
+    let mut fed_back = None;
+    let mut buf = [0u8; 1536];
+    let until = Instant::now() + Duration::from_secs(10);
+    while fed_back.is_none() && Instant::now() < until {
+        if let Ok(n) = feedback.recv(&mut buf) {
+            let (_, packet) = rosc::decoder::decode_udp(&buf[..n]).unwrap();
+            if let OscPacket::Message(m) = packet
+                && m.addr == "/lucid/effect/0/amount"
+                && m.args == vec![OscType::Float(1.0)]
+            {
+                fed_back = Some(m);
+            }
+        }
+    }
+    assert!(fed_back.is_some(), "no feedback of the new amount");
+    let status = wait_with_limit(&mut child, Duration::from_secs(90));
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    assert!(status.success(), "{err}");
+
+    let y4m = Y4m::parse(&out);
+    let cr = |f: &[u8]| {
+        let (w, h) = (y4m.width as usize, y4m.height as usize);
+        f[w * h + (w / 2) * (h / 2) + (w / 2) * (h / 4) + w / 4]
+    };
+    let reds: Vec<bool> = y4m.frames.iter().map(|f| cr(f) > 150).collect();
+    assert!(!reds[0], "starts untinted (Cr {})", cr(&y4m.frames[0]));
+    assert!(*reds.last().unwrap(), "ends tinted");
+    let first_red = reds.iter().position(|r| *r).unwrap();
+    assert!(first_red >= 30, "changed before the message was sent");
+    assert!(
+        reds[first_red..].iter().all(|r| *r),
+        "once changed, every later frame shows it"
+    );
+    let s = last_stats(&stats);
+    assert_eq!(s["osc"]["received"], 4, "{s}");
+    assert_eq!(s["osc"]["applied"], 1, "{s}");
+    assert_eq!(s["osc"]["rejected"], 3, "{s}");
+    assert_eq!(
+        err.matches("/lucid/nope").count(),
+        1,
+        "an unknown address is logged once:\n{err}"
+    );
+}
+
+#[test]
+fn osc_addresses_are_listed_and_bad_osc_options_are_clear_errors() {
+    let out = run_with_limit(lucid().arg("--list-osc"), Duration::from_secs(30));
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for address in [
+        "/lucid/effect/<index|name>/<param>",
+        "/lucid/master/blackout",
+        "/lucid/freeze",
+        "/lucid/daydream/prompt",
+        "/lucid/cue/next",
+    ] {
+        assert!(text.contains(address), "{address} missing:\n{text}");
+    }
+    let taken = UdpSocket::bind("0.0.0.0:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    for (args, needle) in [
+        (vec!["--osc", port.as_str()], "cannot listen on UDP port"),
+        (vec!["--osc-feedback", "127.0.0.1:9000"], "add --osc PORT"),
+        (
+            vec!["--osc", "0", "--osc-feedback", "nowhere"],
+            "--osc-feedback nowhere",
+        ),
+    ] {
+        let out = run_with_limit(
+            lucid().arg("--no-preview").args(&args),
+            Duration::from_secs(30),
+        );
+        assert_one_clear_error(&out, 2, needle);
+    }
+}
