@@ -13,6 +13,8 @@ LUCID_PACKAGES=(
   ca-certificates curl
   # The WebRTC tests' peer (aiortc) runs in a Python venv the tests make themselves.
   python3 python3-venv
+  # MIDI input (midir on ALSA).
+  libasound2-dev
 )
 
 lucid_install_deps() {

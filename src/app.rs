@@ -55,6 +55,16 @@ pub fn run(args: Args) -> Result<()> {
         print!("{}", crate::control::osc::listing());
         return Ok(());
     }
+    if args.list_midi {
+        let ports = crate::control::midi::ports()?;
+        if ports.is_empty() {
+            println!("no MIDI inputs");
+        }
+        for (i, name) in ports.iter().enumerate() {
+            println!("{i}: {name}");
+        }
+        return Ok(());
+    }
     let cues = args
         .cues
         .as_deref()
@@ -84,16 +94,32 @@ pub fn run(args: Args) -> Result<()> {
         .map(|p| StatsFile::open(p, &lifecycle))
         .transpose()?;
     // Bound before anything plays: a port in use is a clear error, not a silent show.
-    let control = match args.osc {
-        Some(port) => Some(ControlPlugin {
-            osc: crate::control::osc::listen(port, &lifecycle)?,
-            feedback: args
-                .osc_feedback()?
-                .map(|to| Feedback::start(to, &lifecycle))
-                .transpose()?,
-        }),
-        None => None,
-    };
+    let osc = args
+        .osc
+        .map(|port| crate::control::osc::listen(port, &lifecycle))
+        .transpose()?;
+    // The MIDI connection lives as long as this function: dropping it closes the port.
+    let midi = args
+        .midi
+        .as_deref()
+        .map(crate::control::midi::MidiInput::open)
+        .transpose()?;
+    let control = (osc.is_some() || midi.is_some())
+        .then(|| -> Result<ControlPlugin> {
+            Ok(ControlPlugin {
+                osc,
+                feedback: args
+                    .osc_feedback()?
+                    .map(|to| Feedback::start(to, &lifecycle))
+                    .transpose()?,
+                midi: midi.as_ref().map(|(_, rx)| rx.clone()),
+                mappings: match &args.preset {
+                    Some(path) => Preset::load(path)?.midi,
+                    None => Vec::new(),
+                },
+            })
+        })
+        .transpose()?;
     let app_done = Arc::new(AtomicBool::new(false));
     install_signal_handler(&lifecycle, &writer, &app_done)?;
     let daydream = daydream.map(|attached| (DaydreamLink::start(attached, &lifecycle), cues));

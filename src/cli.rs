@@ -126,6 +126,16 @@ pub struct Args {
     #[arg(long)]
     pub list_osc: bool,
 
+    /// Take MIDI from this input port: its number in --list-midi, or part of its name.
+    /// Map controls in the overlay (Learn); mappings are saved with presets. MIDI clock
+    /// sets the tempo.
+    #[arg(long, value_name = "PORT")]
+    pub midi: Option<String>,
+
+    /// Print the MIDI input ports, and exit.
+    #[arg(long)]
+    pub list_midi: bool,
+
     /// Print the available effects with their parameters, and exit.
     #[arg(long)]
     pub list_effects: bool,

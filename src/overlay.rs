@@ -13,6 +13,8 @@ use bevy::prelude::*;
 use bevy_egui::{EguiContexts, EguiPrimaryContextPass, egui};
 use tracing::{info, warn};
 
+use crate::control::midi::{Curve, MidiTarget};
+use crate::control::plugin::{MidiLearn, MidiMappings};
 use crate::effects::chain::{EffectChain, EffectInstance, Preset};
 use crate::effects::definition::{ParamKind, ParamValue};
 use crate::effects::{EffectCatalog, EffectErrors, EffectTimings, MasterLevel};
@@ -107,6 +109,7 @@ fn overlay(
     stream: Option<Res<StreamDescription>>,
     time: Res<Time<Real>>,
     mut show: ShowParams,
+    mut midi: MidiParams,
 ) -> Result {
     let started = Instant::now();
     let ctx = contexts.ctx_mut()?.clone();
@@ -134,8 +137,8 @@ fn overlay(
                 stats_section(ui, &status, stream.as_deref(), render_fps);
                 timing_section(ui, &effect_timings, &timing, stream.as_deref());
                 show_section(ui, &mut show);
-                chain_section(ui, &mut state, &mut chain, &catalog, &errors);
-                preset_section(ui, &mut state, &mut chain, &catalog);
+                chain_section(ui, &mut state, &mut chain, &catalog, &errors, &mut midi);
+                preset_section(ui, &mut state, &mut chain, &catalog, &mut midi);
                 egui::CollapsingHeader::new("Keys")
                     .default_open(false)
                     .show(ui, |ui| {
@@ -310,12 +313,20 @@ fn show_section(ui: &mut egui::Ui, show: &mut ShowParams) {
         });
 }
 
+/// MIDI mappings and learn, present with `--midi`.
+#[derive(bevy::ecs::system::SystemParam)]
+struct MidiParams<'w> {
+    mappings: Option<ResMut<'w, MidiMappings>>,
+    learn: Option<ResMut<'w, MidiLearn>>,
+}
+
 fn chain_section(
     ui: &mut egui::Ui,
     state: &mut OverlayState,
     chain: &mut EffectChain,
     catalog: &EffectCatalog,
     errors: &EffectErrors,
+    midi: &mut MidiParams,
 ) {
     egui::CollapsingHeader::new("Effects")
         .default_open(true)
@@ -342,15 +353,24 @@ fn chain_section(
                             action = Some((i, 0));
                         }
                     });
-                    ui.add(egui::Slider::new(&mut inst.mix, 0.0..=1.0).text("mix"));
+                    ui.horizontal(|ui| {
+                        ui.add(egui::Slider::new(&mut inst.mix, 0.0..=1.0).text("mix"));
+                        learn_button(ui, midi, param_target(i, "mix"));
+                    });
                     if let Some(def) = catalog.get(&inst.effect) {
                         for p in &def.params {
                             let mut value = inst.value(&def, &p.name).unwrap_or(p.default);
                             if param_widget(ui, &p.name, p.kind, &mut value) {
                                 inst.params.insert(p.name.clone(), value);
                             }
+                            let target = match p.kind {
+                                ParamKind::Float { .. } => param_target(i, &p.name),
+                                _ => continue,
+                            };
+                            learn_button(ui, midi, target);
                         }
                     }
+                    learn_button(ui, midi, MidiTarget::Enabled { effect: i });
                     if let Some(e) = errors.0.get(&inst.effect) {
                         ui.colored_label(
                             egui::Color32::from_rgb(255, 90, 90),
@@ -442,11 +462,58 @@ fn param_widget(ui: &mut egui::Ui, name: &str, kind: ParamKind, value: &mut Para
     }
 }
 
+/// A MIDI target for an effect's parameter: the control's whole travel over the whole range.
+fn param_target(effect: usize, param: &str) -> MidiTarget {
+    MidiTarget::Param {
+        effect,
+        param: param.to_string(),
+        from: 0.0,
+        to: 1.0,
+        curve: Curve::Linear,
+    }
+}
+
+/// "MIDI learn" for `target`: click, then move a control on the MIDI device.
+fn learn_button(ui: &mut egui::Ui, midi: &mut MidiParams, target: MidiTarget) {
+    let Some(learn) = midi.learn.as_mut() else {
+        return;
+    };
+    let waiting = learn.waiting.as_ref().is_some_and(|(t, _)| *t == target);
+    let mapped = midi
+        .mappings
+        .as_ref()
+        .and_then(|m| m.0.iter().find(|m| m.target == target))
+        .map(|m| format!("{:?}", m.control));
+    let what = match &target {
+        MidiTarget::Param { param, .. } => format!("learn {param}"),
+        MidiTarget::Enabled { .. } => "learn on/off".into(),
+        other => format!("learn {other:?}"),
+    };
+    let label = if waiting {
+        "move a control...".to_string()
+    } else {
+        what
+    };
+    let button = ui.small_button(label);
+    let button = match mapped {
+        Some(m) => button.on_hover_text(format!("mapped to {m}")),
+        None => button,
+    };
+    if button.clicked() {
+        learn.waiting = if waiting {
+            None
+        } else {
+            Some((target, Instant::now()))
+        };
+    }
+}
+
 fn preset_section(
     ui: &mut egui::Ui,
     state: &mut OverlayState,
     chain: &mut EffectChain,
     catalog: &EffectCatalog,
+    midi: &mut MidiParams,
 ) {
     egui::CollapsingHeader::new("Presets")
         .default_open(true)
@@ -472,6 +539,9 @@ fn preset_section(
                             .map(|e| e.effect.clone())
                             .collect();
                         chain.effects = preset.effects;
+                        if let Some(m) = midi.mappings.as_mut() {
+                            m.0 = preset.midi;
+                        }
                         info!("preset {} loaded", path.display());
                         if unknown.is_empty() {
                             format!("loaded {}", path.display())
@@ -495,6 +565,11 @@ fn preset_section(
                 if ui.add_enabled(valid, egui::Button::new("Save")).clicked() {
                     let path = dir.join(format!("{name}.ron"));
                     let preset = Preset {
+                        midi: midi
+                            .mappings
+                            .as_ref()
+                            .map(|m| m.0.clone())
+                            .unwrap_or_default(),
                         version: 1,
                         effects: chain.effects.clone(),
                     };

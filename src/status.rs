@@ -128,8 +128,8 @@ pub struct StatusSnapshot {
     pub daydream: Option<crate::daydream::plugin::DaydreamReport>,
     /// The show's tempo (`--bpm` or tapped), beats per minute.
     pub bpm: Option<f64>,
-    /// OSC messages received, applied and rejected (with `--osc`).
-    pub osc: Option<crate::control::plugin::ControlReport>,
+    /// OSC and MIDI messages received, applied and rejected (with `--osc` or `--midi`).
+    pub control: Option<crate::control::plugin::ControlReport>,
 }
 
 /// One output's state in a status sample.
@@ -476,7 +476,7 @@ fn report_status(
             .unwrap_or_default(),
         daydream: show.daydream.and_then(|d| d.report()),
         bpm: show.tempo.map(|t| t.0.bpm),
-        osc: show.control.map(|c| c.clone()),
+        control: show.control.map(|c| c.clone()),
     };
     latest.0 = Some(snap.clone());
     if let Some((tx, dropped)) = &out.json

@@ -132,9 +132,9 @@ fn osc_changes_an_effect_in_the_output_and_feeds_the_value_back() {
         "once changed, every later frame shows it"
     );
     let s = last_stats(&stats);
-    assert_eq!(s["osc"]["received"], 4, "{s}");
-    assert_eq!(s["osc"]["applied"], 1, "{s}");
-    assert_eq!(s["osc"]["rejected"], 3, "{s}");
+    assert_eq!(s["control"]["osc_received"], 4, "{s}");
+    assert_eq!(s["control"]["osc_applied"], 1, "{s}");
+    assert_eq!(s["control"]["osc_rejected"], 3, "{s}");
     assert_eq!(
         err.matches("/lucid/nope").count(),
         1,
@@ -172,4 +172,82 @@ fn osc_addresses_are_listed_and_bad_osc_options_are_clear_errors() {
         );
         assert_one_clear_error(&out, 2, needle);
     }
+}
+
+/// MIDI through a real ALSA virtual port: a CC mapped in the preset moves the tint's
+/// amount. Needs the ALSA sequencer (/dev/snd/seq); without one, Lucid must say so clearly.
+#[test]
+fn a_midi_cc_mapped_in_a_preset_moves_an_effect() {
+    if !std::path::Path::new("/dev/snd/seq").exists() {
+        println!("skipped the ALSA virtual port part: no /dev/snd/seq on this machine");
+        let out = run_with_limit(
+            lucid().args(["--no-preview", "--midi", "0"]),
+            Duration::from_secs(30),
+        );
+        assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+        let err = stderr_of(&out);
+        let line = err.lines().find(|l| l.starts_with("error: ")).unwrap();
+        assert!(line.contains("MIDI is not available here"), "{line}");
+        assert!(line.contains("/dev/snd/seq"), "{line}");
+        return;
+    }
+    use midir::os::unix::VirtualOutput;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("gray.y4m");
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
+        .arg("color=c=0x808080:s=320x180:r=30:d=8")
+        .args(["-pix_fmt", "yuv420p"])
+        .arg(&input)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let preset = dir.path().join("midi.ron");
+    std::fs::write(
+        &preset,
+        r#"(effects: [(effect: "tint", params: {"color": Color((1.0, 0.0, 0.0, 1.0)), "amount": Float(0.0)})],
+            midi: [(control: Cc(channel: 0, cc: 21), target: Param(effect: 0, param: "amount", from: 0.0, to: 1.0, curve: Linear))])"#,
+    )
+    .unwrap();
+    let port = midir::MidiOutput::new("lucid-test")
+        .unwrap()
+        .create_virtual("lucid-test-knobs")
+        .unwrap();
+    let mut port = port;
+    let stats = dir.path().join("stats.jsonl");
+    let mut child = lucid()
+        .args(["--no-preview", "--pipe", "y4m", "--url"])
+        .arg(&input)
+        .arg("--preset")
+        .arg(&preset)
+        .args(["--midi", "lucid-test-knobs"])
+        .arg("--stats-json")
+        .arg(&stats)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut v).unwrap();
+        v
+    });
+    let err = collect_stderr(&mut child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while presented(&stats) < 30 {
+        assert!(Instant::now() < deadline, "no frames");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    port.send(&[0xB0, 21, 127]).unwrap();
+    let status = wait_with_limit(&mut child, Duration::from_secs(90));
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    assert!(status.success(), "{err}");
+    let y4m = Y4m::parse(&out);
+    let (w, h) = (y4m.width as usize, y4m.height as usize);
+    let cr = |f: &[u8]| f[w * h + (w / 2) * (h / 2) + (w / 2) * (h / 4) + w / 4];
+    assert!(cr(&y4m.frames[0]) < 140, "starts untinted");
+    assert!(cr(y4m.frames.last().unwrap()) > 150, "the knob tinted it");
+    let s = last_stats(&stats);
+    assert_eq!(s["control"]["midi_applied"], 1, "{s}");
 }

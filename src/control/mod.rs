@@ -3,6 +3,7 @@
 //! ([`plugin`]) applies them once a frame and sends changed values back. Pure logic here,
 //! no Bevy.
 
+pub mod midi;
 pub mod osc;
 pub mod plugin;
 

@@ -10,6 +10,7 @@ use crossbeam_channel::Receiver;
 use rosc::OscMessage;
 use tracing::{info, warn};
 
+use super::midi::{MidiClock, MidiControl, MidiEvent, MidiMapping, MidiTarget, Timed};
 use super::osc::{self, Feedback};
 use super::{ControlAction, set_enabled, set_param};
 use crate::daydream::panel::Cues;
@@ -24,39 +25,74 @@ use crate::video::{Freeze, RedrawCanvas, VideoSystems};
 /// How often changed values are sent back at most.
 const FEEDBACK_EVERY: Duration = Duration::from_millis(50);
 
-/// OSC counters for the status line and `--stats-json`.
+/// OSC and MIDI counters for the status line and `--stats-json`.
 #[derive(Resource, Debug, Clone, Default, serde::Serialize)]
 pub struct ControlReport {
     /// OSC messages received.
-    pub received: u64,
-    /// Messages applied.
-    pub applied: u64,
-    /// Messages ignored: unknown address, wrong type, no such effect or parameter.
-    pub rejected: u64,
+    pub osc_received: u64,
+    /// OSC messages applied.
+    pub osc_applied: u64,
+    /// OSC messages ignored: unknown address, wrong type, no such effect or parameter.
+    pub osc_rejected: u64,
+    /// MIDI messages Lucid acts on, received (notes, CCs, clock ticks).
+    pub midi_received: u64,
+    /// MIDI messages a mapping turned into a change.
+    pub midi_applied: u64,
+    /// The tempo MIDI clock gives, when a clock is running.
+    pub midi_clock_bpm: Option<f64>,
 }
 
-/// Remote control: OSC in (`--osc`), feedback out (`--osc-feedback`).
+/// Remote control: OSC in (`--osc`), feedback out (`--osc-feedback`), MIDI (`--midi`).
 pub struct ControlPlugin {
     /// Messages from the OSC listener.
-    pub osc: Receiver<OscMessage>,
+    pub osc: Option<Receiver<OscMessage>>,
     /// Where changed values go.
     pub feedback: Option<Feedback>,
+    /// Messages from the MIDI input.
+    pub midi: Option<Receiver<Timed>>,
+    /// MIDI mappings to start with (from `--preset`).
+    pub mappings: Vec<MidiMapping>,
 }
 
 #[derive(Resource)]
 struct OscInbox(Receiver<OscMessage>);
+
+#[derive(Resource)]
+struct MidiInbox(Receiver<Timed>);
+
+/// The MIDI mappings in force: loaded with presets, learned in the overlay, saved with
+/// presets.
+#[derive(Resource, Debug, Clone, Default)]
+pub struct MidiMappings(pub Vec<MidiMapping>);
+
+/// MIDI learn: the target the next moved control is mapped to (set by the overlay).
+#[derive(Resource, Debug, Clone, Default)]
+pub struct MidiLearn {
+    /// What the next control will drive, and since when it waits.
+    pub waiting: Option<(MidiTarget, Instant)>,
+    /// The last mapping learned, for the overlay.
+    pub learned: Option<String>,
+}
 
 #[derive(Resource, Clone)]
 struct OscFeedback(Feedback);
 
 impl Plugin for ControlPlugin {
     fn build(&self, app: &mut App) {
-        app.insert_resource(OscInbox(self.osc.clone()))
-            .init_resource::<ControlReport>()
-            .add_systems(Update, apply_osc.before(VideoSystems::Present));
+        app.init_resource::<ControlReport>()
+            .insert_resource(MidiMappings(self.mappings.clone()))
+            .init_resource::<MidiLearn>();
+        if let Some(osc) = &self.osc {
+            app.insert_resource(OscInbox(osc.clone()))
+                .add_systems(Update, apply_osc.before(VideoSystems::Present));
+        }
+        if let Some(midi) = &self.midi {
+            app.insert_resource(MidiInbox(midi.clone()))
+                .add_systems(Update, apply_midi.before(VideoSystems::Present));
+        }
         if let Some(feedback) = &self.feedback {
             app.insert_resource(OscFeedback(feedback.clone()))
-                .add_systems(Update, send_feedback.after(apply_osc));
+                .add_systems(Update, send_feedback.before(VideoSystems::Present));
         }
     }
 }
@@ -84,17 +120,69 @@ fn apply_osc(
     mut taps: Local<TapTempo>,
 ) {
     for message in inbox.0.try_iter() {
-        report.received += 1;
+        report.osc_received += 1;
         let outcome = osc::parse(&message)
             .map_err(|e| e.to_string())
             .and_then(|action| apply(&action, &mut controls, &mut taps));
         match outcome {
-            Ok(()) => report.applied += 1,
+            Ok(()) => report.osc_applied += 1,
             Err(why) => {
-                report.rejected += 1;
+                report.osc_rejected += 1;
                 // Once per address: a controller sending 60 a second must not flood the log.
                 if warned.insert(message.addr.clone()) {
                     warn!("OSC {}: {why}; ignored", message.addr);
+                }
+            }
+        }
+    }
+}
+
+fn apply_midi(
+    inbox: Res<MidiInbox>,
+    mut controls: Controls,
+    mut report: ResMut<ControlReport>,
+    (mappings, learn): (ResMut<MidiMappings>, ResMut<MidiLearn>),
+    mut clock: Local<MidiClock>,
+    mut taps: Local<TapTempo>,
+) {
+    let (mut mappings, mut learn) = (mappings, learn);
+    for (time, bytes) in inbox.0.try_iter() {
+        let Some(event) = MidiEvent::parse(&bytes) else {
+            continue;
+        };
+        report.midi_received += 1;
+        match event {
+            MidiEvent::Clock => {
+                if let Some(bpm) = clock.tick(time) {
+                    controls.tempo.0.bpm = bpm;
+                    report.midi_clock_bpm = Some(bpm);
+                }
+                continue;
+            }
+            MidiEvent::Start => {
+                // The beat restarts now: beat 0 is this instant of the effect clock.
+                controls.tempo.0.anchor = f64::from(controls.clock.time);
+                continue;
+            }
+            _ => {}
+        }
+        if let Some((target, since)) = learn.waiting.take()
+            && since.elapsed() < super::midi::LEARN_TIMEOUT
+            && let Some(control) = MidiControl::of(&event)
+        {
+            // One control drives one thing: a relearned control replaces its mapping.
+            mappings.0.retain(|m| m.control != control);
+            let text = format!("{control:?} -> {target:?}");
+            info!("MIDI learned: {text}");
+            learn.learned = Some(text);
+            mappings.0.push(MidiMapping { control, target });
+            continue;
+        }
+        for mapping in &mappings.0 {
+            if let Some(action) = mapping.action(&event) {
+                match apply(&action, &mut controls, &mut taps) {
+                    Ok(()) => report.midi_applied += 1,
+                    Err(why) => warn!("MIDI {:?}: {why}", mapping.control),
                 }
             }
         }

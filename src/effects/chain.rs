@@ -100,6 +100,9 @@ pub struct Preset {
     pub version: u32,
     /// The chain.
     pub effects: Vec<EffectInstance>,
+    /// MIDI mappings of the chain's controls (effects by their place in the chain).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub midi: Vec<crate::control::midi::MidiMapping>,
 }
 
 fn version() -> u32 {
@@ -250,6 +253,7 @@ mod tests {
         let mut d = EffectInstance::new("mirror");
         d.params.insert("vertical".into(), ParamValue::Bool(true));
         let preset = Preset {
+            midi: Vec::new(),
             version: 1,
             effects: vec![a, b, c, d],
         };

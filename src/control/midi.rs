@@ -1,0 +1,473 @@
+//! MIDI (`--midi PORT`, the `midir` crate on ALSA): raw messages parsed into events,
+//! mappings from controls to the show (CC to a parameter with range and curve, note to a
+//! toggle or a trigger), MIDI clock into a tempo, and the input port itself.
+//!
+//! Mappings are saved with presets (`Preset::midi`); the overlay learns them (click Learn
+//! beside a parameter, move a control).
+
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, bounded};
+use serde::{Deserialize, Serialize};
+use tracing::info;
+
+use super::{Amount, ControlAction, EffectRef, Switch};
+use crate::error::{LucidError, Result};
+
+/// One MIDI message Lucid acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MidiEvent {
+    /// Control change: channel 0-15, controller, value 0-127.
+    Cc {
+        /// Channel, 0-15.
+        channel: u8,
+        /// Controller number.
+        cc: u8,
+        /// Value, 0-127.
+        value: u8,
+    },
+    /// Note on with a velocity above 0 (note on at 0 is a note off).
+    NoteOn {
+        /// Channel, 0-15.
+        channel: u8,
+        /// Note number.
+        note: u8,
+    },
+    /// A MIDI clock tick (24 a beat).
+    Clock,
+    /// Start or continue: the beat restarts.
+    Start,
+}
+
+impl MidiEvent {
+    /// Parses a raw message; `None` for what Lucid ignores.
+    pub fn parse(bytes: &[u8]) -> Option<MidiEvent> {
+        let status = *bytes.first()?;
+        match (status & 0xF0, status) {
+            (_, 0xF8) => Some(MidiEvent::Clock),
+            (_, 0xFA | 0xFB) => Some(MidiEvent::Start),
+            (0xB0, _) => Some(MidiEvent::Cc {
+                channel: status & 0x0F,
+                cc: *bytes.get(1)? & 0x7F,
+                value: *bytes.get(2)? & 0x7F,
+            }),
+            (0x90, _) if bytes.get(2).is_some_and(|v| *v > 0) => Some(MidiEvent::NoteOn {
+                channel: status & 0x0F,
+                note: *bytes.get(1)? & 0x7F,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The control a mapping listens to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MidiControl {
+    /// A knob or fader.
+    Cc {
+        /// Channel, 0-15.
+        channel: u8,
+        /// Controller number.
+        cc: u8,
+    },
+    /// A pad or key.
+    Note {
+        /// Channel, 0-15.
+        channel: u8,
+        /// Note number.
+        note: u8,
+    },
+}
+
+impl MidiControl {
+    /// The control an event comes from.
+    pub fn of(event: &MidiEvent) -> Option<MidiControl> {
+        match *event {
+            MidiEvent::Cc { channel, cc, .. } => Some(MidiControl::Cc { channel, cc }),
+            MidiEvent::NoteOn { channel, note } => Some(MidiControl::Note { channel, note }),
+            MidiEvent::Clock | MidiEvent::Start => None,
+        }
+    }
+}
+
+/// How a knob's travel maps onto the range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Curve {
+    /// Even.
+    #[default]
+    Linear,
+    /// Fine control at the bottom (squared).
+    Exponential,
+    /// Fine control at the top (square root).
+    Logarithmic,
+}
+
+impl Curve {
+    fn shape(self, x: f32) -> f32 {
+        match self {
+            Curve::Linear => x,
+            Curve::Exponential => x * x,
+            Curve::Logarithmic => x.sqrt(),
+        }
+    }
+}
+
+/// What a mapped control does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum MidiTarget {
+    /// A CC sets an effect parameter (or `mix`) over `from..to` of its range (0..1 each),
+    /// through `curve`. A note sets it to `to`.
+    Param {
+        /// The effect's place in the chain, from 0.
+        effect: usize,
+        /// Parameter name, or `mix`.
+        param: String,
+        /// Bottom of the control's travel, 0..1 of the range.
+        from: f32,
+        /// Top of the control's travel, 0..1 of the range.
+        to: f32,
+        /// The travel's shape.
+        curve: Curve,
+    },
+    /// A note flips the effect on or off; a CC turns it on above half.
+    Enabled {
+        /// The effect's place in the chain, from 0.
+        effect: usize,
+    },
+    /// Blackout, flipped by a note; on above half for a CC.
+    Blackout,
+    /// Freeze, likewise.
+    Freeze,
+    /// The next cue.
+    CueNext,
+    /// A tempo tap.
+    Tap,
+}
+
+/// One mapping, saved with presets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MidiMapping {
+    /// The control.
+    pub control: MidiControl,
+    /// What it does.
+    pub target: MidiTarget,
+}
+
+impl MidiMapping {
+    /// The action an event of this mapping's control asks for.
+    pub fn action(&self, event: &MidiEvent) -> Option<ControlAction> {
+        if MidiControl::of(event) != Some(self.control) {
+            return None;
+        }
+        // 0..1 for a CC; a note is "pressed".
+        let level = match *event {
+            MidiEvent::Cc { value, .. } => Some(f32::from(value) / 127.0),
+            _ => None,
+        };
+        let switch = || match level {
+            Some(v) if v >= 0.5 => Switch::On,
+            Some(_) => Switch::Off,
+            None => Switch::Toggle,
+        };
+        Some(match &self.target {
+            MidiTarget::Param {
+                effect,
+                param,
+                from,
+                to,
+                curve,
+            } => {
+                let x = curve.shape(level.unwrap_or(1.0));
+                ControlAction::EffectParam {
+                    effect: EffectRef::Index(*effect),
+                    param: param.clone(),
+                    amount: Amount::Normalized(vec![from + x * (to - from)]),
+                }
+            }
+            MidiTarget::Enabled { effect } => ControlAction::EffectEnabled {
+                effect: EffectRef::Index(*effect),
+                on: switch(),
+            },
+            MidiTarget::Blackout => ControlAction::Blackout(switch()),
+            MidiTarget::Freeze => ControlAction::Freeze(switch()),
+            // Triggers fire on a press, or a CC crossing into its top half.
+            MidiTarget::CueNext if switch() != Switch::Off => ControlAction::CueNext,
+            MidiTarget::Tap if switch() != Switch::Off => ControlAction::Tap,
+            MidiTarget::CueNext | MidiTarget::Tap => return None,
+        })
+    }
+}
+
+/// MIDI clock into a tempo: 24 ticks a beat, averaged over the last beat's ticks.
+#[derive(Debug, Default, Clone)]
+pub struct MidiClock {
+    ticks: std::collections::VecDeque<f64>,
+}
+
+impl MidiClock {
+    /// Ticks a beat.
+    pub const PPQN: usize = 24;
+
+    /// A tick at `time` seconds; the tempo once a beat of ticks has come.
+    pub fn tick(&mut self, time: f64) -> Option<f64> {
+        // A gap of over a second is a stopped clock: start again.
+        if self.ticks.back().is_some_and(|last| time - last > 1.0) {
+            self.ticks.clear();
+        }
+        self.ticks.push_back(time);
+        if self.ticks.len() > Self::PPQN + 1 {
+            self.ticks.pop_front();
+        }
+        if self.ticks.len() <= Self::PPQN {
+            return None;
+        }
+        let span = self.ticks.back()? - self.ticks.front()?;
+        let bpm = 60.0 / span;
+        crate::effects::tempo::BPM_RANGE
+            .contains(&bpm)
+            .then_some(bpm)
+    }
+}
+
+/// Why ALSA may have no MIDI: its sequencer device is missing (no `snd-seq` module, or a
+/// container without /dev/snd).
+struct NoSeqHint;
+
+const NO_SEQ_HINT: NoSeqHint = NoSeqHint;
+
+impl NoSeqHint {
+    fn get(&self) -> &'static str {
+        if std::path::Path::new("/dev/snd/seq").exists() {
+            ""
+        } else {
+            " (no ALSA sequencer at /dev/snd/seq: `sudo modprobe snd-seq`, or give a container /dev/snd)"
+        }
+    }
+}
+
+/// A raw MIDI message with its arrival time (seconds since the port opened).
+pub type Timed = (f64, Vec<u8>);
+
+/// The MIDI input ports, by name.
+pub fn ports() -> Result<Vec<String>> {
+    let input = midir::MidiInput::new("lucid").map_err(|e| {
+        LucidError::Usage(format!(
+            "MIDI is not available here: {e}{}",
+            NO_SEQ_HINT.get()
+        ))
+    })?;
+    Ok(input
+        .ports()
+        .iter()
+        .filter_map(|p| input.port_name(p).ok())
+        .collect())
+}
+
+/// An open MIDI input; dropping it closes the port.
+pub struct MidiInput {
+    _connection: midir::MidiInputConnection<()>,
+}
+
+impl MidiInput {
+    /// Opens the port named `wanted` (its index in `--list-midi`, or part of its name);
+    /// messages come out of the returned channel.
+    pub fn open(wanted: &str) -> Result<(MidiInput, Receiver<Timed>)> {
+        let mut input = midir::MidiInput::new("lucid").map_err(|e| {
+            LucidError::Usage(format!(
+                "--midi {wanted}: MIDI is not available here: {e}{}",
+                NO_SEQ_HINT.get()
+            ))
+        })?;
+        input.ignore(midir::Ignore::Sysex | midir::Ignore::ActiveSense);
+        let ports = input.ports();
+        let names: Vec<String> = ports
+            .iter()
+            .map(|p| input.port_name(p).unwrap_or_default())
+            .collect();
+        let index = wanted
+            .parse::<usize>()
+            .ok()
+            .filter(|i| *i < ports.len())
+            .or_else(|| {
+                let lower = wanted.to_lowercase();
+                names.iter().position(|n| n.to_lowercase().contains(&lower))
+            });
+        let Some(index) = index else {
+            return Err(LucidError::Usage(format!(
+                "--midi {wanted}: no such MIDI input (there are: {})",
+                if names.is_empty() {
+                    "none".into()
+                } else {
+                    names.join(", ")
+                }
+            )));
+        };
+        let (tx, rx) = bounded::<Timed>(4096);
+        let connection = input
+            .connect(
+                &ports[index],
+                "lucid-in",
+                move |micros, bytes, _| {
+                    // A full queue drops the message: the app reads them every frame.
+                    let _ = tx.try_send((micros as f64 / 1e6, bytes.to_vec()));
+                },
+                (),
+            )
+            .map_err(|e| LucidError::Usage(format!("--midi {wanted}: {e}")))?;
+        info!("MIDI: listening to {}", names[index]);
+        Ok((
+            MidiInput {
+                _connection: connection,
+            },
+            rx,
+        ))
+    }
+}
+
+/// How long a learn waits for a control to move.
+pub const LEARN_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_messages_parse() {
+        assert_eq!(
+            MidiEvent::parse(&[0xB3, 7, 127]),
+            Some(MidiEvent::Cc {
+                channel: 3,
+                cc: 7,
+                value: 127
+            })
+        );
+        assert_eq!(
+            MidiEvent::parse(&[0x90, 60, 100]),
+            Some(MidiEvent::NoteOn {
+                channel: 0,
+                note: 60
+            })
+        );
+        assert_eq!(MidiEvent::parse(&[0x90, 60, 0]), None, "a note off");
+        assert_eq!(MidiEvent::parse(&[0x80, 60, 64]), None);
+        assert_eq!(MidiEvent::parse(&[0xF8]), Some(MidiEvent::Clock));
+        assert_eq!(MidiEvent::parse(&[0xFA]), Some(MidiEvent::Start));
+        assert_eq!(MidiEvent::parse(&[0xB0, 7]), None, "cut short");
+        assert_eq!(MidiEvent::parse(&[]), None);
+    }
+
+    #[test]
+    fn a_cc_spans_its_range_through_its_curve() {
+        let mapping = MidiMapping {
+            control: MidiControl::Cc { channel: 0, cc: 1 },
+            target: MidiTarget::Param {
+                effect: 0,
+                param: "amount".into(),
+                from: 0.2,
+                to: 0.6,
+                curve: Curve::Exponential,
+            },
+        };
+        let at = |value| match mapping.action(&MidiEvent::Cc {
+            channel: 0,
+            cc: 1,
+            value,
+        }) {
+            Some(ControlAction::EffectParam {
+                amount: Amount::Normalized(v),
+                ..
+            }) => v[0],
+            other => panic!("{other:?}"),
+        };
+        assert!((at(0) - 0.2).abs() < 1e-6);
+        assert!((at(127) - 0.6).abs() < 1e-6);
+        // Half way up the knob is a quarter of the way up the range, squared.
+        let half = 0.2 + (63.5f32 / 127.0).powi(2) * 0.4;
+        assert!((at(64) - half).abs() < 0.01, "{}", at(64));
+        // Another controller or channel is not this mapping's.
+        assert_eq!(
+            mapping.action(&MidiEvent::Cc {
+                channel: 1,
+                cc: 1,
+                value: 5
+            }),
+            None
+        );
+    }
+
+    #[test]
+    fn notes_toggle_and_trigger() {
+        let pad = MidiControl::Note {
+            channel: 9,
+            note: 36,
+        };
+        let press = MidiEvent::NoteOn {
+            channel: 9,
+            note: 36,
+        };
+        let toggle = MidiMapping {
+            control: pad,
+            target: MidiTarget::Enabled { effect: 2 },
+        };
+        assert_eq!(
+            toggle.action(&press),
+            Some(ControlAction::EffectEnabled {
+                effect: EffectRef::Index(2),
+                on: Switch::Toggle
+            })
+        );
+        let cue = MidiMapping {
+            control: pad,
+            target: MidiTarget::CueNext,
+        };
+        assert_eq!(cue.action(&press), Some(ControlAction::CueNext));
+        let blackout_cc = MidiMapping {
+            control: MidiControl::Cc { channel: 0, cc: 64 },
+            target: MidiTarget::Blackout,
+        };
+        let cc = |value| MidiEvent::Cc {
+            channel: 0,
+            cc: 64,
+            value,
+        };
+        assert_eq!(
+            blackout_cc.action(&cc(127)),
+            Some(ControlAction::Blackout(Switch::On))
+        );
+        assert_eq!(
+            blackout_cc.action(&cc(0)),
+            Some(ControlAction::Blackout(Switch::Off))
+        );
+    }
+
+    #[test]
+    fn midi_clock_gives_the_tempo() {
+        let mut clock = MidiClock::default();
+        // 120 bpm: a beat every 0.5 s, a tick every 0.5/24 s.
+        let tick = 0.5 / 24.0;
+        let mut bpm = None;
+        for i in 0..48 {
+            bpm = clock.tick(i as f64 * tick).or(bpm);
+        }
+        assert!((bpm.unwrap() - 120.0).abs() < 1e-6, "{bpm:?}");
+        // A stopped clock starts over rather than averaging across the gap.
+        assert_eq!(clock.tick(100.0), None);
+    }
+
+    #[test]
+    fn mappings_survive_a_preset_round_trip() {
+        let mappings = vec![MidiMapping {
+            control: MidiControl::Cc { channel: 0, cc: 21 },
+            target: MidiTarget::Param {
+                effect: 1,
+                param: "hue".into(),
+                from: 0.0,
+                to: 1.0,
+                curve: Curve::Logarithmic,
+            },
+        }];
+        let text = ron::to_string(&mappings).unwrap();
+        let back: Vec<MidiMapping> = ron::from_str(&text).unwrap();
+        assert_eq!(back, mappings);
+    }
+}
