@@ -328,6 +328,10 @@ impl Args {
                 crate::output::OutputTarget::V4l2(path) => {
                     crate::output::v4l2::check_device(&path)?;
                 }
+                #[cfg(feature = "ndi")]
+                crate::output::OutputTarget::Ndi(name) => crate::output::ndi::check_runtime(&name)?,
+                #[cfg(not(feature = "ndi"))]
+                crate::output::OutputTarget::Ndi(_) => {}
                 crate::output::OutputTarget::Stream(_) => {}
             }
         }

@@ -5,10 +5,12 @@
 //! The stages, each in its own module and talking only through channels or resources:
 //! [`source`] (what to play, and the HLS client) -> [`decode`] (FFmpeg, hardware first) ->
 //! [`video`] (pacing, upload, YUV->RGB on the GPU) -> [`preview`] (the window) and
-//! [`output`] (readback, record, pipe). [`app`] wires them together; see ARCHITECTURE.md.
+//! [`output`] (readback, record, pipe, network, virtual camera, images); [`control`] (OSC
+//! and MIDI). [`app`] wires them together; see ARCHITECTURE.md.
 
 // Unsafe code lives only in `decode::hwaccel` (FFmpeg's hwdevice FFI, behind a safe
-// API); `unsafe_code` is denied everywhere else by the `[lints]` table in Cargo.toml.
+// API) and, with the `ndi` feature, `output::ndi` (the NDI runtime's C API);
+// `unsafe_code` is denied everywhere else by the `[lints]` table in Cargo.toml.
 
 pub mod app;
 pub mod cli;

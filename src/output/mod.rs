@@ -11,6 +11,12 @@
 pub mod convert;
 pub mod encode;
 pub mod images;
+#[cfg(feature = "ndi")]
+#[allow(
+    unsafe_code,
+    reason = "FFI to the NDI runtime: the one module besides decode::hwaccel allowed unsafe code"
+)]
+pub mod ndi;
 pub mod record;
 pub mod stream;
 pub mod v4l2;
@@ -141,6 +147,8 @@ pub enum OutputTarget {
     Stream(StreamTarget),
     /// `/dev/videoN`: a v4l2loopback virtual camera.
     V4l2(PathBuf),
+    /// `ndi://NAME`: an NDI source (cargo feature `ndi`).
+    Ndi(String),
 }
 
 impl OutputTarget {
@@ -153,8 +161,16 @@ impl OutputTarget {
         if v4l2::is_device(text) {
             return Ok(OutputTarget::V4l2(PathBuf::from(text)));
         }
-        if text.starts_with("ndi://") {
-            return Err("NDI output is not built yet (see the README's outputs section)".into());
+        if let Some(name) = text.strip_prefix("ndi://") {
+            if name.is_empty() {
+                return Err("ndi:// needs a source name (ndi://Lucid)".into());
+            }
+            if !cfg!(feature = "ndi") {
+                return Err(
+                    "this build has no NDI: build with `cargo build --features ndi`".into(),
+                );
+            }
+            return Ok(OutputTarget::Ndi(name.to_string()));
         }
         if text.contains("://") {
             return Err(
@@ -170,6 +186,7 @@ impl OutputTarget {
             OutputTarget::Images(_) => "images",
             OutputTarget::Stream(s) => s.protocol.name(),
             OutputTarget::V4l2(_) => "v4l2",
+            OutputTarget::Ndi(_) => "ndi",
         }
     }
 }
@@ -392,6 +409,12 @@ impl OutputWriter {
                 OutputTarget::V4l2(path) => {
                     Sink::V4l2(V4l2Output::open(path, w, h, config.frame_rate)?)
                 }
+                #[cfg(feature = "ndi")]
+                OutputTarget::Ndi(name) => {
+                    Sink::Ndi(ndi::NdiOutput::open(name, w, h, config.frame_rate)?)
+                }
+                #[cfg(not(feature = "ndi"))]
+                OutputTarget::Ndi(_) => unreachable!("parsing refuses ndi:// without the feature"),
                 OutputTarget::Stream(target) => Sink::Stream(StreamOutput::new(
                     target.clone(),
                     picture,
@@ -736,6 +759,8 @@ enum Sink {
     Images(ImageSequence),
     Stream(StreamOutput),
     V4l2(V4l2Output),
+    #[cfg(feature = "ndi")]
+    Ndi(ndi::NdiOutput),
 }
 
 /// What became of one frame handed to a [`Sink`].
@@ -752,6 +777,8 @@ impl Sink {
     fn pixels(&self) -> Pixels {
         match self {
             Sink::Rgba(_) | Sink::Images(_) => Pixels::Rgba,
+            #[cfg(feature = "ndi")]
+            Sink::Ndi(_) => Pixels::Rgba,
             Sink::Record(_) | Sink::Y4m(_) | Sink::Stream(_) | Sink::V4l2(_) => Pixels::Yuv,
         }
     }
@@ -775,6 +802,8 @@ impl Sink {
             }
             (Sink::Y4m(pipe), Some(yuv)) => pipe.write(yuv),
             (Sink::Rgba(out), _) => write_rgba(out, &frame.pixels, row_bytes),
+            #[cfg(feature = "ndi")]
+            (Sink::Ndi(ndi), _) => return ndi.write(&frame.pixels).map(Written::Bytes),
             (Sink::Images(images), _) => {
                 images.write(&frame.pixels)?;
                 return Ok(Written::Bytes(0));
@@ -797,6 +826,8 @@ impl Sink {
             Sink::Images(images) => info!("image sequence: {} images written", images.written()),
             Sink::Stream(out) => out.finish()?,
             Sink::V4l2(cam) => cam.finish()?,
+            #[cfg(feature = "ndi")]
+            Sink::Ndi(_) => {}
             Sink::Y4m(_) | Sink::Rgba(_) => {}
         }
         Ok(())
