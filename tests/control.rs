@@ -113,6 +113,11 @@ fn osc_changes_an_effect_in_the_output_and_feeds_the_value_back() {
         }
     }
     assert!(fed_back.is_some(), "no feedback of the new amount");
+    // Four taps 0.4 s apart: 150 bpm, the tempo the effects' beat then runs at.
+    for _ in 0..4 {
+        send(&socket, port, "/lucid/tempo/tap", vec![]);
+        std::thread::sleep(Duration::from_millis(400));
+    }
     let status = wait_with_limit(&mut child, Duration::from_secs(90));
     let (out, err) = (out.join().unwrap(), err.join().unwrap());
     assert!(status.success(), "{err}");
@@ -132,8 +137,11 @@ fn osc_changes_an_effect_in_the_output_and_feeds_the_value_back() {
         "once changed, every later frame shows it"
     );
     let s = last_stats(&stats);
-    assert_eq!(s["control"]["osc_received"], 4, "{s}");
-    assert_eq!(s["control"]["osc_applied"], 1, "{s}");
+    assert_eq!(s["control"]["osc_received"], 8, "{s}");
+    assert_eq!(s["control"]["osc_applied"], 5, "{s}");
+    // Taps land on frame times (33 ms apart here): within a few bpm.
+    let bpm = s["bpm"].as_f64().unwrap();
+    assert!((bpm - 150.0).abs() < 8.0, "tapped 150 bpm, got {bpm}");
     assert_eq!(s["control"]["osc_rejected"], 3, "{s}");
     assert_eq!(
         err.matches("/lucid/nope").count(),
