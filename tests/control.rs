@@ -213,7 +213,7 @@ fn a_midi_cc_mapped_in_a_preset_moves_an_effect() {
     let preset = dir.path().join("midi.ron");
     std::fs::write(
         &preset,
-        r#"(effects: [(effect: "tint", params: {"color": Color((1.0, 0.0, 0.0, 1.0)), "amount": Float(0.0)})],
+        r#"(effects: [(effect: "tint", params: {"color": (1.0, 0.0, 0.0, 1.0), "amount": 0.0})],
             midi: [(control: Cc(channel: 0, cc: 21), target: Param(effect: 0, param: "amount", from: 0.0, to: 1.0, curve: Linear))])"#,
     )
     .unwrap();

@@ -455,6 +455,23 @@ mod tests {
     }
 
     #[test]
+    fn a_preset_with_mappings_reads_as_the_readme_writes_it() {
+        let preset = crate::effects::chain::Preset::from_ron(
+            r#"(effects: [(effect: "tint", params: {"amount": 0.0})],
+ midi: [(control: Cc(channel: 0, cc: 21),
+         target: Param(effect: 0, param: "amount", from: 0.0, to: 1.0, curve: Linear)),
+        (control: Note(channel: 9, note: 36), target: Blackout)])"#,
+        )
+        .unwrap();
+        assert_eq!(preset.midi.len(), 2);
+        assert_eq!(preset.midi[1].target, MidiTarget::Blackout);
+        // A preset from before MIDI still reads, with no mappings.
+        let old = crate::effects::chain::Preset::from_ron(r#"(effects: [])"#).unwrap();
+        assert!(old.midi.is_empty());
+        assert!(!old.to_ron().contains("midi"), "no empty list written");
+    }
+
+    #[test]
     fn mappings_survive_a_preset_round_trip() {
         let mappings = vec![MidiMapping {
             control: MidiControl::Cc { channel: 0, cc: 21 },
