@@ -18,6 +18,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use tracing::{info, warn};
 
 use crate::cli::{Args, PipeFormat, output_size};
+use crate::compositor::layers::LayersPlugin;
 use crate::control::osc::Feedback;
 use crate::control::plugin::ControlPlugin;
 use crate::daydream::cues::CueList;
@@ -160,6 +161,14 @@ pub fn run(args: Args) -> Result<()> {
             ice_servers: args.ice_servers()?,
         },
     };
+    let layers = match args.layers()? {
+        specs if specs.is_empty() => None,
+        specs => Some(LayersPlugin {
+            specs,
+            options: options.clone(),
+            protocol: args.protocol.into(),
+        }),
+    };
     let (connected_tx, mut connected_rx) = crossbeam_channel::bounded(1);
     let opener = lifecycle.clone();
     lifecycle.spawn("lucid-connect", move || {
@@ -203,6 +212,9 @@ pub fn run(args: Args) -> Result<()> {
         );
         if let Some(control) = control {
             app.add_plugins(control);
+        }
+        if let Some(layers) = layers {
+            app.add_plugins(layers);
         }
         while app.plugins_state() == PluginsState::Adding {
             bevy::tasks::tick_global_task_pools_on_main_thread();

@@ -55,6 +55,13 @@ pub struct Args {
     #[arg(long, value_name = "URL|PATTERN")]
     pub output: Vec<String>,
 
+    /// Add a layer above the others (`--url` is the bottom one): any --url form, with
+    /// options `SOURCE:opacity=0.5,blend=screen,fit=cover,loop=true,end=fade`. Blend modes:
+    /// normal, multiply, screen, overlay, darken, lighten, color-dodge, color-burn,
+    /// hard-light, soft-light, difference, exclusion, add. Repeatable, bottom to top.
+    #[arg(long, value_name = "SOURCE[:OPTIONS]")]
+    pub layer: Vec<String>,
+
     /// H.264 encoder for --record and network outputs: `auto` uses NVENC where an NVIDIA
     /// driver takes it and libx264 otherwise (the log says which and why).
     #[arg(long, value_name = "ENCODER", default_value = "auto")]
@@ -337,6 +344,7 @@ impl Args {
         }
         self.encoding()?;
         self.osc_feedback()?;
+        self.layers()?;
         Ok(())
     }
 }
@@ -351,6 +359,21 @@ impl Args {
                     LucidError::Usage(format!(
                         "--output {}: {why}",
                         crate::redact::Redacted::text(o)
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// `--layer` values, parsed.
+    pub fn layers(&self) -> Result<Vec<crate::compositor::LayerSpec>> {
+        self.layer
+            .iter()
+            .map(|l| {
+                crate::compositor::LayerSpec::parse(l).map_err(|why| {
+                    LucidError::Usage(format!(
+                        "--layer {}: {why}",
+                        crate::redact::Redacted::text(l)
                     ))
                 })
             })

@@ -14,6 +14,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod compositor;
 pub mod control;
 pub mod daydream;
 pub mod decode;

@@ -130,6 +130,8 @@ pub struct StatusSnapshot {
     pub bpm: Option<f64>,
     /// OSC and MIDI messages received, applied and rejected (with `--osc` or `--midi`).
     pub control: Option<crate::control::plugin::ControlReport>,
+    /// Each `--layer`, bottom first: source, state, frames shown, loops, error.
+    pub layers: Vec<crate::compositor::layers::LayerReport>,
 }
 
 /// One output's state in a status sample.
@@ -225,6 +227,12 @@ impl StatusSnapshot {
             .outputs
             .iter()
             .map(|(name, o)| format!(" | {}", o.words(name)))
+            .chain(
+                self.layers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| format!(" | layer{} {:?}", i + 1, l.state)),
+            )
             .collect();
         format!(
             "{}{}{:?} | {}x{}{} | {:.1} fps | {} shown, {} skipped, {} dropped, {} stalls{}{}{}{} | {}",
@@ -370,6 +378,7 @@ struct ShowReports<'w> {
     daydream: Option<Res<'w, crate::daydream::DaydreamState>>,
     tempo: Option<Res<'w, crate::effects::ShowTempo>>,
     control: Option<Res<'w, crate::control::plugin::ControlReport>>,
+    layers: Option<Res<'w, crate::compositor::layers::Layers>>,
 }
 
 #[expect(
@@ -477,6 +486,7 @@ fn report_status(
         daydream: show.daydream.and_then(|d| d.report()),
         bpm: show.tempo.map(|t| t.0.bpm),
         control: show.control.map(|c| c.clone()),
+        layers: show.layers.map(|l| l.reports()).unwrap_or_default(),
     };
     latest.0 = Some(snap.clone());
     if let Some((tx, dropped)) = &out.json

@@ -251,7 +251,7 @@ fn prepare_chain(
         }
     }
     // The video pass starts where this many passes end in the canvas.
-    view.plan_passes(prepared.passes.len() + usize::from(prepared.master.is_some()));
+    view.add_planned_passes(prepared.passes.len() + usize::from(prepared.master.is_some()));
 }
 
 fn run_chain(

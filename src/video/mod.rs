@@ -133,6 +133,9 @@ pub struct Pacing {
     /// Set by the outputs while their queues are full: offline rendering waits for them
     /// instead of dropping frames.
     pub outputs_full: bool,
+    /// Set by the compositor while a layer's next frames are still being decoded: offline
+    /// rendering waits, so every frame composites the same whatever the machine's speed.
+    pub layers_waiting: bool,
 }
 
 /// The live edge of a live HLS stream, for latency steering.
@@ -316,7 +319,7 @@ fn attach_stream(
     }
     commands.insert_resource(Pacing {
         offline,
-        outputs_full: false,
+        ..default()
     });
     commands.insert_resource(Clock(if offline {
         PresentationClock::every_frame()
@@ -351,7 +354,7 @@ fn plane_image(width: u32, height: u32, fill: u8) -> Image {
 }
 
 /// A texture the decoded pixels are written into each frame.
-fn video_image(width: u32, height: u32, format: TextureFormat, fill: &[u8]) -> Image {
+pub(crate) fn video_image(width: u32, height: u32, format: TextureFormat, fill: &[u8]) -> Image {
     let mut image = Image::new_fill(
         Extent3d {
             width,
@@ -368,7 +371,8 @@ fn video_image(width: u32, height: u32, format: TextureFormat, fill: &[u8]) -> I
     image
 }
 
-fn video_planes(
+/// Y, Cb and Cr textures for a 4:2:0 picture of `size`, filled black.
+pub(crate) fn video_planes(
     images: &mut Assets<Image>,
     size: UVec2,
 ) -> (Handle<Image>, Handle<Image>, Handle<Image>) {
@@ -472,8 +476,9 @@ fn present_due_frame(
         *warmup += 1;
         return;
     }
-    if pacing.offline && pacing.outputs_full {
-        // Offline, a full output queue waits: nothing may be dropped.
+    if pacing.offline && (pacing.outputs_full || pacing.layers_waiting) {
+        // Offline, a full output queue waits (nothing may be dropped), and so does a layer
+        // still decoding (the frame must composite what it would on any machine).
         return;
     }
     let tick = clock.0.tick(

@@ -9,13 +9,15 @@
 //!
 //! 1. [`CanvasSystems::Video`]: the YUV planes, converted to RGB (`shaders/yuv_to_rgb.wgsl`),
 //!    letterboxed by the pass's viewport;
-//! 2. [`CanvasSystems::Effects`]: each effect (and the master level) reads the picture and
+//! 2. [`CanvasSystems::Layers`]: the compositor's layers, one pass each, blended over the
+//!    picture so far (`crate::compositor::render`), ping-ponging as effects do;
+//! 3. [`CanvasSystems::Effects`]: each effect (and the master level) reads the picture and
 //!    writes the other of two textures, the canvas and a scratch texture
 //!    ([`CanvasView::post_process_write`]). The video pass starts in whichever of the two
 //!    makes the last pass land in the canvas, so no copy is needed;
-//! 3. [`CanvasSystems::Settle`]: only if a planned pass could not run, a copy back into the
+//! 4. [`CanvasSystems::Settle`]: only if a planned pass could not run, a copy back into the
 //!    canvas;
-//! 4. [`CanvasSystems::Convert`]: readers of the finished canvas (the outputs' YUV pass).
+//! 5. [`CanvasSystems::Convert`]: readers of the finished canvas (the outputs' YUV pass).
 //!
 //! The passes run only in updates that present a frame ([`CanvasFrame::draw`]). When the
 //! canvas would only pass the video through (no pass follows, the video fills it pixel for
@@ -64,6 +66,8 @@ pub enum CanvasSystems {
     PreparePasses,
     /// The video pass.
     Video,
+    /// The compositor's layers over the video.
+    Layers,
     /// The effect chain and the master level.
     Effects,
     /// The picture is back in the canvas texture.
@@ -174,10 +178,11 @@ impl CanvasView {
         self.ready
     }
 
-    /// Tells the video pass how many passes follow it this frame, so it can start in the
-    /// texture that makes the last one land in the canvas.
-    pub fn plan_passes(&mut self, count: usize) {
-        self.following = count;
+    /// Tells the video pass that `count` more passes follow it this frame (layers and
+    /// effects each add theirs), so it can start in the texture that makes the last one
+    /// land in the canvas.
+    pub fn add_planned_passes(&mut self, count: usize) {
+        self.following += count;
     }
 
     /// True when the canvas would be the video planes converted to RGB and nothing else:
@@ -277,6 +282,7 @@ pub(super) fn build(app: &mut App) {
             RenderGraph,
             (
                 CanvasSystems::Video,
+                CanvasSystems::Layers,
                 CanvasSystems::Effects,
                 CanvasSystems::Settle,
                 CanvasSystems::Convert,

@@ -1,0 +1,409 @@
+//! The main-world half of the compositor: each `--layer` opens its own source (its own
+//! source and decode threads, as `--url` does) in the background, keeps its own clock, and
+//! on every presented frame of the `--url` video shows its newest due frame. A layer whose
+//! source ends loops (`loop=true`), holds its last frame, or fades out (`end=fade`); one
+//! that fails does the same and says why; the show goes on either way.
+//!
+//! Clock: a layer's timestamps are aligned on the video's stream time when its first frame
+//! is shown, so two files composite the same on any machine (offline rendering waits for a
+//! layer still decoding) and live layers advance at their own rates.
+
+use std::time::Duration;
+
+use bevy::prelude::*;
+use bevy::render::render_resource::TextureFormat;
+use crossbeam_channel::{Receiver, TryRecvError, bounded};
+use tracing::{info, warn};
+
+use super::render::{LayerDraw, LayerDraws};
+use super::{AtEnd, LayerSpec};
+use crate::decode::frame::{Picture, VideoFrame};
+use crate::decode::{DecodeOptions, DecodeThread, SourceEnd};
+use crate::error::Result;
+use crate::lifecycle::Lifecycle;
+use crate::source::{Protocol, SourceSpec};
+use crate::video::render::video_params;
+use crate::video::{FramePresented, OutputCanvas, Pacing, VideoSystems};
+
+/// How long a layer ending with `end=fade` takes to fade out.
+const FADE_OUT: Duration = Duration::from_secs(1);
+
+/// Where a layer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayerState {
+    /// Its source is opening.
+    Connecting,
+    /// Showing its frames.
+    Playing,
+    /// Its source ended: holding the last frame, or faded out.
+    Ended,
+    /// Its source failed: holding the last frame (or faded out); `error` says why.
+    Failed,
+}
+
+/// One layer as the status line and stats JSON show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LayerReport {
+    /// The source, with any credentials masked.
+    pub source: String,
+    /// Where it is.
+    pub state: LayerState,
+    /// Frames of it shown.
+    pub shown: u64,
+    /// Times a looping layer started again.
+    pub loops: u64,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// The layers' textures and state, bottom first (above the `--url` video).
+#[derive(Resource, Default)]
+pub struct Layers(Vec<Layer>);
+
+impl Layers {
+    /// Each layer's report.
+    pub fn reports(&self) -> Vec<LayerReport> {
+        self.0
+            .iter()
+            .map(|l| LayerReport {
+                source: l.shown_name.clone(),
+                state: l.state,
+                shown: l.shown,
+                loops: l.loops,
+                error: l.error.clone(),
+            })
+            .collect()
+    }
+}
+
+struct Layer {
+    spec: LayerSpec,
+    shown_name: String,
+    state: LayerState,
+    opening: Option<Receiver<Result<DecodeThread>>>,
+    decode: Option<DecodeThread>,
+    /// The next frame, not yet due.
+    pending: Option<VideoFrame>,
+    /// Added to the layer's timestamps to put them on the video's stream time.
+    offset: Option<f64>,
+    textures: Option<LayerTextures>,
+    shown: u64,
+    loops: u64,
+    error: Option<String>,
+    /// 1 while playing; falls to 0 over [`FADE_OUT`] once ended with `end=fade`.
+    fade: f32,
+}
+
+struct LayerTextures {
+    planes: [Handle<Image>; 3],
+    rgba: Option<Handle<Image>>,
+    size: UVec2,
+    video: Vec4,
+}
+
+/// Opens the layers and composites them.
+pub struct LayersPlugin {
+    /// The layers, bottom first.
+    pub specs: Vec<LayerSpec>,
+    /// How their sources are opened (the same as `--url`'s).
+    pub options: DecodeOptions,
+    /// `--protocol`.
+    pub protocol: Protocol,
+}
+
+#[derive(Resource, Clone)]
+struct LayerOpening {
+    options: DecodeOptions,
+    protocol: Protocol,
+}
+
+impl Plugin for LayersPlugin {
+    fn build(&self, app: &mut App) {
+        super::render::build(app);
+        let layers = self
+            .specs
+            .iter()
+            .map(|spec| Layer {
+                shown_name: crate::redact::Redacted::text(&spec.source).to_string(),
+                spec: spec.clone(),
+                state: LayerState::Connecting,
+                opening: None,
+                decode: None,
+                pending: None,
+                offset: None,
+                textures: None,
+                shown: 0,
+                loops: 0,
+                error: None,
+                fade: 1.0,
+            })
+            .collect();
+        app.insert_resource(Layers(layers))
+            .insert_resource(LayerOpening {
+                options: self.options.clone(),
+                protocol: self.protocol,
+            })
+            .add_systems(Startup, open_layers)
+            .add_systems(
+                Update,
+                (
+                    take_opened.before(VideoSystems::Present),
+                    hold_offline
+                        .before(VideoSystems::Present)
+                        .after(take_opened),
+                    advance_layers.after(VideoSystems::Present),
+                ),
+            );
+    }
+}
+
+fn open_layers(mut layers: ResMut<Layers>, opening: Res<LayerOpening>, lifecycle: Res<Lifecycle>) {
+    for (i, layer) in layers.0.iter_mut().enumerate() {
+        layer.opening = Some(open(i, &layer.spec, &opening, &lifecycle));
+    }
+}
+
+/// Opens a layer's source on a thread of its own (connecting can take seconds).
+fn open(
+    index: usize,
+    spec: &LayerSpec,
+    opening: &LayerOpening,
+    lifecycle: &Lifecycle,
+) -> Receiver<Result<DecodeThread>> {
+    let (tx, rx) = bounded(1);
+    let (source, options, protocol) = (
+        spec.source.clone(),
+        opening.options.clone(),
+        opening.protocol,
+    );
+    let l = lifecycle.clone();
+    lifecycle.spawn(&format!("lucid-layer{}-open", index + 1), move || {
+        let opened = SourceSpec::resolve(Some(&source), protocol)
+            .and_then(|spec| DecodeThread::spawn(&spec, options, &l));
+        let _ = tx.send(opened);
+    });
+    rx
+}
+
+fn take_opened(mut layers: ResMut<Layers>) {
+    for (i, layer) in layers.0.iter_mut().enumerate() {
+        let Some(rx) = &layer.opening else { continue };
+        match rx.try_recv() {
+            Ok(Ok(decode)) => {
+                info!(
+                    "layer {}: {} {}x{}",
+                    i + 1,
+                    layer.shown_name,
+                    decode.info.width,
+                    decode.info.height
+                );
+                layer.decode = Some(decode);
+                layer.state = LayerState::Playing;
+                layer.opening = None;
+            }
+            Ok(Err(e)) => {
+                if !e.is_stop() {
+                    warn!("layer {}: {e}; the show goes on without it", i + 1);
+                    layer.error = Some(e.to_string());
+                    layer.state = LayerState::Failed;
+                }
+                layer.opening = None;
+            }
+            Err(TryRecvError::Empty) => {}
+            Err(TryRecvError::Disconnected) => layer.opening = None,
+        }
+    }
+}
+
+/// Offline, the video waits for a layer that is opening or has not decoded its next frame,
+/// so what each frame composites does not depend on the machine's speed.
+fn hold_offline(layers: Res<Layers>, pacing: Option<ResMut<Pacing>>) {
+    let Some(mut pacing) = pacing else { return };
+    let waiting = pacing.offline
+        && layers.0.iter().any(|l| match l.state {
+            LayerState::Connecting => true,
+            LayerState::Playing => {
+                l.pending.is_none()
+                    && l.decode
+                        .as_ref()
+                        .is_some_and(|d| d.frames.rx.is_empty() && d.end.is_empty())
+            }
+            LayerState::Ended | LayerState::Failed => false,
+        });
+    if pacing.layers_waiting != waiting {
+        pacing.layers_waiting = waiting;
+    }
+}
+
+/// On each presented video frame, every layer shows its newest due frame.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a Bevy system: each argument is a query or resource it reads"
+)]
+fn advance_layers(
+    mut presented: MessageReader<FramePresented>,
+    mut layers: ResMut<Layers>,
+    mut images: ResMut<Assets<Image>>,
+    mut draws: ResMut<LayerDraws>,
+    canvas: Option<Res<OutputCanvas>>,
+    opening: Res<LayerOpening>,
+    lifecycle: Res<Lifecycle>,
+    mut clock: Local<Option<(Duration, f64)>>,
+) {
+    let Some(canvas) = canvas else { return };
+    let Some(tick) = presented.read().last().copied() else {
+        return;
+    };
+    // The video's stream time since its first frame, and the step since the last tick.
+    let (first, last) = *clock.get_or_insert((tick.pts, 0.0));
+    let now = tick.pts.saturating_sub(first).as_secs_f64();
+    let step = (now - last).max(0.0);
+    *clock = Some((first, now));
+    draws.0.clear();
+    for (i, layer) in layers.0.iter_mut().enumerate() {
+        if let Some(frame) = newest_due(layer, now) {
+            upload(layer, frame, &mut images);
+            layer.shown += 1;
+        }
+        // The end is acted on once every frame before it is out of the queue.
+        if let Some(ended) = layer
+            .decode
+            .as_ref()
+            .filter(|d| d.frames.rx.is_empty() && layer.pending.is_none())
+            .and_then(|d| d.end.try_recv().ok())
+        {
+            finished(i, layer, ended, &opening, &lifecycle);
+        }
+        if matches!(layer.state, LayerState::Ended | LayerState::Failed)
+            && layer.spec.at_end == AtEnd::Fade
+            && layer.pending.is_none()
+        {
+            layer.fade = (layer.fade - step as f32 / FADE_OUT.as_secs_f32()).max(0.0);
+        }
+        let Some(textures) = &layer.textures else {
+            continue;
+        };
+        let opacity = layer.spec.opacity * layer.fade;
+        if opacity <= 0.0 {
+            continue;
+        }
+        draws.0.push(LayerDraw {
+            planes: textures.planes.clone(),
+            rgba: textures.rgba.clone(),
+            video: textures.video,
+            rect: layer.spec.fit.rect(textures.size, canvas.size),
+            mix: Vec4::new(opacity, layer.spec.blend.index() as f32, 0.0, 0.0),
+        });
+    }
+}
+
+/// Takes the layer's frames that are due at `now` (the video's stream time); returns the
+/// newest, keeping the first one not yet due.
+fn newest_due(layer: &mut Layer, now: f64) -> Option<VideoFrame> {
+    let mut newest = None;
+    loop {
+        let next = layer
+            .pending
+            .take()
+            .or_else(|| layer.decode.as_ref()?.frames.rx.try_recv().ok());
+        let Some(frame) = next else { break };
+        let pts = frame.pts.as_secs_f64();
+        let offset = *layer.offset.get_or_insert(now - pts);
+        if pts + offset <= now + 1e-6 {
+            newest = Some(frame);
+        } else {
+            layer.pending = Some(frame);
+            break;
+        }
+    }
+    newest
+}
+
+fn finished(
+    index: usize,
+    layer: &mut Layer,
+    end: SourceEnd,
+    opening: &LayerOpening,
+    lifecycle: &Lifecycle,
+) {
+    // Frames still queued are shown first; the end is acted on once they are out.
+    layer.decode = None;
+    match end {
+        SourceEnd::Finished if layer.spec.looped && !lifecycle.stopping() => {
+            layer.loops += 1;
+            layer.offset = None;
+            layer.opening = Some(open(index, &layer.spec, opening, lifecycle));
+        }
+        SourceEnd::Finished => {
+            info!(
+                "layer {}: ended; {}",
+                index + 1,
+                end_words(layer.spec.at_end)
+            );
+            layer.state = LayerState::Ended;
+        }
+        SourceEnd::Failed(e) => {
+            warn!("layer {}: {e}; {}", index + 1, end_words(layer.spec.at_end));
+            layer.error = Some(e.to_string());
+            layer.state = LayerState::Failed;
+        }
+    }
+}
+
+fn end_words(at_end: AtEnd) -> &'static str {
+    match at_end {
+        AtEnd::Hold => "holding its last frame",
+        AtEnd::Fade => "fading it out",
+    }
+}
+
+fn upload(layer: &mut Layer, frame: VideoFrame, images: &mut Assets<Image>) {
+    let size = UVec2::new(frame.width, frame.height);
+    let textures = match &mut layer.textures {
+        Some(t) if t.size == size => t,
+        slot => {
+            let (y, u, v) = crate::video::video_planes(images, size);
+            slot.insert(LayerTextures {
+                planes: [y, u, v],
+                rgba: None,
+                size,
+                video: Vec4::ZERO,
+            })
+        }
+    };
+    match frame.picture {
+        Picture::Yuv420 {
+            y,
+            u,
+            v,
+            matrix,
+            full_range,
+        } => {
+            textures.video = video_params(matrix, full_range);
+            textures.rgba = None;
+            for (handle, plane) in textures.planes.iter().zip([y, u, v]) {
+                if let Some(mut image) = images.get_mut(handle) {
+                    image.data = Some(plane);
+                }
+            }
+        }
+        Picture::Rgba(pixels) => {
+            textures.video = Vec4::new(0.0, 0.0, 1.0, 0.0);
+            let handle = textures
+                .rgba
+                .get_or_insert_with(|| {
+                    images.add(crate::video::video_image(
+                        size.x,
+                        size.y,
+                        TextureFormat::Rgba8Unorm,
+                        &[0, 0, 0, 0],
+                    ))
+                })
+                .clone();
+            if let Some(mut image) = images.get_mut(&handle) {
+                image.data = Some(pixels);
+            }
+        }
+    }
+}

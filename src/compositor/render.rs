@@ -1,0 +1,221 @@
+//! The render-world half of the compositor: one full-screen pass per layer
+//! ([`CanvasSystems::Layers`], after the video pass and before the effects), each reading
+//! the picture so far and the layer's textures and writing the other canvas texture
+//! ([`CanvasView::post_process_write`]), `shaders/layer.wgsl`.
+
+use bevy::core_pipeline::FullscreenShader;
+use bevy::prelude::*;
+use bevy::render::{
+    Render, RenderApp, RenderStartup, RenderSystems,
+    diagnostic::RecordDiagnostics,
+    extract_resource::{ExtractResource, ExtractResourcePlugin},
+    render_asset::RenderAssets,
+    render_resource::{
+        binding_types::{sampler, texture_2d, uniform_buffer_sized},
+        *,
+    },
+    renderer::{RenderContext, RenderDevice, RenderGraph, RenderQueue},
+    texture::GpuImage,
+};
+
+use crate::video::pass::{begin_pass, bilinear_sampler, embed_shader, queue_fullscreen_pipeline};
+use crate::video::render::{CANVAS_RAW_FORMAT, CanvasSystems, CanvasView};
+
+/// The layer shader, compiled into the binary.
+pub const LAYER_SHADER: Handle<Shader> =
+    bevy::asset::uuid_handle!("0b8e3c52-61c4-4f0e-9d7a-5a2f4c9e7d11");
+
+/// A layer's uniform: three vec4s (see `shaders/layer.wgsl`).
+const LAYER_UNIFORM_BYTES: u64 = 48;
+
+/// One layer to draw this frame, bottom first.
+#[derive(Clone, Debug)]
+pub struct LayerDraw {
+    /// Y, Cb, Cr planes (the chroma slots are bound, unused, for an RGBA picture too).
+    pub planes: [Handle<Image>; 3],
+    /// The picture of an RGB source.
+    pub rgba: Option<Handle<Image>>,
+    /// x: matrix (0 BT.601, 1 BT.709), y: full range, z: RGBA.
+    pub video: Vec4,
+    /// Where the picture goes: x, y, width, height in canvas pixels.
+    pub rect: Vec4,
+    /// x: opacity (times any fade), y: blend mode index.
+    pub mix: Vec4,
+}
+
+/// The layers above the video, extracted every frame.
+#[derive(Resource, Clone, Debug, Default, ExtractResource)]
+pub struct LayerDraws(pub Vec<LayerDraw>);
+
+/// Registers the render-world side.
+pub(super) fn build(app: &mut App) {
+    embed_shader(
+        app,
+        &LAYER_SHADER,
+        include_str!("../../shaders/layer.wgsl"),
+        "shaders/layer.wgsl",
+    );
+    app.init_resource::<LayerDraws>()
+        .add_plugins(ExtractResourcePlugin::<LayerDraws>::default());
+    let Some(render_app) = app.get_sub_app_mut(RenderApp) else {
+        return;
+    };
+    render_app
+        .init_resource::<PreparedLayers>()
+        .add_systems(RenderStartup, init_layer_pipeline)
+        .add_systems(
+            Render,
+            prepare_layers
+                .in_set(RenderSystems::PrepareResources)
+                .in_set(CanvasSystems::PreparePasses)
+                .after(CanvasSystems::PrepareView),
+        )
+        .add_systems(RenderGraph, draw_layers.in_set(CanvasSystems::Layers));
+}
+
+#[derive(Resource)]
+struct LayerPipeline {
+    layout: BindGroupLayoutDescriptor,
+    sampler: Sampler,
+    pipeline: CachedRenderPipelineId,
+}
+
+/// Each drawable layer's uniform buffer (one per layer: the passes are recorded before the
+/// queue's writes land, so a shared buffer would hold the last layer's values for all).
+#[derive(Resource, Default)]
+struct PreparedLayers {
+    buffers: Vec<Buffer>,
+    /// Layers whose textures exist this frame, with their buffer's index.
+    ready: Vec<(usize, LayerDraw)>,
+}
+
+fn init_layer_pipeline(
+    mut commands: Commands,
+    device: Res<RenderDevice>,
+    fullscreen: Res<FullscreenShader>,
+    cache: Res<PipelineCache>,
+) {
+    let layout = BindGroupLayoutDescriptor::new(
+        "lucid_layer_layout",
+        &BindGroupLayoutEntries::sequential(
+            ShaderStages::FRAGMENT,
+            (
+                // The backdrop: read with textureLoad, so not filterable.
+                texture_2d(TextureSampleType::Float { filterable: false }),
+                texture_2d(TextureSampleType::Float { filterable: true }),
+                texture_2d(TextureSampleType::Float { filterable: true }),
+                texture_2d(TextureSampleType::Float { filterable: true }),
+                sampler(SamplerBindingType::Filtering),
+                uniform_buffer_sized(
+                    false,
+                    Some(LAYER_UNIFORM_BYTES.try_into().expect("non-zero")),
+                ),
+            ),
+        ),
+    );
+    let pipeline = queue_fullscreen_pipeline(
+        &cache,
+        &fullscreen,
+        "lucid_layer".into(),
+        &layout,
+        LAYER_SHADER,
+        "fragment",
+        CANVAS_RAW_FORMAT,
+    );
+    commands.insert_resource(LayerPipeline {
+        layout,
+        sampler: bilinear_sampler(&device, "lucid_layer_sampler"),
+        pipeline,
+    });
+}
+
+fn prepare_layers(
+    draws: Res<LayerDraws>,
+    images: Res<RenderAssets<GpuImage>>,
+    device: Res<RenderDevice>,
+    queue: Res<RenderQueue>,
+    mut prepared: ResMut<PreparedLayers>,
+    mut view: ResMut<CanvasView>,
+) {
+    prepared.ready.clear();
+    if !view.ready() {
+        return;
+    }
+    for draw in &draws.0 {
+        let picture = draw.rgba.as_ref().unwrap_or(&draw.planes[0]);
+        if images.get(picture).is_none() || draw.planes.iter().any(|p| images.get(p).is_none()) {
+            continue;
+        }
+        let slot = prepared.ready.len();
+        if prepared.buffers.len() <= slot {
+            let buffer = device.create_buffer(&BufferDescriptor {
+                label: Some("lucid_layer_uniform"),
+                size: LAYER_UNIFORM_BYTES,
+                usage: BufferUsages::UNIFORM | BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            prepared.buffers.push(buffer);
+        }
+        let bytes: Vec<u8> = [draw.video, draw.rect, draw.mix]
+            .iter()
+            .flat_map(|v| v.to_array())
+            .flat_map(f32::to_le_bytes)
+            .collect();
+        queue.write_buffer(&prepared.buffers[slot], 0, &bytes);
+        prepared.ready.push((slot, draw.clone()));
+    }
+    view.add_planned_passes(prepared.ready.len());
+}
+
+fn draw_layers(
+    mut view: ResMut<CanvasView>,
+    prepared: Res<PreparedLayers>,
+    pipeline: Option<Res<LayerPipeline>>,
+    images: Res<RenderAssets<GpuImage>>,
+    cache: Res<PipelineCache>,
+    mut ctx: RenderContext,
+) {
+    let Some(pipeline) = pipeline else { return };
+    if !view.ready() || prepared.ready.is_empty() {
+        return;
+    }
+    let Some(render) = cache.get_render_pipeline(pipeline.pipeline) else {
+        return;
+    };
+    let layout = cache.get_bind_group_layout(&pipeline.layout);
+    let diagnostics = ctx.diagnostic_recorder();
+    let diagnostics = diagnostics.as_deref();
+    for (i, (slot, draw)) in prepared.ready.iter().enumerate() {
+        let picture = draw.rgba.as_ref().unwrap_or(&draw.planes[0]);
+        let (Some(first), Some(u), Some(v)) = (
+            images.get(picture),
+            images.get(&draw.planes[1]),
+            images.get(&draw.planes[2]),
+        ) else {
+            continue;
+        };
+        let Some(post) = view.post_process_write() else {
+            return;
+        };
+        let bind_group = ctx.render_device().create_bind_group(
+            "lucid_layer_bind_group",
+            &layout,
+            &BindGroupEntries::sequential((
+                post.source_encoded,
+                &first.texture_view,
+                &u.texture_view,
+                &v.texture_view,
+                &pipeline.sampler,
+                prepared.buffers[*slot].as_entire_binding(),
+            )),
+        );
+        let span = diagnostics.time_span(ctx.command_encoder(), format!("lucid_layer/{}", i + 1));
+        {
+            let mut pass = begin_pass(&mut ctx, "lucid_layer_pass", post.destination, false);
+            pass.set_render_pipeline(render);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.draw(0..3, 0..1);
+        }
+        span.end(ctx.command_encoder());
+    }
+}

@@ -1,0 +1,262 @@
+//! The compositor (issue 12): layers over the `--url` video, blended by the W3C
+//! "Compositing and Blending Level 1" formulas (written out again here from the spec, not
+//! taken from Lucid), at an opacity, with the layer's alpha; a layer whose source cannot
+//! open leaves the show going and says so.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use support::*;
+
+const LIMIT: Duration = Duration::from_secs(120);
+const W: u32 = 64;
+const H: u32 = 36;
+
+/// W3C's separable blend functions, B(Cb, Cs), straight from the spec's pseudo-code.
+fn w3c(mode: &str, cb: f64, cs: f64) -> f64 {
+    let multiply = cb * cs;
+    let screen = |b: f64, s: f64| b + s - b * s;
+    let hard_light = |b: f64, s: f64| {
+        if s <= 0.5 {
+            b * 2.0 * s
+        } else {
+            screen(b, 2.0 * s - 1.0)
+        }
+    };
+    match mode {
+        "normal" => cs,
+        "multiply" => multiply,
+        "screen" => screen(cb, cs),
+        "overlay" => hard_light(cs, cb),
+        "darken" => cb.min(cs),
+        "lighten" => cb.max(cs),
+        "color-dodge" => {
+            if cb == 0.0 {
+                0.0
+            } else if cs == 1.0 {
+                1.0
+            } else {
+                (cb / (1.0 - cs)).min(1.0)
+            }
+        }
+        "color-burn" => {
+            if cb == 1.0 {
+                1.0
+            } else if cs == 0.0 {
+                0.0
+            } else {
+                1.0 - ((1.0 - cb) / cs).min(1.0)
+            }
+        }
+        "hard-light" => hard_light(cb, cs),
+        "soft-light" => {
+            if cs <= 0.5 {
+                cb - (1.0 - 2.0 * cs) * cb * (1.0 - cb)
+            } else {
+                let d = if cb <= 0.25 {
+                    ((16.0 * cb - 12.0) * cb + 4.0) * cb
+                } else {
+                    cb.sqrt()
+                };
+                cb + (2.0 * cs - 1.0) * (d - cb)
+            }
+        }
+        "difference" => (cb - cs).abs(),
+        "exclusion" => cb + cs - 2.0 * cb * cs,
+        // Linear dodge (not in the W3C list): the sum, clipped.
+        "add" => (cb + cs).min(1.0),
+        other => panic!("no mode {other}"),
+    }
+}
+
+/// Source-over with a blend, opaque backdrop: (1 - as) * Cb + as * B(Cb, Cs).
+fn expected(mode: &str, backdrop: [u8; 3], source: [u8; 4], opacity: f64) -> [f64; 3] {
+    let a = f64::from(source[3]) / 255.0 * opacity;
+    std::array::from_fn(|i| {
+        let (cb, cs) = (f64::from(backdrop[i]) / 255.0, f64::from(source[i]) / 255.0);
+        ((1.0 - a) * cb + a * w3c(mode, cb, cs)) * 255.0
+    })
+}
+
+/// One second of a flat colour as RGB video (PNG in Matroska: RGB stays RGB in Lucid).
+fn rgb_video(dir: &Path, rgb: [u8; 3]) -> PathBuf {
+    let path = dir.join("backdrop.mkv");
+    let status = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+        ])
+        .arg(format!(
+            "color=c=0x{:02x}{:02x}{:02x}:s={W}x{H}:r=30:d=1,format=rgb24",
+            rgb[0], rgb[1], rgb[2]
+        ))
+        .args(["-c:v", "png"])
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    path
+}
+
+/// A flat RGBA still.
+fn rgba_png(dir: &Path, rgba: [u8; 4]) -> PathBuf {
+    let path = dir.join("layer.png");
+    let status = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+        ])
+        .arg(format!(
+            "color=c=0x{:02x}{:02x}{:02x}@{}:s={W}x{H},format=rgba",
+            rgba[0],
+            rgba[1],
+            rgba[2],
+            f64::from(rgba[3]) / 255.0
+        ))
+        .args(["-frames:v", "1"])
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    path
+}
+
+/// The centre pixel of the last frame Lucid pipes, and the last stats line.
+fn composite(base: &Path, layer: &str, dir: &Path) -> ([u8; 3], serde_json::Value) {
+    let stats = dir.join("stats.jsonl");
+    let _ = std::fs::remove_file(&stats);
+    let out = run_with_limit(
+        lucid()
+            .args(["--no-preview", "--pipe", "rgba", "--url"])
+            .arg(base)
+            .args(["--layer", layer])
+            .arg("--stats-json")
+            .arg(&stats),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let frame = (W * H * 4) as usize;
+    assert!(out.stdout.len() >= frame, "no frame");
+    let last = &out.stdout[out.stdout.len() - frame..];
+    let at = (((H / 2) * W + W / 2) * 4) as usize;
+    ([last[at], last[at + 1], last[at + 2]], last_stats(&stats))
+}
+
+#[test]
+fn every_blend_mode_follows_the_w3c_formulas() {
+    let dir = tempfile::tempdir().unwrap();
+    // Backdrop channels 0.2, 0.4, 0.8 and source channels 0.78, 0.25, 0.5: both sides of
+    // every branch in the formulas (soft-light's cb <= 0.25, hard-light's cs <= 0.5).
+    let backdrop = [51, 102, 204];
+    let source = [200, 64, 128, 204];
+    let base = rgb_video(dir.path(), backdrop);
+    let png = rgba_png(dir.path(), source);
+    let png = png.to_str().unwrap();
+    let mut failures = Vec::new();
+    for mode in [
+        "normal",
+        "multiply",
+        "screen",
+        "overlay",
+        "darken",
+        "lighten",
+        "color-dodge",
+        "color-burn",
+        "hard-light",
+        "soft-light",
+        "difference",
+        "exclusion",
+        "add",
+    ] {
+        for opacity in [1.0, 0.5] {
+            let (got, stats) = composite(
+                &base,
+                &format!("{png}:blend={mode},opacity={opacity}"),
+                dir.path(),
+            );
+            let want = expected(mode, backdrop, source, opacity);
+            let off = got
+                .iter()
+                .zip(want)
+                .map(|(g, w)| (f64::from(*g) - w).abs())
+                .fold(0.0, f64::max);
+            if off > 1.5 {
+                failures.push(format!(
+                    "{mode} at {opacity}: got {got:?}, W3C says {want:.1?}"
+                ));
+            }
+            assert_eq!(stats["layers"][0]["state"], "ended", "{stats}");
+            assert!(stats["layers"][0]["shown"].as_u64().unwrap() >= 1);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn a_yuv_layer_fits_and_a_missing_layer_leaves_the_show_going() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = rgb_video(dir.path(), [0, 0, 0]);
+    // A 4:2:0 layer of another shape: contained in the middle, the sides keep the backdrop.
+    let tall = dir.path().join("tall.y4m");
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
+        .arg("color=c=0xffffff:s=32x64:r=30:d=1,format=yuv420p")
+        .arg(&tall)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let stats = dir.path().join("stats.jsonl");
+    let out = run_with_limit(
+        lucid()
+            .args(["--no-preview", "--pipe", "rgba", "--url"])
+            .arg(&base)
+            .arg("--layer")
+            .arg(format!("{}:fit=contain", tall.display()))
+            .args(["--layer", "/nonexistent/clip.mp4:opacity=0.5"])
+            .arg("--stats-json")
+            .arg(&stats),
+        LIMIT,
+    );
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    let frame = (W * H * 4) as usize;
+    let last = &out.stdout[out.stdout.len() - frame..];
+    let px = |x: u32, y: u32| {
+        let at = ((y * W + x) * 4) as usize;
+        [last[at], last[at + 1], last[at + 2]]
+    };
+    // 32x64 into 64x36: 18 wide, centred (23..41).
+    assert_eq!(px(2, 18), [0, 0, 0], "left of the layer: the backdrop");
+    assert_eq!(px(61, 18), [0, 0, 0], "right of the layer: the backdrop");
+    for c in px(32, 18) {
+        assert!(c >= 253, "the white layer in the middle: {:?}", px(32, 18));
+    }
+    let s = last_stats(&stats);
+    assert_eq!(s["layers"][1]["state"], "failed", "{s}");
+    assert!(
+        s["layers"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("clip.mp4"),
+        "{s}"
+    );
+    // Bad layer options are a usage error before anything starts.
+    let out = run_with_limit(
+        lucid().args(["--no-preview", "--layer", "x.png:blend=glow"]),
+        LIMIT,
+    );
+    assert_one_clear_error(&out, 2, "blend=glow");
+}
