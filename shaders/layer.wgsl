@@ -17,6 +17,8 @@ struct Layer {
     rect: vec4<f32>,
     // x: opacity; y: blend mode (compositor::BlendMode::index).
     mix: vec4<f32>,
+    // x, y: offset in pixels; z: scale; w: clockwise rotation in radians.
+    transform: vec4<f32>,
 }
 
 @group(0) @binding(0) var backdrop: texture_2d<f32>;
@@ -115,7 +117,14 @@ fn blend(mode: u32, cb: vec3<f32>, cs: vec3<f32>) -> vec3<f32> {
 fn fragment(in: FullscreenVertexOutput) -> @location(0) vec4<f32> {
     let pixel = vec2<i32>(in.position.xy);
     let cb = textureLoad(backdrop, pixel, 0).rgb;
-    let uv = (in.position.xy - layer.rect.xy) / layer.rect.zw;
+    // From the pixel back into the picture: undo the offset, the rotation about the
+    // picture's centre and the scale, then the fit.
+    let centre = layer.rect.xy + 0.5 * layer.rect.zw + layer.transform.xy;
+    let p = in.position.xy - centre;
+    let c = cos(layer.transform.w);
+    let s = sin(layer.transform.w);
+    let unrotated = vec2(c * p.x + s * p.y, -s * p.x + c * p.y) / layer.transform.z;
+    let uv = unrotated / layer.rect.zw + vec2(0.5);
     // Sampled everywhere (sampling must stay in uniform control flow); outside the
     // picture's rectangle the layer is transparent.
     let inside = all(uv >= vec2(0.0)) && all(uv <= vec2(1.0));

@@ -72,18 +72,19 @@ pub fn run(args: Args) -> Result<()> {
         .map(CueList::load)
         .transpose()
         .map_err(|e| LucidError::Usage(format!("--cues {e}")))?;
+    let scene = ShowScene::load(&args)?;
     // A Daydream stream says what to play; creating one prints its id and WHIP URL first.
     let daydream = args.daydream()?.map(crate::daydream::attach).transpose()?;
     let spec = match &daydream {
         Some(attached) => attached.source.clone(),
-        None => SourceSpec::resolve(args.url.as_deref(), args.protocol.into())?,
+        None => SourceSpec::resolve(scene.source(&args), args.protocol.into())?,
     };
     let catalog = load_catalog(&args)?;
     if args.list_effects {
         print!("{}", describe_effects(&catalog));
         return Ok(());
     }
-    let chain = build_chain(&args, &catalog)?;
+    let chain = build_chain(&args, &catalog, &scene)?;
     if !args.no_preview {
         check_display()?;
     }
@@ -114,9 +115,12 @@ pub fn run(args: Args) -> Result<()> {
                     .map(|to| Feedback::start(to, &lifecycle))
                     .transpose()?,
                 midi: midi.as_ref().map(|(_, rx)| rx.clone()),
-                mappings: match &args.preset {
-                    Some(path) => Preset::load(path)?.midi,
-                    None => Vec::new(),
+                mappings: {
+                    let mut m = scene.scene.midi.clone();
+                    if let Some(path) = &args.preset {
+                        m.extend(Preset::load(path)?.midi);
+                    }
+                    m
                 },
             })
         })
@@ -161,14 +165,27 @@ pub fn run(args: Args) -> Result<()> {
             ice_servers: args.ice_servers()?,
         },
     };
-    let layers = match args.layers()? {
-        specs if specs.is_empty() => None,
-        specs => Some(LayersPlugin {
-            specs,
-            options: options.clone(),
-            protocol: args.protocol.into(),
-        }),
-    };
+    // The scene's layers, then --layer's above them; --crossfade overrides its fader.
+    let specs: Vec<_> = scene
+        .scene
+        .layers
+        .iter()
+        .cloned()
+        .chain(args.layers()?)
+        .collect();
+    let layers = (!specs.is_empty())
+        .then(|| -> Result<LayersPlugin> {
+            Ok(LayersPlugin {
+                specs,
+                options: options.clone(),
+                protocol: args.protocol.into(),
+                fader: match (&scene.path, args.crossfade) {
+                    (Some(_), None) => scene.scene.crossfader,
+                    _ => args.crossfader()?,
+                },
+            })
+        })
+        .transpose()?;
     let (connected_tx, mut connected_rx) = crossbeam_channel::bounded(1);
     let opener = lifecycle.clone();
     lifecycle.spawn("lucid-connect", move || {
@@ -216,6 +233,9 @@ pub fn run(args: Args) -> Result<()> {
         if let Some(layers) = layers {
             app.add_plugins(layers);
         }
+        app.insert_resource(crate::compositor::scene::SceneSource(
+            scene.source(&args).map(String::from),
+        ));
         while app.plugins_state() == PluginsState::Adding {
             bevy::tasks::tick_global_task_pools_on_main_thread();
         }
@@ -261,6 +281,32 @@ pub fn run(args: Args) -> Result<()> {
     match exit {
         AppExit::Success => Ok(()),
         AppExit::Error(code) => Err(LucidError::Render(format!("Bevy exited with code {code}"))),
+    }
+}
+
+/// `--scene`, loaded (or an empty scene without one).
+struct ShowScene {
+    path: Option<std::path::PathBuf>,
+    scene: crate::compositor::scene::Scene,
+}
+
+impl ShowScene {
+    fn load(args: &Args) -> Result<ShowScene> {
+        Ok(match &args.scene {
+            Some(path) => ShowScene {
+                scene: crate::compositor::scene::Scene::load(path)?,
+                path: Some(path.clone()),
+            },
+            None => ShowScene {
+                path: None,
+                scene: Default::default(),
+            },
+        })
+    }
+
+    /// The bottom layer's source: `--url`, else the scene's.
+    fn source<'a>(&'a self, args: &'a Args) -> Option<&'a str> {
+        args.url.as_deref().or(self.scene.source.as_deref())
     }
 }
 
@@ -470,7 +516,7 @@ fn load_catalog(args: &Args) -> Result<EffectCatalog> {
 
 /// `--preset` then each `--effect`, checked against the catalog: a typo fails here, with
 /// the list of what exists, not silently on stage.
-fn build_chain(args: &Args, catalog: &EffectCatalog) -> Result<EffectChain> {
+fn build_chain(args: &Args, catalog: &EffectCatalog, scene: &ShowScene) -> Result<EffectChain> {
     let broken = |name: &str| {
         catalog
             .entries
@@ -480,28 +526,40 @@ fn build_chain(args: &Args, catalog: &EffectCatalog) -> Result<EffectChain> {
             .map(|e| LucidError::Usage(format!("effect {name} does not compile: {e}")))
     };
     let mut chain = EffectChain::default();
-    if let Some(path) = &args.preset {
-        let preset = Preset::load(path)?;
-        for inst in preset.effects {
+    // The scene's chain first, then the preset's, then --effect's.
+    let saved = scene
+        .path
+        .as_ref()
+        .map(|p| Ok((p.clone(), "scene", scene.scene.effects.clone())))
+        .into_iter()
+        .chain(
+            args.preset
+                .iter()
+                .map(|p| Preset::load(p).map(|preset| (p.clone(), "preset", preset.effects))),
+        )
+        .collect::<Result<Vec<_>>>()?;
+    for (path, kind, effects) in saved {
+        let before = chain.effects.len();
+        for inst in effects {
             if let Some(e) = broken(&inst.effect) {
                 return Err(e);
             }
             let def = catalog.get(&inst.effect).ok_or_else(|| {
                 LucidError::Usage(format!(
-                    "preset {}: no effect '{}' (available: {})",
+                    "{kind} {}: no effect '{}' (available: {})",
                     path.display(),
                     inst.effect,
                     catalog.names().join(", ")
                 ))
             })?;
             inst.check(&def)
-                .map_err(|e| LucidError::Usage(format!("preset {}: {e}", path.display())))?;
+                .map_err(|e| LucidError::Usage(format!("{kind} {}: {e}", path.display())))?;
             chain.effects.push(inst);
         }
         info!(
-            "preset {}: {} effect(s)",
+            "{kind} {}: {} effect(s)",
             path.display(),
-            chain.effects.len()
+            chain.effects.len() - before
         );
     }
     for arg in &args.effect {

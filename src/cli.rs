@@ -62,6 +62,22 @@ pub struct Args {
     #[arg(long, value_name = "SOURCE[:OPTIONS]")]
     pub layer: Vec<String>,
 
+    /// Load a whole show saved as RON (the overlay's Save scene): the bottom source, the
+    /// layers, the crossfader, the master chain and MIDI mappings. --url replaces its
+    /// source; --layer, --preset and --effect add to it.
+    #[arg(long, value_name = "FILE")]
+    pub scene: Option<PathBuf>,
+
+    /// A timed A/B crossfade: the show starts on bus A and crossfades to bus B over this
+    /// many seconds of video; X (or OSC) then crossfades back and forth in the same time
+    /// (default 2 s). Layers say their bus with `bus=a|b` (default both).
+    #[arg(long, value_name = "SECONDS")]
+    pub crossfade: Option<f64>,
+
+    /// The crossfader's curve: `linear` or `equal-power`.
+    #[arg(long, value_name = "CURVE", default_value = "linear")]
+    pub crossfade_curve: CurveArg,
+
     /// H.264 encoder for --record and network outputs: `auto` uses NVENC where an NVIDIA
     /// driver takes it and libx264 otherwise (the log says which and why).
     #[arg(long, value_name = "ENCODER", default_value = "auto")]
@@ -269,6 +285,15 @@ pub fn config_dir(leaf: &str) -> Option<PathBuf> {
     config_root().map(|root| root.join(leaf))
 }
 
+/// `--crossfade-curve` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CurveArg {
+    /// A's weight 1 - x, B's x.
+    Linear,
+    /// cos and sin of x times a quarter turn: no dip in the middle.
+    EqualPower,
+}
+
 /// `--encoder` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum EncoderArg {
@@ -345,6 +370,7 @@ impl Args {
         self.encoding()?;
         self.osc_feedback()?;
         self.layers()?;
+        self.crossfader()?;
         Ok(())
     }
 }
@@ -363,6 +389,27 @@ impl Args {
                 })
             })
             .collect()
+    }
+
+    /// The crossfader as the show starts (`--crossfade`, `--crossfade-curve`).
+    pub fn crossfader(&self) -> Result<crate::compositor::Crossfader> {
+        use crate::compositor::{Crossfader, FaderCurve};
+        if let Some(s) = self.crossfade
+            && !(s.is_finite() && (0.0..=3600.0).contains(&s))
+        {
+            return Err(LucidError::Usage(format!(
+                "--crossfade must be 0 to 3600 seconds, got {s}"
+            )));
+        }
+        Ok(Crossfader {
+            position: 0.0,
+            target: if self.crossfade.is_some() { 1.0 } else { 0.0 },
+            seconds: self.crossfade.unwrap_or(2.0) as f32,
+            curve: match self.crossfade_curve {
+                CurveArg::Linear => FaderCurve::Linear,
+                CurveArg::EqualPower => FaderCurve::EqualPower,
+            },
+        })
     }
 
     /// `--layer` values, parsed.

@@ -13,6 +13,8 @@ use bevy::prelude::*;
 use bevy_egui::{EguiContexts, EguiPrimaryContextPass, egui};
 use tracing::{info, warn};
 
+use crate::compositor::layers::{Fader, Layers};
+use crate::compositor::scene::SceneSource;
 use crate::control::midi::{Curve, MidiTarget};
 use crate::control::plugin::{MidiLearn, MidiMappings};
 use crate::effects::chain::{EffectChain, EffectInstance, Preset};
@@ -42,6 +44,8 @@ pub struct OverlayState {
     preset_name: String,
     message: Option<String>,
     add_choice: String,
+    scene_name: String,
+    scene_message: Option<String>,
 }
 
 /// CPU time spent building the overlay, per frame.
@@ -67,6 +71,8 @@ impl Plugin for OverlayPlugin {
             preset_name: "show".into(),
             message: None,
             add_choice: String::new(),
+            scene_name: "show".into(),
+            scene_message: None,
         })
         .init_resource::<UiTiming>()
         .add_systems(Update, toggle_overlay)
@@ -110,6 +116,7 @@ fn overlay(
     time: Res<Time<Real>>,
     mut show: ShowParams,
     mut midi: MidiParams,
+    mut compositor: CompositorParams,
 ) -> Result {
     let started = Instant::now();
     let ctx = contexts.ctx_mut()?.clone();
@@ -137,6 +144,7 @@ fn overlay(
                 stats_section(ui, &status, stream.as_deref(), render_fps);
                 timing_section(ui, &effect_timings, &timing, stream.as_deref());
                 show_section(ui, &mut show);
+                layers_section(ui, &mut state, &mut compositor, &chain, &midi, &status);
                 chain_section(ui, &mut state, &mut chain, &catalog, &errors, &mut midi);
                 preset_section(ui, &mut state, &mut chain, &catalog, &mut midi);
                 egui::CollapsingHeader::new("Keys")
@@ -309,6 +317,130 @@ fn show_section(ui: &mut egui::Ui, show: &mut ShowParams) {
             ui.label(format!("output level {:.0} %", show.master.level * 100.0));
             if let Some(path) = &show.show.last_screenshot {
                 ui.label(format!("last screenshot: {path}"));
+            }
+        });
+}
+
+/// The compositor's layers and crossfader (present with layers), and what a scene saves.
+#[derive(bevy::ecs::system::SystemParam)]
+struct CompositorParams<'w> {
+    layers: Option<ResMut<'w, Layers>>,
+    fader: Option<ResMut<'w, Fader>>,
+    source: Option<Res<'w, SceneSource>>,
+}
+
+/// Layers (opacity, mute, state), the crossfader, and Save scene.
+fn layers_section(
+    ui: &mut egui::Ui,
+    state: &mut OverlayState,
+    compositor: &mut CompositorParams,
+    chain: &EffectChain,
+    midi: &MidiParams,
+    status: &LatestStatus,
+) {
+    let Some(layers) = compositor.layers.as_mut() else {
+        return;
+    };
+    egui::CollapsingHeader::new("Layers")
+        .default_open(true)
+        .show(ui, |ui| {
+            let reports = status
+                .0
+                .as_ref()
+                .map(|s| s.layers.clone())
+                .unwrap_or_default();
+            for (i, (spec, muted)) in layers.specs().into_iter().enumerate() {
+                ui.horizontal(|ui| {
+                    let state = reports
+                        .get(i)
+                        .map(|r| format!("{:?}", r.state).to_lowercase())
+                        .unwrap_or_default();
+                    ui.add(
+                        egui::Label::new(format!("{}. {} ({state})", i + 1, spec.source))
+                            .truncate(),
+                    )
+                    .on_hover_text(format!(
+                        "{} · {:?} · bus {:?}",
+                        spec.blend.name(),
+                        spec.fit,
+                        spec.bus
+                    ));
+                });
+                ui.horizontal(|ui| {
+                    let mut opacity = spec.opacity;
+                    if ui
+                        .add(egui::Slider::new(&mut opacity, 0.0..=1.0).text("opacity"))
+                        .changed()
+                    {
+                        layers.set_opacity(i, opacity);
+                    }
+                    let mut mute = muted;
+                    if ui.checkbox(&mut mute, "mute").changed() {
+                        layers.set_muted(i, mute);
+                    }
+                });
+            }
+            if let Some(fader) = compositor.fader.as_mut() {
+                ui.horizontal(|ui| {
+                    let mut x = fader.0.position;
+                    if ui
+                        .add(egui::Slider::new(&mut x, 0.0..=1.0).text("A / B"))
+                        .changed()
+                    {
+                        fader.0.set(x);
+                    }
+                    if ui
+                        .button("X")
+                        .on_hover_text("crossfade to the other side")
+                        .clicked()
+                    {
+                        fader.0.go_other_side();
+                    }
+                });
+            }
+            let Some(dir) = state.presets_dir.as_ref().map(|d| d.join("scenes")) else {
+                return;
+            };
+            ui.horizontal(|ui| {
+                ui.add(egui::TextEdit::singleline(&mut state.scene_name).desired_width(120.0));
+                let name = state.scene_name.trim().to_string();
+                let valid = !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_alphanumeric() || "-_ ".contains(c));
+                if ui
+                    .add_enabled(valid, egui::Button::new("Save scene"))
+                    .clicked()
+                {
+                    let path = dir.join(format!("{name}.ron"));
+                    let scene = crate::compositor::scene::Scene {
+                        source: compositor.source.as_ref().and_then(|s| s.0.clone()),
+                        layers: layers
+                            .specs()
+                            .into_iter()
+                            .filter(|(_, muted)| !muted)
+                            .map(|(spec, _)| spec)
+                            .collect(),
+                        crossfader: compositor.fader.as_ref().map(|f| f.0).unwrap_or_default(),
+                        effects: chain.effects.clone(),
+                        midi: midi
+                            .mappings
+                            .as_ref()
+                            .map(|m| m.0.clone())
+                            .unwrap_or_default(),
+                        ..Default::default()
+                    };
+                    state.scene_message = Some(match scene.save(&path) {
+                        Ok(()) => {
+                            info!("scene saved: {}", path.display());
+                            format!("saved {} (--scene loads it)", path.display())
+                        }
+                        Err(e) => format!("could not save {}: {e}", path.display()),
+                    });
+                }
+            });
+            if let Some(m) = &state.scene_message {
+                ui.label(m);
             }
         });
 }

@@ -253,10 +253,200 @@ fn a_yuv_layer_fits_and_a_missing_layer_leaves_the_show_going() {
             .contains("clip.mp4"),
         "{s}"
     );
+    // Scaled to half and moved a quarter of the canvas right: the white layer is now
+    // 9 pixels wide, centred at 32 + 16 = 48.
+    let out = run_with_limit(
+        lucid()
+            .args(["--no-preview", "--pipe", "rgba", "--url"])
+            .arg(&base)
+            .arg("--layer")
+            .arg(format!("{}:scale=0.5,x=0.25", tall.display())),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let last = &out.stdout[out.stdout.len() - frame..];
+    let px = |x: u32, y: u32| {
+        let at = ((y * W + x) * 4) as usize;
+        [last[at], last[at + 1], last[at + 2]]
+    };
+    assert_eq!(px(32, 18), [0, 0, 0], "the old centre is the backdrop now");
+    assert!(px(48, 18).iter().all(|c| *c >= 253), "{:?}", px(48, 18));
+    assert_eq!(
+        px(48, 2),
+        [0, 0, 0],
+        "half the height: above it, the backdrop"
+    );
     // Bad layer options are a usage error before anything starts.
     let out = run_with_limit(
         lucid().args(["--no-preview", "--layer", "x.png:blend=glow"]),
         LIMIT,
     );
     assert_one_clear_error(&out, 2, "blend=glow");
+}
+
+/// A marked clip at `fps` (the frame number in the blocks along the top), as `name`.
+fn marked_at(dir: &Path, name: &str, fps: u32, seconds: f64) -> PathBuf {
+    let path = dir.join(name);
+    let args: Vec<String> = marked_source_args(320, 180, Some(seconds))
+        .into_iter()
+        .map(|a| a.replace(&format!("rate={FPS}"), &format!("rate={fps}")))
+        .collect();
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error"])
+        .args(&args)
+        .args([
+            "-map",
+            "[hi]",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-crf",
+            "12",
+        ])
+        .arg(&path)
+        .args(["-map", "[lo]", "-f", "null", "-"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    path
+}
+
+#[test]
+fn a_25_fps_layer_over_30_fps_video_advances_at_its_own_rate() {
+    // The layer covers the video, so each recorded frame shows the layer's marker; the
+    // video's frame number is the recorded frame's place (offline: every frame, in order).
+    let dir = tempfile::tempdir().unwrap();
+    let base = marked_at(dir.path(), "base30.mp4", 30, 2.0);
+    let layer = marked_at(dir.path(), "layer25.mp4", 25, 2.0);
+    let record = dir.path().join("out.mkv");
+    let stats = dir.path().join("stats.jsonl");
+    let out = run_with_limit(
+        lucid()
+            .args(["--no-preview", "--url"])
+            .arg(&base)
+            .arg("--layer")
+            .arg(&layer)
+            .arg("--record")
+            .arg(&record)
+            .arg("--stats-json")
+            .arg(&stats),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let (_, _, shown) = file_markers(&record);
+    assert_eq!(shown.len(), 60, "every video frame recorded: {shown:?}");
+    // Video frame n is at n/30 s; the layer's newest frame then is floor(n * 25 / 30).
+    let want: Vec<u64> = (0..60u64).map(|n| n * 25 / 30).collect();
+    assert_eq!(shown, want);
+    let s = last_stats(&stats);
+    assert_eq!(s["offline"], true, "{s}");
+    assert_eq!(
+        s["layers"][0]["shown"], 50,
+        "each layer frame shown once: {s}"
+    );
+}
+
+#[test]
+fn a_timed_crossfade_moves_from_a_to_b_in_its_time_along_its_curve() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = rgb_video(dir.path(), [0, 0, 0]);
+    let red = dir.path().join("red.png");
+    let blue = dir.path().join("blue.png");
+    std::fs::rename(rgba_png(dir.path(), [255, 0, 0, 255]), &red).unwrap();
+    std::fs::rename(rgba_png(dir.path(), [0, 0, 255, 255]), &blue).unwrap();
+    for (curve, wa_wb) in [
+        ("linear", (|x: f64| (1.0 - x, x)) as fn(f64) -> (f64, f64)),
+        ("equal-power", |x: f64| {
+            let a = x * std::f64::consts::FRAC_PI_2;
+            (a.cos(), a.sin())
+        }),
+    ] {
+        let frames = dir.path().join(curve);
+        std::fs::create_dir(&frames).unwrap();
+        let out = run_with_limit(
+            lucid()
+                .args(["--no-preview", "--url"])
+                .arg(&base)
+                .arg("--layer")
+                .arg(format!("{}:bus=a", red.display()))
+                .arg("--layer")
+                .arg(format!("{}:bus=b", blue.display()))
+                .args(["--crossfade", "0.5", "--crossfade-curve", curve])
+                .arg("--output")
+                .arg(frames.join("%d.png")),
+            LIMIT,
+        );
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        // Image n + 1 is video frame n, at n/30 s: the fader is at min(n/15, 1).
+        for n in [0u32, 3, 6, 8, 12, 15, 20, 29] {
+            let rgb = Command::new("ffmpeg")
+                .args(["-loglevel", "error", "-i"])
+                .arg(frames.join(format!("{}.png", n + 1)))
+                .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+                .output()
+                .unwrap()
+                .stdout;
+            let at = (((H / 2) * W + W / 2) * 3) as usize;
+            let x = (f64::from(n) / 15.0).min(1.0);
+            let (wa, wb) = wa_wb(x);
+            // Red at wa over black, then blue at wb over that.
+            let want_r = (1.0 - wb) * wa * 255.0;
+            let want_b = wb * 255.0;
+            let (r, b) = (f64::from(rgb[at]), f64::from(rgb[at + 2]));
+            assert!(
+                (r - want_r).abs() <= 1.5 && (b - want_b).abs() <= 1.5,
+                "{curve} frame {n}: got r {r} b {b}, want r {want_r:.1} b {want_b:.1}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_scene_file_plays_like_its_flags_and_a_bad_one_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let backdrop = [51, 102, 204];
+    let source = [200, 64, 128, 204];
+    let base = rgb_video(dir.path(), backdrop);
+    let png = rgba_png(dir.path(), source);
+    let scene = dir.path().join("show.ron");
+    std::fs::write(
+        &scene,
+        format!(
+            "(source: Some({:?}), layers: [(source: {:?}, blend: multiply, opacity: 0.5)])",
+            base.display().to_string(),
+            png.display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = run_with_limit(
+        lucid()
+            .args(["--no-preview", "--pipe", "rgba", "--scene"])
+            .arg(&scene),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let frame = (W * H * 4) as usize;
+    let last = &out.stdout[out.stdout.len() - frame..];
+    let at = (((H / 2) * W + W / 2) * 4) as usize;
+    let want = expected("multiply", backdrop, source, 0.5);
+    for i in 0..3 {
+        assert!(
+            (f64::from(last[at + i]) - want[i]).abs() <= 1.5,
+            "channel {i}: {} vs {:.1}",
+            last[at + i],
+            want[i]
+        );
+    }
+    std::fs::write(&scene, "(layers: [(source: \"a.png\", blend: glow)])").unwrap();
+    let out = run_with_limit(
+        lucid().arg("--no-preview").arg("--scene").arg(&scene),
+        LIMIT,
+    );
+    assert_one_clear_error(&out, 2, "show.ron: 1:");
+    let out = run_with_limit(
+        lucid().args(["--no-preview", "--scene", "/nonexistent/show.ron"]),
+        LIMIT,
+    );
+    assert_one_clear_error(&out, 2, "cannot read scene /nonexistent/show.ron");
 }

@@ -16,7 +16,7 @@ use crossbeam_channel::{Receiver, TryRecvError, bounded};
 use tracing::{info, warn};
 
 use super::render::{LayerDraw, LayerDraws};
-use super::{AtEnd, LayerSpec};
+use super::{AtEnd, Crossfader, LayerSpec};
 use crate::decode::frame::{Picture, VideoFrame};
 use crate::decode::{DecodeOptions, DecodeThread, SourceEnd};
 use crate::error::Result;
@@ -61,7 +61,52 @@ pub struct LayerReport {
 #[derive(Resource, Default)]
 pub struct Layers(Vec<Layer>);
 
+/// The A/B crossfader, moved by the X key, the overlay, OSC and `--crossfade`.
+#[derive(Resource, Debug, Clone, Copy, Default)]
+pub struct Fader(pub Crossfader);
+
 impl Layers {
+    /// How many layers there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True without layers.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Sets layer `index`'s opacity (from 0, bottom first); false when there is no such
+    /// layer.
+    pub fn set_opacity(&mut self, index: usize, opacity: f32) -> bool {
+        match self.0.get_mut(index) {
+            Some(layer) => {
+                layer.opacity = opacity.clamp(0.0, 1.0);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Each layer's spec with its current opacity and mute, for the overlay and scenes.
+    pub fn specs(&self) -> Vec<(LayerSpec, bool)> {
+        self.0
+            .iter()
+            .map(|l| {
+                let mut spec = l.spec.clone();
+                spec.opacity = l.opacity;
+                (spec, l.muted)
+            })
+            .collect()
+    }
+
+    /// Mutes or unmutes layer `index`.
+    pub fn set_muted(&mut self, index: usize, muted: bool) {
+        if let Some(layer) = self.0.get_mut(index) {
+            layer.muted = muted;
+        }
+    }
+
     /// Each layer's report.
     pub fn reports(&self) -> Vec<LayerReport> {
         self.0
@@ -79,6 +124,10 @@ impl Layers {
 
 struct Layer {
     spec: LayerSpec,
+    /// The opacity now (the spec's, moved by the overlay or OSC).
+    opacity: f32,
+    /// Hidden by the overlay.
+    muted: bool,
     shown_name: String,
     state: LayerState,
     opening: Option<Receiver<Result<DecodeThread>>>,
@@ -110,6 +159,8 @@ pub struct LayersPlugin {
     pub options: DecodeOptions,
     /// `--protocol`.
     pub protocol: Protocol,
+    /// The crossfader as it starts.
+    pub fader: Crossfader,
 }
 
 #[derive(Resource, Clone)]
@@ -125,6 +176,8 @@ impl Plugin for LayersPlugin {
             .specs
             .iter()
             .map(|spec| Layer {
+                opacity: spec.opacity,
+                muted: false,
                 shown_name: crate::redact::Redacted::text(&spec.source).to_string(),
                 spec: spec.clone(),
                 state: LayerState::Connecting,
@@ -140,6 +193,7 @@ impl Plugin for LayersPlugin {
             })
             .collect();
         app.insert_resource(Layers(layers))
+            .insert_resource(Fader(self.fader))
             .insert_resource(LayerOpening {
                 options: self.options.clone(),
                 protocol: self.protocol,
@@ -153,6 +207,7 @@ impl Plugin for LayersPlugin {
                         .before(VideoSystems::Present)
                         .after(take_opened),
                     advance_layers.after(VideoSystems::Present),
+                    crossfade_key,
                 ),
             );
     }
@@ -250,6 +305,7 @@ fn advance_layers(
     opening: Res<LayerOpening>,
     lifecycle: Res<Lifecycle>,
     mut clock: Local<Option<(Duration, f64)>>,
+    mut fader: ResMut<Fader>,
 ) {
     let Some(canvas) = canvas else { return };
     let Some(tick) = presented.read().last().copied() else {
@@ -260,6 +316,9 @@ fn advance_layers(
     let now = tick.pts.saturating_sub(first).as_secs_f64();
     let step = (now - last).max(0.0);
     *clock = Some((first, now));
+    // On the video's stream time, like the layers: a timed crossfade renders the same
+    // offline as live.
+    fader.0.advance(step);
     draws.0.clear();
     for (i, layer) in layers.0.iter_mut().enumerate() {
         if let Some(frame) = newest_due(layer, now) {
@@ -284,18 +343,43 @@ fn advance_layers(
         let Some(textures) = &layer.textures else {
             continue;
         };
-        let opacity = layer.spec.opacity * layer.fade;
-        if opacity <= 0.0 {
+        let opacity = layer.opacity * layer.fade * fader.0.weight(layer.spec.bus);
+        if opacity <= 0.0 || layer.muted {
             continue;
         }
+        let t = layer.spec.transform;
         draws.0.push(LayerDraw {
             planes: textures.planes.clone(),
             rgba: textures.rgba.clone(),
             video: textures.video,
             rect: layer.spec.fit.rect(textures.size, canvas.size),
             mix: Vec4::new(opacity, layer.spec.blend.index() as f32, 0.0, 0.0),
+            transform: Vec4::new(
+                t.x * canvas.size.x as f32,
+                t.y * canvas.size.y as f32,
+                t.scale,
+                t.rotate.to_radians(),
+            ),
         });
     }
+}
+
+/// X moves the crossfader to the other side over its time.
+fn crossfade_key(
+    keys: Option<Res<ButtonInput<KeyCode>>>,
+    captured: Option<Res<crate::show::KeyboardCaptured>>,
+    mut fader: ResMut<Fader>,
+) {
+    let Some(keys) = keys else { return };
+    if captured.is_some_and(|c| c.0) || !keys.just_pressed(KeyCode::KeyX) {
+        return;
+    }
+    fader.0.go_other_side();
+    info!(
+        "crossfading to {} over {:.1} s",
+        if fader.0.target > 0.5 { "B" } else { "A" },
+        fader.0.seconds
+    );
 }
 
 /// Takes the layer's frames that are due at `now` (the video's stream time); returns the

@@ -12,6 +12,7 @@
 
 pub mod layers;
 pub mod render;
+pub mod scene;
 
 use bevy::math::{UVec2, Vec4};
 
@@ -188,6 +189,125 @@ impl Fit {
     }
 }
 
+/// Which side of the A/B crossfader a layer is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bus {
+    /// Shown as the fader is towards A.
+    A,
+    /// Shown as the fader is towards B.
+    B,
+    /// Always shown, whatever the fader.
+    #[default]
+    Both,
+}
+
+/// The crossfader's curve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaderCurve {
+    /// A's weight `1 - x`, B's `x`.
+    #[default]
+    Linear,
+    /// A's weight `cos(x * pi/2)`, B's `sin(x * pi/2)`: no dip in the middle.
+    EqualPower,
+}
+
+/// The A/B crossfader: a position 0 (A) ..1 (B), moving towards a target over a set time.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Crossfader {
+    /// Where it is, 0 (A) to 1 (B).
+    pub position: f32,
+    /// Where it is heading.
+    pub target: f32,
+    /// How long a whole A-to-B move takes, seconds.
+    pub seconds: f32,
+    /// The curve.
+    pub curve: FaderCurve,
+}
+
+impl Default for Crossfader {
+    fn default() -> Self {
+        Crossfader {
+            position: 0.0,
+            target: 0.0,
+            seconds: 2.0,
+            curve: FaderCurve::Linear,
+        }
+    }
+}
+
+impl Crossfader {
+    /// Moves towards the target by `dt` seconds' worth.
+    pub fn advance(&mut self, dt: f64) {
+        let step = if self.seconds <= 0.0 {
+            1.0
+        } else {
+            (dt / f64::from(self.seconds)) as f32
+        };
+        self.position = if self.position < self.target {
+            (self.position + step).min(self.target)
+        } else {
+            (self.position - step).max(self.target)
+        };
+    }
+
+    /// Starts a move to the other side (A if it is at or heading to B, else B).
+    pub fn go_other_side(&mut self) {
+        self.target = if self.target >= 0.5 { 0.0 } else { 1.0 };
+    }
+
+    /// Sets the position at once (a fader moved by hand).
+    pub fn set(&mut self, position: f32) {
+        self.position = position.clamp(0.0, 1.0);
+        self.target = self.position;
+    }
+
+    /// The weight of a layer on `bus`.
+    pub fn weight(&self, bus: Bus) -> f32 {
+        let x = self.position.clamp(0.0, 1.0);
+        let (a, b) = match self.curve {
+            FaderCurve::Linear => (1.0 - x, x),
+            FaderCurve::EqualPower => {
+                let angle = x * std::f32::consts::FRAC_PI_2;
+                (angle.cos(), angle.sin())
+            }
+        };
+        match bus {
+            Bus::A => a,
+            Bus::B => b,
+            Bus::Both => 1.0,
+        }
+    }
+}
+
+/// A layer's placement after its fit: an offset (fractions of the canvas), a scale and a
+/// rotation about the picture's centre.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Transform {
+    /// Offset right, as a fraction of the canvas width.
+    pub x: f32,
+    /// Offset down, as a fraction of the canvas height.
+    pub y: f32,
+    /// Size, 1 = as fitted.
+    pub scale: f32,
+    /// Clockwise, degrees.
+    pub rotate: f32,
+}
+
+impl Default for Transform {
+    fn default() -> Self {
+        Transform {
+            x: 0.0,
+            y: 0.0,
+            scale: 1.0,
+            rotate: 0.0,
+        }
+    }
+}
+
 /// What a layer does when its source ends or fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -199,8 +319,14 @@ pub enum AtEnd {
     Fade,
 }
 
-/// One `--layer`: a source and how it is composited.
-#[derive(Debug, Clone, PartialEq)]
+/// The option names of `--layer SOURCE:...`.
+const OPTIONS: [&str; 10] = [
+    "opacity", "blend", "fit", "loop", "end", "bus", "x", "y", "scale", "rotate",
+];
+
+/// One `--layer` (or a scene's layer): a source and how it is composited.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct LayerSpec {
     /// What to play: any `--url` form.
     pub source: String,
@@ -211,9 +337,30 @@ pub struct LayerSpec {
     /// How it fits the canvas.
     pub fit: Fit,
     /// Play a file again from the start when it ends.
+    #[serde(rename = "loop")]
     pub looped: bool,
     /// When the source ends or fails: hold the last frame or fade out.
+    #[serde(rename = "end")]
     pub at_end: AtEnd,
+    /// Its side of the crossfader.
+    pub bus: Bus,
+    /// Position, scale and rotation after the fit.
+    pub transform: Transform,
+}
+
+impl Default for LayerSpec {
+    fn default() -> Self {
+        LayerSpec {
+            source: String::new(),
+            opacity: 1.0,
+            blend: BlendMode::Normal,
+            fit: Fit::Contain,
+            looped: false,
+            at_end: AtEnd::Hold,
+            bus: Bus::Both,
+            transform: Transform::default(),
+        }
+    }
 }
 
 impl LayerSpec {
@@ -226,9 +373,8 @@ impl LayerSpec {
             Some((source, opts))
                 if !opts.is_empty()
                     && opts.split(',').all(|kv| {
-                        kv.split_once('=').is_some_and(|(k, _)| {
-                            ["opacity", "blend", "fit", "loop", "end"].contains(&k.trim())
-                        })
+                        kv.split_once('=')
+                            .is_some_and(|(k, _)| OPTIONS.contains(&k.trim()))
                     }) =>
             {
                 (source, Some(opts))
@@ -240,11 +386,14 @@ impl LayerSpec {
         }
         let mut spec = LayerSpec {
             source: source.to_string(),
-            opacity: 1.0,
-            blend: BlendMode::Normal,
-            fit: Fit::Contain,
-            looped: false,
-            at_end: AtEnd::Hold,
+            ..LayerSpec::default()
+        };
+        let number = |key: &str, value: &str, range: std::ops::RangeInclusive<f32>| {
+            value
+                .parse::<f32>()
+                .ok()
+                .filter(|v| range.contains(v))
+                .ok_or_else(|| format!("{key}={value}: use {} to {}", range.start(), range.end()))
         };
         for kv in options.into_iter().flat_map(|o| o.split(',')) {
             let (key, value) = kv.split_once('=').unwrap_or((kv, ""));
@@ -285,6 +434,18 @@ impl LayerSpec {
                         _ => return Err(format!("end={value}: hold or fade")),
                     };
                 }
+                "bus" => {
+                    spec.bus = match value {
+                        "a" | "A" => Bus::A,
+                        "b" | "B" => Bus::B,
+                        "ab" | "both" => Bus::Both,
+                        _ => return Err(format!("bus={value}: a, b or both")),
+                    };
+                }
+                "x" => spec.transform.x = number("x", value, -2.0..=2.0)?,
+                "y" => spec.transform.y = number("y", value, -2.0..=2.0)?,
+                "scale" => spec.transform.scale = number("scale", value, 0.01..=10.0)?,
+                "rotate" => spec.transform.rotate = number("rotate", value, -360.0..=360.0)?,
                 _ => unreachable!("checked above"),
             }
         }
@@ -349,6 +510,52 @@ mod tests {
         assert_eq!(out, [0.75, 0.375, 0.0]);
         let out = blend(Normal, [1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.5], 0.5);
         assert_eq!(out, [0.75, 0.75, 0.75]);
+    }
+
+    #[test]
+    fn the_crossfader_moves_in_its_time_along_its_curve() {
+        let mut f = Crossfader {
+            seconds: 2.0,
+            ..Crossfader::default()
+        };
+        assert_eq!((f.weight(Bus::A), f.weight(Bus::B)), (1.0, 0.0));
+        f.go_other_side();
+        f.advance(0.5);
+        assert_eq!(f.position, 0.25);
+        assert_eq!(
+            (f.weight(Bus::A), f.weight(Bus::B), f.weight(Bus::Both)),
+            (0.75, 0.25, 1.0)
+        );
+        f.advance(10.0);
+        assert_eq!(f.position, 1.0, "stops at B");
+        f.curve = FaderCurve::EqualPower;
+        f.set(0.5);
+        let (a, b) = (f.weight(Bus::A), f.weight(Bus::B));
+        assert!(
+            (a - b).abs() < 1e-6 && (a * a + b * b - 1.0).abs() < 1e-6,
+            "{a} {b}"
+        );
+        f.go_other_side();
+        assert_eq!(
+            f.target, 0.0,
+            "from the middle, heading to B before: back to A"
+        );
+        let l = LayerSpec::parse("b.mp4:bus=b,x=0.25,scale=0.5,rotate=90").unwrap();
+        assert_eq!(l.bus, Bus::B);
+        assert_eq!(
+            l.transform,
+            Transform {
+                x: 0.25,
+                y: 0.0,
+                scale: 0.5,
+                rotate: 90.0
+            }
+        );
+        assert!(
+            LayerSpec::parse("b.mp4:scale=0")
+                .unwrap_err()
+                .contains("scale=0")
+        );
     }
 
     #[test]

@@ -25,8 +25,8 @@ use crate::video::render::{CANVAS_RAW_FORMAT, CanvasSystems, CanvasView};
 pub const LAYER_SHADER: Handle<Shader> =
     bevy::asset::uuid_handle!("0b8e3c52-61c4-4f0e-9d7a-5a2f4c9e7d11");
 
-/// A layer's uniform: three vec4s (see `shaders/layer.wgsl`).
-const LAYER_UNIFORM_BYTES: u64 = 48;
+/// A layer's uniform: four vec4s (see `shaders/layer.wgsl`).
+const LAYER_UNIFORM_BYTES: u64 = 64;
 
 /// One layer to draw this frame, bottom first.
 #[derive(Clone, Debug)]
@@ -39,8 +39,10 @@ pub struct LayerDraw {
     pub video: Vec4,
     /// Where the picture goes: x, y, width, height in canvas pixels.
     pub rect: Vec4,
-    /// x: opacity (times any fade), y: blend mode index.
+    /// x: opacity (times any fade and the crossfader), y: blend mode index.
     pub mix: Vec4,
+    /// x, y: offset in pixels; z: scale; w: clockwise rotation in radians.
+    pub transform: Vec4,
 }
 
 /// The layers above the video, extracted every frame.
@@ -156,7 +158,7 @@ fn prepare_layers(
             });
             prepared.buffers.push(buffer);
         }
-        let bytes: Vec<u8> = [draw.video, draw.rect, draw.mix]
+        let bytes: Vec<u8> = [draw.video, draw.rect, draw.mix, draw.transform]
             .iter()
             .flat_map(|v| v.to_array())
             .flat_map(f32::to_le_bytes)

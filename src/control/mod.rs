@@ -89,6 +89,17 @@ pub enum ControlAction {
     Tap,
     /// Set the tempo, beats per minute.
     Bpm(f64),
+    /// Put the crossfader here, 0 (A) to 1 (B).
+    Crossfade(f32),
+    /// Crossfade to the other side over the crossfade time.
+    CrossfadeGo,
+    /// Set a `--layer`'s opacity (layers from 1, bottom first).
+    LayerOpacity {
+        /// The layer, from 1.
+        layer: usize,
+        /// 0..1.
+        opacity: f32,
+    },
 }
 
 /// Why an action could not be applied.

@@ -53,6 +53,18 @@ pub const ADDRESSES: &[(&str, &str)] = &[
     ),
     ("/lucid/cue/next", "the next cue of --cues"),
     ("/lucid/cue/previous", "the previous cue"),
+    (
+        "/lucid/crossfade",
+        "float 0 (bus A) .. 1 (bus B): the crossfader, at once",
+    ),
+    (
+        "/lucid/crossfade/go",
+        "crossfade to the other side over --crossfade seconds",
+    ),
+    (
+        "/lucid/layer/<n>/opacity",
+        "float 0..1: --layer n's opacity (from 1, bottom first)",
+    ),
 ];
 
 /// Why a message was not understood.
@@ -61,9 +73,6 @@ pub enum OscRejection {
     /// Not one of Lucid's addresses.
     #[error("unknown address (--list-osc lists them)")]
     UnknownAddress,
-    /// Known, but layers and the crossfader are not built yet.
-    #[error("layers and the crossfader are not built yet")]
-    NotBuilt,
     /// The arguments do not fit the address.
     #[error("wrong arguments: {0}")]
     WrongType(String),
@@ -162,7 +171,15 @@ pub fn parse(message: &OscMessage) -> std::result::Result<ControlAction, OscReje
         },
         ["lucid", "cue", "next"] => ControlAction::CueNext,
         ["lucid", "cue", "previous"] => ControlAction::CuePrevious,
-        ["lucid", "crossfade"] | ["lucid", "layer", ..] => return Err(OscRejection::NotBuilt),
+        ["lucid", "crossfade"] => ControlAction::Crossfade(one_float(args)?.clamp(0.0, 1.0)),
+        ["lucid", "crossfade", "go"] => ControlAction::CrossfadeGo,
+        ["lucid", "layer", n, "opacity"] => match n.parse::<usize>() {
+            Ok(layer) if layer >= 1 => ControlAction::LayerOpacity {
+                layer,
+                opacity: one_float(args)?.clamp(0.0, 1.0),
+            },
+            _ => return Err(OscRejection::UnknownAddress),
+        },
         _ => return Err(OscRejection::UnknownAddress),
     };
     Ok(action)
@@ -361,7 +378,19 @@ mod tests {
         );
         assert_eq!(
             parse(&msg("/lucid/crossfade", vec![OscType::Float(0.5)])),
-            Err(OscRejection::NotBuilt)
+            Ok(ControlAction::Crossfade(0.5))
+        );
+        assert_eq!(
+            parse(&msg("/lucid/layer/2/opacity", vec![OscType::Float(0.25)])),
+            Ok(ControlAction::LayerOpacity {
+                layer: 2,
+                opacity: 0.25
+            })
+        );
+        assert_eq!(
+            parse(&msg("/lucid/layer/0/opacity", vec![OscType::Float(0.25)])),
+            Err(OscRejection::UnknownAddress),
+            "layers count from 1 (the --url video is not a --layer)"
         );
         assert!(matches!(
             parse(&msg(

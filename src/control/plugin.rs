@@ -13,6 +13,7 @@ use tracing::{info, warn};
 use super::midi::{MidiClock, MidiControl, MidiEvent, MidiMapping, MidiTarget, Timed};
 use super::osc::{self, Feedback};
 use super::{ControlAction, set_enabled, set_param};
+use crate::compositor::layers::{Fader, Layers};
 use crate::daydream::panel::Cues;
 use crate::daydream::plugin::Steer;
 use crate::daydream::worker::SteerCommand;
@@ -110,6 +111,8 @@ struct Controls<'w> {
     clock: Res<'w, EffectClock>,
     steer: Option<Res<'w, Steer>>,
     cues: Option<ResMut<'w, Cues>>,
+    layers: Option<ResMut<'w, Layers>>,
+    fader: Option<ResMut<'w, Fader>>,
 }
 
 fn apply_osc(
@@ -252,6 +255,20 @@ fn apply(
                 name: crate::daydream::api::param::PROMPT.into(),
                 value: prompt.clone().into(),
             });
+        }
+        ControlAction::Crossfade(position) => {
+            let fader = c.fader.as_mut().ok_or("no layers (--layer) to crossfade")?;
+            fader.0.set(*position);
+        }
+        ControlAction::CrossfadeGo => {
+            let fader = c.fader.as_mut().ok_or("no layers (--layer) to crossfade")?;
+            fader.0.go_other_side();
+        }
+        ControlAction::LayerOpacity { layer, opacity } => {
+            let layers = c.layers.as_mut().ok_or("no layers (--layer)")?;
+            if !layers.set_opacity(layer - 1, *opacity) {
+                return Err(format!("no layer {layer} (there are {})", layers.len()));
+            }
         }
         ControlAction::CueNext | ControlAction::CuePrevious => {
             redraw = false;

@@ -160,9 +160,17 @@ pub struct Muxer {
     stream_time_base: ff::Rational,
     last_pts: Option<i64>,
     frames: u64,
+    /// How long the connection stays open after the trailer (see [`Muxer::hold_open`]).
+    close_delay: Duration,
 }
 
 impl Muxer {
+    /// Keeps the connection open this long after the trailer before closing it: an SRT
+    /// receiver drops what it still holds in its latency buffer when the sender closes.
+    pub fn hold_open(&mut self, delay: Duration) {
+        self.close_delay = delay;
+    }
+
     /// Opens the target, the encoder, and writes the container header.
     pub fn open(
         open: MuxerOpen<'_>,
@@ -198,6 +206,7 @@ impl Muxer {
             stream_time_base,
             last_pts: None,
             frames: 0,
+            close_delay: Duration::ZERO,
         })
     }
 
@@ -249,6 +258,7 @@ impl Muxer {
         self.output
             .write_trailer()
             .map_err(|e| self.error("finalizing", e))?;
+        std::thread::sleep(self.close_delay);
         Ok(self.frames)
     }
 

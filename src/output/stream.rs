@@ -23,6 +23,8 @@ use crate::redact::Redacted;
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// Longest wait between attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long an SRT connection stays open after the last frame (a few receive latencies).
+const SRT_CLOSE_DELAY: Duration = Duration::from_millis(500);
 /// How long a network read or write may block before the connection counts as lost.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -166,7 +168,12 @@ impl StreamOutput {
             goal: RateGoal::Stream,
         };
         match Muxer::open(open, self.picture, &self.settings) {
-            Ok(muxer) => {
+            Ok(mut muxer) => {
+                if self.target.protocol == Protocol::Srt {
+                    // SRT hands data over after its latency (120 ms by default): a close
+                    // any sooner loses the last frames at the receiver.
+                    muxer.hold_open(SRT_CLOSE_DELAY);
+                }
                 info!("{shown}: connected ({})", muxer.encoder_name());
                 self.state.set_encoder(muxer.encoder_name());
                 if self.state.phase() == super::OutputPhase::Reconnecting {

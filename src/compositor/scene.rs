@@ -1,0 +1,173 @@
+//! `--scene FILE`: a whole show in one RON file: the bottom source, the layers above it,
+//! the crossfader, the master effect chain and the MIDI mappings. The overlay saves the
+//! running show as one; the command line adds to it (`--url` replaces its source,
+//! `--layer` and `--effect` add above and after its own).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Crossfader, LayerSpec};
+use crate::control::midi::MidiMapping;
+use crate::effects::chain::EffectInstance;
+use crate::error::{LucidError, Result};
+
+/// The bottom layer's source as given (`--url` or the scene's), for saving the show.
+#[derive(bevy::prelude::Resource, Debug, Clone, Default)]
+pub struct SceneSource(pub Option<String>);
+
+fn version() -> u32 {
+    1
+}
+
+/// A saved show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scene {
+    /// Format version, for files written by later Lucids.
+    #[serde(default = "version")]
+    pub version: u32,
+    /// The bottom layer's source (what `--url` takes); none: the test pattern.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The layers above it, bottom first.
+    #[serde(default)]
+    pub layers: Vec<LayerSpec>,
+    /// The crossfader as the show starts.
+    #[serde(default)]
+    pub crossfader: Crossfader,
+    /// The master effect chain, run on the composited picture.
+    #[serde(default)]
+    pub effects: Vec<EffectInstance>,
+    /// MIDI mappings.
+    #[serde(default)]
+    pub midi: Vec<MidiMapping>,
+}
+
+impl Default for Scene {
+    fn default() -> Self {
+        Scene {
+            version: version(),
+            source: None,
+            layers: Vec::new(),
+            crossfader: Crossfader::default(),
+            effects: Vec::new(),
+            midi: Vec::new(),
+        }
+    }
+}
+
+impl Scene {
+    /// Reads a scene file; errors name the file and, for bad RON, the line and column.
+    pub fn load(path: &Path) -> Result<Scene> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| LucidError::Usage(format!("cannot read scene {}: {e}", path.display())))?;
+        Scene::from_ron(&text)
+            .map_err(|e| LucidError::Usage(format!("scene {}: {e}", path.display())))
+    }
+
+    /// Parses RON text and checks what the types cannot (opacity, scale within range).
+    pub fn from_ron(text: &str) -> std::result::Result<Scene, String> {
+        let scene: Scene = ron::from_str(text).map_err(|e| e.to_string())?;
+        if scene.version > version() {
+            return Err(format!(
+                "written by a newer Lucid (version {}; this one reads {})",
+                scene.version,
+                version()
+            ));
+        }
+        for (i, layer) in scene.layers.iter().enumerate() {
+            let bad = |what: String| Err(format!("layer {} ({}): {what}", i + 1, layer.source));
+            if layer.source.trim().is_empty() {
+                return bad("no source".into());
+            }
+            if !(0.0..=1.0).contains(&layer.opacity) {
+                return bad(format!("opacity {} is not 0 to 1", layer.opacity));
+            }
+            if !(0.01..=10.0).contains(&layer.transform.scale) {
+                return bad(format!("scale {} is not 0.01 to 10", layer.transform.scale));
+            }
+        }
+        if !(0.0..=1.0).contains(&scene.crossfader.position)
+            || !(0.0..=3600.0).contains(&scene.crossfader.seconds)
+        {
+            return Err("crossfader: position 0 to 1, seconds 0 to 3600".into());
+        }
+        Ok(scene)
+    }
+
+    /// RON text that [`Scene::from_ron`] reads back to an equal scene.
+    pub fn to_ron(&self) -> String {
+        ron::ser::to_string_pretty(self, ron::ser::PrettyConfig::default())
+            .expect("a scene always serializes")
+    }
+
+    /// Writes the scene atomically (a crash mid-write never leaves half a file).
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("ron.tmp");
+        std::fs::write(&tmp, self.to_ron())?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compositor::{AtEnd, BlendMode, Bus, FaderCurve, Fit, Transform};
+
+    #[test]
+    fn a_scene_round_trips_exactly() {
+        let scene = Scene {
+            version: 1,
+            source: Some("https://example.com/live/index.m3u8".into()),
+            layers: vec![
+                LayerSpec {
+                    source: "/dev/video0".into(),
+                    opacity: 0.75,
+                    blend: BlendMode::SoftLight,
+                    fit: Fit::Cover,
+                    looped: false,
+                    at_end: AtEnd::Fade,
+                    bus: Bus::A,
+                    transform: Transform {
+                        x: 0.1,
+                        y: -0.2,
+                        scale: 0.5,
+                        rotate: 12.5,
+                    },
+                },
+                LayerSpec::parse("logo.png:blend=screen,loop=true,bus=b").unwrap(),
+            ],
+            crossfader: Crossfader {
+                position: 0.25,
+                target: 1.0,
+                seconds: 4.0,
+                curve: FaderCurve::EqualPower,
+            },
+            effects: vec![EffectInstance::new("tint")],
+            midi: Vec::new(),
+        };
+        let text = scene.to_ron();
+        assert_eq!(Scene::from_ron(&text).unwrap(), scene, "{text}");
+        // Everything has a default: a scene of one layer is one line.
+        let small = Scene::from_ron(r#"(layers: [(source: "a.png")])"#).unwrap();
+        assert_eq!(small.layers[0].opacity, 1.0);
+        assert_eq!(small.layers[0].blend, BlendMode::Normal);
+    }
+
+    #[test]
+    fn bad_scenes_say_what_and_where() {
+        let err = Scene::from_ron("(layers: [(source: \"a.png\", blend: glow)])").unwrap_err();
+        assert!(err.contains("1:"), "a position: {err}");
+        let err = Scene::from_ron(r#"(layers: [(source: "a.png", opacity: 3.0)])"#).unwrap_err();
+        assert!(err.contains("layer 1 (a.png): opacity 3"), "{err}");
+        let err = Scene::from_ron("(version: 9)").unwrap_err();
+        assert!(err.contains("newer Lucid"), "{err}");
+        assert!(
+            Scene::from_ron("(layers: [(opacity: 1.0)])").is_err(),
+            "no source"
+        );
+    }
+}
