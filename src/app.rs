@@ -173,19 +173,16 @@ pub fn run(args: Args) -> Result<()> {
         .cloned()
         .chain(args.layers()?)
         .collect();
-    let layers = (!specs.is_empty())
-        .then(|| -> Result<LayersPlugin> {
-            Ok(LayersPlugin {
-                specs,
-                options: options.clone(),
-                protocol: args.protocol.into(),
-                fader: match (&scene.path, args.crossfade) {
-                    (Some(_), None) => scene.scene.crossfader,
-                    _ => args.crossfader()?,
-                },
-            })
-        })
-        .transpose()?;
+    // Always there, even without layers: the overlay can add them.
+    let layers = LayersPlugin {
+        specs,
+        options: options.clone(),
+        protocol: args.protocol.into(),
+        fader: match (&scene.path, args.crossfade) {
+            (Some(_), None) => scene.scene.crossfader,
+            _ => args.crossfader()?,
+        },
+    };
     let (connected_tx, mut connected_rx) = crossbeam_channel::bounded(1);
     let opener = lifecycle.clone();
     lifecycle.spawn("lucid-connect", move || {
@@ -230,9 +227,7 @@ pub fn run(args: Args) -> Result<()> {
         if let Some(control) = control {
             app.add_plugins(control);
         }
-        if let Some(layers) = layers {
-            app.add_plugins(layers);
-        }
+        app.add_plugins(layers);
         app.insert_resource(crate::compositor::scene::SceneSource(
             scene.source(&args).map(String::from),
         ));

@@ -13,7 +13,7 @@ use bevy::prelude::*;
 use bevy_egui::{EguiContexts, EguiPrimaryContextPass, egui};
 use tracing::{info, warn};
 
-use crate::compositor::layers::{Fader, Layers};
+use crate::compositor::layers::{Fader, LayerRequest, Layers};
 use crate::compositor::scene::SceneSource;
 use crate::control::midi::{Curve, MidiTarget};
 use crate::control::plugin::{MidiLearn, MidiMappings};
@@ -46,6 +46,7 @@ pub struct OverlayState {
     add_choice: String,
     scene_name: String,
     scene_message: Option<String>,
+    layer_source: String,
 }
 
 /// CPU time spent building the overlay, per frame.
@@ -73,6 +74,7 @@ impl Plugin for OverlayPlugin {
             add_choice: String::new(),
             scene_name: "show".into(),
             scene_message: None,
+            layer_source: String::new(),
         })
         .init_resource::<UiTiming>()
         .add_systems(Update, toggle_overlay)
@@ -349,7 +351,9 @@ fn layers_section(
                 .as_ref()
                 .map(|s| s.layers.clone())
                 .unwrap_or_default();
-            for (i, (spec, muted)) in layers.specs().into_iter().enumerate() {
+            let specs = layers.specs();
+            let count = specs.len();
+            for (i, (spec, muted)) in specs.iter().cloned().enumerate() {
                 ui.horizontal(|ui| {
                     let state = reports
                         .get(i)
@@ -378,8 +382,38 @@ fn layers_section(
                     if ui.checkbox(&mut mute, "mute").changed() {
                         layers.set_muted(i, mute);
                     }
+                    if ui.small_button("solo").clicked() {
+                        let alone = !muted && (0..count).all(|j| j == i || specs[j].1);
+                        layers.solo(if alone { None } else { Some(i) });
+                    }
+                    if ui
+                        .add_enabled(i + 1 < count, egui::Button::new("^").small())
+                        .clicked()
+                    {
+                        layers.request(LayerRequest::Raise(i));
+                    }
+                    if ui.small_button("x").clicked() {
+                        layers.request(LayerRequest::Remove(i));
+                    }
                 });
             }
+            ui.horizontal(|ui| {
+                ui.add(
+                    egui::TextEdit::singleline(&mut state.layer_source)
+                        .hint_text("file, URL or id[:blend=screen,...]")
+                        .desired_width(200.0),
+                );
+                let parsed = crate::compositor::LayerSpec::parse(&state.layer_source);
+                if ui
+                    .add_enabled(parsed.is_ok(), egui::Button::new("Add layer"))
+                    .on_disabled_hover_text(parsed.as_ref().err().cloned().unwrap_or_default())
+                    .clicked()
+                    && let Ok(spec) = parsed
+                {
+                    layers.request(LayerRequest::Add(spec));
+                    state.layer_source.clear();
+                }
+            });
             if let Some(fader) = compositor.fader.as_mut() {
                 ui.horizontal(|ui| {
                     let mut x = fader.0.position;

@@ -450,3 +450,73 @@ fn a_scene_file_plays_like_its_flags_and_a_bad_one_is_a_clear_error() {
     );
     assert_one_clear_error(&out, 2, "cannot read scene /nonexistent/show.ron");
 }
+
+/// The newest `--stats-json` line, if any yet.
+fn newest_stats(path: &Path) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str(text.lines().last()?).ok()
+}
+
+#[test]
+fn a_layer_whose_origin_goes_away_is_reported_and_the_show_goes_on() {
+    let live = LiveOrigin::start(OriginOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let stats = dir.path().join("stats.jsonl");
+    // The bottom layer is the built-in test pattern; the live HLS layer sits over it.
+    let mut child = lucid()
+        .args(["--no-preview", "--duration", "25", "--wait", "3"])
+        .arg("--layer")
+        .arg(format!("{}:opacity=0.5", live.master_url()))
+        .arg("--stats-json")
+        .arg(&stats)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = collect_stderr(&mut child);
+    // The HLS client gives a lost origin --wait, retrying with backoff (0.5, 1, 2, 4 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let state = |s: &serde_json::Value| s["layers"][0]["state"].as_str().unwrap_or("").to_string();
+    // Playing first...
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the layer never played"
+        );
+        if let Some(s) = newest_stats(&stats)
+            && state(&s) == "playing"
+            && s["layers"][0]["shown"].as_u64().unwrap_or(0) > 10
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // ...then its origin goes away: ffmpeg and the HTTP server both.
+    drop(live);
+    let presented_at_loss = newest_stats(&stats).unwrap()["presented"].as_u64().unwrap();
+    let mut seen = Vec::new();
+    let status = loop {
+        if let Some(s) = newest_stats(&stats)
+            && seen.last() != Some(&state(&s))
+        {
+            seen.push(state(&s));
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "lucid did not end");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let err = err.join().unwrap();
+    assert!(status.success(), "the show went on to its end:\n{err}");
+    let last = last_stats(&stats);
+    assert_eq!(state(&last), "failed", "{last}");
+    assert!(last["layers"][0]["error"].is_string(), "{last}");
+    assert!(
+        seen.iter().any(|s| s == "stalled"),
+        "stalled was reported before it failed: {seen:?}"
+    );
+    // The test pattern kept playing: about 30 frames a second after the loss.
+    let after = last["presented"].as_u64().unwrap() - presented_at_loss;
+    assert!(after > 150, "only {after} frames after the layer was lost");
+}

@@ -36,6 +36,8 @@ pub enum LayerState {
     Connecting,
     /// Showing its frames.
     Playing,
+    /// Open, but no new frame for over a second of video: holding the last one.
+    Stalled,
     /// Its source ended: holding the last frame, or faded out.
     Ended,
     /// Its source failed: holding the last frame (or faded out); `error` says why.
@@ -55,11 +57,34 @@ pub struct LayerReport {
     pub loops: u64,
     /// Why it failed.
     pub error: Option<String>,
+    /// Its pass per frame, milliseconds (GPU timestamps where the device has them).
+    pub pass_ms: Option<f64>,
 }
 
 /// The layers' textures and state, bottom first (above the `--url` video).
 #[derive(Resource, Default)]
-pub struct Layers(Vec<Layer>);
+pub struct Layers {
+    layers: Vec<Layer>,
+    /// The video's stream time at the last presented frame, seconds.
+    now: f64,
+    /// Changes asked for by the overlay, applied before the next frame.
+    requests: Vec<LayerRequest>,
+}
+
+/// A change to the layer list.
+#[derive(Debug, Clone)]
+pub enum LayerRequest {
+    /// Open this source as a new top layer.
+    Add(LayerSpec),
+    /// Remove layer `index` (from 0), stopping its source.
+    Remove(usize),
+    /// Swap layer `index` with the one above it.
+    Raise(usize),
+}
+
+/// How long a playing layer may go without a new frame (in video time) before it counts as
+/// stalled.
+const STALLED_AFTER: f64 = 1.0;
 
 /// The A/B crossfader, moved by the X key, the overlay, OSC and `--crossfade`.
 #[derive(Resource, Debug, Clone, Copy, Default)]
@@ -68,18 +93,18 @@ pub struct Fader(pub Crossfader);
 impl Layers {
     /// How many layers there are.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.layers.len()
     }
 
     /// True without layers.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.layers.is_empty()
     }
 
     /// Sets layer `index`'s opacity (from 0, bottom first); false when there is no such
     /// layer.
     pub fn set_opacity(&mut self, index: usize, opacity: f32) -> bool {
-        match self.0.get_mut(index) {
+        match self.layers.get_mut(index) {
             Some(layer) => {
                 layer.opacity = opacity.clamp(0.0, 1.0);
                 true
@@ -90,7 +115,7 @@ impl Layers {
 
     /// Each layer's spec with its current opacity and mute, for the overlay and scenes.
     pub fn specs(&self) -> Vec<(LayerSpec, bool)> {
-        self.0
+        self.layers
             .iter()
             .map(|l| {
                 let mut spec = l.spec.clone();
@@ -102,21 +127,39 @@ impl Layers {
 
     /// Mutes or unmutes layer `index`.
     pub fn set_muted(&mut self, index: usize, muted: bool) {
-        if let Some(layer) = self.0.get_mut(index) {
+        if let Some(layer) = self.layers.get_mut(index) {
             layer.muted = muted;
+        }
+    }
+
+    /// Asks for a change to the layer list (applied before the next frame).
+    pub fn request(&mut self, request: LayerRequest) {
+        self.requests.push(request);
+    }
+
+    /// Solo: only layer `index` shows (the others muted); `None` unmutes every layer.
+    pub fn solo(&mut self, index: Option<usize>) {
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            layer.muted = index.is_some_and(|s| s != i);
         }
     }
 
     /// Each layer's report.
     pub fn reports(&self) -> Vec<LayerReport> {
-        self.0
+        self.layers
             .iter()
             .map(|l| LayerReport {
                 source: l.shown_name.clone(),
-                state: l.state,
+                state: match (l.state, l.last_shown) {
+                    (LayerState::Playing, Some(t)) if self.now - t > STALLED_AFTER => {
+                        LayerState::Stalled
+                    }
+                    (state, _) => state,
+                },
                 shown: l.shown,
                 loops: l.loops,
                 error: l.error.clone(),
+                pass_ms: l.pass_ms,
             })
             .collect()
     }
@@ -142,6 +185,33 @@ struct Layer {
     error: Option<String>,
     /// 1 while playing; falls to 0 over [`FADE_OUT`] once ended with `end=fade`.
     fade: f32,
+    /// Its pass per frame, from the render diagnostics.
+    pass_ms: Option<f64>,
+    /// The video's stream time when it last showed a new frame.
+    last_shown: Option<f64>,
+}
+
+impl Layer {
+    fn new(spec: &LayerSpec) -> Layer {
+        Layer {
+            opacity: spec.opacity,
+            muted: false,
+            shown_name: crate::redact::Redacted::text(&spec.source).to_string(),
+            spec: spec.clone(),
+            state: LayerState::Connecting,
+            opening: None,
+            decode: None,
+            pending: None,
+            offset: None,
+            textures: None,
+            shown: 0,
+            loops: 0,
+            error: None,
+            fade: 1.0,
+            pass_ms: None,
+            last_shown: None,
+        }
+    }
 }
 
 struct LayerTextures {
@@ -172,49 +242,35 @@ struct LayerOpening {
 impl Plugin for LayersPlugin {
     fn build(&self, app: &mut App) {
         super::render::build(app);
-        let layers = self
-            .specs
-            .iter()
-            .map(|spec| Layer {
-                opacity: spec.opacity,
-                muted: false,
-                shown_name: crate::redact::Redacted::text(&spec.source).to_string(),
-                spec: spec.clone(),
-                state: LayerState::Connecting,
-                opening: None,
-                decode: None,
-                pending: None,
-                offset: None,
-                textures: None,
-                shown: 0,
-                loops: 0,
-                error: None,
-                fade: 1.0,
-            })
-            .collect();
-        app.insert_resource(Layers(layers))
-            .insert_resource(Fader(self.fader))
-            .insert_resource(LayerOpening {
-                options: self.options.clone(),
-                protocol: self.protocol,
-            })
-            .add_systems(Startup, open_layers)
-            .add_systems(
-                Update,
-                (
-                    take_opened.before(VideoSystems::Present),
-                    hold_offline
-                        .before(VideoSystems::Present)
-                        .after(take_opened),
-                    advance_layers.after(VideoSystems::Present),
-                    crossfade_key,
-                ),
-            );
+        let layers = self.specs.iter().map(Layer::new).collect();
+        app.insert_resource(Layers {
+            layers,
+            ..default()
+        })
+        .insert_resource(Fader(self.fader))
+        .insert_resource(LayerOpening {
+            options: self.options.clone(),
+            protocol: self.protocol,
+        })
+        .add_systems(Startup, open_layers)
+        .add_systems(
+            Update,
+            (
+                apply_requests.before(take_opened),
+                take_opened.before(VideoSystems::Present),
+                hold_offline
+                    .before(VideoSystems::Present)
+                    .after(take_opened),
+                advance_layers.after(VideoSystems::Present),
+                crossfade_key,
+                read_timings,
+            ),
+        );
     }
 }
 
 fn open_layers(mut layers: ResMut<Layers>, opening: Res<LayerOpening>, lifecycle: Res<Lifecycle>) {
-    for (i, layer) in layers.0.iter_mut().enumerate() {
+    for (i, layer) in layers.layers.iter_mut().enumerate() {
         layer.opening = Some(open(i, &layer.spec, &opening, &lifecycle));
     }
 }
@@ -241,8 +297,37 @@ fn open(
     rx
 }
 
+/// Applies the overlay's changes: new layers open in the background; a removed layer's
+/// decode thread ends when its queue is dropped.
+fn apply_requests(
+    mut layers: ResMut<Layers>,
+    opening: Res<LayerOpening>,
+    lifecycle: Res<Lifecycle>,
+) {
+    for request in std::mem::take(&mut layers.requests) {
+        match request {
+            LayerRequest::Add(spec) => {
+                let mut layer = Layer::new(&spec);
+                layer.opening = Some(open(layers.layers.len(), &spec, &opening, &lifecycle));
+                info!(
+                    "layer {}: {} added",
+                    layers.layers.len() + 1,
+                    layer.shown_name
+                );
+                layers.layers.push(layer);
+            }
+            LayerRequest::Remove(i) if i < layers.layers.len() => {
+                let layer = layers.layers.remove(i);
+                info!("layer {}: {} removed", i + 1, layer.shown_name);
+            }
+            LayerRequest::Raise(i) if i + 1 < layers.layers.len() => layers.layers.swap(i, i + 1),
+            LayerRequest::Remove(_) | LayerRequest::Raise(_) => {}
+        }
+    }
+}
+
 fn take_opened(mut layers: ResMut<Layers>) {
-    for (i, layer) in layers.0.iter_mut().enumerate() {
+    for (i, layer) in layers.layers.iter_mut().enumerate() {
         let Some(rx) = &layer.opening else { continue };
         match rx.try_recv() {
             Ok(Ok(decode)) => {
@@ -276,7 +361,7 @@ fn take_opened(mut layers: ResMut<Layers>) {
 fn hold_offline(layers: Res<Layers>, pacing: Option<ResMut<Pacing>>) {
     let Some(mut pacing) = pacing else { return };
     let waiting = pacing.offline
-        && layers.0.iter().any(|l| match l.state {
+        && layers.layers.iter().any(|l| match l.state {
             LayerState::Connecting => true,
             LayerState::Playing => {
                 l.pending.is_none()
@@ -284,7 +369,7 @@ fn hold_offline(layers: Res<Layers>, pacing: Option<ResMut<Pacing>>) {
                         .as_ref()
                         .is_some_and(|d| d.frames.rx.is_empty() && d.end.is_empty())
             }
-            LayerState::Ended | LayerState::Failed => false,
+            LayerState::Stalled | LayerState::Ended | LayerState::Failed => false,
         });
     if pacing.layers_waiting != waiting {
         pacing.layers_waiting = waiting;
@@ -320,10 +405,12 @@ fn advance_layers(
     // offline as live.
     fader.0.advance(step);
     draws.0.clear();
-    for (i, layer) in layers.0.iter_mut().enumerate() {
+    layers.now = now;
+    for (i, layer) in layers.layers.iter_mut().enumerate() {
         if let Some(frame) = newest_due(layer, now) {
             upload(layer, frame, &mut images);
             layer.shown += 1;
+            layer.last_shown = Some(now);
         }
         // The end is acted on once every frame before it is out of the queue.
         if let Some(ended) = layer
@@ -349,6 +436,7 @@ fn advance_layers(
         }
         let t = layer.spec.transform;
         draws.0.push(LayerDraw {
+            number: i + 1,
             planes: textures.planes.clone(),
             rgba: textures.rgba.clone(),
             video: textures.video,
@@ -361,6 +449,26 @@ fn advance_layers(
                 t.rotate.to_radians(),
             ),
         });
+    }
+}
+
+/// Each layer's pass time, from Bevy's render diagnostics (present with `--stats-json`, a
+/// window or effects): GPU timestamps where the device has them, else CPU time.
+fn read_timings(
+    store: Option<Res<bevy::diagnostic::DiagnosticsStore>>,
+    mut layers: ResMut<Layers>,
+) {
+    let Some(store) = store else { return };
+    for (i, layer) in layers.layers.iter_mut().enumerate() {
+        let value = |end: &str| {
+            store
+                .get(&bevy::diagnostic::DiagnosticPath::new(format!(
+                    "render/lucid_layer/{}/{end}",
+                    i + 1
+                )))
+                .and_then(|d| d.average())
+        };
+        layer.pass_ms = value("elapsed_gpu").or_else(|| value("elapsed_cpu"));
     }
 }
 

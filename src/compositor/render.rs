@@ -31,6 +31,8 @@ const LAYER_UNIFORM_BYTES: u64 = 64;
 /// One layer to draw this frame, bottom first.
 #[derive(Clone, Debug)]
 pub struct LayerDraw {
+    /// The layer's number, from 1 (names its timing span `lucid_layer/N`).
+    pub number: usize,
     /// Y, Cb, Cr planes (the chroma slots are bound, unused, for an RGBA picture too).
     pub planes: [Handle<Image>; 3],
     /// The picture of an RGB source.
@@ -187,7 +189,7 @@ fn draw_layers(
     let layout = cache.get_bind_group_layout(&pipeline.layout);
     let diagnostics = ctx.diagnostic_recorder();
     let diagnostics = diagnostics.as_deref();
-    for (i, (slot, draw)) in prepared.ready.iter().enumerate() {
+    for (slot, draw) in &prepared.ready {
         let picture = draw.rgba.as_ref().unwrap_or(&draw.planes[0]);
         let (Some(first), Some(u), Some(v)) = (
             images.get(picture),
@@ -211,7 +213,10 @@ fn draw_layers(
                 prepared.buffers[*slot].as_entire_binding(),
             )),
         );
-        let span = diagnostics.time_span(ctx.command_encoder(), format!("lucid_layer/{}", i + 1));
+        let span = diagnostics.time_span(
+            ctx.command_encoder(),
+            format!("lucid_layer/{}", draw.number),
+        );
         {
             let mut pass = begin_pass(&mut ctx, "lucid_layer_pass", post.destination, false);
             pass.set_render_pipeline(render);
