@@ -31,6 +31,7 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
     ("Space", "freeze frame on / off"),
     ("S or F12", "screenshot of the output (PNG)"),
     ("T", "tap the tempo (effects' bpm and beat)"),
+    ("X", "crossfade to the other bus (over --crossfade seconds)"),
     ("F11", "fullscreen on / off (on the --monitor screen)"),
     ("1 .. 9", "switch effect 1..9 of the chain on / off"),
     ("] or PageDown", "next Daydream cue (--cues)"),

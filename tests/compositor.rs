@@ -83,55 +83,17 @@ fn expected(mode: &str, backdrop: [u8; 3], source: [u8; 4], opacity: f64) -> [f6
 
 /// One second of a flat colour as RGB video (PNG in Matroska: RGB stays RGB in Lucid).
 fn rgb_video(dir: &Path, rgb: [u8; 3]) -> PathBuf {
-    let path = dir.join("backdrop.mkv");
-    let status = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-        ])
-        .arg(format!(
-            "color=c=0x{:02x}{:02x}{:02x}:s={W}x{H}:r=30:d=1,format=rgb24",
-            rgb[0], rgb[1], rgb[2]
-        ))
-        .args(["-c:v", "png"])
-        .arg(&path)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    path
+    let [r, g, b] = rgb;
+    let source = format!("color=c=0x{r:02x}{g:02x}{b:02x}:s={W}x{H}:r=30:d=1,format=rgb24");
+    lavfi_file(&dir.join("backdrop.mkv"), &source, &["-c:v", "png"])
 }
 
 /// A flat RGBA still.
 fn rgba_png(dir: &Path, rgba: [u8; 4]) -> PathBuf {
-    let path = dir.join("layer.png");
-    let status = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-        ])
-        .arg(format!(
-            "color=c=0x{:02x}{:02x}{:02x}@{}:s={W}x{H},format=rgba",
-            rgba[0],
-            rgba[1],
-            rgba[2],
-            f64::from(rgba[3]) / 255.0
-        ))
-        .args(["-frames:v", "1"])
-        .arg(&path)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    path
+    let [r, g, b, a] = rgba;
+    let alpha = f64::from(a) / 255.0;
+    let source = format!("color=c=0x{r:02x}{g:02x}{b:02x}@{alpha}:s={W}x{H},format=rgba");
+    lavfi_file(&dir.join("layer.png"), &source, &["-frames:v", "1"])
 }
 
 /// The centre pixel of the last frame Lucid pipes, and the last stats line.
@@ -210,14 +172,11 @@ fn a_yuv_layer_fits_and_a_missing_layer_leaves_the_show_going() {
     let dir = tempfile::tempdir().unwrap();
     let base = rgb_video(dir.path(), [0, 0, 0]);
     // A 4:2:0 layer of another shape: contained in the middle, the sides keep the backdrop.
-    let tall = dir.path().join("tall.y4m");
-    let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
-        .arg("color=c=0xffffff:s=32x64:r=30:d=1,format=yuv420p")
-        .arg(&tall)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let tall = lavfi_file(
+        &dir.path().join("tall.y4m"),
+        "color=c=0xffffff:s=32x64:r=30:d=1,format=yuv420p",
+        &[],
+    );
     let stats = dir.path().join("stats.jsonl");
     let out = run_with_limit(
         lucid()
@@ -284,41 +243,27 @@ fn a_yuv_layer_fits_and_a_missing_layer_leaves_the_show_going() {
     assert_one_clear_error(&out, 2, "blend=glow");
 }
 
-/// A marked clip at `fps` (the frame number in the blocks along the top), as `name`.
-fn marked_at(dir: &Path, name: &str, fps: u32, seconds: f64) -> PathBuf {
-    let path = dir.join(name);
-    let args: Vec<String> = marked_source_args(320, 180, Some(seconds))
-        .into_iter()
-        .map(|a| a.replace(&format!("rate={FPS}"), &format!("rate={fps}")))
-        .collect();
-    let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error"])
-        .args(&args)
-        .args([
-            "-map",
-            "[hi]",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-crf",
-            "12",
-        ])
-        .arg(&path)
-        .args(["-map", "[lo]", "-f", "null", "-"])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    path
-}
-
 #[test]
 fn a_25_fps_layer_over_30_fps_video_advances_at_its_own_rate() {
     // The layer covers the video, so each recorded frame shows the layer's marker; the
     // video's frame number is the recorded frame's place (offline: every frame, in order).
     let dir = tempfile::tempdir().unwrap();
-    let base = marked_at(dir.path(), "base30.mp4", 30, 2.0);
-    let layer = marked_at(dir.path(), "layer25.mp4", 25, 2.0);
+    let base = marked_clip_at(
+        &dir.path().join("base30.mp4"),
+        30,
+        320,
+        180,
+        2.0,
+        &X264_FAST,
+    );
+    let layer = marked_clip_at(
+        &dir.path().join("layer25.mp4"),
+        25,
+        320,
+        180,
+        2.0,
+        &X264_FAST,
+    );
     let record = dir.path().join("out.mkv");
     let stats = dir.path().join("stats.jsonl");
     let out = run_with_limit(

@@ -5,7 +5,6 @@
 mod support;
 
 use std::net::UdpSocket;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rosc::{OscMessage, OscPacket, OscType};
@@ -18,6 +17,15 @@ fn send(socket: &UdpSocket, port: u16, addr: &str, args: Vec<OscType>) {
     });
     let bytes = rosc::encoder::encode(&packet).unwrap();
     socket.send_to(&bytes, ("127.0.0.1", port)).unwrap();
+}
+
+/// Eight seconds of mid grey, 4:2:0 (lossless YUV4MPEG2).
+fn gray_clip(dir: &std::path::Path) -> std::path::PathBuf {
+    lavfi_file(
+        &dir.join("gray.y4m"),
+        "color=c=0x808080:s=320x180:r=30:d=8",
+        &["-pix_fmt", "yuv420p"],
+    )
 }
 
 /// The stats file's newest `presented` count (0 before the first line).
@@ -36,15 +44,7 @@ fn presented(stats: &std::path::Path) -> u64 {
 #[test]
 fn osc_changes_an_effect_in_the_output_and_feeds_the_value_back() {
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("gray.y4m");
-    let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
-        .arg("color=c=0x808080:s=320x180:r=30:d=8")
-        .args(["-pix_fmt", "yuv420p"])
-        .arg(&input)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let input = gray_clip(dir.path());
     let port = UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -55,26 +55,16 @@ fn osc_changes_an_effect_in_the_output_and_feeds_the_value_back() {
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     let stats = dir.path().join("stats.jsonl");
-    let mut child = lucid()
-        .args(["--no-preview", "--pipe", "y4m", "--url"])
+    let mut cmd = lucid();
+    cmd.args(["--no-preview", "--pipe", "y4m", "--url"])
         .arg(&input)
         .args(["--effect", "tint:color=#ff0000,amount=0"])
         .args(["--osc", &port.to_string()])
         .arg("--osc-feedback")
         .arg(feedback.local_addr().unwrap().to_string())
         .arg("--stats-json")
-        .arg(&stats)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut stdout, &mut v).unwrap();
-        v
-    });
-    let err = collect_stderr(&mut child);
+        .arg(&stats);
+    let (mut child, out, err) = spawn_piped(&mut cmd);
     // Once frames flow, a controller moves the tint's amount to the top of its range;
     // nonsense around it is ignored.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -201,15 +191,7 @@ fn a_midi_cc_mapped_in_a_preset_moves_an_effect() {
     }
     use midir::os::unix::VirtualOutput;
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("gray.y4m");
-    let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
-        .arg("color=c=0x808080:s=320x180:r=30:d=8")
-        .args(["-pix_fmt", "yuv420p"])
-        .arg(&input)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let input = gray_clip(dir.path());
     let preset = dir.path().join("midi.ron");
     std::fs::write(
         &preset,
@@ -223,25 +205,15 @@ fn a_midi_cc_mapped_in_a_preset_moves_an_effect() {
         .unwrap();
     let mut port = port;
     let stats = dir.path().join("stats.jsonl");
-    let mut child = lucid()
-        .args(["--no-preview", "--pipe", "y4m", "--url"])
+    let mut cmd = lucid();
+    cmd.args(["--no-preview", "--pipe", "y4m", "--url"])
         .arg(&input)
         .arg("--preset")
         .arg(&preset)
         .args(["--midi", "lucid-test-knobs"])
         .arg("--stats-json")
-        .arg(&stats)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut stdout, &mut v).unwrap();
-        v
-    });
-    let err = collect_stderr(&mut child);
+        .arg(&stats);
+    let (mut child, out, err) = spawn_piped(&mut cmd);
     let deadline = Instant::now() + Duration::from_secs(60);
     while presented(&stats) < 30 {
         assert!(Instant::now() < deadline, "no frames");

@@ -12,18 +12,6 @@ use support::*;
 
 const LIMIT: Duration = Duration::from_secs(120);
 
-/// The libx264 settings of the test clips.
-const ENCODE: [&str; 8] = [
-    "-c:v",
-    "libx264",
-    "-preset",
-    "ultrafast",
-    "-crf",
-    "12",
-    "-g",
-    "30",
-];
-
 /// A free port on 127.0.0.1 (TCP or UDP), as the kernel hands them out.
 fn free_port(udp: bool) -> u16 {
     if udp {
@@ -112,7 +100,7 @@ fn lucid_into(input: &Path, outputs: &[String], stats: &Path, extra: &[&str]) ->
 #[test]
 fn rtmp_srt_and_udp_receivers_get_every_frame_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    let input = marked_clip(dir.path(), 320, 180, 4.0, "mp4", &ENCODE);
+    let input = marked_clip(dir.path(), 320, 180, 4.0, "mp4", &X264_FAST);
     let (rtmp, srt, udp) = (free_port(false), free_port(true), free_port(true));
     let outs: Vec<PathBuf> = ["rtmp.ts", "srt.ts", "udp.ts"]
         .iter()
@@ -185,7 +173,7 @@ fn rtmp_srt_and_udp_receivers_get_every_frame_in_order() {
 #[test]
 fn a_receiver_that_goes_away_is_reconnected_and_the_recording_goes_on() {
     let dir = tempfile::tempdir().unwrap();
-    let input = marked_clip(dir.path(), 320, 180, 10.0, "mp4", &ENCODE);
+    let input = marked_clip(dir.path(), 320, 180, 10.0, "mp4", &X264_FAST);
     let port = free_port(false);
     let listen = format!("rtmp://127.0.0.1:{port}/live/key");
     let (first, second) = (dir.path().join("first.ts"), dir.path().join("second.ts"));
@@ -237,7 +225,7 @@ fn a_receiver_that_goes_away_is_reconnected_and_the_recording_goes_on() {
 #[test]
 fn an_encoder_that_is_not_there_and_bad_outputs_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let input = marked_clip(dir.path(), 64, 48, 1.0, "mp4", &ENCODE);
+    let input = marked_clip(dir.path(), 64, 48, 1.0, "mp4", &X264_FAST);
     let run = |extra: &[&str]| {
         run_with_limit(
             lucid()

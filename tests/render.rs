@@ -16,17 +16,7 @@ const LIMIT: Duration = Duration::from_secs(240);
 
 /// A marked clip of `seconds` at 30 fps, made by the ffmpeg CLI.
 fn clip(dir: &Path, width: u32, height: u32, seconds: f64) -> PathBuf {
-    let encode = [
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-crf",
-        "12",
-        "-g",
-        "30",
-    ];
-    marked_clip(dir, width, height, seconds, "mp4", &encode)
+    marked_clip(dir, width, height, seconds, "mp4", &X264_FAST)
 }
 
 /// Renders `input` into `out` headless; returns the last stats line and stderr.

@@ -103,12 +103,7 @@ impl Scene {
 
     /// Writes the scene atomically (a crash mid-write never leaves half a file).
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = path.with_extension("ron.tmp");
-        std::fs::write(&tmp, self.to_ron())?;
-        std::fs::rename(&tmp, path)
+        crate::effects::chain::save_atomically(path, &self.to_ron())
     }
 }
 

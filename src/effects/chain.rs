@@ -132,13 +132,19 @@ impl Preset {
 
     /// Writes the preset atomically (a crash mid-write never leaves half a file).
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = path.with_extension("ron.tmp");
-        std::fs::write(&tmp, self.to_ron())?;
-        std::fs::rename(&tmp, path)
+        save_atomically(path, &self.to_ron())
     }
+}
+
+/// Writes `text` to `path` through a temporary file renamed into place, making the folder
+/// first: a crash mid-write never leaves half a file (presets, scenes).
+pub fn save_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("ron.tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Parses one `--effect NAME[:param=value,...]`. `mix=` and `enabled=` set the mix and

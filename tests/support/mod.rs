@@ -197,17 +197,84 @@ pub fn marked_clip(
     encode: &[&str],
 ) -> PathBuf {
     let path = dir.join(format!("clip-{width}x{height}.{ext}"));
+    marked_clip_at(&path, FPS, width, height, seconds, encode)
+}
+
+/// libx264 as the tests' clips use it: fast, near-lossless, a keyframe a second.
+pub const X264_FAST: [&str; 8] = [
+    "-c:v",
+    "libx264",
+    "-preset",
+    "ultrafast",
+    "-crf",
+    "12",
+    "-g",
+    "30",
+];
+
+/// A marked clip at `fps` frames a second (each frame's number in its marker), as `path`.
+pub fn marked_clip_at(
+    path: &Path,
+    fps: u32,
+    width: u32,
+    height: u32,
+    seconds: f64,
+    encode: &[&str],
+) -> PathBuf {
+    let args: Vec<String> = marked_source_args(width, height, Some(seconds))
+        .into_iter()
+        .map(|a| a.replace(&format!("rate={FPS}"), &format!("rate={fps}")))
+        .collect();
     let status = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error"])
-        .args(marked_source_args(width, height, Some(seconds)))
+        .args(args)
         .args(["-map", "[hi]"])
         .args(encode)
-        .arg(&path)
+        .arg(path)
         .args(["-map", "[lo]", "-f", "null", "-"])
         .status()
         .unwrap();
     assert!(status.success());
-    path
+    path.to_path_buf()
+}
+
+/// Writes `path` from an FFmpeg lavfi source (`color=c=...:s=WxH...`) with `encode`.
+pub fn lavfi_file(path: &Path, source: &str, encode: &[&str]) -> PathBuf {
+    let status = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+        ])
+        .arg(source)
+        .args(encode)
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "ffmpeg could not make {}", path.display());
+    path.to_path_buf()
+}
+
+/// Spawns `cmd` with stdout and stderr piped and read on threads of their own (so the
+/// child never blocks on a full pipe); join the handles for what it wrote.
+pub fn spawn_piped(cmd: &mut Command) -> (Child, JoinHandle<Vec<u8>>, JoinHandle<String>) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stdout.read_to_end(&mut v);
+        v
+    });
+    let err = collect_stderr(&mut child);
+    (child, out, err)
 }
 
 /// H.264 as live origins encode it: fast, no B-frames (WebRTC-compatible, like Daydream's
