@@ -79,7 +79,8 @@ pub struct Args {
     pub crossfade_curve: CurveArg,
 
     /// H.264 encoder for --record and network outputs: `auto` uses NVENC where an NVIDIA
-    /// driver takes it and libx264 otherwise (the log says which and why).
+    /// driver takes it, VAAPI where a VAAPI device opens, and libx264 otherwise (the log
+    /// says which and why).
     #[arg(long, value_name = "ENCODER", default_value = "auto")]
     pub encoder: EncoderArg,
 
@@ -303,6 +304,8 @@ pub enum EncoderArg {
     X264,
     /// NVIDIA NVENC; an error where there is none.
     Nvenc,
+    /// VAAPI (Intel, AMD); an error where there is none.
+    Vaapi,
 }
 
 /// Formats `--pipe` can write to stdout.
@@ -470,6 +473,7 @@ impl Args {
                 EncoderArg::Auto => EncoderChoice::Auto,
                 EncoderArg::X264 => EncoderChoice::X264,
                 EncoderArg::Nvenc => EncoderChoice::Nvenc,
+                EncoderArg::Vaapi => EncoderChoice::Vaapi,
             },
             bitrate,
             gop: self.gop,

@@ -283,4 +283,11 @@ fn an_encoder_that_is_not_there_and_bad_outputs_are_clear_errors() {
         assert!(!err.contains("panicked"), "{err}");
         assert!(!record.exists(), "no empty recording is left behind");
     }
+    if !Path::new("/dev/dri").exists() {
+        let record = dir.path().join("v.mp4");
+        let out = run(&["--record", record.to_str().unwrap(), "--encoder", "vaapi"]);
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(7), "{err}");
+        assert!(err.contains("h264_vaapi: no VAAPI device"), "{err}");
+    }
 }

@@ -1,6 +1,8 @@
-//! Hardware decode through FFmpeg's hwdevice API, which ffmpeg-next does not wrap. This is
-//! the one module of Lucid that may use `unsafe`: it wraps the FFI in a safe API
-//! ([`HwDecode::attach`], [`HwDecode::download`]) so the decode thread needs none.
+//! Hardware decode through FFmpeg's hwdevice API, which ffmpeg-next does not wrap, and the
+//! frame upload VAAPI encoding needs. This is the one module of Lucid's default build that
+//! may use `unsafe`: it wraps the FFI in a safe API ([`HwDecode::attach`],
+//! [`HwDecode::download`], [`VaapiUpload::attach`], [`VaapiUpload::upload`]) so the decode
+//! and output threads need none.
 //!
 //! The device is chosen from what the decoder itself reports (`avcodec_get_hw_config`), in
 //! order of preference. The `get_format` callback falls back to a software format when the
@@ -121,6 +123,105 @@ impl HwDecode {
         sw.set_color_range(hw.color_range());
         sw.set_color_space(hw.color_space());
         Ok(sw)
+    }
+}
+
+/// VAAPI encoding: the device and a pool of surfaces the encoder takes its frames in.
+/// FFmpeg's `h264_vaapi` only encodes frames that live on the device, so each NV12 frame
+/// is copied into a surface first.
+pub struct VaapiUpload {
+    /// The surfaces' pool (`AVHWFramesContext`), one reference held here.
+    frames: *mut ffi::AVBufferRef,
+}
+
+// SAFETY: the frames context is reference-counted and FFmpeg's hwcontext functions may be
+// called from any thread; the output thread owns this value alone.
+unsafe impl Send for VaapiUpload {}
+
+impl VaapiUpload {
+    /// Opens the default VAAPI device, makes a pool of NV12 surfaces of this size and
+    /// attaches it to `ctx`, an encoder context that is not opened yet, whose pixel format
+    /// becomes VAAPI. Returns why not when there is no such device.
+    pub fn attach(
+        ctx: &mut ff::codec::Context,
+        width: u32,
+        height: u32,
+    ) -> Result<VaapiUpload, String> {
+        let mut device: *mut ffi::AVBufferRef = ptr::null_mut();
+        // SAFETY: `device` is a valid out-pointer; NULL name and options ask FFmpeg for the
+        // default VAAPI device (the first render node).
+        let rc = unsafe {
+            ffi::av_hwdevice_ctx_create(
+                &mut device,
+                AVHWDeviceType::AV_HWDEVICE_TYPE_VAAPI,
+                ptr::null(),
+                ptr::null_mut(),
+                0,
+            )
+        };
+        if rc < 0 {
+            return Err(format!("no VAAPI device ({})", ff::Error::from(rc)));
+        }
+        // SAFETY: `device` is a valid device reference; the frames context takes its own
+        // reference, so ours is released right after.
+        let frames = unsafe { ffi::av_hwframe_ctx_alloc(device) };
+        // SAFETY: `device` came from av_hwdevice_ctx_create and is released once, here.
+        unsafe { ffi::av_buffer_unref(&mut device) };
+        if frames.is_null() {
+            return Err("VAAPI: no memory for a frames context".into());
+        }
+        let upload = VaapiUpload { frames };
+        // SAFETY: `frames` is a freshly allocated, not yet initialised AVHWFramesContext
+        // (its buffer's data); setting its fields before av_hwframe_ctx_init is the API.
+        let rc = unsafe {
+            let fc = (*upload.frames).data as *mut ffi::AVHWFramesContext;
+            (*fc).format = AVPixelFormat::AV_PIX_FMT_VAAPI;
+            (*fc).sw_format = AVPixelFormat::AV_PIX_FMT_NV12;
+            (*fc).width = width as i32;
+            (*fc).height = height as i32;
+            (*fc).initial_pool_size = 16;
+            ffi::av_hwframe_ctx_init(upload.frames)
+        };
+        if rc < 0 {
+            return Err(format!("VAAPI surfaces: {}", ff::Error::from(rc)));
+        }
+        // SAFETY: `ctx` is a valid, unopened context held mutably; it takes a new reference
+        // to the frames context (freed with the context).
+        unsafe {
+            let raw = ctx.as_mut_ptr();
+            (*raw).hw_frames_ctx = ffi::av_buffer_ref(upload.frames);
+            (*raw).pix_fmt = AVPixelFormat::AV_PIX_FMT_VAAPI;
+            if (*raw).hw_frames_ctx.is_null() {
+                return Err("VAAPI: no memory for a reference".into());
+            }
+        }
+        Ok(upload)
+    }
+
+    /// Copies an NV12 frame into a new surface from the pool, with its timestamp.
+    pub fn upload(&self, nv12: &ff::frame::Video) -> Result<ff::frame::Video, ff::Error> {
+        let mut hw = ff::frame::Video::empty();
+        // SAFETY: `frames` is an initialised frames context; `hw` is an empty frame we own
+        // that receives a surface from the pool.
+        let rc = unsafe { ffi::av_hwframe_get_buffer(self.frames, hw.as_mut_ptr(), 0) };
+        if rc < 0 {
+            return Err(ff::Error::from(rc));
+        }
+        // SAFETY: both frames are valid and owned; `nv12` is a software NV12 frame of the
+        // pool's size (the caller converts into it), `hw` a surface of the same size.
+        let rc = unsafe { ffi::av_hwframe_transfer_data(hw.as_mut_ptr(), nv12.as_ptr(), 0) };
+        if rc < 0 {
+            return Err(ff::Error::from(rc));
+        }
+        hw.set_pts(nv12.pts());
+        Ok(hw)
+    }
+}
+
+impl Drop for VaapiUpload {
+    fn drop(&mut self) {
+        // SAFETY: our one reference, released once.
+        unsafe { ffi::av_buffer_unref(&mut self.frames) };
     }
 }
 

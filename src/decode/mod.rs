@@ -2,7 +2,7 @@
 //! convert to packed 4:2:0 and hand frames to the render side through a bounded queue.
 
 pub mod frame;
-mod hwaccel;
+pub mod hwaccel;
 
 use std::collections::VecDeque;
 use std::sync::Arc;

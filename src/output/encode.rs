@@ -9,6 +9,7 @@ use ffmpeg_next as ff;
 use tracing::info;
 
 use crate::decode::ColorMatrix;
+use crate::decode::hwaccel::VaapiUpload;
 
 /// Time base of encoded timestamps: fine enough for any frame rate.
 pub const TIME_BASE: (i32, i32) = (1, 90_000);
@@ -16,22 +17,26 @@ pub const TIME_BASE: (i32, i32) = (1, 90_000);
 /// `--encoder`: which H.264 encoder to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EncoderChoice {
-    /// NVENC where an NVIDIA driver takes it, else libx264 (with a log line saying why).
+    /// NVENC where an NVIDIA driver takes it, else VAAPI where a VAAPI device opens, else
+    /// libx264 (with a log line saying why).
     #[default]
     Auto,
     /// libx264, the CPU encoder.
     X264,
     /// NVIDIA's NVENC; an error where it cannot open.
     Nvenc,
+    /// VAAPI (Intel, AMD); an error where it cannot open.
+    Vaapi,
 }
 
 impl EncoderChoice {
     /// The FFmpeg encoders to try, in order.
     fn candidates(self) -> &'static [&'static str] {
         match self {
-            EncoderChoice::Auto => &["h264_nvenc", "libx264"],
+            EncoderChoice::Auto => &["h264_nvenc", "h264_vaapi", "libx264"],
             EncoderChoice::X264 => &["libx264"],
             EncoderChoice::Nvenc => &["h264_nvenc"],
+            EncoderChoice::Vaapi => &["h264_vaapi"],
         }
     }
 }
@@ -72,6 +77,44 @@ pub struct H264Encoder {
     pub name: &'static str,
     /// A frame's duration in [`TIME_BASE`] units.
     pub frame_duration: i64,
+    /// VAAPI: the surfaces frames are copied into, and an NV12 frame to convert through.
+    vaapi: Option<(VaapiUpload, ff::frame::Video)>,
+}
+
+impl H264Encoder {
+    /// Hands one YUV420P frame to the encoder (through a VAAPI surface for `h264_vaapi`).
+    pub fn send_frame(&mut self, frame: &ff::frame::Video) -> Result<(), ff::Error> {
+        match &mut self.vaapi {
+            None => self.encoder.send_frame(frame),
+            Some((upload, nv12)) => {
+                to_nv12(frame, nv12);
+                nv12.set_pts(frame.pts());
+                let surface = upload.upload(nv12)?;
+                self.encoder.send_frame(&surface)
+            }
+        }
+    }
+}
+
+/// YUV420P into NV12 (the chroma planes interleaved), the format VAAPI surfaces take.
+fn to_nv12(src: &ff::frame::Video, dst: &mut ff::frame::Video) {
+    let (w, h) = (src.width() as usize, src.height() as usize);
+    let (sy, dy) = (src.stride(0), dst.stride(0));
+    for row in 0..h {
+        dst.data_mut(0)[row * dy..row * dy + w]
+            .copy_from_slice(&src.data(0)[row * sy..row * sy + w]);
+    }
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    let (su, sv, duv) = (src.stride(1), src.stride(2), dst.stride(1));
+    for row in 0..ch {
+        let u = &src.data(1)[row * su..row * su + cw];
+        let v = &src.data(2)[row * sv..row * sv + cw];
+        let out = &mut dst.data_mut(1)[row * duv..row * duv + 2 * cw];
+        for (i, pair) in out.chunks_exact_mut(2).enumerate() {
+            pair[0] = u[i];
+            pair[1] = v[i];
+        }
+    }
 }
 
 /// Why no encoder could be opened: each candidate and its error.
@@ -165,6 +208,14 @@ fn open_one(
     if global_header {
         encoder.set_flags(ff::codec::Flags::GLOBAL_HEADER);
     }
+    let vaapi = if name == "h264_vaapi" {
+        let ctx: &mut ff::codec::Context = &mut encoder;
+        let upload = VaapiUpload::attach(ctx, picture.width, picture.height)?;
+        let nv12 = ff::frame::Video::new(ff::format::Pixel::NV12, picture.width, picture.height);
+        Some((upload, nv12))
+    } else {
+        None
+    };
     let bitrate = match goal {
         RateGoal::File => settings.bitrate,
         RateGoal::Stream => Some(settings.bitrate.unwrap_or(STREAM_BITRATE)),
@@ -183,6 +234,15 @@ fn open_one(
                 opts.set("crf", "18");
             }
             opts.set("tune", "zerolatency");
+        }
+        "h264_vaapi" => {
+            // Constant quality where no bitrate is set (quantiser 20, near x264's CRF 18).
+            if bitrate.is_none() {
+                opts.set("rc_mode", "CQP");
+                opts.set("qp", "20");
+            } else {
+                opts.set("rc_mode", "CBR");
+            }
         }
         "h264_nvenc" => {
             // Low-latency preset, no lookahead; constant quality where no bitrate is set.
@@ -203,6 +263,7 @@ fn open_one(
         codec,
         name,
         frame_duration: (TIME_BASE.1 as f64 / rate).round() as i64,
+        vaapi,
     })
 }
 
@@ -265,9 +326,9 @@ mod tests {
         };
         let auto = EncoderSettings::default();
         let enc = H264Encoder::open(&auto, picture, RateGoal::Stream, false).unwrap();
-        // With an NVIDIA driver NVENC opens; everywhere else the fallback does.
+        // With an NVIDIA driver NVENC opens, with a VAAPI device VAAPI; elsewhere libx264.
         assert!(
-            ["h264_nvenc", "libx264"].contains(&enc.name),
+            ["h264_nvenc", "h264_vaapi", "libx264"].contains(&enc.name),
             "{}",
             enc.name
         );
@@ -290,5 +351,31 @@ mod tests {
             assert_eq!(err.0.len(), 1);
             assert!(err.to_string().contains("h264_nvenc"), "{err}");
         }
+        if !std::path::Path::new("/dev/dri").exists() {
+            let vaapi = EncoderSettings {
+                choice: EncoderChoice::Vaapi,
+                ..auto
+            };
+            let err = H264Encoder::open(&vaapi, picture, RateGoal::Stream, false)
+                .err()
+                .expect("no VAAPI device here");
+            assert!(
+                err.to_string().contains("h264_vaapi: no VAAPI device"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn nv12_interleaves_the_chroma_planes() {
+        ff::init().expect("ffmpeg");
+        let mut src = ff::frame::Video::new(ff::format::Pixel::YUV420P, 4, 2);
+        src.data_mut(0)[..4].copy_from_slice(&[1, 2, 3, 4]);
+        src.data_mut(1)[..2].copy_from_slice(&[10, 11]);
+        src.data_mut(2)[..2].copy_from_slice(&[20, 21]);
+        let mut dst = ff::frame::Video::new(ff::format::Pixel::NV12, 4, 2);
+        to_nv12(&src, &mut dst);
+        assert_eq!(&dst.data(0)[..4], &[1, 2, 3, 4]);
+        assert_eq!(&dst.data(1)[..4], &[10, 20, 11, 21]);
     }
 }

@@ -222,7 +222,6 @@ impl Muxer {
         frame.set_pts(Some(ts));
         frame.set_kind(ff::picture::Type::None);
         self.encoder
-            .encoder
             .send_frame(frame)
             .map_err(|e| self.error("encoding", e))?;
         self.frames += 1;
