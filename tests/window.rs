@@ -789,3 +789,59 @@ fn daydream_cues_are_debounced_and_a_transition_morphs_within_its_time() {
     assert!(status.success(), "{status}; stderr:\n{err}");
     assert!(err.contains("cue 3: city"), "{err}");
 }
+
+/// Layers in a window: bus A's layer shows, X crossfades to bus B's over the crossfade
+/// time and back again; the picture on screen follows.
+#[test]
+fn x_crossfades_between_the_buses_in_a_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = bars_clip(dir.path(), 40);
+    let red = lavfi_file(
+        &dir.path().join("red.png"),
+        "color=c=0xff0000:s=64x36,format=rgba",
+        &["-frames:v", "1"],
+    );
+    let blue = lavfi_file(
+        &dir.path().join("blue.png"),
+        "color=c=0x0000ff:s=64x36,format=rgba",
+        &["-frames:v", "1"],
+    );
+    let x = Xvfb::start();
+    let mut child = x
+        .lucid()
+        .args(["--hide-ui", "--duration", "35", "--url"])
+        .arg(&clip)
+        .arg("--layer")
+        .arg(format!("{}:bus=a,fit=stretch", red.display()))
+        .arg("--layer")
+        .arg(format!("{}:bus=b,fit=stretch", blue.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = collect_stderr(&mut child);
+    let centre = |s: &[u8]| {
+        let i = ((H as usize / 2) * W as usize + W as usize / 2) * 3;
+        [s[i], s[i + 1], s[i + 2]]
+    };
+    let is =
+        |want: [u8; 3]| move |s: &[u8]| centre(s).iter().zip(want).all(|(a, b)| a.abs_diff(b) < 12);
+    wait_until("bus A's red layer", &x, &mut child, is([255, 0, 0]));
+    focus_lucid(&x);
+    let pressed = Instant::now();
+    xdotool(&x.display, &["key", "x"]);
+    // Half way (about a second in) both show; after the default 2 s only B.
+    wait_until("bus B's blue layer", &x, &mut child, is([0, 0, 255]));
+    let took = pressed.elapsed();
+    assert!(
+        took >= Duration::from_millis(1500),
+        "the crossfade takes its time ({took:?})"
+    );
+    xdotool(&x.display, &["key", "x"]);
+    wait_until("back to red", &x, &mut child, is([255, 0, 0]));
+    send_signal(child.id(), "INT");
+    let status = child.wait().unwrap();
+    let err = log.join().unwrap();
+    assert!(status.success(), "{status}; stderr:\n{err}");
+    assert!(err.contains("crossfading to B"), "{err}");
+}
