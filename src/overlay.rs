@@ -47,6 +47,7 @@ pub struct OverlayState {
     scene_name: String,
     scene_message: Option<String>,
     layer_source: String,
+    scenes: Vec<PathBuf>,
 }
 
 /// CPU time spent building the overlay, per frame.
@@ -75,6 +76,7 @@ impl Plugin for OverlayPlugin {
             scene_name: "show".into(),
             scene_message: None,
             layer_source: String::new(),
+            scenes: Vec::new(),
         })
         .init_resource::<UiTiming>()
         .add_systems(Update, toggle_overlay)
@@ -131,6 +133,13 @@ fn overlay(
         .is_none_or(|t| t.elapsed() > Duration::from_secs(2))
     {
         state.presets = list_presets(state.presets_dir.as_deref());
+        state.scenes = list_presets(
+            state
+                .presets_dir
+                .as_ref()
+                .map(|d| d.join("scenes"))
+                .as_deref(),
+        );
         state.presets_listed = Some(Instant::now());
     }
     let render_fps = 1.0 / time.delta_secs_f64().max(1e-6);
@@ -146,7 +155,13 @@ fn overlay(
                 stats_section(ui, &status, stream.as_deref(), render_fps);
                 timing_section(ui, &effect_timings, &timing, stream.as_deref());
                 show_section(ui, &mut show);
-                layers_section(ui, &mut state, &mut compositor, &chain, &midi, &status);
+                layers_section(
+                    ui,
+                    &mut state,
+                    (&mut compositor, &mut midi),
+                    (&mut chain, &catalog),
+                    &status,
+                );
                 chain_section(ui, &mut state, &mut chain, &catalog, &errors, &mut midi);
                 preset_section(ui, &mut state, &mut chain, &catalog, &mut midi);
                 egui::CollapsingHeader::new("Keys")
@@ -335,14 +350,15 @@ struct CompositorParams<'w> {
 fn layers_section(
     ui: &mut egui::Ui,
     state: &mut OverlayState,
-    compositor: &mut CompositorParams,
-    chain: &EffectChain,
-    midi: &MidiParams,
+    (compositor, midi): (&mut CompositorParams, &mut MidiParams),
+    (chain, catalog): (&mut EffectChain, &EffectCatalog),
     status: &LatestStatus,
 ) {
     let Some(layers) = compositor.layers.as_mut() else {
         return;
     };
+    // A scene to load, picked in the list below; loaded once the section is drawn.
+    let mut load = None;
     egui::CollapsingHeader::new("Layers")
         .default_open(true)
         .show(ui, |ui| {
@@ -473,10 +489,21 @@ fn layers_section(
                     });
                 }
             });
+            ui.horizontal_wrapped(|ui| {
+                for path in &state.scenes {
+                    let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("?");
+                    if ui.button(format!("load {name}")).clicked() {
+                        load = Some(path.clone());
+                    }
+                }
+            });
             if let Some(m) = &state.scene_message {
                 ui.label(m);
             }
         });
+    if let Some(path) = load {
+        state.scene_message = Some(load_scene(&path, compositor, chain, catalog, midi));
+    }
 }
 
 /// MIDI mappings and learn, present with `--midi`.
@@ -698,22 +725,12 @@ fn preset_section(
             if let Some(path) = load {
                 state.message = Some(match Preset::load(&path) {
                     Ok(preset) => {
-                        let unknown: Vec<_> = preset
-                            .effects
-                            .iter()
-                            .filter(|e| catalog.get(&e.effect).is_none())
-                            .map(|e| e.effect.clone())
-                            .collect();
-                        chain.effects = preset.effects;
+                        let unknown = load_chain(chain, catalog, preset.effects);
                         if let Some(m) = midi.mappings.as_mut() {
                             m.0 = preset.midi;
                         }
                         info!("preset {} loaded", path.display());
-                        if unknown.is_empty() {
-                            format!("loaded {}", path.display())
-                        } else {
-                            format!("loaded; unknown effects skipped: {}", unknown.join(", "))
-                        }
+                        loaded_words(&path, &unknown)
                     }
                     Err(e) => {
                         warn!("{e}");
@@ -756,6 +773,72 @@ fn preset_section(
                 ui.label(m);
             }
         });
+}
+
+/// Replaces the chain with a loaded one; returns the effects this catalog does not know.
+fn load_chain(
+    chain: &mut EffectChain,
+    catalog: &EffectCatalog,
+    effects: Vec<crate::effects::chain::EffectInstance>,
+) -> Vec<String> {
+    let unknown: Vec<String> = effects
+        .iter()
+        .filter(|e| catalog.get(&e.effect).is_none())
+        .map(|e| e.effect.clone())
+        .collect();
+    chain.effects = effects;
+    unknown
+}
+
+/// What the overlay says after loading a preset or a scene.
+fn loaded_words(path: &Path, unknown: &[String]) -> String {
+    if unknown.is_empty() {
+        format!("loaded {}", path.display())
+    } else {
+        format!("loaded; unknown effects skipped: {}", unknown.join(", "))
+    }
+}
+
+/// Loads a scene into the running show: its layers replace the layers, its crossfader,
+/// chain and MIDI mappings replace theirs. The bottom source cannot change while playing.
+fn load_scene(
+    path: &Path,
+    compositor: &mut CompositorParams,
+    chain: &mut EffectChain,
+    catalog: &EffectCatalog,
+    midi: &mut MidiParams,
+) -> String {
+    let scene = match crate::compositor::scene::Scene::load(path) {
+        Ok(scene) => scene,
+        Err(e) => {
+            warn!("{e}");
+            return e.to_string();
+        }
+    };
+    if let Some(layers) = compositor.layers.as_mut() {
+        for i in (0..layers.len()).rev() {
+            layers.request(LayerRequest::Remove(i));
+        }
+        for spec in scene.layers {
+            layers.request(LayerRequest::Add(spec));
+        }
+    }
+    if let Some(fader) = compositor.fader.as_mut() {
+        fader.0 = scene.crossfader;
+    }
+    let unknown = load_chain(chain, catalog, scene.effects);
+    if let Some(m) = midi.mappings.as_mut() {
+        m.0 = scene.midi;
+    }
+    info!("scene {} loaded", path.display());
+    let current = compositor.source.as_ref().and_then(|s| s.0.clone());
+    match scene.source {
+        Some(source) if Some(&source) != current.as_ref() => format!(
+            "{}; its bottom source ({source}) plays with --scene, the current one stays",
+            loaded_words(path, &unknown)
+        ),
+        _ => loaded_words(path, &unknown),
+    }
 }
 
 fn list_presets(dir: Option<&Path>) -> Vec<PathBuf> {
