@@ -465,3 +465,32 @@ fn a_layer_whose_origin_goes_away_is_reported_and_the_show_goes_on() {
     let after = last["presented"].as_u64().unwrap() - presented_at_loss;
     assert!(after > 150, "only {after} frames after the layer was lost");
 }
+
+#[test]
+fn a_looping_layer_starts_again_seamlessly() {
+    // A half-second layer (15 frames) over two seconds of video, offline: the layer's
+    // frames go 0..14, 0..14, ... with no frame repeated or lost at the seams.
+    let dir = tempfile::tempdir().unwrap();
+    let base = marked_clip_at(&dir.path().join("base.mp4"), 30, 320, 180, 2.0, &X264_FAST);
+    let short = marked_clip_at(&dir.path().join("short.mp4"), 30, 320, 180, 0.5, &X264_FAST);
+    let record = dir.path().join("out.mkv");
+    let stats = dir.path().join("stats.jsonl");
+    let out = run_with_limit(
+        lucid()
+            .args(["--no-preview", "--url"])
+            .arg(&base)
+            .arg("--layer")
+            .arg(format!("{}:loop=true", short.display()))
+            .arg("--record")
+            .arg(&record)
+            .arg("--stats-json")
+            .arg(&stats),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let (_, _, shown) = file_markers(&record);
+    let want: Vec<u64> = (0..60u64).map(|n| n % 15).collect();
+    assert_eq!(shown, want);
+    let s = last_stats(&stats);
+    assert!(s["layers"][0]["loops"].as_u64().unwrap() >= 3, "{s}");
+}

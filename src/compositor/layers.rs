@@ -256,7 +256,8 @@ impl Plugin for LayersPlugin {
         .add_systems(
             Update,
             (
-                apply_requests.before(take_opened),
+                apply_requests.before(handle_ends),
+                handle_ends.before(take_opened),
                 take_opened.before(VideoSystems::Present),
                 hold_offline
                     .before(VideoSystems::Present)
@@ -326,6 +327,22 @@ fn apply_requests(
     }
 }
 
+/// Acts on a source's end once every frame before it is out of its queue, before the next
+/// frame is presented: a looping layer is opened again at once (and offline rendering
+/// waits for its first frame, so the loop is seamless in files).
+fn handle_ends(mut layers: ResMut<Layers>, opening: Res<LayerOpening>, lifecycle: Res<Lifecycle>) {
+    for (i, layer) in layers.layers.iter_mut().enumerate() {
+        if let Some(ended) = layer
+            .decode
+            .as_ref()
+            .filter(|d| d.frames.rx.is_empty() && layer.pending.is_none())
+            .and_then(|d| d.end.try_recv().ok())
+        {
+            finished(i, layer, ended, &opening, &lifecycle);
+        }
+    }
+}
+
 fn take_opened(mut layers: ResMut<Layers>) {
     for (i, layer) in layers.layers.iter_mut().enumerate() {
         let Some(rx) = &layer.opening else { continue };
@@ -362,6 +379,8 @@ fn hold_offline(layers: Res<Layers>, pacing: Option<ResMut<Pacing>>) {
     let Some(mut pacing) = pacing else { return };
     let waiting = pacing.offline
         && layers.layers.iter().any(|l| match l.state {
+            // Opening, or opening again to loop.
+            _ if l.opening.is_some() => true,
             LayerState::Connecting => true,
             LayerState::Playing => {
                 l.pending.is_none()
@@ -377,18 +396,12 @@ fn hold_offline(layers: Res<Layers>, pacing: Option<ResMut<Pacing>>) {
 }
 
 /// On each presented video frame, every layer shows its newest due frame.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "a Bevy system: each argument is a query or resource it reads"
-)]
 fn advance_layers(
     mut presented: MessageReader<FramePresented>,
     mut layers: ResMut<Layers>,
     mut images: ResMut<Assets<Image>>,
     mut draws: ResMut<LayerDraws>,
     canvas: Option<Res<OutputCanvas>>,
-    opening: Res<LayerOpening>,
-    lifecycle: Res<Lifecycle>,
     mut clock: Local<Option<(Duration, f64)>>,
     mut fader: ResMut<Fader>,
 ) {
@@ -411,15 +424,6 @@ fn advance_layers(
             upload(layer, frame, &mut images);
             layer.shown += 1;
             layer.last_shown = Some(now);
-        }
-        // The end is acted on once every frame before it is out of the queue.
-        if let Some(ended) = layer
-            .decode
-            .as_ref()
-            .filter(|d| d.frames.rx.is_empty() && layer.pending.is_none())
-            .and_then(|d| d.end.try_recv().ok())
-        {
-            finished(i, layer, ended, &opening, &lifecycle);
         }
         if matches!(layer.state, LayerState::Ended | LayerState::Failed)
             && layer.spec.at_end == AtEnd::Fade
