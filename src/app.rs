@@ -148,6 +148,8 @@ pub fn run(args: Args) -> Result<()> {
         && args.pipe.is_none()
         && outputs.any()
         && outputs.files_only()
+        // An output clock runs in real time.
+        && args.fps.is_none()
         && matches!(
             spec,
             SourceSpec::Ffmpeg(_) | SourceSpec::Hls(_) | SourceSpec::Playback { .. }
@@ -228,6 +230,9 @@ pub fn run(args: Args) -> Result<()> {
             app.add_plugins(control);
         }
         app.add_plugins(layers);
+        if let Some(fps) = args.fps {
+            app.insert_resource(crate::video::OutputRate(fps));
+        }
         app.insert_resource(crate::compositor::scene::SceneSource(
             scene.source(&args).map(String::from),
         ));

@@ -68,6 +68,12 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub scene: Option<PathBuf>,
 
+    /// The output's own frame rate: the canvas is drawn and every output gets a frame this
+    /// many times a second, whatever the sources' rates (each shows its newest frame).
+    /// Without it the --url video's frames set the pace. Plays in real time.
+    #[arg(long, value_name = "FPS")]
+    pub fps: Option<f64>,
+
     /// A timed A/B crossfade: the show starts on bus A and crossfades to bus B over this
     /// many seconds of video; X (or OSC) then crossfades back and forth in the same time
     /// (default 2 s). Layers say their bus with `bus=a|b` (default both).
@@ -374,6 +380,13 @@ impl Args {
         self.osc_feedback()?;
         self.layers()?;
         self.crossfader()?;
+        if let Some(fps) = self.fps
+            && !(fps.is_finite() && (1.0..=240.0).contains(&fps))
+        {
+            return Err(LucidError::Usage(format!(
+                "--fps must be 1 to 240, got {fps}"
+            )));
+        }
         Ok(())
     }
 }

@@ -494,3 +494,48 @@ fn a_looping_layer_starts_again_seamlessly() {
     let s = last_stats(&stats);
     assert!(s["layers"][0]["loops"].as_u64().unwrap() >= 3, "{s}");
 }
+
+#[test]
+fn fps_sets_the_output_rate_whatever_the_video_rate() {
+    // 25 fps video, --fps 30, piped in real time: 30 frames a second come out, the header
+    // says 30, and every video frame is shown, in order, repeated only as 25 into 30 needs.
+    let dir = tempfile::tempdir().unwrap();
+    let base = marked_clip_at(&dir.path().join("b25.mp4"), 25, 320, 180, 3.0, &X264_FAST);
+    let out = run_with_limit(
+        lucid()
+            .args(["--no-preview", "--pipe", "y4m", "--fps", "30", "--url"])
+            .arg(&base),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let y4m = Y4m::parse(&out.stdout);
+    assert_eq!(y4m.rate, "30:1");
+    let markers = y4m.markers();
+    // 3 s of video at 30 a second (the last tick is at the last frame's time).
+    assert!(
+        (85..=91).contains(&markers.len()),
+        "{} frames",
+        markers.len()
+    );
+    assert!(
+        markers.windows(2).all(|w| w[1] >= w[0]),
+        "in order: {markers:?}"
+    );
+    let distinct: std::collections::BTreeSet<u64> = markers.iter().copied().collect();
+    assert!(
+        distinct.len() >= 72,
+        "nearly every video frame shown: {markers:?}"
+    );
+    let longest = markers
+        .chunk_by(|a, b| a == b)
+        .map(|run| run.len())
+        .max()
+        .unwrap();
+    assert!(
+        longest <= 3,
+        "a frame held for {longest} ticks: {markers:?}"
+    );
+    // A bad rate is a usage error.
+    let out = run_with_limit(lucid().args(["--no-preview", "--fps", "0"]), LIMIT);
+    assert_one_clear_error(&out, 2, "--fps must be 1 to 240");
+}

@@ -644,6 +644,7 @@ fn start_writer(
     pending: Res<PendingOutputs>,
     lifecycle: Res<Lifecycle>,
     mut images: ResMut<Assets<Image>>,
+    rate: Option<Res<crate::video::OutputRate>>,
 ) {
     let Some(ready) = ready.read().last() else {
         return;
@@ -652,7 +653,7 @@ fn start_writer(
     let config = OutputConfig {
         width: ready.output_size.x,
         height: ready.output_size.y,
-        frame_rate: ready.info.frame_rate.unwrap_or(30.0),
+        frame_rate: rate.map(|r| r.0).or(ready.info.frame_rate).unwrap_or(30.0),
         ..pending.config.clone()
     };
     match OutputWriter::spawn(config.clone(), &lifecycle) {

@@ -200,6 +200,10 @@ struct VideoSettings {
     offline: bool,
 }
 
+/// `--fps`, when given: the output's own frame rate.
+#[derive(Resource, Clone, Copy, Debug)]
+pub struct OutputRate(pub f64);
+
 impl Plugin for VideoPlugin {
     fn build(&self, app: &mut App) {
         let rx = self
@@ -254,6 +258,7 @@ fn attach_stream(
     mut canvas_frame: ResMut<CanvasFrame>,
     readers: Option<Res<CanvasReaders>>,
     mut ready: MessageWriter<StreamReady>,
+    rate: Option<Res<OutputRate>>,
 ) {
     let decode = match pending.rx.try_recv() {
         Ok(Ok(decode)) => decode,
@@ -329,6 +334,10 @@ fn attach_stream(
         PresentationClock::new(policy)
     }));
     commands.insert_resource(LiveEdgeSource(info.live_edge.clone()));
+    if let Some(rate) = rate {
+        info!("output at {:.2} fps (--fps)", rate.0);
+        commands.insert_resource(OutputTicks::new(rate.0));
+    }
     commands.insert_resource(StreamDescription(info.clone()));
     setup_canvas(
         &mut commands,
@@ -459,7 +468,11 @@ fn present_due_frame(
     mut canvas_frame: ResMut<CanvasFrame>,
     mut presented: MessageWriter<FramePresented>,
     freeze: Res<Freeze>,
-    (mut redraw, pacing): (ResMut<RedrawCanvas>, Res<Pacing>),
+    (mut redraw, pacing, ticks): (
+        ResMut<RedrawCanvas>,
+        Res<Pacing>,
+        Option<ResMut<OutputTicks>>,
+    ),
 ) {
     let (Some(mut texture), Some(canvas), Some(feed)) = (texture, canvas, feed) else {
         return;
@@ -500,6 +513,35 @@ fn present_due_frame(
             late.as_millis()
         );
     }
+    if let Some(mut ticks) = ticks {
+        // `--fps`: the video's frames are uploaded as they come due; the canvas is drawn
+        // and the outputs get a frame on the output clock's ticks.
+        if let Some(frame) = tick.show {
+            ticks.first_pts.get_or_insert(frame.pts);
+            ticks.start.get_or_insert_with(Instant::now);
+            if freeze.0 {
+                drop(frame);
+            } else {
+                upload(
+                    frame,
+                    &mut texture,
+                    &mut images,
+                    &mut canvas_frame,
+                    canvas.size,
+                    &mut stats,
+                );
+            }
+        }
+        let Some(number) = ticks.due(Instant::now()) else {
+            canvas_frame.draw = std::mem::take(&mut redraw.0);
+            return;
+        };
+        redraw.0 = false;
+        canvas_frame.draw = true;
+        let pts = ticks.first_pts.unwrap_or_default() + ticks.period.mul_f64(number as f64);
+        present(&mut stats, &mut presented, pts);
+        return;
+    }
     let Some(frame) = tick.show else {
         canvas_frame.draw = std::mem::take(&mut redraw.0);
         return;
@@ -519,6 +561,15 @@ fn present_due_frame(
             &mut stats,
         );
     }
+    present(&mut stats, &mut presented, pts);
+}
+
+/// Counts a presented output frame and tells the outputs, effects and layers.
+fn present(
+    stats: &mut PlaybackStats,
+    presented: &mut MessageWriter<FramePresented>,
+    pts: Duration,
+) {
     let number = stats.presented;
     stats.presented += 1;
     stats.first_frame_at.get_or_insert_with(Instant::now);
@@ -526,6 +577,54 @@ fn present_due_frame(
     let first_pts = stats.pts_span.map_or(pts, |(first, _)| first);
     stats.pts_span = Some((first_pts, pts));
     presented.write(FramePresented { number, pts });
+}
+
+/// `--fps`: the output clock. Ticks start at the video's first frame and come every
+/// `period`; a tick the app was too late for is skipped (not made up), so the output keeps
+/// its rate against the wall clock.
+#[derive(Resource, Debug, Clone)]
+pub struct OutputTicks {
+    /// Time between output frames.
+    pub period: Duration,
+    /// When the first tick was (the video's first frame).
+    start: Option<Instant>,
+    /// The video's first frame's timestamp: output timestamps count from it.
+    first_pts: Option<Duration>,
+    /// The next tick's number.
+    next: u64,
+    /// Ticks skipped because the app came too late for them.
+    pub missed: u64,
+}
+
+impl OutputTicks {
+    /// An output clock at `fps` frames a second.
+    pub fn new(fps: f64) -> OutputTicks {
+        OutputTicks {
+            period: Duration::from_secs_f64(1.0 / fps),
+            start: None,
+            first_pts: None,
+            next: 0,
+            missed: 0,
+        }
+    }
+
+    /// When the next tick is due (`None` before the video's first frame).
+    pub fn next_due(&self) -> Option<Instant> {
+        Some(self.start? + self.period.mul_f64(self.next as f64))
+    }
+
+    /// The number of the tick due at `now`, if one is; ticks passed meanwhile are missed.
+    fn due(&mut self, now: Instant) -> Option<u64> {
+        let start = self.start?;
+        if now < self.next_due()? {
+            return None;
+        }
+        let elapsed = now.duration_since(start).as_secs_f64();
+        let current = (elapsed / self.period.as_secs_f64()).floor() as u64;
+        self.missed += current.saturating_sub(self.next);
+        self.next = current + 1;
+        Some(current)
+    }
 }
 
 /// Moves the frame's planes into the existing textures; only a new resolution allocates.
@@ -596,9 +695,13 @@ fn watch_source_end(
     lifecycle: Res<Lifecycle>,
     mut next_due: ResMut<NextFrameDue>,
     pacing: Res<Pacing>,
+    ticks: Option<Res<OutputTicks>>,
 ) {
     let Some(mut feed) = feed else { return };
     next_due.0 = clock.0.next_due();
+    if let Some(tick) = ticks.and_then(|t| t.next_due()) {
+        next_due.0 = Some(next_due.0.map_or(tick, |due| due.min(tick)));
+    }
     if pacing.offline && !pacing.outputs_full && !feed.frames.rx.is_empty() {
         // Offline, the next frame is due as soon as this one is out.
         next_due.0 = Some(Instant::now());
