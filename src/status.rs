@@ -132,6 +132,8 @@ pub struct StatusSnapshot {
     pub control: Option<crate::control::plugin::ControlReport>,
     /// Each `--layer`, bottom first: source, state, frames shown, loops, error.
     pub layers: Vec<crate::compositor::layers::LayerReport>,
+    /// With `--fps`: output ticks the app was too late for (skipped, not made up).
+    pub output_ticks_missed: Option<u64>,
 }
 
 /// One output's state in a status sample.
@@ -379,6 +381,7 @@ struct ShowReports<'w> {
     tempo: Option<Res<'w, crate::effects::ShowTempo>>,
     control: Option<Res<'w, crate::control::plugin::ControlReport>>,
     layers: Option<Res<'w, crate::compositor::layers::Layers>>,
+    ticks: Option<Res<'w, crate::video::OutputTicks>>,
 }
 
 #[expect(
@@ -487,6 +490,7 @@ fn report_status(
         bpm: show.tempo.map(|t| t.0.bpm),
         control: show.control.map(|c| c.clone()),
         layers: show.layers.map(|l| l.reports()).unwrap_or_default(),
+        output_ticks_missed: show.ticks.map(|t| t.missed),
     };
     latest.0 = Some(snap.clone());
     if let Some((tx, dropped)) = &out.json

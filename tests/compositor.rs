@@ -501,10 +501,13 @@ fn fps_sets_the_output_rate_whatever_the_video_rate() {
     // says 30, and every video frame is shown, in order, repeated only as 25 into 30 needs.
     let dir = tempfile::tempdir().unwrap();
     let base = marked_clip_at(&dir.path().join("b25.mp4"), 25, 320, 180, 3.0, &X264_FAST);
+    let stats = dir.path().join("stats.jsonl");
     let out = run_with_limit(
         lucid()
             .args(["--no-preview", "--pipe", "y4m", "--fps", "30", "--url"])
-            .arg(&base),
+            .arg(&base)
+            .arg("--stats-json")
+            .arg(&stats),
         LIMIT,
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -535,6 +538,8 @@ fn fps_sets_the_output_rate_whatever_the_video_rate() {
         longest <= 3,
         "a frame held for {longest} ticks: {markers:?}"
     );
+    let s = last_stats(&stats);
+    assert!(s["output_ticks_missed"].is_u64(), "{s}");
     // A bad rate is a usage error.
     let out = run_with_limit(lucid().args(["--no-preview", "--fps", "0"]), LIMIT);
     assert_one_clear_error(&out, 2, "--fps must be 1 to 240");
