@@ -10,7 +10,10 @@ has), blended with `screen` at opacity 0.5. Lucid renders offline (every frame).
 
 Usage: scripts/bench_layers.py [--lucid PATH] [--seconds N] [--layers 0,1,2,4]
 """
-import argparse, json, os, resource, shutil, subprocess, tempfile, time
+import argparse, os, shutil, subprocess, sys, tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_render import last_stats, timed  # noqa: E402  (one timing rule for both)
 
 
 def make_clip(d, w, h, seconds):
@@ -20,23 +23,6 @@ def make_clip(d, w, h, seconds):
                     "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "18",
                     path], check=True)
     return path
-
-
-def timed(cmd):
-    """Wall and CPU (user + system of the child) seconds of one command."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.time()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wall = time.time() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu
-
-
-def last_stats(path):
-    with open(path) as f:
-        lines = [l for l in f if l.strip()]
-    return json.loads(lines[-1]) if lines else {}
 
 
 def ffmpeg_composite(clip, n, out):

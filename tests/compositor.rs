@@ -396,12 +396,6 @@ fn a_scene_file_plays_like_its_flags_and_a_bad_one_is_a_clear_error() {
     assert_one_clear_error(&out, 2, "cannot read scene /nonexistent/show.ron");
 }
 
-/// The newest `--stats-json` line, if any yet.
-fn newest_stats(path: &Path) -> Option<serde_json::Value> {
-    let text = std::fs::read_to_string(path).ok()?;
-    serde_json::from_str(text.lines().last()?).ok()
-}
-
 #[test]
 fn a_layer_whose_origin_goes_away_is_reported_and_the_show_goes_on() {
     let live = LiveOrigin::start(OriginOptions::default());

@@ -28,19 +28,6 @@ fn gray_clip(dir: &std::path::Path) -> std::path::PathBuf {
     )
 }
 
-/// The stats file's newest `presented` count (0 before the first line).
-fn presented(stats: &std::path::Path) -> u64 {
-    std::fs::read_to_string(stats)
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .last()
-                .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        })
-        .and_then(|v| v["presented"].as_u64())
-        .unwrap_or(0)
-}
-
 #[test]
 fn osc_changes_an_effect_in_the_output_and_feeds_the_value_back() {
     let dir = tempfile::tempdir().unwrap();
@@ -67,11 +54,7 @@ fn osc_changes_an_effect_in_the_output_and_feeds_the_value_back() {
     let (mut child, out, err) = spawn_piped(&mut cmd);
     // Once frames flow, a controller moves the tint's amount to the top of its range;
     // nonsense around it is ignored.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while presented(&stats) < 30 {
-        assert!(Instant::now() < deadline, "no frames");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_presented(&stats, 30);
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     send(&socket, port, "/lucid/nope", vec![OscType::Float(1.0)]);
     send(&socket, port, "/lucid/nope", vec![OscType::Float(1.0)]);
@@ -214,11 +197,7 @@ fn a_midi_cc_mapped_in_a_preset_moves_an_effect() {
         .arg("--stats-json")
         .arg(&stats);
     let (mut child, out, err) = spawn_piped(&mut cmd);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while presented(&stats) < 30 {
-        assert!(Instant::now() < deadline, "no frames");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_presented(&stats, 30);
     port.send(&[0xB0, 21, 127]).unwrap();
     let status = wait_with_limit(&mut child, Duration::from_secs(90));
     let (out, err) = (out.join().unwrap(), err.join().unwrap());

@@ -519,9 +519,7 @@ fn present_due_frame(
         if let Some(frame) = tick.show {
             ticks.first_pts.get_or_insert(frame.pts);
             ticks.start.get_or_insert_with(Instant::now);
-            if freeze.0 {
-                drop(frame);
-            } else {
+            if !freeze.0 {
                 upload(
                     frame,
                     &mut texture,
@@ -549,9 +547,8 @@ fn present_due_frame(
     redraw.0 = false;
     let pts = frame.pts;
     canvas_frame.draw = true;
-    if freeze.0 {
-        drop(frame);
-    } else {
+    // Frozen, the frame is dropped: the picture holds while time goes on.
+    if !freeze.0 {
         upload(
             frame,
             &mut texture,

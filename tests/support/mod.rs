@@ -644,6 +644,24 @@ pub fn assert_in_order(markers: &[u64]) -> u64 {
     gaps
 }
 
+/// The newest `--stats-json` line of a running Lucid, if it wrote one yet.
+pub fn newest_stats(path: &Path) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str(text.lines().last()?).ok()
+}
+
+/// Waits (up to a minute) until a running Lucid's stats say it presented `frames`.
+pub fn wait_for_presented(stats: &Path, frames: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while newest_stats(stats).and_then(|s| s["presented"].as_u64()) < Some(frames) {
+        assert!(
+            Instant::now() < deadline,
+            "fewer than {frames} frames presented"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The last `--stats-json` line of a run.
 pub fn last_stats(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).expect("stats file");
