@@ -538,3 +538,40 @@ fn fps_sets_the_output_rate_whatever_the_video_rate() {
     let out = run_with_limit(lucid().args(["--no-preview", "--fps", "0"]), LIMIT);
     assert_one_clear_error(&out, 2, "--fps must be 1 to 240");
 }
+
+#[test]
+fn a_layer_that_ends_with_end_fade_fades_out_over_a_second() {
+    // A white still over a second of black video: the still ends after its one frame, and
+    // with end=fade its opacity falls by 1/30 a frame, reaching nothing after one second.
+    let dir = tempfile::tempdir().unwrap();
+    let base = rgb_video(dir.path(), [0, 0, 0]);
+    let white = rgba_png(dir.path(), [255, 255, 255, 255]);
+    let frames = dir.path().join("frames");
+    std::fs::create_dir(&frames).unwrap();
+    let out = run_with_limit(
+        lucid()
+            .args(["--no-preview", "--url"])
+            .arg(&base)
+            .arg("--layer")
+            .arg(format!("{}:end=fade", white.display()))
+            .arg("--output")
+            .arg(frames.join("%d.png")),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    for (n, want) in [(0u32, 255.0), (1, 246.5), (15, 127.5), (29, 8.5)] {
+        let rgb = Command::new("ffmpeg")
+            .args(["-loglevel", "error", "-i"])
+            .arg(frames.join(format!("{}.png", n + 1)))
+            .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+            .output()
+            .unwrap()
+            .stdout;
+        let at = (((H / 2) * W + W / 2) * 3) as usize;
+        let got = f64::from(rgb[at]);
+        assert!(
+            (got - want).abs() <= 1.5,
+            "frame {n}: {got}, the fade says {want}"
+        );
+    }
+}
