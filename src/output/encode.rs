@@ -179,6 +179,17 @@ fn open_one(
     goal: RateGoal,
     global_header: bool,
 ) -> Result<H264Encoder, String> {
+    // Without the device there is nothing to try: FFmpeg would only print its own error
+    // lines (`Cannot load libcuda.so.1`) before failing the same way.
+    match name {
+        "h264_nvenc" if !std::path::Path::new("/dev/nvidiactl").exists() => {
+            return Err("no NVIDIA device (/dev/nvidiactl)".into());
+        }
+        "h264_vaapi" if !has_render_node() => {
+            return Err("no VAAPI device (no /dev/dri/renderD* node)".into());
+        }
+        _ => {}
+    }
     let codec = ff::encoder::find_by_name(name).ok_or("not in this FFmpeg")?;
     let mut encoder = ff::codec::context::Context::new_with_codec(codec)
         .encoder()
@@ -264,6 +275,14 @@ fn open_one(
         name,
         frame_duration: (TIME_BASE.1 as f64 / rate).round() as i64,
         vaapi,
+    })
+}
+
+/// True when there is a DRM render node (what VAAPI opens).
+fn has_render_node() -> bool {
+    std::fs::read_dir("/dev/dri").is_ok_and(|dir| {
+        dir.filter_map(|e| e.ok())
+            .any(|e| e.file_name().to_string_lossy().starts_with("renderD"))
     })
 }
 
