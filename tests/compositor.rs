@@ -15,6 +15,11 @@ const LIMIT: Duration = Duration::from_secs(120);
 const W: u32 = 64;
 const H: u32 = 36;
 
+/// Backdrop channels 0.2, 0.4, 0.8 and a layer of 0.78, 0.25, 0.5 at alpha 0.8: both sides
+/// of every branch in the formulas (soft-light's cb <= 0.25, hard-light's cs <= 0.5).
+const BACKDROP: [u8; 3] = [51, 102, 204];
+const SOURCE: [u8; 4] = [200, 64, 128, 204];
+
 /// W3C's separable blend functions, B(Cb, Cs), straight from the spec's pseudo-code.
 fn w3c(mode: &str, cb: f64, cs: f64) -> f64 {
     let multiply = cb * cs;
@@ -120,10 +125,7 @@ fn composite(base: &Path, layer: &str, dir: &Path) -> ([u8; 3], serde_json::Valu
 #[test]
 fn every_blend_mode_follows_the_w3c_formulas() {
     let dir = tempfile::tempdir().unwrap();
-    // Backdrop channels 0.2, 0.4, 0.8 and source channels 0.78, 0.25, 0.5: both sides of
-    // every branch in the formulas (soft-light's cb <= 0.25, hard-light's cs <= 0.5).
-    let backdrop = [51, 102, 204];
-    let source = [200, 64, 128, 204];
+    let (backdrop, source) = (BACKDROP, SOURCE);
     let base = rgb_video(dir.path(), backdrop);
     let png = rgba_png(dir.path(), source);
     let png = png.to_str().unwrap();
@@ -350,8 +352,7 @@ fn a_timed_crossfade_moves_from_a_to_b_in_its_time_along_its_curve() {
 #[test]
 fn a_scene_file_plays_like_its_flags_and_a_bad_one_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let backdrop = [51, 102, 204];
-    let source = [200, 64, 128, 204];
+    let (backdrop, source) = (BACKDROP, SOURCE);
     let base = rgb_video(dir.path(), backdrop);
     let png = rgba_png(dir.path(), source);
     let scene = dir.path().join("show.ron");

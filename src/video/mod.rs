@@ -513,51 +513,41 @@ fn present_due_frame(
             late.as_millis()
         );
     }
-    if let Some(mut ticks) = ticks {
+    // Frozen, a frame is dropped: the picture holds while time goes on.
+    let shown = tick.show.map(|frame| {
+        let pts = frame.pts;
+        if !freeze.0 {
+            upload(
+                frame,
+                &mut texture,
+                &mut images,
+                &mut canvas_frame,
+                canvas.size,
+                &mut stats,
+            );
+        }
+        pts
+    });
+    let pts = match ticks {
         // `--fps`: the video's frames are uploaded as they come due; the canvas is drawn
         // and the outputs get a frame on the output clock's ticks.
-        if let Some(frame) = tick.show {
-            ticks.first_pts.get_or_insert(frame.pts);
-            ticks.start.get_or_insert_with(Instant::now);
-            if !freeze.0 {
-                upload(
-                    frame,
-                    &mut texture,
-                    &mut images,
-                    &mut canvas_frame,
-                    canvas.size,
-                    &mut stats,
-                );
+        Some(mut ticks) => {
+            if let Some(pts) = shown {
+                ticks.first_pts.get_or_insert(pts);
+                ticks.start.get_or_insert_with(Instant::now);
             }
+            ticks.due(Instant::now()).map(|number| {
+                ticks.first_pts.unwrap_or_default() + ticks.period.mul_f64(number as f64)
+            })
         }
-        let Some(number) = ticks.due(Instant::now()) else {
-            canvas_frame.draw = std::mem::take(&mut redraw.0);
-            return;
-        };
-        redraw.0 = false;
-        canvas_frame.draw = true;
-        let pts = ticks.first_pts.unwrap_or_default() + ticks.period.mul_f64(number as f64);
-        present(&mut stats, &mut presented, pts);
-        return;
-    }
-    let Some(frame) = tick.show else {
+        None => shown,
+    };
+    let Some(pts) = pts else {
         canvas_frame.draw = std::mem::take(&mut redraw.0);
         return;
     };
     redraw.0 = false;
-    let pts = frame.pts;
     canvas_frame.draw = true;
-    // Frozen, the frame is dropped: the picture holds while time goes on.
-    if !freeze.0 {
-        upload(
-            frame,
-            &mut texture,
-            &mut images,
-            &mut canvas_frame,
-            canvas.size,
-            &mut stats,
-        );
-    }
     present(&mut stats, &mut presented, pts);
 }
 
