@@ -1,7 +1,7 @@
 // One compositor layer over the canvas: the layer's picture (4:2:0 planes converted to RGB,
-// or an RGBA texture with its alpha), placed by its fit rectangle, blended over the picture
-// so far with a W3C "Compositing and Blending Level 1" mode on sRGB-encoded values (as
-// browsers do), at the layer's opacity:
+// or an RGBA texture with its alpha, or its own effect chain's result), placed by its fit
+// rectangle, blended over the picture so far with a W3C "Compositing and Blending Level 1"
+// mode on sRGB-encoded values (as browsers do), at the layer's opacity:
 //     result = (1 - a) * backdrop + a * B(backdrop, source),   a = source alpha * opacity
 // The reference these are tested against is `compositor::blend_channel` in Rust.
 //
@@ -11,7 +11,9 @@
 #import bevy_core_pipeline::fullscreen_vertex_shader::FullscreenVertexOutput
 
 struct Layer {
-    // x: 0 = BT.601, 1 = BT.709; y: 1 = full range; z: 1 = an RGBA picture in y_plane.
+    // x: 0 = BT.601, 1 = BT.709; y: 1 = full range; z: 1 = an RGBA picture in y_plane;
+    // w: 1 = the layer's effects ran: y_plane holds their RGBA result (the `picture` pass
+    // read the source as x..z say).
     video: vec4<f32>,
     // Where the picture goes in the canvas: x, y, width, height in pixels.
     rect: vec4<f32>,
@@ -28,7 +30,8 @@ struct Layer {
 @group(0) @binding(4) var plane_sampler: sampler;
 @group(0) @binding(5) var<uniform> layer: Layer;
 
-fn layer_color(uv: vec2<f32>) -> vec4<f32> {
+// The source picture: RGBA as it is, or 4:2:0 converted to RGB (opaque).
+fn picture_color(uv: vec2<f32>) -> vec4<f32> {
     if layer.video.z > 0.5 {
         return textureSample(y_plane, plane_sampler, uv);
     }
@@ -47,6 +50,21 @@ fn layer_color(uv: vec2<f32>) -> vec4<f32> {
         rgb = vec3(y + 1.5748 * cr, y - 0.187324 * cb - 0.468124 * cr, y + 1.8556 * cb);
     }
     return vec4(clamp(rgb, vec3(0.0), vec3(1.0)), 1.0);
+}
+
+// What is placed and blended: the effects' result, or the source picture.
+fn layer_color(uv: vec2<f32>) -> vec4<f32> {
+    if layer.video.w > 0.5 {
+        return textureSample(y_plane, plane_sampler, uv);
+    }
+    return picture_color(uv);
+}
+
+// A layer with effects: its picture at its own size, with its alpha, for the effects to
+// work on before it is placed (the blend pass then reads their result).
+@fragment
+fn picture(in: FullscreenVertexOutput) -> @location(0) vec4<f32> {
+    return picture_color(in.uv);
 }
 
 fn hard_light(cb: vec3<f32>, cs: vec3<f32>) -> vec3<f32> {

@@ -168,13 +168,7 @@ pub fn run(args: Args) -> Result<()> {
         },
     };
     // The scene's layers, then --layer's above them; --crossfade overrides its fader.
-    let specs: Vec<_> = scene
-        .scene
-        .layers
-        .iter()
-        .cloned()
-        .chain(args.layers()?)
-        .collect();
+    let specs = layer_specs(&args, &catalog, &scene)?;
     // Always there, even without layers: the overlay can add them.
     let layers = LayersPlugin {
         specs,
@@ -514,17 +508,103 @@ fn load_catalog(args: &Args) -> Result<EffectCatalog> {
     Ok(EffectCatalog::load(dir.as_deref()))
 }
 
+/// An effect that exists but does not compile (and has no good version to run).
+fn broken_effect(catalog: &EffectCatalog, name: &str) -> Option<LucidError> {
+    catalog
+        .entries
+        .get(name)
+        .filter(|e| e.def.is_none())
+        .and_then(|e| e.error.as_ref())
+        .map(|e| LucidError::Usage(format!("effect {name} does not compile: {e}")))
+}
+
+/// Checks effects read from a file (`what`: "scene FILE", "preset FILE") against the
+/// catalog.
+fn check_saved_effects(
+    catalog: &EffectCatalog,
+    what: &str,
+    effects: &[crate::effects::chain::EffectInstance],
+) -> Result<()> {
+    for inst in effects {
+        if let Some(e) = broken_effect(catalog, &inst.effect) {
+            return Err(e);
+        }
+        let def = catalog.get(&inst.effect).ok_or_else(|| {
+            LucidError::Usage(format!(
+                "{what}: no effect '{}' (available: {})",
+                inst.effect,
+                catalog.names().join(", ")
+            ))
+        })?;
+        inst.check(&def)
+            .map_err(|e| LucidError::Usage(format!("{what}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// One `--effect`/`--layer-effect` effect, checked against the catalog.
+fn parse_effect(
+    catalog: &EffectCatalog,
+    arg: &str,
+) -> Result<crate::effects::chain::EffectInstance> {
+    let name = arg.split(':').next().unwrap_or_default().trim();
+    if let Some(e) = broken_effect(catalog, name) {
+        return Err(e);
+    }
+    parse_effect_arg(
+        arg,
+        |n| catalog.get(n).map(|d| (*d).clone()),
+        &catalog.names(),
+    )
+}
+
+/// The scene's layers, then `--layer`'s, with their effect chains (the scene's, then each
+/// `--layer-effect N:...`) checked against the catalog.
+fn layer_specs(
+    args: &Args,
+    catalog: &EffectCatalog,
+    scene: &ShowScene,
+) -> Result<Vec<crate::compositor::LayerSpec>> {
+    let mut specs: Vec<_> = scene.scene.layers.clone();
+    if let Some(path) = &scene.path {
+        for (i, layer) in specs.iter().enumerate() {
+            let what = format!("scene {} layer {}", path.display(), i + 1);
+            check_saved_effects(catalog, &what, &layer.effects)?;
+        }
+    }
+    specs.extend(args.layers()?);
+    for arg in &args.layer_effect {
+        let bad = |why: String| LucidError::Usage(format!("--layer-effect {arg}: {why}"));
+        let (number, effect) = arg
+            .split_once(':')
+            .ok_or_else(|| bad("use N:NAME[:param=value,...], N the layer from 1".into()))?;
+        let layer = number
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=specs.len()).contains(n))
+            .ok_or_else(|| match specs.len() {
+                0 => bad("there are no layers (add one with --layer)".into()),
+                n => bad(format!("'{number}' is not a layer: 1 to {n}")),
+            })?;
+        let inst = parse_effect(catalog, effect)
+            .map_err(|e| bad(e.to_string().replace(&format!("--effect {effect}: "), "")))?;
+        specs[layer - 1].effects.push(inst);
+    }
+    for (i, spec) in specs
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.effects.is_empty())
+    {
+        let names: Vec<_> = spec.effects.iter().map(|e| e.effect.as_str()).collect();
+        info!("layer {} effects: {}", i + 1, names.join(" -> "));
+    }
+    Ok(specs)
+}
+
 /// `--preset` then each `--effect`, checked against the catalog: a typo fails here, with
 /// the list of what exists, not silently on stage.
 fn build_chain(args: &Args, catalog: &EffectCatalog, scene: &ShowScene) -> Result<EffectChain> {
-    let broken = |name: &str| {
-        catalog
-            .entries
-            .get(name)
-            .filter(|e| e.def.is_none())
-            .and_then(|e| e.error.as_ref())
-            .map(|e| LucidError::Usage(format!("effect {name} does not compile: {e}")))
-    };
     let mut chain = EffectChain::default();
     // The scene's chain first, then the preset's, then --effect's.
     let saved = scene
@@ -539,40 +619,12 @@ fn build_chain(args: &Args, catalog: &EffectCatalog, scene: &ShowScene) -> Resul
         )
         .collect::<Result<Vec<_>>>()?;
     for (path, kind, effects) in saved {
-        let before = chain.effects.len();
-        for inst in effects {
-            if let Some(e) = broken(&inst.effect) {
-                return Err(e);
-            }
-            let def = catalog.get(&inst.effect).ok_or_else(|| {
-                LucidError::Usage(format!(
-                    "{kind} {}: no effect '{}' (available: {})",
-                    path.display(),
-                    inst.effect,
-                    catalog.names().join(", ")
-                ))
-            })?;
-            inst.check(&def)
-                .map_err(|e| LucidError::Usage(format!("{kind} {}: {e}", path.display())))?;
-            chain.effects.push(inst);
-        }
-        info!(
-            "{kind} {}: {} effect(s)",
-            path.display(),
-            chain.effects.len() - before
-        );
+        check_saved_effects(catalog, &format!("{kind} {}", path.display()), &effects)?;
+        info!("{kind} {}: {} effect(s)", path.display(), effects.len());
+        chain.effects.extend(effects);
     }
     for arg in &args.effect {
-        let name = arg.split(':').next().unwrap_or_default().trim();
-        if let Some(e) = broken(name) {
-            return Err(e);
-        }
-        let inst = parse_effect_arg(
-            arg,
-            |n| catalog.get(n).map(|d| (*d).clone()),
-            &catalog.names(),
-        )?;
-        chain.effects.push(inst);
+        chain.effects.push(parse_effect(catalog, arg)?);
     }
     if !chain.effects.is_empty() {
         let names: Vec<_> = chain.effects.iter().map(|e| e.effect.as_str()).collect();

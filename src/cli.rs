@@ -62,6 +62,12 @@ pub struct Args {
     #[arg(long, value_name = "SOURCE[:OPTIONS]")]
     pub layer: Vec<String>,
 
+    /// Add an effect to layer N's own chain (layers from 1: the scene's, then --layer's),
+    /// run on its picture before it is placed and blended, e.g.
+    /// `--layer-effect 1:tint:color=#ff0000,amount=1`. Same forms as --effect; repeatable.
+    #[arg(long, value_name = "N:NAME[:PARAMS]")]
+    pub layer_effect: Vec<String>,
+
     /// Load a whole show saved as RON (the overlay's Save scene): the bottom source, the
     /// layers, the crossfader, the master chain and MIDI mappings. --url replaces its
     /// source; --layer, --preset and --effect add to it.

@@ -576,3 +576,126 @@ fn a_layer_that_ends_with_end_fade_fades_out_over_a_second() {
         );
     }
 }
+
+#[test]
+fn a_layer_runs_its_own_effects_before_it_is_placed_and_keeps_its_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = rgb_video(dir.path(), BACKDROP);
+    // White on the left half, transparent on the right.
+    let half = lavfi_file(
+        &dir.path().join("half.png"),
+        &format!(
+            "color=c=white:s={W}x{H},format=rgba,geq=r=255:g=255:b=255:a='if(lt(X,{}),255,0)'",
+            W / 2
+        ),
+        &["-frames:v", "1"],
+    );
+    let run = |extra: &[&str]| {
+        let stats = dir.path().join("stats.jsonl");
+        let _ = std::fs::remove_file(&stats);
+        let out = run_with_limit(
+            lucid()
+                .args(["--no-preview", "--pipe", "rgba", "--url"])
+                .arg(&base)
+                .arg("--stats-json")
+                .arg(&stats)
+                .args(extra),
+            LIMIT,
+        );
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let frame = (W * H * 4) as usize;
+        let last = out.stdout[out.stdout.len() - frame..].to_vec();
+        let px = move |x: u32, y: u32| {
+            let at = ((y * W + x) * 4) as usize;
+            [last[at], last[at + 1], last[at + 2]]
+        };
+        (px, last_stats(&stats))
+    };
+    let near = |got: [u8; 3], want: [u8; 3]| {
+        got.iter()
+            .zip(want)
+            .all(|(g, w)| (i16::from(*g) - i16::from(w)).abs() <= 1)
+    };
+    let layer = half.display().to_string();
+    // The tint (luma times red, at full amount) turns the layer's white red; its
+    // transparent half still shows the untinted video: the effect ran on the layer alone
+    // and the layer kept its alpha.
+    let (px, stats) = run(&[
+        "--layer",
+        &layer,
+        "--layer-effect",
+        "1:tint:color=#ff0000,amount=1",
+    ]);
+    assert!(near(px(8, 18), [255, 0, 0]), "left: {:?}", px(8, 18));
+    assert!(near(px(56, 18), BACKDROP), "right: {:?}", px(56, 18));
+    assert!(
+        stats["layers"][0]["pass_ms"].as_f64().unwrap() > 0.0,
+        "{stats}"
+    );
+    // A 4:2:0 layer too: its picture is converted to RGB for its effects.
+    let yuv = lavfi_file(
+        &dir.path().join("white.y4m"),
+        &format!("color=c=0xffffff:s={W}x{H}:r=30:d=1,format=yuv420p"),
+        &[],
+    );
+    let (px, _) = run(&[
+        "--layer",
+        yuv.to_str().unwrap(),
+        "--layer-effect",
+        "1:tint:color=#ff0000,amount=1",
+    ]);
+    assert!(near(px(56, 18), [255, 0, 0]), "4:2:0: {:?}", px(56, 18));
+    // The same from a scene, with a mirror after the tint: the mirror works on the layer's
+    // own picture, so the red half (and its alpha) is reflected onto the right.
+    let scene = dir.path().join("scene.ron");
+    std::fs::write(
+        &scene,
+        format!(
+            "(layers: [(source: {layer:?}, effects: [\
+             (effect: \"tint\", params: {{\"color\": (1.0, 0.0, 0.0, 1.0), \"amount\": 1.0}}),\
+             (effect: \"mirror\")])])"
+        ),
+    )
+    .unwrap();
+    let (px, _) = run(&["--scene", scene.to_str().unwrap()]);
+    assert!(near(px(8, 18), [255, 0, 0]), "left: {:?}", px(8, 18));
+    assert!(near(px(56, 18), [255, 0, 0]), "right: {:?}", px(56, 18));
+    // The master chain still runs on the composite: a tint to blue over all of it.
+    let (px, _) = run(&[
+        "--layer",
+        &layer,
+        "--layer-effect",
+        "1:tint:color=#ff0000,amount=1",
+        "--effect",
+        "tint:color=#0000ff,amount=1",
+    ]);
+    let luma = |c: [u8; 3]| {
+        (0.2126 * f64::from(c[0]) + 0.7152 * f64::from(c[1]) + 0.0722 * f64::from(c[2])).round()
+            as u8
+    };
+    assert!(
+        near(px(8, 18), [0, 0, luma([255, 0, 0])]),
+        "{:?}",
+        px(8, 18)
+    );
+    assert!(near(px(56, 18), [0, 0, luma(BACKDROP)]), "{:?}", px(56, 18));
+    // Mistakes are usage errors before anything starts.
+    for (args, says) in [
+        (vec!["--layer-effect", "1:tint"], "there are no layers"),
+        (
+            vec!["--layer", &layer, "--layer-effect", "2:tint"],
+            "'2' is not a layer: 1 to 1",
+        ),
+        (
+            vec!["--layer", &layer, "--layer-effect", "1:glow"],
+            "no effect 'glow'",
+        ),
+        (
+            vec!["--layer", &layer, "--layer-effect", "1:tint:amount=7"],
+            "outside",
+        ),
+    ] {
+        let out = run_with_limit(lucid().arg("--no-preview").args(&args), LIMIT);
+        assert_one_clear_error(&out, 2, says);
+    }
+}

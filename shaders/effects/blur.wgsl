@@ -8,11 +8,11 @@
 // at radii up to ~2 pixels per tap spacing while costing half a 7x7 kernel.
 fn effect(uv: vec2<f32>) -> vec4<f32> {
     let step = params.radius / 2.0 / lucid.resolution;
-    var sum = vec3(0.0);
+    var sum = vec4(0.0);
     for (var j = -2; j <= 2; j++) {
         for (var i = -2; i <= 2; i++) {
-            sum += input_color(uv + vec2(f32(i), f32(j)) * step).rgb;
+            sum += input_color(uv + vec2(f32(i), f32(j)) * step);
         }
     }
-    return vec4(sum / 25.0, 1.0);
+    return sum / 25.0;
 }

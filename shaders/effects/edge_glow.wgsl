@@ -22,5 +22,6 @@ fn effect(uv: vec2<f32>) -> vec4<f32> {
     let gx = (tr + 2.0 * r + br) - (tl + 2.0 * l + bl);
     let gy = (bl + 2.0 * b + br) - (tl + 2.0 * t + tr);
     let edge = clamp(length(vec2(gx, gy)) * params.strength, 0.0, 1.0);
-    return vec4(input_texel(p).rgb + params.color.rgb * edge, 1.0);
+    let input = input_texel(p);
+    return vec4(input.rgb + params.color.rgb * edge, input.a);
 }

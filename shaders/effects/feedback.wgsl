@@ -7,5 +7,6 @@
 }*/
 fn effect(uv: vec2<f32>) -> vec4<f32> {
     let trail = previous_color((uv - vec2(0.5)) / params.zoom + vec2(0.5)).rgb * params.decay;
-    return vec4(max(input_color(uv).rgb, trail), 1.0);
+    let input = input_color(uv);
+    return vec4(max(input.rgb, trail), input.a);
 }

@@ -9,5 +9,6 @@
 fn effect(uv: vec2<f32>) -> vec4<f32> {
     let a = radians(params.angle);
     let d = params.amount * vec2(cos(a), sin(a));
-    return vec4(input_color(uv + d).r, input_color(uv).g, input_color(uv - d).b, 1.0);
+    let centre = input_color(uv);
+    return vec4(input_color(uv + d).r, centre.g, input_color(uv - d).b, centre.a);
 }

@@ -18,10 +18,11 @@ fn effect(uv: vec2<f32>) -> vec4<f32> {
         // Up to a tenth of the width either way.
         x = x + (i32((h >> 16u) & 0xffu) - 128) * i32(lucid.resolution.x) / 1280;
     }
-    var c = input_texel(vec2(x, p.y)).rgb;
+    let input = input_texel(vec2(x, p.y));
+    var c = input.rgb;
     let period = u32(max(1.0, floor(params.period)));
     if u32(p.y) % period == period - 1u {
         c = c * (1.0 - params.intensity);
     }
-    return vec4(c, 1.0);
+    return vec4(c, input.a);
 }

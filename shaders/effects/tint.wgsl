@@ -6,7 +6,8 @@
   ]
 }*/
 fn effect(uv: vec2<f32>) -> vec4<f32> {
-    let c = input_color(uv).rgb;
+    let input = input_color(uv);
+    let c = input.rgb;
     let luma = dot(c, vec3(0.2126, 0.7152, 0.0722));
-    return vec4(mix(c, luma * params.color.rgb, params.amount), 1.0);
+    return vec4(mix(c, luma * params.color.rgb, params.amount), input.a);
 }

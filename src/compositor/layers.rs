@@ -19,6 +19,8 @@ use super::render::{LayerDraw, LayerDraws};
 use super::{AtEnd, Crossfader, LayerSpec};
 use crate::decode::frame::{Picture, VideoFrame};
 use crate::decode::{DecodeOptions, DecodeThread, SourceEnd};
+use crate::effects::chain::EffectInstance;
+use crate::effects::{ChainPasses, EffectSystems};
 use crate::error::Result;
 use crate::lifecycle::Lifecycle;
 use crate::source::{Protocol, SourceSpec};
@@ -123,6 +125,11 @@ impl Layers {
                 (spec, l.muted)
             })
             .collect()
+    }
+
+    /// Layer `index`'s own effect chain, to edit (from 0, bottom first).
+    pub fn effects_mut(&mut self, index: usize) -> Option<&mut Vec<EffectInstance>> {
+        self.layers.get_mut(index).map(|l| &mut l.spec.effects)
     }
 
     /// Mutes or unmutes layer `index`.
@@ -262,7 +269,9 @@ impl Plugin for LayersPlugin {
                 hold_offline
                     .before(VideoSystems::Present)
                     .after(take_opened),
-                advance_layers.after(VideoSystems::Present),
+                advance_layers
+                    .after(VideoSystems::Present)
+                    .after(EffectSystems::Clock),
                 crossfade_key,
                 read_timings,
             ),
@@ -396,6 +405,10 @@ fn hold_offline(layers: Res<Layers>, pacing: Option<ResMut<Pacing>>) {
 }
 
 /// On each presented video frame, every layer shows its newest due frame.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a Bevy system: each argument is a query or resource it reads"
+)]
 fn advance_layers(
     mut presented: MessageReader<FramePresented>,
     mut layers: ResMut<Layers>,
@@ -404,6 +417,7 @@ fn advance_layers(
     canvas: Option<Res<OutputCanvas>>,
     mut clock: Local<Option<(Duration, f64)>>,
     mut fader: ResMut<Fader>,
+    mut chains: ChainPasses,
 ) {
     let Some(canvas) = canvas else { return };
     let Some(tick) = presented.read().last().copied() else {
@@ -439,7 +453,11 @@ fn advance_layers(
             continue;
         }
         let t = layer.spec.transform;
+        let (effects, keep_output) = chains.build(&layer.spec.effects, textures.size, true);
         draws.0.push(LayerDraw {
+            size: textures.size,
+            effects,
+            keep_output,
             number: i + 1,
             planes: textures.planes.clone(),
             rgba: textures.rgba.clone(),

@@ -346,6 +346,9 @@ pub struct LayerSpec {
     pub bus: Bus,
     /// Position, scale and rotation after the fit.
     pub transform: Transform,
+    /// The layer's own effect chain, run on its picture before it is placed and blended.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub effects: Vec<crate::effects::chain::EffectInstance>,
 }
 
 impl Default for LayerSpec {
@@ -359,6 +362,7 @@ impl Default for LayerSpec {
             at_end: AtEnd::Hold,
             bus: Bus::Both,
             transform: Transform::default(),
+            effects: Vec::new(),
         }
     }
 }

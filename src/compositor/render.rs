@@ -2,6 +2,11 @@
 //! ([`CanvasSystems::Layers`], after the video pass and before the effects), each reading
 //! the picture so far and the layer's textures and writing the other canvas texture
 //! ([`CanvasView::post_process_write`]), `shaders/layer.wgsl`.
+//!
+//! A layer with its own effects first draws its picture at its own size into a texture of
+//! its own (the `picture` entry of the same shader, alpha kept), runs its effect passes
+//! there, ping-ponging between two such textures as the master chain does on the canvas
+//! (`crate::effects::render`), and the blend pass then places their result.
 
 use bevy::core_pipeline::FullscreenShader;
 use bevy::prelude::*;
@@ -18,8 +23,15 @@ use bevy::render::{
     texture::GpuImage,
 };
 
-use crate::video::pass::{begin_pass, bilinear_sampler, embed_shader, queue_fullscreen_pipeline};
-use crate::video::render::{CANVAS_RAW_FORMAT, CanvasSystems, CanvasView};
+use std::collections::HashMap;
+
+use crate::effects::render::{
+    EffectPassPrep, EffectPassRunner, EffectTargets, PassFrame, PreparedPass,
+};
+use crate::video::pass::{
+    begin_pass, bilinear_sampler, embed_shader, extent, queue_fullscreen_pipeline,
+};
+use crate::video::render::{CANVAS_RAW_FORMAT, CanvasSystems, CanvasTexture, CanvasView};
 
 /// The layer shader, compiled into the binary.
 pub const LAYER_SHADER: Handle<Shader> =
@@ -45,6 +57,12 @@ pub struct LayerDraw {
     pub mix: Vec4,
     /// x, y: offset in pixels; z: scale; w: clockwise rotation in radians.
     pub transform: Vec4,
+    /// The picture's size in pixels.
+    pub size: UVec2,
+    /// The layer's own effect passes, run on its picture before it is placed.
+    pub effects: Vec<PassFrame>,
+    /// An effect reads the layer chain's previous output.
+    pub keep_output: bool,
 }
 
 /// The layers above the video, extracted every frame.
@@ -81,7 +99,10 @@ pub(super) fn build(app: &mut App) {
 struct LayerPipeline {
     layout: BindGroupLayoutDescriptor,
     sampler: Sampler,
+    /// Places and blends a layer over the canvas.
     pipeline: CachedRenderPipelineId,
+    /// Draws a layer's picture at its own size, for its effects.
+    picture: CachedRenderPipelineId,
 }
 
 /// Each drawable layer's uniform buffer (one per layer: the passes are recorded before the
@@ -91,6 +112,20 @@ struct PreparedLayers {
     buffers: Vec<Buffer>,
     /// Layers whose textures exist this frame, with their buffer's index.
     ready: Vec<(usize, LayerDraw)>,
+    /// The layers with effects, by number.
+    chains: HashMap<usize, LayerChain>,
+}
+
+/// A layer's own effect chain in the render world: two textures at its picture's size that
+/// the passes ping-pong between, the chain's previous output (for feedback effects), and
+/// the passes prepared this frame.
+struct LayerChain {
+    size: UVec2,
+    textures: [CanvasTexture; 2],
+    history: (Texture, TextureView),
+    buffers: Vec<(Buffer, Buffer)>,
+    passes: Vec<PreparedPass>,
+    keep_output: bool,
 }
 
 fn init_layer_pipeline(
@@ -117,19 +152,26 @@ fn init_layer_pipeline(
             ),
         ),
     );
-    let pipeline = queue_fullscreen_pipeline(
-        &cache,
-        &fullscreen,
-        "lucid_layer".into(),
-        &layout,
-        LAYER_SHADER,
-        "fragment",
-        CANVAS_RAW_FORMAT,
+    let queue = |label: &str, entry: &'static str| {
+        queue_fullscreen_pipeline(
+            &cache,
+            &fullscreen,
+            label.into(),
+            &layout,
+            LAYER_SHADER,
+            entry,
+            CANVAS_RAW_FORMAT,
+        )
+    };
+    let (pipeline, picture) = (
+        queue("lucid_layer", "fragment"),
+        queue("lucid_layer_picture", "picture"),
     );
     commands.insert_resource(LayerPipeline {
         layout,
         sampler: bilinear_sampler(&device, "lucid_layer_sampler"),
         pipeline,
+        picture,
     });
 }
 
@@ -140,15 +182,54 @@ fn prepare_layers(
     queue: Res<RenderQueue>,
     mut prepared: ResMut<PreparedLayers>,
     mut view: ResMut<CanvasView>,
+    mut prep: EffectPassPrep,
 ) {
+    let prepared = &mut *prepared;
     prepared.ready.clear();
     if !view.ready() {
         return;
     }
+    // A layer that lost its effects (or went) gives its textures back.
+    prepared.chains.retain(|n, _| {
+        draws
+            .0
+            .iter()
+            .any(|d| d.number == *n && !d.effects.is_empty())
+    });
     for draw in &draws.0 {
         let picture = draw.rgba.as_ref().unwrap_or(&draw.planes[0]);
         if images.get(picture).is_none() || draw.planes.iter().any(|p| images.get(p).is_none()) {
             continue;
+        }
+        let mut video = draw.video;
+        if !draw.effects.is_empty() && prep.ready() {
+            if prepared
+                .chains
+                .get(&draw.number)
+                .is_none_or(|c| c.size != draw.size)
+            {
+                let chain = LayerChain {
+                    size: draw.size,
+                    textures: [
+                        CanvasTexture::create(&device, "lucid_layer_effects_a", draw.size),
+                        CanvasTexture::create(&device, "lucid_layer_effects_b", draw.size),
+                    ],
+                    history: prep.history_texture(draw.size),
+                    buffers: Vec::new(),
+                    passes: Vec::new(),
+                    keep_output: false,
+                };
+                prepared.chains.insert(draw.number, chain);
+            }
+            let chain = prepared.chains.get_mut(&draw.number).expect("made above");
+            chain.passes = prep
+                .prepare(&draw.effects, &mut chain.buffers, "effect")
+                .into_iter()
+                .flatten()
+                .collect();
+            chain.keep_output = draw.keep_output;
+            // The blend pass reads the chain's result (none ready yet: the source).
+            video.w = if chain.passes.is_empty() { 0.0 } else { 1.0 };
         }
         let slot = prepared.ready.len();
         if prepared.buffers.len() <= slot {
@@ -160,7 +241,7 @@ fn prepare_layers(
             });
             prepared.buffers.push(buffer);
         }
-        let bytes: Vec<u8> = [draw.video, draw.rect, draw.mix, draw.transform]
+        let bytes: Vec<u8> = [video, draw.rect, draw.mix, draw.transform]
             .iter()
             .flat_map(|v| v.to_array())
             .flat_map(f32::to_le_bytes)
@@ -177,6 +258,7 @@ fn draw_layers(
     pipeline: Option<Res<LayerPipeline>>,
     images: Res<RenderAssets<GpuImage>>,
     cache: Res<PipelineCache>,
+    runner: EffectPassRunner,
     mut ctx: RenderContext,
 ) {
     let Some(pipeline) = pipeline else { return };
@@ -198,24 +280,78 @@ fn draw_layers(
         ) else {
             continue;
         };
+        let uniform = &prepared.buffers[*slot];
+        let planes_with = |backdrop, shown| {
+            layer_entries(
+                [backdrop, shown, &u.texture_view, &v.texture_view],
+                &pipeline.sampler,
+                uniform,
+            )
+        };
+        // The layer's whole work (its effects and its blend) is its time.
+        let span = diagnostics.time_span(
+            ctx.command_encoder(),
+            format!("lucid_layer/{}", draw.number),
+        );
+        let chain = prepared
+            .chains
+            .get(&draw.number)
+            .filter(|c| !c.passes.is_empty());
+        let shown = match (chain, cache.get_render_pipeline(pipeline.picture)) {
+            (Some(chain), Some(picture_pipeline)) => {
+                let bind_group = ctx.render_device().create_bind_group(
+                    "lucid_layer_picture_bind_group",
+                    &layout,
+                    &planes_with(&first.texture_view, &first.texture_view),
+                );
+                {
+                    let mut pass = begin_pass(
+                        &mut ctx,
+                        "lucid_layer_picture_pass",
+                        &chain.textures[0].raw,
+                        false,
+                    );
+                    pass.set_render_pipeline(picture_pipeline);
+                    pass.set_bind_group(0, &bind_group, &[]);
+                    pass.draw(0..3, 0..1);
+                }
+                let mut current = 0;
+                for effect in &chain.passes {
+                    let (source, destination) =
+                        (&chain.textures[current], &chain.textures[1 - current]);
+                    if runner.run(
+                        &mut ctx,
+                        &diagnostics,
+                        effect,
+                        EffectTargets {
+                            source: &source.srgb,
+                            source_encoded: &source.raw,
+                            history: &chain.history.1,
+                            destination: &destination.raw,
+                        },
+                    ) {
+                        current = 1 - current;
+                    }
+                }
+                if chain.keep_output {
+                    ctx.command_encoder().copy_texture_to_texture(
+                        chain.textures[current].texture.as_image_copy(),
+                        chain.history.0.as_image_copy(),
+                        extent(chain.size),
+                    );
+                }
+                &chain.textures[current].raw
+            }
+            _ => &first.texture_view,
+        };
         let Some(post) = view.post_process_write() else {
+            span.end(ctx.command_encoder());
             return;
         };
         let bind_group = ctx.render_device().create_bind_group(
             "lucid_layer_bind_group",
             &layout,
-            &BindGroupEntries::sequential((
-                post.source_encoded,
-                &first.texture_view,
-                &u.texture_view,
-                &v.texture_view,
-                &pipeline.sampler,
-                prepared.buffers[*slot].as_entire_binding(),
-            )),
-        );
-        let span = diagnostics.time_span(
-            ctx.command_encoder(),
-            format!("lucid_layer/{}", draw.number),
+            &planes_with(post.source_encoded, shown),
         );
         {
             let mut pass = begin_pass(&mut ctx, "lucid_layer_pass", post.destination, false);
@@ -225,4 +361,14 @@ fn draw_layers(
         }
         span.end(ctx.command_encoder());
     }
+}
+
+/// The layer shader's bindings: the backdrop, the picture (or the effects' result), the
+/// chroma planes, the sampler and the layer's uniform.
+fn layer_entries<'a>(
+    [backdrop, shown, u, v]: [&'a TextureView; 4],
+    sampler: &'a Sampler,
+    uniform: &'a Buffer,
+) -> BindGroupEntries<'a, 6> {
+    BindGroupEntries::sequential((backdrop, shown, u, v, sampler, uniform.as_entire_binding()))
 }

@@ -132,6 +132,15 @@ mod tests {
                         scale: 0.5,
                         rotate: 12.5,
                     },
+                    effects: vec![EffectInstance::new("blur"), {
+                        let mut tint = EffectInstance::new("tint");
+                        tint.mix = 0.5;
+                        tint.params.insert(
+                            "color".into(),
+                            crate::effects::definition::ParamValue::Color([1.0, 0.0, 0.0, 1.0]),
+                        );
+                        tint
+                    }],
                 },
                 LayerSpec::parse("logo.png:blend=screen,loop=true,bus=b").unwrap(),
             ],
@@ -150,6 +159,13 @@ mod tests {
         let small = Scene::from_ron(r#"(layers: [(source: "a.png")])"#).unwrap();
         assert_eq!(small.layers[0].opacity, 1.0);
         assert_eq!(small.layers[0].blend, BlendMode::Normal);
+        assert!(small.layers[0].effects.is_empty());
+        // A layer without effects saves without an effects line (only the master's).
+        let plain = Scene {
+            layers: vec![LayerSpec::parse("a.png").unwrap()],
+            ..Scene::default()
+        };
+        assert_eq!(plain.to_ron().matches("effects").count(), 1);
     }
 
     #[test]

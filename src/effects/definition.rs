@@ -422,6 +422,8 @@ pub struct Globals {
     pub bpm: f32,
     /// Beats since the tempo's anchor, with the fraction: `fract(beat)` is the phase.
     pub beat: f32,
+    /// A compositor layer's chain (its result keeps the effect's alpha), not the master's.
+    pub layer: bool,
 }
 
 /// The globals block as the shader sees it.
@@ -434,7 +436,7 @@ pub fn pack_globals(globals: &Globals) -> [u8; GLOBALS_BYTES] {
         globals.mix.to_bits(),
         globals.bpm.to_bits(),
         globals.beat.to_bits(),
-        0,
+        if globals.layer { 1.0f32 } else { 0.0 }.to_bits(),
     ];
     let mut out = [0u8; GLOBALS_BYTES];
     for (i, w) in words.iter().enumerate() {
@@ -457,7 +459,10 @@ struct LucidGlobals {
     mix: f32,
     bpm: f32,
     beat: f32,
-    _lucid_pad0: f32,
+    // 1 for a compositor layer's chain: the result keeps the effect's alpha (mixed with
+    // the input's), so a logo keeps its shape and a keying effect can cut one. The master
+    // chain's result stays opaque.
+    layer: f32,
 };
 
 @group(0) @binding(0) var lucid_input: texture_2d<f32>;
@@ -503,10 +508,12 @@ fn lucid_hash(v: u32) -> u32 {
 fn lucid_fragment(@builtin(position) position: vec4<f32>, @location(0) uv: vec2<f32>) -> @location(0) vec4<f32> {
     let src = input_color(uv);
     let fx = clamp(effect(uv), vec4(0.0), vec4(1.0));
-    let out = mix(src.rgb, fx.rgb, clamp(lucid.mix, 0.0, 1.0));
+    let amount = clamp(lucid.mix, 0.0, 1.0);
+    let out = mix(src.rgb, fx.rgb, amount);
+    let alpha = select(1.0, mix(src.a, fx.a, amount), lucid.layer > 0.5);
     // Stored through the target's plain view: the encoded values as they are (decoding
     // here for the sRGB store to encode again would cost two transcendentals a channel).
-    return vec4(out, 1.0);
+    return vec4(out, alpha);
 }
 "#;
 

@@ -332,6 +332,13 @@ pub struct ShowTempo(pub tempo::Tempo);
 #[derive(Resource, Debug, Clone, Default)]
 pub struct EffectErrors(pub BTreeMap<String, String>);
 
+/// Ordering for systems that build passes.
+#[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
+pub enum EffectSystems {
+    /// [`EffectClock`] is set for the frame being presented: build passes after it.
+    Clock,
+}
+
 /// Runs the chain on the canvas and keeps the catalog fresh.
 pub struct EffectsPlugin {
     catalog: EffectCatalog,
@@ -353,7 +360,7 @@ impl EffectsPlugin {
 
 /// Shader assets of the effect versions in use, by name.
 #[derive(Resource, Default)]
-struct EffectShaders {
+pub struct EffectShaders {
     by_name: BTreeMap<String, (Arc<EffectDef>, Handle<Shader>)>,
     master: Option<(Arc<EffectDef>, Handle<Shader>)>,
 }
@@ -390,9 +397,10 @@ impl Plugin for EffectsPlugin {
                     rescan_effects,
                     collect_render_errors,
                     read_timings,
-                    (advance_clock, build_chain_frame)
-                        .chain()
+                    advance_clock
+                        .in_set(EffectSystems::Clock)
                         .after(VideoSystems::Present),
+                    build_chain_frame.after(EffectSystems::Clock),
                 ),
             );
         render::build(app, errors);
@@ -535,75 +543,102 @@ fn advance_clock(
     }
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "a Bevy system: each argument is a query or resource it reads"
-)]
-fn build_chain_frame(
-    chain: Res<EffectChain>,
-    catalog: Res<EffectCatalog>,
-    clock: Res<EffectClock>,
-    tempo: Res<ShowTempo>,
-    master: Res<MasterLevel>,
-    canvas: Option<Res<OutputCanvas>>,
-    mut shaders: ResMut<EffectShaders>,
-    mut assets: ResMut<Assets<Shader>>,
-    mut frame: ResMut<ChainFrame>,
-) {
-    let Some(canvas) = canvas else { return };
-    let globals = |mix: f32| {
+/// Turns a chain of [`EffectInstance`](chain::EffectInstance)s into this frame's passes:
+/// the master chain here, and each compositor layer's own chain.
+#[derive(bevy::ecs::system::SystemParam)]
+pub struct ChainPasses<'w> {
+    catalog: Res<'w, EffectCatalog>,
+    clock: Res<'w, EffectClock>,
+    tempo: Res<'w, ShowTempo>,
+    shaders: ResMut<'w, EffectShaders>,
+    assets: ResMut<'w, Assets<Shader>>,
+}
+
+impl ChainPasses<'_> {
+    /// The globals block for a pass over a `size` picture at `mix`.
+    fn globals(&self, size: UVec2, mix: f32, layer: bool) -> [u8; definition::GLOBALS_BYTES] {
         pack_globals(&Globals {
-            resolution: canvas.size.as_vec2().to_array(),
-            time: clock.time,
-            frame: clock.frame,
+            resolution: size.as_vec2().to_array(),
+            time: self.clock.time,
+            frame: self.clock.frame,
             mix,
-            bpm: tempo.0.bpm as f32,
-            beat: tempo.0.beat(f64::from(clock.time)) as f32,
+            bpm: self.tempo.0.bpm as f32,
+            beat: self.tempo.0.beat(f64::from(self.clock.time)) as f32,
+            layer,
         })
-    };
-    let mut shader_for =
-        |def: &Arc<EffectDef>, slot: Option<&mut (Arc<EffectDef>, Handle<Shader>)>| match slot {
-            Some(s) if Arc::ptr_eq(&s.0, def) => s.1.clone(),
-            _ => assets.add(Shader::from_wgsl(def.wgsl.clone(), def.origin.clone())),
-        };
-    let mut passes = Vec::new();
-    let mut keep_output = false;
-    for inst in chain.effects.iter().filter(|e| e.enabled && e.mix > 0.0) {
-        let Some(def) = catalog.get(&inst.effect) else {
-            continue;
-        };
-        let handle = shader_for(&def, shaders.by_name.get_mut(&inst.effect));
-        shaders
-            .by_name
-            .insert(inst.effect.clone(), (def.clone(), handle.clone()));
-        keep_output |= def.uses_previous;
-        passes.push(PassFrame {
-            key: inst.effect.clone(),
-            shader: handle,
-            globals: globals(inst.mix),
-            params: def.pack(|name| inst.value(&def, name)),
-        });
     }
-    let master_pass = (master.level < 1.0).then(|| {
-        let (def, handle) = shaders.master.get_or_insert_with(|| {
+
+    /// The passes of `effects` over a `size` picture (disabled, silent and unknown effects
+    /// left out), and whether one of them reads the previous output. `layer`: a compositor
+    /// layer's chain, whose results keep their alpha.
+    pub fn build(
+        &mut self,
+        effects: &[chain::EffectInstance],
+        size: UVec2,
+        layer: bool,
+    ) -> (Vec<PassFrame>, bool) {
+        let mut passes = Vec::new();
+        let mut keep_output = false;
+        for inst in effects.iter().filter(|e| e.enabled && e.mix > 0.0) {
+            let Some(def) = self.catalog.get(&inst.effect) else {
+                continue;
+            };
+            // The same version keeps its shader (and so its pipeline); a new one compiles.
+            let handle = match self.shaders.by_name.get(&inst.effect) {
+                Some((d, h)) if Arc::ptr_eq(d, &def) => h.clone(),
+                _ => self
+                    .assets
+                    .add(Shader::from_wgsl(def.wgsl.clone(), def.origin.clone())),
+            };
+            self.shaders
+                .by_name
+                .insert(inst.effect.clone(), (def.clone(), handle.clone()));
+            keep_output |= def.uses_previous;
+            passes.push(PassFrame {
+                key: inst.effect.clone(),
+                shader: handle,
+                globals: self.globals(size, inst.mix, layer),
+                params: def.pack(|name| inst.value(&def, name)),
+            });
+        }
+        (passes, keep_output)
+    }
+
+    /// The blackout/fade pass at `level` over a `size` canvas.
+    fn master(&mut self, level: f32, size: UVec2) -> PassFrame {
+        let globals = self.globals(size, 1.0, false);
+        let (def, handle) = self.shaders.master.get_or_insert_with(|| {
             let def = Arc::new(
                 EffectDef::parse("lucid_master", "builtin:lucid_master", None, MASTER)
                     .expect("the master shader is valid"),
             );
-            let handle = assets.add(Shader::from_wgsl(def.wgsl.clone(), def.origin.clone()));
+            let handle = self
+                .assets
+                .add(Shader::from_wgsl(def.wgsl.clone(), def.origin.clone()));
             (def, handle)
         });
         PassFrame {
             key: "lucid_master".into(),
             shader: handle.clone(),
-            globals: globals(1.0),
-            params: def.pack(|_| Some(definition::ParamValue::Float(master.level.max(0.0)))),
+            globals,
+            params: def.pack(|_| Some(definition::ParamValue::Float(level.max(0.0)))),
         }
-    });
+    }
+}
+
+fn build_chain_frame(
+    chain: Res<EffectChain>,
+    master: Res<MasterLevel>,
+    canvas: Option<Res<OutputCanvas>>,
+    mut passes: ChainPasses,
+    mut frame: ResMut<ChainFrame>,
+) {
+    let Some(canvas) = canvas else { return };
+    let (chain_passes, keep_output) = passes.build(&chain.effects, canvas.size, false);
     *frame = ChainFrame {
-        passes,
+        passes: chain_passes,
         keep_output,
-        master: master_pass,
+        master: (master.level < 1.0).then(|| passes.master(master.level, canvas.size)),
     };
 }
 

@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use bevy::core_pipeline::FullscreenShader;
+use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
 use bevy::render::{
     Render, RenderApp, RenderStartup, RenderSystems,
@@ -79,8 +80,9 @@ pub(super) fn build(app: &mut App, errors: RenderEffectErrors) {
         .add_systems(RenderGraph, run_chain.in_set(CanvasSystems::Effects));
 }
 
+/// The effects' bind group layout and sampler.
 #[derive(Resource)]
-struct EffectLayout {
+pub struct EffectLayout {
     layout: BindGroupLayoutDescriptor,
     sampler: Sampler,
 }
@@ -105,8 +107,9 @@ fn init_layout(mut commands: Commands, device: Res<RenderDevice>) {
     commands.insert_resource(EffectLayout { layout, sampler });
 }
 
+/// Effect pipelines by shader, and each effect's last one that worked.
 #[derive(Resource, Default)]
-struct EffectPipelines {
+pub struct EffectPipelines {
     by_shader: HashMap<AssetId<Shader>, CachedRenderPipelineId>,
     /// Per effect: the newest pipeline that was ready.
     last_good: HashMap<String, CachedRenderPipelineId>,
@@ -127,11 +130,189 @@ impl EffectPipelines {
     }
 }
 
-struct PreparedPass {
+/// One effect pass ready to record: its pipeline and its uniforms, written for this frame.
+pub struct PreparedPass {
     label: String,
     pipeline: CachedRenderPipelineId,
     globals: Buffer,
     params: Buffer,
+}
+
+/// Where one effect pass reads and writes.
+pub struct EffectTargets<'a> {
+    /// The picture so far (sRGB view: filtered samples in linear light).
+    pub source: &'a TextureView,
+    /// The picture so far (plain view: encoded values).
+    pub source_encoded: &'a TextureView,
+    /// The chain's previous output, for feedback effects.
+    pub history: &'a TextureView,
+    /// Where the pass writes (plain view).
+    pub destination: &'a TextureView,
+}
+
+/// Prepares effect passes: the master chain's here, a compositor layer's in
+/// `crate::compositor::render`. Pipelines are shared by shader; each chain keeps its own
+/// uniform buffers (passes are recorded before the queue's writes land, so two passes
+/// sharing a buffer would both see the last values).
+#[derive(SystemParam)]
+pub struct EffectPassPrep<'w> {
+    layout: Option<Res<'w, EffectLayout>>,
+    fullscreen: Res<'w, FullscreenShader>,
+    cache: Res<'w, PipelineCache>,
+    device: Res<'w, RenderDevice>,
+    queue: Res<'w, RenderQueue>,
+    errors: Res<'w, RenderEffectErrors>,
+    pipelines: ResMut<'w, EffectPipelines>,
+}
+
+impl EffectPassPrep<'_> {
+    /// True once the effects' bind group layout exists.
+    pub fn ready(&self) -> bool {
+        self.layout.is_some()
+    }
+
+    /// The passes of `frames` that have a working pipeline (a compiling or broken shader
+    /// runs the effect's last good version, or is skipped), with their uniforms written
+    /// into `buffers` (grown as needed). Spans are labelled `{label}/{index}_{effect}`.
+    pub fn prepare(
+        &mut self,
+        frames: &[PassFrame],
+        buffers: &mut Vec<(Buffer, Buffer)>,
+        label: &str,
+    ) -> Vec<Option<PreparedPass>> {
+        let Some(layout) = self.layout.as_ref() else {
+            return Vec::new();
+        };
+        let mut prepared = Vec::with_capacity(frames.len());
+        for (i, pass) in frames.iter().enumerate() {
+            let id = *self
+                .pipelines
+                .by_shader
+                .entry(pass.shader.id())
+                .or_insert_with(|| {
+                    // Effects store encoded values through the plain view.
+                    queue_fullscreen_pipeline(
+                        &self.cache,
+                        &self.fullscreen,
+                        format!("lucid_effect_{}", pass.key),
+                        &layout.layout,
+                        pass.shader.clone(),
+                        "lucid_fragment",
+                        CANVAS_RAW_FORMAT,
+                    )
+                });
+            let pipeline = match self.cache.get_render_pipeline_state(id) {
+                CachedPipelineState::Ok(_) => {
+                    self.pipelines.ready(&pass.key, id);
+                    Some(id)
+                }
+                CachedPipelineState::Err(e) => {
+                    if self.pipelines.reported.insert(id)
+                        && let Ok(mut errors) = self.errors.0.lock()
+                    {
+                        errors.push((pass.key.clone(), e.to_string()));
+                    }
+                    self.pipelines.last_good.get(&pass.key).copied()
+                }
+                _ => self.pipelines.last_good.get(&pass.key).copied(),
+            };
+            let Some(pipeline) = pipeline else {
+                prepared.push(None);
+                continue;
+            };
+            let slot = prepared.iter().flatten().count();
+            if buffers.len() <= slot {
+                let make = |label: &str, size: usize| {
+                    self.device.create_buffer(&BufferDescriptor {
+                        label: Some(label),
+                        size: size as u64,
+                        usage: BufferUsages::UNIFORM | BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    })
+                };
+                buffers.push((
+                    make("lucid_effect_globals", GLOBALS_BYTES),
+                    make("lucid_effect_params", PARAMS_BYTES),
+                ));
+            }
+            let (globals, params) = buffers[slot].clone();
+            self.queue.write_buffer(&globals, 0, &pass.globals);
+            self.queue.write_buffer(&params, 0, &pass.params);
+            prepared.push(Some(PreparedPass {
+                label: format!("{label}/{i}_{}", pass.key),
+                pipeline,
+                globals,
+                params,
+            }));
+        }
+        prepared
+    }
+
+    /// A `size` texture for a chain's previous output.
+    pub fn history_texture(&self, size: UVec2) -> (Texture, TextureView) {
+        let texture = sized_texture(
+            &self.device,
+            "lucid_effect_history",
+            size,
+            CANVAS_FORMAT,
+            TextureUsages::TEXTURE_BINDING | TextureUsages::COPY_DST,
+            &[],
+        );
+        let view = texture.create_view(&TextureViewDescriptor::default());
+        (texture, view)
+    }
+}
+
+/// Records prepared effect passes.
+#[derive(SystemParam)]
+pub struct EffectPassRunner<'w> {
+    layout: Option<Res<'w, EffectLayout>>,
+    cache: Res<'w, PipelineCache>,
+}
+
+impl EffectPassRunner<'_> {
+    /// True when `pass` can be recorded now.
+    pub fn ready_to_run(&self, pass: &PreparedPass) -> bool {
+        self.layout.is_some() && self.cache.get_render_pipeline(pass.pipeline).is_some()
+    }
+
+    /// Records `pass` reading and writing `targets`, timed as its label; false when its
+    /// pipeline is not there (nothing is written then).
+    pub fn run<D: RecordDiagnostics>(
+        &self,
+        ctx: &mut RenderContext,
+        diagnostics: &D,
+        pass: &PreparedPass,
+        targets: EffectTargets,
+    ) -> bool {
+        let (Some(layout), Some(pipeline)) = (
+            self.layout.as_ref(),
+            self.cache.get_render_pipeline(pass.pipeline),
+        ) else {
+            return false;
+        };
+        let bind_group = ctx.render_device().create_bind_group(
+            "lucid_effect_bind_group",
+            &self.cache.get_bind_group_layout(&layout.layout),
+            &BindGroupEntries::sequential((
+                targets.source,
+                &layout.sampler,
+                pass.globals.as_entire_binding(),
+                pass.params.as_entire_binding(),
+                targets.history,
+                targets.source_encoded,
+            )),
+        );
+        let span = diagnostics.time_span(ctx.command_encoder(), pass.label.clone());
+        {
+            let mut render_pass = begin_pass(ctx, "lucid_effect_pass", targets.destination, false);
+            render_pass.set_render_pipeline(pipeline);
+            render_pass.set_bind_group(0, &bind_group, &[]);
+            render_pass.draw(0..3, 0..1);
+        }
+        span.end(ctx.command_encoder());
+        true
+    }
 }
 
 #[derive(Resource, Default)]
@@ -144,112 +325,37 @@ struct PreparedChain {
     history: Option<(Texture, TextureView, UVec2)>,
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "a Bevy system: each argument is a query or resource it reads"
-)]
 fn prepare_chain(
     frame: Option<Res<ChainFrame>>,
     mut view: ResMut<CanvasView>,
-    layout: Option<Res<EffectLayout>>,
-    fullscreen: Res<FullscreenShader>,
-    cache: Res<PipelineCache>,
-    device: Res<RenderDevice>,
-    queue: Res<RenderQueue>,
-    errors: Res<RenderEffectErrors>,
-    mut pipelines: ResMut<EffectPipelines>,
+    mut prep: EffectPassPrep,
     mut prepared: ResMut<PreparedChain>,
 ) {
     prepared.passes.clear();
     prepared.master = None;
-    let (Some(frame), Some(layout)) = (frame, layout) else {
-        return;
-    };
-    if !view.ready() {
+    let Some(frame) = frame else { return };
+    if !view.ready() || !prep.ready() {
         return;
     }
-    let format = CANVAS_FORMAT;
     let size = view.size();
-    let history_ok = prepared.history.as_ref().is_some_and(|h| h.2 == size);
-    if !history_ok {
-        let texture = sized_texture(
-            &device,
-            "lucid_effect_history",
-            size,
-            format,
-            TextureUsages::TEXTURE_BINDING | TextureUsages::COPY_DST,
-            &[],
-        );
-        let view = texture.create_view(&TextureViewDescriptor::default());
-        prepared.history = Some((texture, view, size));
+    if !prepared.history.as_ref().is_some_and(|h| h.2 == size) {
+        let (texture, history) = prep.history_texture(size);
+        prepared.history = Some((texture, history, size));
     }
     prepared.keep_output = frame.keep_output;
-
-    let all = frame.passes.iter().chain(frame.master.iter());
-    let mut slot = 0;
-    for (i, pass) in all.enumerate() {
-        let id = *pipelines
-            .by_shader
-            .entry(pass.shader.id())
-            .or_insert_with(|| {
-                // Effects store encoded values through the plain view.
-                queue_fullscreen_pipeline(
-                    &cache,
-                    &fullscreen,
-                    format!("lucid_effect_{}", pass.key),
-                    &layout.layout,
-                    pass.shader.clone(),
-                    "lucid_fragment",
-                    CANVAS_RAW_FORMAT,
-                )
-            });
-        let pipeline = match cache.get_render_pipeline_state(id) {
-            CachedPipelineState::Ok(_) => {
-                pipelines.ready(&pass.key, id);
-                Some(id)
-            }
-            CachedPipelineState::Err(e) => {
-                if pipelines.reported.insert(id)
-                    && let Ok(mut errors) = errors.0.lock()
-                {
-                    errors.push((pass.key.clone(), e.to_string()));
-                }
-                pipelines.last_good.get(&pass.key).copied()
-            }
-            _ => pipelines.last_good.get(&pass.key).copied(),
-        };
-        let Some(pipeline) = pipeline else { continue };
-        if prepared.buffers.len() <= slot {
-            let make = |label: &str, size: usize| {
-                device.create_buffer(&BufferDescriptor {
-                    label: Some(label),
-                    size: size as u64,
-                    usage: BufferUsages::UNIFORM | BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                })
-            };
-            let pair = (
-                make("lucid_effect_globals", GLOBALS_BYTES),
-                make("lucid_effect_params", PARAMS_BYTES),
-            );
-            prepared.buffers.push(pair);
-        }
-        let (globals, params) = prepared.buffers[slot].clone();
-        slot += 1;
-        queue.write_buffer(&globals, 0, &pass.globals);
-        queue.write_buffer(&params, 0, &pass.params);
-        let prepared_pass = PreparedPass {
-            label: format!("lucid_effect/{i}_{}", pass.key),
-            pipeline,
-            globals,
-            params,
-        };
-        if i < frame.passes.len() {
-            prepared.passes.push(prepared_pass);
-        } else {
-            prepared.master = Some(prepared_pass);
-        }
+    let all: Vec<PassFrame> = frame
+        .passes
+        .iter()
+        .chain(frame.master.iter())
+        .cloned()
+        .collect();
+    let mut buffers = std::mem::take(&mut prepared.buffers);
+    let mut passes = prep.prepare(&all, &mut buffers, "lucid_effect");
+    prepared.buffers = buffers;
+    if frame.master.is_some() {
+        prepared.master = passes.pop().flatten();
     }
+    prepared.passes = passes.into_iter().flatten().collect();
     // The video pass starts where this many passes end in the canvas.
     view.add_planned_passes(prepared.passes.len() + usize::from(prepared.master.is_some()));
 }
@@ -257,49 +363,35 @@ fn prepare_chain(
 fn run_chain(
     mut view: ResMut<CanvasView>,
     prepared: Res<PreparedChain>,
-    layout: Option<Res<EffectLayout>>,
-    cache: Res<PipelineCache>,
+    runner: EffectPassRunner,
     mut ctx: RenderContext,
 ) {
-    let (Some(layout), Some((history_texture, history_view, size))) =
-        (layout, prepared.history.as_ref())
-    else {
+    let Some((history_texture, history_view, size)) = prepared.history.as_ref() else {
         return;
     };
     if !view.ready() || (prepared.passes.is_empty() && prepared.master.is_none()) {
         return;
     }
-    let bind_layout = cache.get_bind_group_layout(&layout.layout);
     let diagnostics = ctx.diagnostic_recorder();
     let diagnostics = diagnostics.as_deref();
     let chain_span = diagnostics.time_span(ctx.command_encoder(), "lucid_effects");
     let run = |pass: &PreparedPass, view: &mut CanvasView, ctx: &mut RenderContext| {
-        let Some(pipeline) = cache.get_render_pipeline(pass.pipeline) else {
-            return;
-        };
-        let Some(post) = view.post_process_write() else {
-            return;
-        };
-        let bind_group = ctx.render_device().create_bind_group(
-            "lucid_effect_bind_group",
-            &bind_layout,
-            &BindGroupEntries::sequential((
-                post.source,
-                &layout.sampler,
-                pass.globals.as_entire_binding(),
-                pass.params.as_entire_binding(),
-                history_view,
-                post.source_encoded,
-            )),
-        );
-        let span = diagnostics.time_span(ctx.command_encoder(), pass.label.clone());
+        // A pass that cannot run must not flip the canvas: the settle pass copies back.
+        if runner.ready_to_run(pass)
+            && let Some(post) = view.post_process_write()
         {
-            let mut render_pass = begin_pass(ctx, "lucid_effect_pass", post.destination, false);
-            render_pass.set_render_pipeline(pipeline);
-            render_pass.set_bind_group(0, &bind_group, &[]);
-            render_pass.draw(0..3, 0..1);
+            runner.run(
+                ctx,
+                &diagnostics,
+                pass,
+                EffectTargets {
+                    source: post.source,
+                    source_encoded: post.source_encoded,
+                    history: history_view,
+                    destination: post.destination,
+                },
+            );
         }
-        span.end(ctx.command_encoder());
     };
     for pass in &prepared.passes {
         run(pass, &mut view, &mut ctx);

@@ -114,16 +114,32 @@ pub fn video_params(matrix: ColorMatrix, full_range: bool) -> Vec4 {
     Vec4::new(m, if full_range { 1.0 } else { 0.0 }, 0.0, 0.0)
 }
 
-/// One texture the canvas passes draw in, with both views.
-struct CanvasTexture {
-    texture: Texture,
+/// One texture the canvas passes draw in, with both views (also a compositor layer's
+/// textures for its own effects).
+pub struct CanvasTexture {
+    /// The texture ([`CANVAS_FORMAT`], viewable as [`CANVAS_RAW_FORMAT`]).
+    pub texture: Texture,
     /// sRGB view: effects sample and write linear light through it.
-    srgb: TextureView,
+    pub srgb: TextureView,
     /// Plain view: the video pass writes, and the YUV pass reads, encoded values.
-    raw: TextureView,
+    pub raw: TextureView,
 }
 
 impl CanvasTexture {
+    /// A new `size` texture that passes draw in, read and copy from.
+    pub fn create(device: &RenderDevice, label: &'static str, size: UVec2) -> CanvasTexture {
+        CanvasTexture::new(pass::sized_texture(
+            device,
+            label,
+            size,
+            CANVAS_FORMAT,
+            TextureUsages::RENDER_ATTACHMENT
+                | TextureUsages::TEXTURE_BINDING
+                | TextureUsages::COPY_SRC,
+            &[CANVAS_RAW_FORMAT],
+        ))
+    }
+
     fn new(texture: Texture) -> CanvasTexture {
         let view = |format| {
             texture.create_view(&TextureViewDescriptor {
@@ -382,20 +398,10 @@ fn prepare_canvas(
     };
     let current = view.targets.as_ref().map(|(id, ..)| *id);
     if current != Some(handle.id()) {
-        let scratch = pass::sized_texture(
-            &device,
-            "lucid_canvas_scratch",
-            *size,
-            CANVAS_FORMAT,
-            TextureUsages::RENDER_ATTACHMENT
-                | TextureUsages::TEXTURE_BINDING
-                | TextureUsages::COPY_SRC,
-            &[CANVAS_RAW_FORMAT],
-        );
         view.targets = Some((
             handle.id(),
             CanvasTexture::new(canvas.texture.clone()),
-            CanvasTexture::new(scratch),
+            CanvasTexture::create(&device, "lucid_canvas_scratch", *size),
         ));
         view.size = *size;
     }
