@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 use crate::compositor::layers::{Fader, LayerRequest, Layers};
 use crate::compositor::scene::SceneSource;
+use crate::compositor::{BlendMode, Fit};
 use crate::control::midi::{Curve, MidiTarget};
 use crate::control::plugin::{MidiLearn, MidiMappings};
 use crate::effects::chain::{EffectChain, EffectInstance, Preset};
@@ -47,6 +48,8 @@ pub struct OverlayState {
     scene_name: String,
     scene_message: Option<String>,
     layer_source: String,
+    /// The effect picked to add to a layer's chain.
+    layer_add_choice: String,
     scenes: Vec<PathBuf>,
 }
 
@@ -76,6 +79,7 @@ impl Plugin for OverlayPlugin {
             scene_name: "show".into(),
             scene_message: None,
             layer_source: String::new(),
+            layer_add_choice: String::new(),
             scenes: Vec::new(),
         })
         .init_resource::<UiTiming>()
@@ -159,7 +163,7 @@ fn overlay(
                     ui,
                     &mut state,
                     (&mut compositor, &mut midi),
-                    (&mut chain, &catalog),
+                    (&mut chain, &catalog, &errors),
                     &status,
                 );
                 chain_section(ui, &mut state, &mut chain, &catalog, &errors, &mut midi);
@@ -346,12 +350,13 @@ struct CompositorParams<'w> {
     source: Option<Res<'w, SceneSource>>,
 }
 
-/// Layers (opacity, mute, state), the crossfader, and Save scene.
+/// Layers (state, opacity, blend, fit, mute, solo, order, own effects), the crossfader,
+/// and Save scene.
 fn layers_section(
     ui: &mut egui::Ui,
     state: &mut OverlayState,
     (compositor, midi): (&mut CompositorParams, &mut MidiParams),
-    (chain, catalog): (&mut EffectChain, &EffectCatalog),
+    (chain, catalog, errors): (&mut EffectChain, &EffectCatalog, &EffectErrors),
     status: &LatestStatus,
 ) {
     let Some(layers) = compositor.layers.as_mut() else {
@@ -410,6 +415,48 @@ fn layers_section(
                     }
                     if ui.small_button("x").clicked() {
                         layers.request(LayerRequest::Remove(i));
+                    }
+                });
+                ui.horizontal(|ui| {
+                    let mut blend = spec.blend;
+                    egui::ComboBox::from_id_salt(("layer_blend", i))
+                        .selected_text(blend.name())
+                        .show_ui(ui, |ui| {
+                            for mode in BlendMode::ALL {
+                                ui.selectable_value(&mut blend, mode, mode.name());
+                            }
+                        });
+                    if blend != spec.blend {
+                        layers.set_blend(i, blend);
+                    }
+                    let mut fit = spec.fit;
+                    egui::ComboBox::from_id_salt(("layer_fit", i))
+                        .selected_text(format!("{fit:?}").to_lowercase())
+                        .show_ui(ui, |ui| {
+                            for f in [Fit::Contain, Fit::Cover, Fit::Stretch] {
+                                ui.selectable_value(&mut fit, f, format!("{f:?}").to_lowercase());
+                            }
+                        });
+                    if fit != spec.fit {
+                        layers.set_fit(i, fit);
+                    }
+                });
+                egui::CollapsingHeader::new(format!(
+                    "layer {} effects ({})",
+                    i + 1,
+                    spec.effects.len()
+                ))
+                .id_salt(("layer_effects", i))
+                .default_open(false)
+                .show(ui, |ui| {
+                    if let Some(effects) = layers.effects_mut(i) {
+                        edit_effects(
+                            ui,
+                            effects,
+                            (catalog, errors),
+                            &mut state.layer_add_choice,
+                            None,
+                        );
                     }
                 });
             }
@@ -524,84 +571,13 @@ fn chain_section(
     egui::CollapsingHeader::new("Effects")
         .default_open(true)
         .show(ui, |ui| {
-            let mut action: Option<(usize, i32)> = None; // (index, -1 up / +1 down / 0 remove)
-            let count = chain.effects.len();
-            for (i, inst) in chain.effects.iter_mut().enumerate() {
-                ui.push_id(i, |ui| {
-                    ui.horizontal(|ui| {
-                        ui.checkbox(&mut inst.enabled, format!("{}. {}", i + 1, inst.effect));
-                        if ui
-                            .add_enabled(i > 0, egui::Button::new("^").small())
-                            .clicked()
-                        {
-                            action = Some((i, -1));
-                        }
-                        if ui
-                            .add_enabled(i + 1 < count, egui::Button::new("v").small())
-                            .clicked()
-                        {
-                            action = Some((i, 1));
-                        }
-                        if ui.small_button("x").clicked() {
-                            action = Some((i, 0));
-                        }
-                    });
-                    ui.horizontal(|ui| {
-                        ui.add(egui::Slider::new(&mut inst.mix, 0.0..=1.0).text("mix"));
-                        learn_button(ui, midi, param_target(i, "mix"));
-                    });
-                    if let Some(def) = catalog.get(&inst.effect) {
-                        for p in &def.params {
-                            let mut value = inst.value(&def, &p.name).unwrap_or(p.default);
-                            if param_widget(ui, &p.name, p.kind, &mut value) {
-                                inst.params.insert(p.name.clone(), value);
-                            }
-                            let target = match p.kind {
-                                ParamKind::Float { .. } => param_target(i, &p.name),
-                                _ => continue,
-                            };
-                            learn_button(ui, midi, target);
-                        }
-                    }
-                    learn_button(ui, midi, MidiTarget::Enabled { effect: i });
-                    if let Some(e) = errors.0.get(&inst.effect) {
-                        ui.colored_label(
-                            egui::Color32::from_rgb(255, 90, 90),
-                            "compile error (the last good version runs):",
-                        );
-                        ui.add(egui::Label::new(egui::RichText::new(e).monospace().small()).wrap());
-                    }
-                    ui.separator();
-                });
-            }
-            if let Some((i, dir)) = action {
-                match dir {
-                    0 => {
-                        chain.effects.remove(i);
-                    }
-                    -1 => chain.effects.swap(i, i - 1),
-                    _ => chain.effects.swap(i, i + 1),
-                }
-            }
-            ui.horizontal(|ui| {
-                egui::ComboBox::from_id_salt("add_effect")
-                    .selected_text(if state.add_choice.is_empty() {
-                        "choose effect".to_string()
-                    } else {
-                        state.add_choice.clone()
-                    })
-                    .show_ui(ui, |ui| {
-                        for name in catalog.names() {
-                            ui.selectable_value(&mut state.add_choice, name.clone(), name);
-                        }
-                    });
-                if ui
-                    .add_enabled(!state.add_choice.is_empty(), egui::Button::new("Add"))
-                    .clicked()
-                {
-                    chain.effects.push(EffectInstance::new(&state.add_choice));
-                }
-            });
+            edit_effects(
+                ui,
+                &mut chain.effects,
+                (catalog, errors),
+                &mut state.add_choice,
+                Some(midi),
+            );
             // Errors of effects not in the chain (a user file being edited) show too.
             for (name, e) in &errors.0 {
                 if !chain.effects.iter().any(|i| &i.effect == name) {
@@ -613,6 +589,99 @@ fn chain_section(
                 }
             }
         });
+}
+
+/// An effect chain's editor: on/off, order, remove, mix and parameters of each effect, and
+/// an effect to add (`choice`). MIDI learn buttons where `midi` is given (the master chain:
+/// mappings name its effects by place).
+fn edit_effects(
+    ui: &mut egui::Ui,
+    effects: &mut Vec<EffectInstance>,
+    (catalog, errors): (&EffectCatalog, &EffectErrors),
+    choice: &mut String,
+    mut midi: Option<&mut MidiParams>,
+) {
+    let mut action: Option<(usize, i32)> = None; // (index, -1 up / +1 down / 0 remove)
+    let count = effects.len();
+    for (i, inst) in effects.iter_mut().enumerate() {
+        ui.push_id(i, |ui| {
+            ui.horizontal(|ui| {
+                ui.checkbox(&mut inst.enabled, format!("{}. {}", i + 1, inst.effect));
+                if ui
+                    .add_enabled(i > 0, egui::Button::new("^").small())
+                    .clicked()
+                {
+                    action = Some((i, -1));
+                }
+                if ui
+                    .add_enabled(i + 1 < count, egui::Button::new("v").small())
+                    .clicked()
+                {
+                    action = Some((i, 1));
+                }
+                if ui.small_button("x").clicked() {
+                    action = Some((i, 0));
+                }
+            });
+            let mut learn = |ui: &mut egui::Ui, target| {
+                if let Some(midi) = midi.as_deref_mut() {
+                    learn_button(ui, midi, target);
+                }
+            };
+            ui.horizontal(|ui| {
+                ui.add(egui::Slider::new(&mut inst.mix, 0.0..=1.0).text("mix"));
+                learn(ui, param_target(i, "mix"));
+            });
+            if let Some(def) = catalog.get(&inst.effect) {
+                for p in &def.params {
+                    let mut value = inst.value(&def, &p.name).unwrap_or(p.default);
+                    if param_widget(ui, &p.name, p.kind, &mut value) {
+                        inst.params.insert(p.name.clone(), value);
+                    }
+                    if let ParamKind::Float { .. } = p.kind {
+                        learn(ui, param_target(i, &p.name));
+                    }
+                }
+            }
+            learn(ui, MidiTarget::Enabled { effect: i });
+            if let Some(e) = errors.0.get(&inst.effect) {
+                ui.colored_label(
+                    egui::Color32::from_rgb(255, 90, 90),
+                    "compile error (the last good version runs):",
+                );
+                ui.add(egui::Label::new(egui::RichText::new(e).monospace().small()).wrap());
+            }
+            ui.separator();
+        });
+    }
+    if let Some((i, dir)) = action {
+        match dir {
+            0 => {
+                effects.remove(i);
+            }
+            -1 => effects.swap(i, i - 1),
+            _ => effects.swap(i, i + 1),
+        }
+    }
+    ui.horizontal(|ui| {
+        egui::ComboBox::from_id_salt("add_effect")
+            .selected_text(if choice.is_empty() {
+                "choose effect".to_string()
+            } else {
+                choice.clone()
+            })
+            .show_ui(ui, |ui| {
+                for name in catalog.names() {
+                    ui.selectable_value(choice, name.clone(), name);
+                }
+            });
+        if ui
+            .add_enabled(!choice.is_empty(), egui::Button::new("Add"))
+            .clicked()
+        {
+            effects.push(EffectInstance::new(choice));
+        }
+    });
 }
 
 /// One parameter's widget; true when the user changed it.

@@ -124,12 +124,72 @@ fn osc_changes_an_effect_in_the_output_and_feeds_the_value_back() {
 }
 
 #[test]
+fn osc_moves_a_layers_own_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = gray_clip(dir.path());
+    let white = lavfi_file(
+        &dir.path().join("white.png"),
+        "color=c=white:s=320x180,format=rgba",
+        &["-frames:v", "1"],
+    );
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let stats = dir.path().join("stats.jsonl");
+    let mut cmd = lucid();
+    cmd.args(["--no-preview", "--pipe", "y4m", "--url"])
+        .arg(&input)
+        .arg("--layer")
+        .arg(&white)
+        .args(["--layer-effect", "1:tint:color=#0000ff,amount=0"])
+        .args(["--osc", &port.to_string()])
+        .arg("--stats-json")
+        .arg(&stats);
+    let (mut child, out, err) = spawn_piped(&mut cmd);
+    wait_for_presented(&stats, 30);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // No layer 9: rejected. Then the white layer's own tint goes to full.
+    send(
+        &socket,
+        port,
+        "/lucid/layer/9/effect/0/mix",
+        vec![OscType::Float(0.5)],
+    );
+    send(
+        &socket,
+        port,
+        "/lucid/layer/1/effect/tint/amount",
+        vec![OscType::Float(1.0)],
+    );
+    let status = wait_with_limit(&mut child, Duration::from_secs(90));
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    assert!(status.success(), "{err}");
+    let y4m = Y4m::parse(&out);
+    let cb = |f: &[u8]| {
+        let (w, h) = (y4m.width as usize, y4m.height as usize);
+        f[w * h + (w / 2) * (h / 4) + w / 4]
+    };
+    let blue: Vec<bool> = y4m.frames.iter().map(|f| cb(f) > 200).collect();
+    assert!(!blue[0], "starts white (Cb {})", cb(&y4m.frames[0]));
+    let first = blue.iter().position(|b| *b).expect("the layer turns blue");
+    assert!(first >= 30, "changed before the message was sent");
+    assert!(blue[first..].iter().all(|b| *b), "and stays blue");
+    let s = last_stats(&stats);
+    assert_eq!(s["control"]["osc_applied"], 1, "{s}");
+    assert_eq!(s["control"]["osc_rejected"], 1, "{s}");
+    assert!(err.contains("no layer 9"), "{err}");
+}
+
+#[test]
 fn osc_addresses_are_listed_and_bad_osc_options_are_clear_errors() {
     let out = run_with_limit(lucid().arg("--list-osc"), Duration::from_secs(30));
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for address in [
         "/lucid/effect/<index|name>/<param>",
+        "/lucid/layer/<n>/effect/<i|name>/<param>[/raw]",
         "/lucid/master/blackout",
         "/lucid/freeze",
         "/lucid/daydream/prompt",

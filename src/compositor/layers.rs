@@ -127,6 +127,20 @@ impl Layers {
             .collect()
     }
 
+    /// Sets layer `index`'s blend mode.
+    pub fn set_blend(&mut self, index: usize, blend: super::BlendMode) {
+        if let Some(layer) = self.layers.get_mut(index) {
+            layer.spec.blend = blend;
+        }
+    }
+
+    /// Sets how layer `index` fits the canvas.
+    pub fn set_fit(&mut self, index: usize, fit: super::Fit) {
+        if let Some(layer) = self.layers.get_mut(index) {
+            layer.spec.fit = fit;
+        }
+    }
+
     /// Layer `index`'s own effect chain, to edit (from 0, bottom first).
     pub fn effects_mut(&mut self, index: usize) -> Option<&mut Vec<EffectInstance>> {
         self.layers.get_mut(index).map(|l| &mut l.spec.effects)

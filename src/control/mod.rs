@@ -8,7 +8,7 @@ pub mod osc;
 pub mod plugin;
 
 use crate::effects::EffectCatalog;
-use crate::effects::chain::EffectChain;
+use crate::effects::chain::EffectInstance;
 use crate::effects::definition::{ParamKind, ParamValue};
 
 /// An effect in the chain, by its place (from 0) or its effect's name (the first one).
@@ -93,6 +93,14 @@ pub enum ControlAction {
     Crossfade(f32),
     /// Crossfade to the other side over the crossfade time.
     CrossfadeGo,
+    /// An [`ControlAction::EffectParam`] or [`ControlAction::EffectEnabled`] on a layer's
+    /// own chain (layers from 1, bottom first).
+    LayerEffect {
+        /// The layer, from 1.
+        layer: usize,
+        /// What to do to its chain.
+        action: Box<ControlAction>,
+    },
     /// Set a `--layer`'s opacity (layers from 1, bottom first).
     LayerOpacity {
         /// The layer, from 1.
@@ -122,9 +130,10 @@ pub enum ControlError {
     BadValue(String),
 }
 
-/// Sets a parameter of the chain; returns the effect's name and whether anything changed.
+/// Sets a parameter of a chain (the master's or a layer's); returns whether anything
+/// changed.
 pub fn set_param(
-    chain: &mut EffectChain,
+    chain: &mut [EffectInstance],
     catalog: &EffectCatalog,
     effect: &EffectRef,
     param: &str,
@@ -151,9 +160,9 @@ pub fn set_param(
     Ok(changed)
 }
 
-/// Turns an effect on or off; returns whether it changed.
+/// Turns an effect of a chain on or off; returns whether it changed.
 pub fn set_enabled(
-    chain: &mut EffectChain,
+    chain: &mut [EffectInstance],
     effect: &EffectRef,
     on: Switch,
 ) -> Result<bool, ControlError> {
@@ -165,12 +174,12 @@ pub fn set_enabled(
 }
 
 fn find<'a>(
-    chain: &'a mut EffectChain,
+    chain: &'a mut [EffectInstance],
     effect: &EffectRef,
-) -> Result<&'a mut crate::effects::chain::EffectInstance, ControlError> {
+) -> Result<&'a mut EffectInstance, ControlError> {
     let found = match effect {
-        EffectRef::Index(i) => chain.effects.get_mut(*i),
-        EffectRef::Name(name) => chain.effects.iter_mut().find(|e| &e.effect == name),
+        EffectRef::Index(i) => chain.get_mut(*i),
+        EffectRef::Name(name) => chain.iter_mut().find(|e| &e.effect == name),
     };
     found.ok_or_else(|| {
         ControlError::NoEffect(match effect {
@@ -293,12 +302,7 @@ mod tests {
     #[test]
     fn actions_find_effects_by_place_or_name() {
         let catalog = EffectCatalog::load(None);
-        let mut chain = EffectChain {
-            effects: vec![
-                crate::effects::chain::EffectInstance::new("tint"),
-                crate::effects::chain::EffectInstance::new("color"),
-            ],
-        };
+        let mut chain = vec![EffectInstance::new("tint"), EffectInstance::new("color")];
         let by_name = EffectRef::Name("color".into());
         assert!(
             set_param(
@@ -310,10 +314,7 @@ mod tests {
             )
             .unwrap()
         );
-        assert_eq!(
-            chain.effects[1].params.get("hue"),
-            Some(&ParamValue::Float(30.0))
-        );
+        assert_eq!(chain[1].params.get("hue"), Some(&ParamValue::Float(30.0)));
         // The same value again is no change.
         assert!(
             !set_param(
@@ -335,7 +336,7 @@ mod tests {
             )
             .unwrap()
         );
-        assert_eq!(chain.effects[0].mix, 0.25);
+        assert_eq!(chain[0].mix, 0.25);
         assert!(matches!(
             set_param(
                 &mut chain,
@@ -357,7 +358,7 @@ mod tests {
             Err(ControlError::NoParam { .. })
         ));
         assert!(set_enabled(&mut chain, &by_name, Switch::Toggle).unwrap());
-        assert!(!chain.effects[1].enabled);
+        assert!(!chain[1].enabled);
         assert!(!set_enabled(&mut chain, &by_name, Switch::Off).unwrap());
     }
 }

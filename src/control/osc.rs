@@ -65,6 +65,10 @@ pub const ADDRESSES: &[(&str, &str)] = &[
         "/lucid/layer/<n>/opacity",
         "float 0..1: --layer n's opacity (from 1, bottom first)",
     ),
+    (
+        "/lucid/layer/<n>/effect/<i|name>/<param>[/raw]",
+        "as /lucid/effect/..., on layer n's own chain (also /mix, /enabled)",
+    ),
 ];
 
 /// Why a message was not understood.
@@ -126,6 +130,19 @@ pub fn parse(message: &OscMessage) -> std::result::Result<ControlAction, OscReje
     let parts: Vec<&str> = message.addr.trim_start_matches('/').split('/').collect();
     let args = &message.args;
     let action = match parts.as_slice() {
+        ["lucid", "layer", n, "effect", rest @ ..] => match n.parse::<usize>() {
+            Ok(layer) if layer >= 1 => {
+                let inner = OscMessage {
+                    addr: format!("/lucid/effect/{}", rest.join("/")),
+                    args: args.clone(),
+                };
+                ControlAction::LayerEffect {
+                    layer,
+                    action: Box::new(parse(&inner)?),
+                }
+            }
+            _ => return Err(OscRejection::UnknownAddress),
+        },
         ["lucid", "effect", effect, rest @ ..] if !rest.is_empty() => {
             let effect = match effect.parse::<usize>() {
                 Ok(i) => EffectRef::Index(i),
@@ -386,6 +403,34 @@ mod tests {
                 layer: 2,
                 opacity: 0.25
             })
+        );
+        assert_eq!(
+            parse(&msg(
+                "/lucid/layer/2/effect/tint/amount/raw",
+                vec![OscType::Float(0.25)]
+            )),
+            Ok(ControlAction::LayerEffect {
+                layer: 2,
+                action: Box::new(ControlAction::EffectParam {
+                    effect: EffectRef::Name("tint".into()),
+                    param: "amount".into(),
+                    amount: Amount::Raw(vec![0.25]),
+                }),
+            })
+        );
+        assert_eq!(
+            parse(&msg("/lucid/layer/1/effect/0/enabled", vec![])),
+            Ok(ControlAction::LayerEffect {
+                layer: 1,
+                action: Box::new(ControlAction::EffectEnabled {
+                    effect: EffectRef::Index(0),
+                    on: Switch::Toggle,
+                }),
+            })
+        );
+        assert_eq!(
+            parse(&msg("/lucid/layer/1/effect", vec![])),
+            Err(OscRejection::UnknownAddress)
         );
         assert_eq!(
             parse(&msg("/lucid/layer/0/opacity", vec![OscType::Float(0.25)])),

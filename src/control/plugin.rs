@@ -204,11 +204,28 @@ fn apply(
             param,
             amount,
         } => {
-            set_param(&mut c.chain, &c.catalog, effect, param, amount)
+            set_param(&mut c.chain.effects, &c.catalog, effect, param, amount)
                 .map_err(|e| e.to_string())?;
         }
         ControlAction::EffectEnabled { effect, on } => {
-            set_enabled(&mut c.chain, effect, *on).map_err(|e| e.to_string())?;
+            set_enabled(&mut c.chain.effects, effect, *on).map_err(|e| e.to_string())?;
+        }
+        ControlAction::LayerEffect { layer, action } => {
+            let layers = c.layers.as_mut().ok_or("no layers (--layer)")?;
+            let count = layers.len();
+            let chain = layers
+                .effects_mut(layer - 1)
+                .ok_or_else(|| format!("no layer {layer} (there are {count})"))?;
+            match action.as_ref() {
+                ControlAction::EffectParam {
+                    effect,
+                    param,
+                    amount,
+                } => set_param(chain, &c.catalog, effect, param, amount),
+                ControlAction::EffectEnabled { effect, on } => set_enabled(chain, effect, *on),
+                _ => return Err("only effect parameters and switches apply to a layer".into()),
+            }
+            .map_err(|e| format!("layer {layer}: {e}"))?;
         }
         ControlAction::Blackout(on) => {
             let black = on.apply(c.master.level == 0.0);
