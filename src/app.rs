@@ -148,8 +148,6 @@ pub fn run(args: Args) -> Result<()> {
         && args.pipe.is_none()
         && outputs.any()
         && outputs.files_only()
-        // An output clock runs in real time.
-        && args.fps.is_none()
         && matches!(
             spec,
             SourceSpec::Ffmpeg(_) | SourceSpec::Hls(_) | SourceSpec::Playback { .. }

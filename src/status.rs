@@ -134,6 +134,9 @@ pub struct StatusSnapshot {
     pub layers: Vec<crate::compositor::layers::LayerReport>,
     /// With `--fps`: output ticks the app was too late for (skipped, not made up).
     pub output_ticks_missed: Option<u64>,
+    /// The output clock's rate, when one runs (`--fps`, or offline the fastest layer's);
+    /// absent, the `--url` video's frames set the pace.
+    pub output_fps: Option<f64>,
 }
 
 /// One output's state in a status sample.
@@ -490,7 +493,8 @@ fn report_status(
         bpm: show.tempo.map(|t| t.0.bpm),
         control: show.control.map(|c| c.clone()),
         layers: show.layers.map(|l| l.reports()).unwrap_or_default(),
-        output_ticks_missed: show.ticks.map(|t| t.missed),
+        output_ticks_missed: show.ticks.as_ref().map(|t| t.missed),
+        output_fps: show.ticks.map(|t| t.fps()),
     };
     latest.0 = Some(snap.clone());
     if let Some((tx, dropped)) = &out.json

@@ -699,3 +699,65 @@ fn a_layer_runs_its_own_effects_before_it_is_placed_and_keeps_its_shape() {
         assert_one_clear_error(&out, 2, says);
     }
 }
+
+#[test]
+fn offline_renders_tick_at_fps_or_at_the_fastest_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = marked_clip_at(
+        &dir.path().join("video25.mp4"),
+        25,
+        320,
+        180,
+        2.0,
+        &X264_FAST,
+    );
+    let render = |name: &str, extra: &[&str]| {
+        let record = dir.path().join(name);
+        let stats = dir.path().join(format!("{name}.jsonl"));
+        let out = run_with_limit(
+            lucid()
+                .args(["--no-preview", "--url"])
+                .arg(&video)
+                .arg("--record")
+                .arg(&record)
+                .arg("--stats-json")
+                .arg(&stats)
+                .args(extra),
+            LIMIT,
+        );
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        (file_markers(&record).2, last_stats(&stats))
+    };
+    // --fps 30 over 25 fps video into a file renders offline, on the video's time: tick n
+    // (at n/30 s) shows the newest frame due by then, the last tick the last frame.
+    let (shown, s) = render("fps.mkv", &["--fps", "30"]);
+    let want: Vec<u64> = (0..60u64).map(|n| n * 25 / 30).collect();
+    assert_eq!(shown, want);
+    assert_eq!(s["offline"], true, "{s}");
+    assert_eq!(s["output_ticks_missed"], 0, "{s}");
+    assert!(
+        (s["output_fps"].as_f64().unwrap() - 30.0).abs() < 1e-6,
+        "{s}"
+    );
+    // Without --fps, a 30 fps layer over it sets the rate: each of its frames is shown
+    // once (the layer covers the video).
+    let layer = marked_clip_at(
+        &dir.path().join("layer30.mp4"),
+        30,
+        320,
+        180,
+        2.0,
+        &X264_FAST,
+    );
+    let (shown, s) = render("fastest.mkv", &["--layer", layer.to_str().unwrap()]);
+    assert_eq!(shown, (0..60u64).collect::<Vec<_>>());
+    assert_eq!(s["layers"][0]["shown"], 60, "{s}");
+    assert!(
+        (s["output_fps"].as_f64().unwrap() - 30.0).abs() < 1e-6,
+        "{s}"
+    );
+    // A slower layer leaves the video's pace alone.
+    let (shown, s) = render("slower.mkv", &["--layer", video.to_str().unwrap()]);
+    assert_eq!(shown, (0..50u64).collect::<Vec<_>>());
+    assert!(s["output_fps"].is_null(), "{s}");
+}

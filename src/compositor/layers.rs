@@ -25,7 +25,10 @@ use crate::error::Result;
 use crate::lifecycle::Lifecycle;
 use crate::source::{Protocol, SourceSpec};
 use crate::video::render::video_params;
-use crate::video::{FramePresented, OutputCanvas, Pacing, VideoSystems};
+use crate::video::{
+    FramePresented, OutputCanvas, OutputTicks, Pacing, PlaybackStats, StreamDescription,
+    VideoSystems,
+};
 
 /// How long a layer ending with `end=fade` takes to fade out.
 const FADE_OUT: Duration = Duration::from_secs(1);
@@ -210,6 +213,8 @@ struct Layer {
     pass_ms: Option<f64>,
     /// The video's stream time when it last showed a new frame.
     last_shown: Option<f64>,
+    /// Its source's frame rate, when known.
+    rate: Option<f64>,
 }
 
 impl Layer {
@@ -231,6 +236,7 @@ impl Layer {
             fade: 1.0,
             pass_ms: None,
             last_shown: None,
+            rate: None,
         }
     }
 }
@@ -283,6 +289,9 @@ impl Plugin for LayersPlugin {
                 hold_offline
                     .before(VideoSystems::Present)
                     .after(take_opened),
+                pick_output_rate
+                    .before(VideoSystems::Present)
+                    .after(hold_offline),
                 advance_layers
                     .after(VideoSystems::Present)
                     .after(EffectSystems::Clock),
@@ -378,6 +387,7 @@ fn take_opened(mut layers: ResMut<Layers>) {
                     decode.info.width,
                     decode.info.height
                 );
+                layer.rate = decode.info.frame_rate;
                 layer.decode = Some(decode);
                 layer.state = LayerState::Playing;
                 layer.opening = None;
@@ -415,6 +425,47 @@ fn hold_offline(layers: Res<Layers>, pacing: Option<ResMut<Pacing>>) {
         });
     if pacing.layers_waiting != waiting {
         pacing.layers_waiting = waiting;
+    }
+}
+
+/// Offline without `--fps`, the output runs at the fastest source's rate: when a layer is
+/// faster than the `--url` video, an output clock at the layer's rate is started before
+/// the first frame (offline, every layer has opened by then), so each of its frames is
+/// shown. Live, the `--url` video keeps setting the pace (layers open after it starts).
+fn pick_output_rate(
+    mut commands: Commands,
+    layers: Res<Layers>,
+    pacing: Option<Res<Pacing>>,
+    stream: Option<Res<StreamDescription>>,
+    ticks: Option<Res<OutputTicks>>,
+    stats: Res<PlaybackStats>,
+    mut decided: Local<bool>,
+) {
+    let (Some(pacing), Some(stream)) = (pacing, stream) else {
+        return;
+    };
+    if *decided || !pacing.offline || pacing.layers_waiting || layers.is_empty() {
+        return;
+    }
+    *decided = true;
+    if ticks.is_some() || stats.presented > 0 {
+        return;
+    }
+    let Some(video) = stream.0.frame_rate else {
+        return;
+    };
+    let fastest = layers
+        .layers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| Some((i, l.rate?)))
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    if let Some((i, rate)) = fastest.filter(|(_, rate)| *rate > video + 0.01) {
+        info!(
+            "output at {rate:.2} fps, layer {}'s rate (the fastest source; --fps sets one)",
+            i + 1
+        );
+        commands.insert_resource(OutputTicks::new(rate));
     }
 }
 

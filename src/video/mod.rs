@@ -494,6 +494,30 @@ fn present_due_frame(
         // still decoding (the frame must composite what it would on any machine).
         return;
     }
+    if pacing.offline
+        && let Some(mut ticks) = ticks
+    {
+        // `--fps` offline: ticks on the video's own time, as fast as the machine allows.
+        let ended = feed.ended.is_some() || !feed.end.is_empty();
+        let Some(pts) = ticks.offline_tick(&feed.frames.rx, ended, |frame| {
+            if !freeze.0 {
+                upload(
+                    frame,
+                    &mut texture,
+                    &mut images,
+                    &mut canvas_frame,
+                    canvas.size,
+                    &mut stats,
+                );
+            }
+        }) else {
+            return;
+        };
+        redraw.0 = false;
+        canvas_frame.draw = true;
+        present(&mut stats, &mut presented, pts);
+        return;
+    }
     let tick = clock.0.tick(
         Instant::now(),
         &feed.frames.rx,
@@ -568,8 +592,9 @@ fn present(
 
 /// `--fps`: the output clock. Ticks start at the video's first frame and come every
 /// `period`; a tick the app was too late for is skipped (not made up), so the output keeps
-/// its rate against the wall clock.
-#[derive(Resource, Debug, Clone)]
+/// its rate against the wall clock. Offline (files only), ticks run on the video's own
+/// time instead ([`OutputTicks::offline_tick`]): every tick is rendered, none missed.
+#[derive(Resource, Debug)]
 pub struct OutputTicks {
     /// Time between output frames.
     pub period: Duration,
@@ -581,6 +606,8 @@ pub struct OutputTicks {
     next: u64,
     /// Ticks skipped because the app came too late for them.
     pub missed: u64,
+    /// Offline: the video's next frame, decoded but not yet due.
+    held: Option<VideoFrame>,
 }
 
 impl OutputTicks {
@@ -592,7 +619,55 @@ impl OutputTicks {
             first_pts: None,
             next: 0,
             missed: 0,
+            held: None,
         }
+    }
+
+    /// Output frames a second.
+    pub fn fps(&self) -> f64 {
+        1.0 / self.period.as_secs_f64()
+    }
+
+    /// True while a decoded video frame waits for its tick (offline).
+    pub fn holds_frame(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// Offline: the next tick's output time, once the video's frames due by then are known
+    /// (the first one after it is decoded). Each frame due is handed to `show`, oldest
+    /// first (the newest stays on screen). `None` while the decoder has not caught up, and
+    /// once the video `ended` and its last frame was shown: the last tick is the one that
+    /// shows the last frame.
+    pub fn offline_tick(
+        &mut self,
+        frames: &Receiver<VideoFrame>,
+        ended: bool,
+        mut show: impl FnMut(VideoFrame),
+    ) -> Option<Duration> {
+        let mut showed = false;
+        loop {
+            if self.held.is_none() {
+                self.held = frames.try_recv().ok();
+            }
+            let Some(frame) = &self.held else {
+                // Wait for the decoder; at the end, the frames shown close the last tick.
+                if ended && showed {
+                    break;
+                }
+                return None;
+            };
+            let first = *self.first_pts.get_or_insert(frame.pts);
+            let due = first + self.period.mul_f64(self.next as f64);
+            // A microsecond's grace: 25 fps frames land exactly on 30 fps ticks at times.
+            if frame.pts > due + Duration::from_micros(1) {
+                break;
+            }
+            show(self.held.take().expect("checked"));
+            showed = true;
+        }
+        let pts = self.first_pts? + self.period.mul_f64(self.next as f64);
+        self.next += 1;
+        Some(pts)
     }
 
     /// When the next tick is due (`None` before the video's first frame).
@@ -686,10 +761,11 @@ fn watch_source_end(
 ) {
     let Some(mut feed) = feed else { return };
     next_due.0 = clock.0.next_due();
-    if let Some(tick) = ticks.and_then(|t| t.next_due()) {
+    if let Some(tick) = ticks.as_ref().and_then(|t| t.next_due()) {
         next_due.0 = Some(next_due.0.map_or(tick, |due| due.min(tick)));
     }
-    if pacing.offline && !pacing.outputs_full && !feed.frames.rx.is_empty() {
+    let holds_frame = ticks.as_ref().is_some_and(|t| t.holds_frame());
+    if pacing.offline && !pacing.outputs_full && (!feed.frames.rx.is_empty() || holds_frame) {
         // Offline, the next frame is due as soon as this one is out.
         next_due.0 = Some(Instant::now());
     }
@@ -702,6 +778,7 @@ fn watch_source_end(
     if feed.ended.is_some()
         && feed.frames.rx.is_empty()
         && !clock.0.has_pending()
+        && !holds_frame
         && !lifecycle.stopping()
     {
         match feed.ended.take().expect("checked") {
@@ -732,5 +809,75 @@ mod tests {
             letterbox(UVec2::new(720, 1280), UVec2::new(640, 360)),
             Vec2::new(202.5, 360.0)
         );
+    }
+
+    #[test]
+    fn offline_ticks_show_each_frame_on_the_tick_it_falls_due() {
+        let frame = |n: u64| VideoFrame {
+            index: n,
+            pts: Duration::from_millis(1000 + n * 40),
+            width: 2,
+            height: 2,
+            picture: Picture::Rgba(vec![0; 16]),
+        };
+        // 50 frames at 25 fps, ticked at 30: the decoder has them all queued.
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut ticks = OutputTicks::new(30.0);
+        let mut shown_at = Vec::new();
+        // Nothing decoded yet: no tick.
+        assert_eq!(ticks.offline_tick(&rx, false, |_| {}), None);
+        for n in 0..50 {
+            tx.send(frame(n)).unwrap();
+        }
+        let mut pts = Vec::new();
+        while let Some(t) = ticks.offline_tick(&rx, true, |f| shown_at.push((f.index, pts.len()))) {
+            pts.push(t);
+        }
+        // Two seconds of video at 30 fps: 60 ticks, the last one shows the last frame.
+        assert_eq!(pts.len(), 60, "{pts:?}");
+        assert_eq!(pts[0], Duration::from_millis(1000));
+        assert!(!ticks.holds_frame());
+        // Every frame shown once, in order, on the first tick at or after its time.
+        assert_eq!(shown_at.len(), 50);
+        for (i, (index, tick)) in shown_at.iter().enumerate() {
+            assert_eq!(*index, i as u64);
+            let due = (*index as f64 * 0.040 * 30.0 - 1e-6).ceil() as usize;
+            assert_eq!(*tick, due, "frame {index}");
+        }
+    }
+
+    #[test]
+    fn offline_ticks_wait_for_the_decoder() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut ticks = OutputTicks::new(10.0);
+        let frame = |ms: u64| VideoFrame {
+            index: ms,
+            pts: Duration::from_millis(ms),
+            width: 2,
+            height: 2,
+            picture: Picture::Rgba(vec![0; 16]),
+        };
+        tx.send(frame(0)).unwrap();
+        // Frame 0 is shown at tick 0, but whether tick 0 is complete needs the next frame.
+        assert_eq!(ticks.offline_tick(&rx, false, |_| {}), None);
+        tx.send(frame(250)).unwrap();
+        assert_eq!(ticks.offline_tick(&rx, false, |_| {}), Some(Duration::ZERO));
+        // 100 and 200 ms: the held frame (250) is not due yet; the picture holds.
+        assert_eq!(
+            ticks.offline_tick(&rx, false, |_| panic!("not due")),
+            Some(Duration::from_millis(100))
+        );
+        assert_eq!(
+            ticks.offline_tick(&rx, false, |_| {}),
+            Some(Duration::from_millis(200))
+        );
+        assert!(ticks.holds_frame());
+        let mut shown = 0;
+        assert_eq!(
+            ticks.offline_tick(&rx, true, |_| shown += 1),
+            Some(Duration::from_millis(300))
+        );
+        assert_eq!(shown, 1);
+        assert_eq!(ticks.offline_tick(&rx, true, |_| {}), None, "the end");
     }
 }
