@@ -9,6 +9,10 @@ Each layer is the same clip played again (its own source and decode thread, as a
 has), blended with `screen` at opacity 0.5. Lucid renders offline (every frame).
 
 Usage: scripts/bench_layers.py [--lucid PATH] [--seconds N] [--layers 0,1,2,4]
+                               [--layer-effect NAME]
+
+--layer-effect gives every layer its own effect (Lucid's `--layer-effect N:NAME`; FFmpeg's
+side stays the plain blend), to see what a layer's own chain costs.
 """
 import argparse, os, shutil, subprocess, sys, tempfile
 
@@ -48,6 +52,7 @@ def main():
     ap.add_argument("--lucid", default=None)
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--layers", default="0,1,2,4")
+    ap.add_argument("--layer-effect", default=None)
     args = ap.parse_args()
     lucid = args.lucid or os.path.join(
         os.environ.get("CARGO_TARGET_DIR", "target"), "debug", "lucid")
@@ -56,7 +61,9 @@ def main():
     try:
         clip = make_clip(d, 1280, 720, args.seconds)
         print(f"720p, {args.seconds:.0f} s at 30 fps; layers blended with screen at 0.5; "
-              f"x264 veryfast on both sides")
+              f"x264 veryfast on both sides"
+              + (f"; each Lucid layer with its own {args.layer_effect}" if args.layer_effect
+                 else ""))
         print("| layers | FFmpeg wall | FFmpeg CPU | Lucid wall | Lucid CPU | CPU ratio | "
               "Lucid GPU per layer pass |")
         print("| --- | --- | --- | --- | --- | --- | --- |")
@@ -65,8 +72,10 @@ def main():
             stats = os.path.join(d, f"stats-{n}.jsonl")
             cmd = [lucid, "--no-preview", "--url", clip, "--record",
                    os.path.join(d, f"lucid-{n}.mkv"), "--stats-json", stats]
-            for _ in range(n):
+            for i in range(n):
                 cmd += ["--layer", f"{clip}:blend=screen,opacity=0.5"]
+                if args.layer_effect:
+                    cmd += ["--layer-effect", f"{i + 1}:{args.layer_effect}"]
             lw, lc = timed(cmd)
             s = last_stats(stats)
             per_layer = [l.get("pass_ms") for l in s.get("layers", [])]

@@ -1,6 +1,7 @@
 //! Builds and runs the Bevy app for one invocation: opens the source, starts the outputs,
 //! picks the windowed or headless schedule, and reports how it ended.
 
+use std::io::Write as _;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -696,7 +697,7 @@ fn install_signal_handler(
             }
             let code = match l.take_error() {
                 Some(e) => {
-                    eprintln!("error: {e}");
+                    let _ = writeln!(std::io::stderr(), "error: {e}");
                     e.exit_code()
                 }
                 None => EXIT_OK,

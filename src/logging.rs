@@ -14,10 +14,13 @@ impl Write for StderrLine {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let mut err = std::io::stderr().lock();
         if self.tty {
-            err.write_all(b"\r\x1b[2K")?;
+            let _ = err.write_all(b"\r\x1b[2K");
             self.tty = false; // once per event
         }
-        err.write(buf)
+        // A stderr whose reader went away (`lucid ... 2>&1 | head`, a dead log collector)
+        // must not stop the show: the line is dropped, and the show goes on.
+        let _ = err.write_all(buf);
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -37,6 +40,9 @@ pub fn init() {
         .with_env_filter(filter)
         .with_writer(move || StderrLine { tty })
         .with_ansi(tty)
+        // Its own report of a failed write is an `eprintln!`, which panics on a closed
+        // stderr.
+        .log_internal_errors(false)
         .with_target(false)
         .with_timer(tracing_subscriber::fmt::time::uptime())
         .try_init();

@@ -1,5 +1,6 @@
 //! `lucid`: parse the command line, run, and turn the outcome into an exit code.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -13,7 +14,8 @@ fn main() -> ExitCode {
     match lucid::app::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err}");
+            // Not eprintln!: it panics when stderr is closed.
+            let _ = writeln!(std::io::stderr(), "error: {err}");
             ExitCode::from(err.exit_code())
         }
     }

@@ -279,6 +279,29 @@ fn a_recording_killed_with_sigkill_still_plays() {
     }
 }
 
+#[test]
+fn a_closed_stderr_does_not_stop_a_render() {
+    // `lucid ... 2>&1 | head`, or a log collector that dies: the show goes on, and the
+    // recording is whole (the logger used to panic on the broken pipe: exit 101).
+    let dir = tempfile::tempdir().unwrap();
+    let clip = marked_clip(dir.path(), 320, 180, 2.0, "mp4", &X264_FAST);
+    let file = dir.path().join("out.mkv");
+    let mut child = lucid()
+        .args(["--no-preview", "--url"])
+        .arg(&clip)
+        .arg("--record")
+        .arg(&file)
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let status = wait_with_limit(&mut child, Duration::from_secs(60));
+    assert!(status.success(), "{status:?}");
+    assert_eq!(ffprobe_frames(&file), 60);
+}
+
 /// How many video frames FFmpeg's `ffprobe` decodes from a file (0 when it cannot open it).
 fn ffprobe_frames(path: &Path) -> u64 {
     let out = Command::new("ffprobe")

@@ -18,6 +18,7 @@ pub mod plugin;
 pub mod steer;
 pub mod worker;
 
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use serde_json::{Map, Value};
@@ -83,8 +84,10 @@ pub fn attach(options: DaydreamOptions) -> Result<Attached, DaydreamError> {
             let stream = api.create(model, &options.params)?;
             initial.clear();
             // The first lines on stderr, plain, so a script or a person can point OBS at it.
-            eprintln!("daydream stream: {}", stream.id);
-            eprintln!(
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "daydream stream: {}", stream.id);
+            let _ = writeln!(
+                err,
                 "daydream whip url: {}",
                 stream.whip_url.as_deref().unwrap_or("(none given)")
             );
