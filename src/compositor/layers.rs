@@ -352,6 +352,9 @@ fn apply_requests(
             LayerRequest::Remove(i) if i < layers.layers.len() => {
                 let layer = layers.layers.remove(i);
                 info!("layer {}: {} removed", i + 1, layer.shown_name);
+                // Its decode thread is waited for when dropped (see DecodeJoin): a live
+                // source blocked on the network must not hold up the next frame.
+                crate::lifecycle::spawn_thread("lucid-layer-remove", move || drop(layer));
             }
             LayerRequest::Raise(i) if i + 1 < layers.layers.len() => layers.layers.swap(i, i + 1),
             LayerRequest::Remove(_) | LayerRequest::Raise(_) => {}

@@ -127,8 +127,30 @@ pub struct DecodeThread {
     pub frames: FrameReceiver,
     /// Receives exactly one message when the stream ends.
     pub end: Receiver<SourceEnd>,
-    /// The thread itself.
-    pub handle: JoinHandle<()>,
+    /// The thread itself, joined when this is dropped.
+    pub handle: DecodeJoin,
+}
+
+/// How long dropping a [`DecodeJoin`] waits for its thread.
+const DECODE_JOIN_GRACE: Duration = Duration::from_secs(3);
+
+/// A decode thread that is waited for (up to [`DECODE_JOIN_GRACE`]) when this is dropped,
+/// so the decoder and its hardware context are gone before the process exits. Left to run
+/// into the exit, FFmpeg's CUDA context was destroyed after the driver's own exit handlers
+/// (`cuCtxDestroy failed`), and on an H200 the exit then hung, 2 runs in 3. Whoever holds
+/// the frame queue drops it first (declare this field after it): a thread blocked on a
+/// full queue ends when its receiver goes.
+#[derive(Debug)]
+pub struct DecodeJoin(Option<JoinHandle<()>>);
+
+impl Drop for DecodeJoin {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take()
+            && !crate::lifecycle::join_by(handle, Instant::now() + DECODE_JOIN_GRACE)
+        {
+            warn!("a decode thread did not end in time; leaving it behind");
+        }
+    }
 }
 
 /// The lavfi graph behind the built-in test pattern: moving, colourful, and 4:2:0 so it
@@ -192,7 +214,7 @@ impl DecodeThread {
                     info,
                     frames,
                     end: end_rx,
-                    handle,
+                    handle: DecodeJoin(Some(handle)),
                 })
             }
             Ok(Err(e)) => Err(e),

@@ -57,6 +57,8 @@ pub struct VideoFeed {
     frames: FrameReceiver,
     end: Receiver<SourceEnd>,
     ended: Option<SourceEnd>,
+    /// Last: dropped after the queue, so a thread blocked on it can end.
+    _thread: crate::decode::DecodeJoin,
 }
 
 impl VideoFeed {
@@ -315,6 +317,7 @@ fn attach_stream(
         frames: decode.frames,
         end: decode.end,
         ended: None,
+        _thread: decode.handle,
     });
     let offline = settings.offline && !info.live;
     if offline {
