@@ -761,3 +761,95 @@ fn offline_renders_tick_at_fps_or_at_the_fastest_layer() {
     assert_eq!(shown, (0..50u64).collect::<Vec<_>>());
     assert!(s["output_fps"].is_null(), "{s}");
 }
+
+#[test]
+fn two_live_sources_at_25_and_30_fps_each_advance_at_their_own_rate() {
+    // Two live HLS origins (the real ffmpeg CLI in real time, over 127.0.0.1): the video at
+    // 30 fps, a layer at 25 fps moved down half the canvas, so the video's frame number
+    // shows in the top rows and the layer's in the middle. Composited at --fps 30.
+    let small = OriginOptions {
+        width: W * 5,
+        height: H * 5,
+        ..OriginOptions::default()
+    };
+    let video = LiveOrigin::start(small.clone());
+    let layer = LiveOrigin::start(OriginOptions { fps: 25, ..small });
+    let out = run_with_limit(
+        lucid()
+            .args([
+                "--no-preview",
+                "--pipe",
+                "y4m",
+                "--fps",
+                "30",
+                "--duration",
+                "10",
+            ])
+            .arg("--url")
+            .arg(video.master_url())
+            .arg("--layer")
+            .arg(format!("{}:y=0.5", layer.master_url())),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let y4m = Y4m::parse(&out.stdout);
+    assert_eq!(y4m.rate, "30:1");
+    let (w, h) = (y4m.width as usize, y4m.height as usize);
+    let layer_top = h / 2;
+    let layer_marks: Vec<u64> = y4m
+        .frames
+        .iter()
+        .map(|f| read_marker(&f[layer_top * w..], w, w as u32, h as u32))
+        .collect();
+    // The layer shows once it has opened and buffered its first segment (live layers play
+    // a segment and a half behind): from the first of ten frames that read as its
+    // counter, advancing (the video's picture is there before).
+    let shown = layer_marks
+        .windows(10)
+        .position(|run| {
+            run.windows(2).all(|p| p[1] >= p[0] && p[1] - p[0] <= 2) && run[9] - run[0] >= 5
+        })
+        .expect("the layer never showed");
+    assert!(shown <= 150, "the layer took {shown} ticks to show");
+    // Its first half second is left out: the first frame can stay up a few ticks while its
+    // textures are made (seen: 4 ticks, then two frames skipped).
+    let steady = shown + 15..y4m.frames.len();
+    assert!(
+        steady.len() >= 120,
+        "{} frames with the layer",
+        steady.len()
+    );
+    let video_marks: Vec<u64> = y4m.frames[steady.clone()]
+        .iter()
+        .map(|f| read_marker(f, w, w as u32, h as u32))
+        .collect();
+    let layer_marks = &layer_marks[steady];
+    let check = |name: &str, marks: &[u64], rate: f64| {
+        assert!(
+            marks.windows(2).all(|p| p[1] >= p[0]),
+            "{name}: in order: {marks:?}"
+        );
+        // Advancing at its own rate: as many distinct frames as it makes in that time,
+        // within a tenth (a loaded machine misses a few ticks).
+        let distinct = marks.windows(2).filter(|p| p[1] != p[0]).count() + 1;
+        let want = marks.len() as f64 * rate / 30.0;
+        assert!(
+            (distinct as f64 - want).abs() <= want * 0.1,
+            "{name}: {distinct} distinct frames in {} ticks, want about {want:.0}: {marks:?}",
+            marks.len()
+        );
+        // Smooth: a frame stays up for the ticks its source leaves it there, no longer
+        // (one tick in five of a 25 fps source shows a frame a second time).
+        let longest = marks
+            .chunk_by(|a, b| a == b)
+            .map(<[u64]>::len)
+            .max()
+            .unwrap();
+        assert!(
+            longest <= 3,
+            "{name}: a frame held {longest} ticks: {marks:?}"
+        );
+    };
+    check("video (30 fps)", &video_marks, 30.0);
+    check("layer (25 fps)", layer_marks, 25.0);
+}

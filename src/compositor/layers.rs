@@ -30,6 +30,9 @@ use crate::video::{
     VideoSystems,
 };
 
+/// A live layer plays this much more than one segment behind its first frame's arrival.
+const LIVE_MARGIN: Duration = Duration::from_millis(500);
+
 /// How long a layer ending with `end=fade` takes to fade out.
 const FADE_OUT: Duration = Duration::from_secs(1);
 
@@ -215,6 +218,10 @@ struct Layer {
     last_shown: Option<f64>,
     /// Its source's frame rate, when known.
     rate: Option<f64>,
+    /// How far behind its first frame's arrival a layer plays, seconds: a live source's
+    /// frames come a segment at a time, and a layer shown as they arrive stalls at each
+    /// segment's end and then skips the frames that came late (0 for files).
+    buffer: f64,
 }
 
 impl Layer {
@@ -237,6 +244,7 @@ impl Layer {
             pass_ms: None,
             last_shown: None,
             rate: None,
+            buffer: 0.0,
         }
     }
 }
@@ -391,6 +399,11 @@ fn take_opened(mut layers: ResMut<Layers>) {
                     decode.info.height
                 );
                 layer.rate = decode.info.frame_rate;
+                // The bottom video's default latency target, for the same reason.
+                layer.buffer = match (decode.info.live, decode.info.segment_duration) {
+                    (true, Some(segment)) => (segment + LIVE_MARGIN).as_secs_f64(),
+                    _ => 0.0,
+                };
                 layer.decode = Some(decode);
                 layer.state = LayerState::Playing;
                 layer.opening = None;
@@ -591,7 +604,7 @@ fn newest_due(layer: &mut Layer, now: f64) -> Option<VideoFrame> {
             .or_else(|| layer.decode.as_ref()?.frames.rx.try_recv().ok());
         let Some(frame) = next else { break };
         let pts = frame.pts.as_secs_f64();
-        let offset = *layer.offset.get_or_insert(now - pts);
+        let offset = *layer.offset.get_or_insert(now - pts + layer.buffer);
         if pts + offset <= now + 1e-6 {
             newest = Some(frame);
         } else {

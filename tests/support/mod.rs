@@ -300,6 +300,7 @@ pub fn live_x264_args(gop: u32) -> Vec<String> {
 }
 
 /// Options for [`LiveOrigin`].
+#[derive(Clone)]
 pub struct OriginOptions {
     /// The high rendition's size; the low one is half of it.
     pub width: u32,
@@ -309,6 +310,8 @@ pub struct OriginOptions {
     pub vod_seconds: Option<f64>,
     /// Fragmented MP4 segments (EXT-X-MAP) instead of MPEG-TS.
     pub fmp4: bool,
+    /// Frames a second.
+    pub fps: u32,
 }
 
 impl Default for OriginOptions {
@@ -319,6 +322,7 @@ impl Default for OriginOptions {
             segment_secs: 1,
             vod_seconds: None,
             fmp4: false,
+            fps: FPS,
         }
     }
 }
@@ -340,18 +344,18 @@ impl LiveOrigin {
         if options.vod_seconds.is_none() {
             args.push("-re".into());
         }
-        args.extend(marked_source_args(
-            options.width,
-            options.height,
-            options.vod_seconds,
-        ));
+        args.extend(
+            marked_source_args(options.width, options.height, options.vod_seconds)
+                .into_iter()
+                .map(|a| a.replace(&format!("rate={FPS}"), &format!("rate={}", options.fps))),
+        );
         let flags = if options.vod_seconds.is_some() {
             "independent_segments+temp_file"
         } else {
             "delete_segments+independent_segments+temp_file"
         };
         args.extend(["-map".into(), "[lo]".into(), "-map".into(), "[hi]".into()]);
-        args.extend(live_x264_args(FPS * options.segment_secs));
+        args.extend(live_x264_args(options.fps * options.segment_secs));
         for a in [
             "-b:v:0",
             "300k",
