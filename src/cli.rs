@@ -76,8 +76,8 @@ pub struct Args {
 
     /// The output's own frame rate: the canvas is drawn and every output gets a frame this
     /// many times a second, whatever the sources' rates (each shows its newest frame).
-    /// Without it the --url video's frames set the pace (headless and offline: the fastest
-    /// source's). Offline renders (a file into files) tick on the video's time, as fast as
+    /// Without it the --url video's frames set the pace (offline: a faster layer's rate; in
+    /// a window with layers: the display's refresh rate). Offline renders (a file into files) tick on the video's time, as fast as
     /// the machine allows; otherwise the clock is real time.
     #[arg(long, value_name = "FPS")]
     pub fps: Option<f64>,

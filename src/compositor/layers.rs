@@ -288,6 +288,7 @@ impl Plugin for LayersPlugin {
             protocol: self.protocol,
         })
         .add_systems(Startup, open_layers)
+        .add_systems(PreUpdate, pick_display_rate)
         .add_systems(
             Update,
             (
@@ -441,6 +442,40 @@ fn hold_offline(layers: Res<Layers>, pacing: Option<ResMut<Pacing>>) {
         });
     if pacing.layers_waiting != waiting {
         pacing.layers_waiting = waiting;
+    }
+}
+
+/// In a window, a show with layers runs at the display's refresh rate (without `--fps`):
+/// each layer then shows its frames at its own rate, however the `--url` video's compare.
+/// Decided once, before the video opens (its clock starts with the rate); without layers,
+/// or where the display does not say its rate (Xvfb), the video's frames keep setting the
+/// pace.
+fn pick_display_rate(
+    mut commands: Commands,
+    layers: Res<Layers>,
+    rate: Option<Res<crate::video::OutputRate>>,
+    opened: Option<Res<StreamDescription>>,
+    monitors: Query<&bevy::window::Monitor, With<bevy::window::PrimaryMonitor>>,
+    mut decided: Local<bool>,
+) {
+    if *decided || rate.is_some() || opened.is_some() {
+        *decided = true;
+        return;
+    }
+    let Ok(monitor) = monitors.single() else {
+        return;
+    };
+    *decided = true;
+    let Some(hz) = monitor
+        .refresh_rate_millihertz
+        .map(|mhz| f64::from(mhz) / 1000.0)
+        .filter(|hz| (1.0..=240.0).contains(hz))
+    else {
+        return;
+    };
+    if !layers.is_empty() {
+        info!("output at {hz:.2} fps, the display's refresh rate (--fps sets one)");
+        commands.insert_resource(crate::video::OutputRate(hz));
     }
 }
 
