@@ -8,6 +8,8 @@
 //! there, ping-ponging between two such textures as the master chain does on the canvas
 //! (`crate::effects::render`), and the blend pass then places their result.
 
+use std::collections::HashMap;
+
 use bevy::core_pipeline::FullscreenShader;
 use bevy::prelude::*;
 use bevy::render::{
@@ -22,8 +24,6 @@ use bevy::render::{
     renderer::{RenderContext, RenderDevice, RenderGraph, RenderQueue},
     texture::GpuImage,
 };
-
-use std::collections::HashMap;
 
 use crate::effects::render::{
     EffectPassPrep, EffectPassRunner, EffectTargets, PassFrame, PreparedPass,

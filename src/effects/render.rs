@@ -2,7 +2,8 @@
 //! buffers and a feedback texture that persist across frames, and a system in the canvas
 //! passes ([`CanvasSystems::Effects`]) that runs the chain over the canvas, ping-ponging
 //! between the canvas and its scratch texture ([`CanvasView::post_process_write`]), so no
-//! texture is made per frame.
+//! texture is made per frame. [`EffectPassPrep`] and [`EffectPassRunner`] are shared with
+//! the compositor, which runs each layer's own chain the same way on textures of its own.
 //!
 //! A shader whose pipeline is still compiling or failed is not run: the effect's last
 //! pipeline that worked runs instead, so a bad edit never blacks out the show.
