@@ -49,22 +49,30 @@ const SIGNAL_DEADLINE: Duration = Duration::from_millis(800);
 /// How often a wait on the main thread looks at the stop flag.
 const STOP_POLL: Duration = Duration::from_millis(20);
 
+/// Writes a `--list-*` listing to stdout. Not `print!`: it panics when the reader has
+/// gone (`lucid --list-effects | head`).
+fn print_listing(text: &str) {
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
 /// Runs Lucid with parsed arguments until the stream ends, the duration passes, a signal
 /// arrives or something fails.
 pub fn run(args: Args) -> Result<()> {
     args.validate()?;
     if args.list_osc {
-        print!("{}", crate::control::osc::listing());
+        print_listing(&crate::control::osc::listing());
         return Ok(());
     }
     if args.list_midi {
         let ports = crate::control::midi::ports()?;
+        let mut text = String::new();
         if ports.is_empty() {
-            println!("no MIDI inputs");
+            text.push_str("no MIDI inputs\n");
         }
         for (i, name) in ports.iter().enumerate() {
-            println!("{i}: {name}");
+            text.push_str(&format!("{i}: {name}\n"));
         }
+        print_listing(&text);
         return Ok(());
     }
     let cues = args
@@ -82,7 +90,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     let catalog = load_catalog(&args)?;
     if args.list_effects {
-        print!("{}", describe_effects(&catalog));
+        print_listing(&describe_effects(&catalog));
         return Ok(());
     }
     let chain = build_chain(&args, &catalog, &scene)?;
