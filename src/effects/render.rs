@@ -185,6 +185,8 @@ impl EffectPassPrep<'_> {
             return Vec::new();
         };
         let mut prepared = Vec::with_capacity(frames.len());
+        // The uniform buffer pair of the next pass that runs.
+        let mut slot = 0;
         for (i, pass) in frames.iter().enumerate() {
             let id = *self
                 .pipelines
@@ -221,7 +223,6 @@ impl EffectPassPrep<'_> {
                 prepared.push(None);
                 continue;
             };
-            let slot = prepared.iter().flatten().count();
             if buffers.len() <= slot {
                 let make = |label: &str, size: usize| {
                     self.device.create_buffer(&BufferDescriptor {
@@ -237,6 +238,7 @@ impl EffectPassPrep<'_> {
                 ));
             }
             let (globals, params) = buffers[slot].clone();
+            slot += 1;
             self.queue.write_buffer(&globals, 0, &pass.globals);
             self.queue.write_buffer(&params, 0, &pass.params);
             prepared.push(Some(PreparedPass {

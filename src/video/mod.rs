@@ -497,51 +497,42 @@ fn present_due_frame(
         // still decoding (the frame must composite what it would on any machine).
         return;
     }
-    if pacing.offline
-        && let Some(mut ticks) = ticks
-    {
-        // `--fps` offline: ticks on the video's own time, as fast as the machine allows.
-        let ended = feed.ended.is_some() || !feed.end.is_empty();
-        let Some(pts) = ticks.offline_tick(&feed.frames.rx, ended, |frame| {
-            if !freeze.0 {
-                upload(
-                    frame,
-                    &mut texture,
-                    &mut images,
-                    &mut canvas_frame,
-                    canvas.size,
-                    &mut stats,
+    let mut ticks = ticks;
+    // The video frame due now, and, offline with `--fps`, the tick it is shown at.
+    let (due, offline_tick) = match ticks.as_deref_mut() {
+        Some(ticks) if pacing.offline => {
+            // `--fps` offline: ticks on the video's own time, as fast as the machine allows.
+            let ended = feed.ended.is_some() || !feed.end.is_empty();
+            let Some((pts, newest)) = ticks.offline_tick(&feed.frames.rx, ended) else {
+                return;
+            };
+            (newest, Some(pts))
+        }
+        _ => {
+            let tick = clock.0.tick(
+                Instant::now(),
+                &feed.frames.rx,
+                edge.0.as_ref().and_then(LiveEdge::now),
+            );
+            stats.skipped += tick.skipped;
+            stats.latency = clock.0.latency();
+            stats.latency_target = clock.0.target();
+            if tick.catch_up {
+                stats.catch_ups += 1;
+                warn!("more than a segment behind the live edge; dropping frames to catch up");
+            }
+            if let Some(late) = tick.stall {
+                stats.stalls += 1;
+                warn!(
+                    "source stalled; playback resumes {} ms behind plan",
+                    late.as_millis()
                 );
             }
-        }) else {
-            return;
-        };
-        redraw.0 = false;
-        canvas_frame.draw = true;
-        present(&mut stats, &mut presented, pts);
-        return;
-    }
-    let tick = clock.0.tick(
-        Instant::now(),
-        &feed.frames.rx,
-        edge.0.as_ref().and_then(LiveEdge::now),
-    );
-    stats.skipped += tick.skipped;
-    stats.latency = clock.0.latency();
-    stats.latency_target = clock.0.target();
-    if tick.catch_up {
-        stats.catch_ups += 1;
-        warn!("more than a segment behind the live edge; dropping frames to catch up");
-    }
-    if let Some(late) = tick.stall {
-        stats.stalls += 1;
-        warn!(
-            "source stalled; playback resumes {} ms behind plan",
-            late.as_millis()
-        );
-    }
+            (tick.show, None)
+        }
+    };
     // Frozen, a frame is dropped: the picture holds while time goes on.
-    let shown = tick.show.map(|frame| {
+    let shown = due.map(|frame| {
         let pts = frame.pts;
         if !freeze.0 {
             upload(
@@ -555,10 +546,11 @@ fn present_due_frame(
         }
         pts
     });
-    let pts = match ticks {
+    let pts = match (offline_tick, ticks) {
+        (Some(pts), _) => Some(pts),
         // `--fps`: the video's frames are uploaded as they come due; the canvas is drawn
         // and the outputs get a frame on the output clock's ticks.
-        Some(mut ticks) => {
+        (None, Some(mut ticks)) => {
             if let Some(pts) = shown {
                 ticks.first_pts.get_or_insert(pts);
                 ticks.start.get_or_insert_with(Instant::now);
@@ -567,7 +559,7 @@ fn present_due_frame(
                 ticks.first_pts.unwrap_or_default() + ticks.period.mul_f64(number as f64)
             })
         }
-        None => shown,
+        (None, None) => shown,
     };
     let Some(pts) = pts else {
         canvas_frame.draw = std::mem::take(&mut redraw.0);
@@ -611,6 +603,8 @@ pub struct OutputTicks {
     pub missed: u64,
     /// Offline: the video's next frame, decoded but not yet due.
     held: Option<VideoFrame>,
+    /// Offline: the newest frame due by the next tick, shown once that tick is complete.
+    due: Option<VideoFrame>,
 }
 
 impl OutputTicks {
@@ -623,6 +617,7 @@ impl OutputTicks {
             next: 0,
             missed: 0,
             held: None,
+            due: None,
         }
     }
 
@@ -633,28 +628,26 @@ impl OutputTicks {
 
     /// True while a decoded video frame waits for its tick (offline).
     pub fn holds_frame(&self) -> bool {
-        self.held.is_some()
+        self.held.is_some() || self.due.is_some()
     }
 
     /// Offline: the next tick's output time, once the video's frames due by then are known
-    /// (the first one after it is decoded). Each frame due is handed to `show`, oldest
-    /// first (the newest stays on screen). `None` while the decoder has not caught up, and
-    /// once the video `ended` and its last frame was shown: the last tick is the one that
-    /// shows the last frame.
+    /// (the first one after it is decoded), with the newest of them (older ones due in the
+    /// same tick would only be overwritten). `None` while the decoder has not caught up,
+    /// and once the video `ended` and its last frame was shown: the last tick is the one
+    /// that shows the last frame.
     pub fn offline_tick(
         &mut self,
         frames: &Receiver<VideoFrame>,
         ended: bool,
-        mut show: impl FnMut(VideoFrame),
-    ) -> Option<Duration> {
-        let mut showed = false;
+    ) -> Option<(Duration, Option<VideoFrame>)> {
         loop {
             if self.held.is_none() {
                 self.held = frames.try_recv().ok();
             }
             let Some(frame) = &self.held else {
                 // Wait for the decoder; at the end, the frames shown close the last tick.
-                if ended && showed {
+                if ended && self.due.is_some() {
                     break;
                 }
                 return None;
@@ -665,12 +658,11 @@ impl OutputTicks {
             if frame.pts > due + Duration::from_micros(1) {
                 break;
             }
-            show(self.held.take().expect("checked"));
-            showed = true;
+            self.due = self.held.take();
         }
         let pts = self.first_pts? + self.period.mul_f64(self.next as f64);
         self.next += 1;
-        Some(pts)
+        Some((pts, self.due.take()))
     }
 
     /// When the next tick is due (`None` before the video's first frame).
@@ -814,26 +806,43 @@ mod tests {
         );
     }
 
-    #[test]
-    fn offline_ticks_show_each_frame_on_the_tick_it_falls_due() {
-        let frame = |n: u64| VideoFrame {
-            index: n,
-            pts: Duration::from_millis(1000 + n * 40),
+    fn frame_at(index: u64, ms: u64) -> VideoFrame {
+        VideoFrame {
+            index,
+            pts: Duration::from_millis(ms),
             width: 2,
             height: 2,
             picture: Picture::Rgba(vec![0; 16]),
-        };
+        }
+    }
+
+    /// One offline tick: its time and the index of the frame it shows.
+    fn tick(
+        ticks: &mut OutputTicks,
+        rx: &Receiver<VideoFrame>,
+        ended: bool,
+    ) -> Option<(Duration, Option<u64>)> {
+        ticks
+            .offline_tick(rx, ended)
+            .map(|(pts, frame)| (pts, frame.map(|f| f.index)))
+    }
+
+    #[test]
+    fn offline_ticks_show_each_frame_on_the_tick_it_falls_due() {
         // 50 frames at 25 fps, ticked at 30: the decoder has them all queued.
         let (tx, rx) = crossbeam_channel::unbounded();
         let mut ticks = OutputTicks::new(30.0);
-        let mut shown_at = Vec::new();
         // Nothing decoded yet: no tick.
-        assert_eq!(ticks.offline_tick(&rx, false, |_| {}), None);
+        assert_eq!(tick(&mut ticks, &rx, false), None);
         for n in 0..50 {
-            tx.send(frame(n)).unwrap();
+            tx.send(frame_at(n, 1000 + n * 40)).unwrap();
         }
         let mut pts = Vec::new();
-        while let Some(t) = ticks.offline_tick(&rx, true, |f| shown_at.push((f.index, pts.len()))) {
+        let mut shown_at = Vec::new();
+        while let Some((t, shown)) = tick(&mut ticks, &rx, true) {
+            if let Some(index) = shown {
+                shown_at.push((index, pts.len()));
+            }
             pts.push(t);
         }
         // Two seconds of video at 30 fps: 60 ticks, the last one shows the last frame.
@@ -850,37 +859,34 @@ mod tests {
     }
 
     #[test]
-    fn offline_ticks_wait_for_the_decoder() {
+    fn offline_ticks_wait_for_the_decoder_and_show_the_newest_due() {
         let (tx, rx) = crossbeam_channel::unbounded();
         let mut ticks = OutputTicks::new(10.0);
-        let frame = |ms: u64| VideoFrame {
-            index: ms,
-            pts: Duration::from_millis(ms),
-            width: 2,
-            height: 2,
-            picture: Picture::Rgba(vec![0; 16]),
-        };
-        tx.send(frame(0)).unwrap();
+        tx.send(frame_at(0, 0)).unwrap();
         // Frame 0 is shown at tick 0, but whether tick 0 is complete needs the next frame.
-        assert_eq!(ticks.offline_tick(&rx, false, |_| {}), None);
-        tx.send(frame(250)).unwrap();
-        assert_eq!(ticks.offline_tick(&rx, false, |_| {}), Some(Duration::ZERO));
+        assert_eq!(tick(&mut ticks, &rx, false), None);
+        tx.send(frame_at(1, 250)).unwrap();
+        assert_eq!(
+            tick(&mut ticks, &rx, false),
+            Some((Duration::ZERO, Some(0)))
+        );
         // 100 and 200 ms: the held frame (250) is not due yet; the picture holds.
         assert_eq!(
-            ticks.offline_tick(&rx, false, |_| panic!("not due")),
-            Some(Duration::from_millis(100))
+            tick(&mut ticks, &rx, false),
+            Some((Duration::from_millis(100), None))
         );
         assert_eq!(
-            ticks.offline_tick(&rx, false, |_| {}),
-            Some(Duration::from_millis(200))
+            tick(&mut ticks, &rx, false),
+            Some((Duration::from_millis(200), None))
         );
         assert!(ticks.holds_frame());
-        let mut shown = 0;
+        // 260 and 280 ms fall due at 300 with 250: the newest of the three is shown.
+        tx.send(frame_at(2, 260)).unwrap();
+        tx.send(frame_at(3, 280)).unwrap();
         assert_eq!(
-            ticks.offline_tick(&rx, true, |_| shown += 1),
-            Some(Duration::from_millis(300))
+            tick(&mut ticks, &rx, true),
+            Some((Duration::from_millis(300), Some(3)))
         );
-        assert_eq!(shown, 1);
-        assert_eq!(ticks.offline_tick(&rx, true, |_| {}), None, "the end");
+        assert_eq!(tick(&mut ticks, &rx, true), None, "the end");
     }
 }
