@@ -12,11 +12,13 @@
 //! Exit codes are part of Lucid's interface (scripts and supervisors read them). They are
 //! documented in the README and kept stable here, in [`LucidError::exit_code`].
 
-use crate::daydream::DaydreamError;
-use crate::decode::DecodeError;
-use crate::output::OutputError;
-use crate::source::hls::HlsError;
-use crate::source::whep::WhepError;
+// Each stage's error lives in a leaf module of its stage, so this aggregate sits low in the
+// house: every stage may return a `LucidError` without importing back up.
+use crate::daydream::error::DaydreamError;
+use crate::decode::error::DecodeError;
+use crate::output::error::OutputError;
+use crate::source::hls::error::HlsError;
+use crate::source::whep::error::WhepError;
 
 /// Exit code of a run that ended normally (end of input, `--duration`, a stop request).
 pub const EXIT_OK: u8 = 0;

@@ -6,7 +6,8 @@
 //! [`source`] (what to play, and the HLS client) -> [`decode`] (FFmpeg, hardware first) ->
 //! [`video`] (pacing, upload, YUV->RGB on the GPU) -> [`preview`] (the window) and
 //! [`output`] (readback, record, pipe, network, virtual camera, images); [`control`] (OSC
-//! and MIDI). [`app`] wires them together; see ARCHITECTURE.md.
+//! and MIDI). [`cli`] parses the command line, [`config`] turns it into one checked
+//! [`config::Config`], and [`app`] runs it, one plugin per feature; see ARCHITECTURE.md.
 
 // Unsafe code lives only in `decode::hwaccel` (FFmpeg's hwdevice FFI, behind a safe
 // API) and, with the `ndi` feature, `output::ndi` (the NDI runtime's C API);
@@ -15,6 +16,7 @@
 pub mod app;
 pub mod cli;
 pub mod compositor;
+pub mod config;
 pub mod control;
 pub mod daydream;
 pub mod decode;

@@ -1,4 +1,5 @@
-//! `lucid`: parse the command line, run, and turn the outcome into an exit code.
+//! `lucid`: parse the command line, turn it into a checked configuration, run, and turn the
+//! outcome into an exit code.
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -11,7 +12,7 @@ fn main() -> ExitCode {
     // and every Lucid thread catch it); never as a backtrace that loses the recording.
     lucid::lifecycle::install_panic_hook();
     let args = lucid::cli::Args::parse();
-    match lucid::app::run(args) {
+    match lucid::config::Config::from_args(args).and_then(lucid::app::run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             // Not eprintln!: it panics when stderr is closed.

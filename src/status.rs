@@ -129,7 +129,7 @@ pub struct StatusSnapshot {
     /// The show's tempo (`--bpm` or tapped), beats per minute.
     pub bpm: Option<f64>,
     /// OSC and MIDI messages received, applied and rejected (with `--osc` or `--midi`).
-    pub control: Option<crate::control::plugin::ControlReport>,
+    pub control: Option<crate::show::state::ControlReport>,
     /// Each `--layer`, bottom first: source, state, frames shown, loops, error.
     pub layers: Vec<crate::compositor::layers::LayerReport>,
     /// With `--fps`: output ticks the app was too late for (skipped, not made up).
@@ -382,7 +382,7 @@ struct ShowReports<'w> {
     pacing: Res<'w, crate::video::Pacing>,
     daydream: Option<Res<'w, crate::daydream::DaydreamState>>,
     tempo: Option<Res<'w, crate::effects::ShowTempo>>,
-    control: Option<Res<'w, crate::control::plugin::ControlReport>>,
+    control: Option<Res<'w, crate::show::state::ControlReport>>,
     layers: Option<Res<'w, crate::compositor::layers::Layers>>,
     ticks: Option<Res<'w, crate::video::OutputTicks>>,
 }
@@ -400,7 +400,7 @@ fn report_status(
     texture: Option<Res<VideoTexture>>,
     lifecycle: Res<Lifecycle>,
     timings: Option<Res<crate::effects::EffectTimings>>,
-    ui: Option<Res<crate::overlay::UiTiming>>,
+    ui: Option<Res<crate::show::state::UiTiming>>,
     outputs: Option<Res<OutputStats>>,
     mut latest: ResMut<LatestStatus>,
     show: ShowReports,

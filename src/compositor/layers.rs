@@ -7,28 +7,30 @@
 //! Clock: a layer's timestamps are aligned on the video's stream time when its first frame
 //! is shown, so two files composite the same on any machine (offline rendering waits for a
 //! layer still decoding) and live layers advance at their own rates.
+//!
+//! - this file: the layers' state, opening them and taking requests from the overlay.
+//! - [`advance`]: each presented frame, per layer; [`rate`]: who sets the pace.
+
+mod advance;
+mod rate;
 
 use std::time::Duration;
 
 use bevy::prelude::*;
-use bevy::render::render_resource::TextureFormat;
 use crossbeam_channel::{Receiver, TryRecvError, bounded};
 use tracing::{info, warn};
 
-use super::render::{LayerDraw, LayerDraws};
-use super::{AtEnd, Crossfader, LayerSpec};
-use crate::decode::frame::{Picture, VideoFrame};
-use crate::decode::{DecodeOptions, DecodeThread, SourceEnd};
+use super::{Crossfader, LayerSpec};
+use crate::decode::frame::VideoFrame;
+use crate::decode::{DecodeOptions, DecodeThread};
+use crate::effects::EffectSystems;
 use crate::effects::chain::EffectInstance;
-use crate::effects::{ChainPasses, EffectSystems};
 use crate::error::Result;
 use crate::lifecycle::Lifecycle;
 use crate::source::{Protocol, SourceSpec};
-use crate::video::render::video_params;
-use crate::video::{
-    FramePresented, OutputCanvas, OutputTicks, Pacing, PlaybackStats, StreamDescription,
-    VideoSystems,
-};
+use crate::video::VideoSystems;
+use advance::{advance_layers, crossfade_key, finished, read_timings};
+use rate::{hold_offline, pick_display_rate, pick_output_rate};
 
 /// A live layer plays this much more than one segment behind its first frame's arrival.
 const LIVE_MARGIN: Duration = Duration::from_millis(500);
@@ -419,321 +421,6 @@ fn take_opened(mut layers: ResMut<Layers>) {
             }
             Err(TryRecvError::Empty) => {}
             Err(TryRecvError::Disconnected) => layer.opening = None,
-        }
-    }
-}
-
-/// Offline, the video waits for a layer that is opening or has not decoded its next frame,
-/// so what each frame composites does not depend on the machine's speed.
-fn hold_offline(layers: Res<Layers>, pacing: Option<ResMut<Pacing>>) {
-    let Some(mut pacing) = pacing else { return };
-    let waiting = pacing.offline
-        && layers.layers.iter().any(|l| match l.state {
-            // Opening, or opening again to loop.
-            _ if l.opening.is_some() => true,
-            LayerState::Connecting => true,
-            LayerState::Playing => {
-                l.pending.is_none()
-                    && l.decode
-                        .as_ref()
-                        .is_some_and(|d| d.frames.rx.is_empty() && d.end.is_empty())
-            }
-            LayerState::Stalled | LayerState::Ended | LayerState::Failed => false,
-        });
-    if pacing.layers_waiting != waiting {
-        pacing.layers_waiting = waiting;
-    }
-}
-
-/// In a window, a show with layers runs at the display's refresh rate (without `--fps`):
-/// each layer then shows its frames at its own rate, however the `--url` video's compare.
-/// Decided once, before the video opens (its clock starts with the rate); without layers,
-/// or where the display does not say its rate (Xvfb), the video's frames keep setting the
-/// pace.
-fn pick_display_rate(
-    mut commands: Commands,
-    layers: Res<Layers>,
-    rate: Option<Res<crate::video::OutputRate>>,
-    opened: Option<Res<StreamDescription>>,
-    monitors: Query<&bevy::window::Monitor, With<bevy::window::PrimaryMonitor>>,
-    mut decided: Local<bool>,
-) {
-    if *decided || rate.is_some() || opened.is_some() {
-        *decided = true;
-        return;
-    }
-    let Ok(monitor) = monitors.single() else {
-        return;
-    };
-    *decided = true;
-    let Some(hz) = monitor
-        .refresh_rate_millihertz
-        .map(|mhz| f64::from(mhz) / 1000.0)
-        .filter(|hz| (1.0..=240.0).contains(hz))
-    else {
-        return;
-    };
-    if !layers.is_empty() {
-        info!("output at {hz:.2} fps, the display's refresh rate (--fps sets one)");
-        commands.insert_resource(crate::video::OutputRate(hz));
-    }
-}
-
-/// Offline without `--fps`, the output runs at the fastest source's rate: when a layer is
-/// faster than the `--url` video, an output clock at the layer's rate is started before
-/// the first frame (offline, every layer has opened by then), so each of its frames is
-/// shown. Live, the `--url` video keeps setting the pace (layers open after it starts).
-fn pick_output_rate(
-    mut commands: Commands,
-    layers: Res<Layers>,
-    pacing: Option<Res<Pacing>>,
-    stream: Option<Res<StreamDescription>>,
-    ticks: Option<Res<OutputTicks>>,
-    stats: Res<PlaybackStats>,
-    mut decided: Local<bool>,
-) {
-    let (Some(pacing), Some(stream)) = (pacing, stream) else {
-        return;
-    };
-    if *decided || !pacing.offline || pacing.layers_waiting || layers.is_empty() {
-        return;
-    }
-    *decided = true;
-    if ticks.is_some() || stats.presented > 0 {
-        return;
-    }
-    let Some(video) = stream.0.frame_rate else {
-        return;
-    };
-    let fastest = layers
-        .layers
-        .iter()
-        .enumerate()
-        .filter_map(|(i, l)| Some((i, l.rate?)))
-        .max_by(|a, b| a.1.total_cmp(&b.1));
-    if let Some((i, rate)) = fastest.filter(|(_, rate)| *rate > video + 0.01) {
-        info!(
-            "output at {rate:.2} fps, layer {}'s rate (the fastest source; --fps sets one)",
-            i + 1
-        );
-        commands.insert_resource(OutputTicks::new(rate));
-    }
-}
-
-/// On each presented video frame, every layer shows its newest due frame.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "a Bevy system: each argument is a query or resource it reads"
-)]
-fn advance_layers(
-    mut presented: MessageReader<FramePresented>,
-    mut layers: ResMut<Layers>,
-    mut images: ResMut<Assets<Image>>,
-    mut draws: ResMut<LayerDraws>,
-    canvas: Option<Res<OutputCanvas>>,
-    mut clock: Local<Option<(Duration, f64)>>,
-    mut fader: ResMut<Fader>,
-    mut chains: ChainPasses,
-) {
-    let Some(canvas) = canvas else { return };
-    let Some(tick) = presented.read().last().copied() else {
-        return;
-    };
-    // The video's stream time since its first frame, and the step since the last tick.
-    let (first, last) = *clock.get_or_insert((tick.pts, 0.0));
-    let now = tick.pts.saturating_sub(first).as_secs_f64();
-    let step = (now - last).max(0.0);
-    *clock = Some((first, now));
-    // On the video's stream time, like the layers: a timed crossfade renders the same
-    // offline as live.
-    fader.0.advance(step);
-    draws.0.clear();
-    layers.now = now;
-    for (i, layer) in layers.layers.iter_mut().enumerate() {
-        if let Some(frame) = newest_due(layer, now) {
-            upload(layer, frame, &mut images);
-            layer.shown += 1;
-            layer.last_shown = Some(now);
-        }
-        if matches!(layer.state, LayerState::Ended | LayerState::Failed)
-            && layer.spec.at_end == AtEnd::Fade
-            && layer.pending.is_none()
-        {
-            layer.fade = (layer.fade - step as f32 / FADE_OUT.as_secs_f32()).max(0.0);
-        }
-        let Some(textures) = &layer.textures else {
-            continue;
-        };
-        let opacity = layer.opacity * layer.fade * fader.0.weight(layer.spec.bus);
-        if opacity <= 0.0 || layer.muted {
-            continue;
-        }
-        let t = layer.spec.transform;
-        let (effects, keep_output) = chains.build(&layer.spec.effects, textures.size, true);
-        draws.0.push(LayerDraw {
-            size: textures.size,
-            effects,
-            keep_output,
-            number: i + 1,
-            planes: textures.planes.clone(),
-            rgba: textures.rgba.clone(),
-            video: textures.video,
-            rect: layer.spec.fit.rect(textures.size, canvas.size),
-            mix: Vec4::new(opacity, layer.spec.blend.index() as f32, 0.0, 0.0),
-            transform: Vec4::new(
-                t.x * canvas.size.x as f32,
-                t.y * canvas.size.y as f32,
-                t.scale,
-                t.rotate.to_radians(),
-            ),
-        });
-    }
-}
-
-/// Each layer's pass time, from Bevy's render diagnostics (present with `--stats-json`, a
-/// window or effects): GPU timestamps where the device has them, else CPU time.
-fn read_timings(
-    store: Option<Res<bevy::diagnostic::DiagnosticsStore>>,
-    mut layers: ResMut<Layers>,
-) {
-    let Some(store) = store else { return };
-    for (i, layer) in layers.layers.iter_mut().enumerate() {
-        let value = |end: &str| {
-            store
-                .get(&bevy::diagnostic::DiagnosticPath::new(format!(
-                    "render/lucid_layer/{}/{end}",
-                    i + 1
-                )))
-                .and_then(|d| d.average())
-        };
-        layer.pass_ms = value("elapsed_gpu").or_else(|| value("elapsed_cpu"));
-    }
-}
-
-/// X moves the crossfader to the other side over its time.
-fn crossfade_key(
-    keys: Option<Res<ButtonInput<KeyCode>>>,
-    captured: Option<Res<crate::show::KeyboardCaptured>>,
-    mut fader: ResMut<Fader>,
-) {
-    let Some(keys) = keys else { return };
-    if captured.is_some_and(|c| c.0) || !keys.just_pressed(KeyCode::KeyX) {
-        return;
-    }
-    fader.0.go_other_side();
-    info!(
-        "crossfading to {} over {:.1} s",
-        if fader.0.target > 0.5 { "B" } else { "A" },
-        fader.0.seconds
-    );
-}
-
-/// Takes the layer's frames that are due at `now` (the video's stream time); returns the
-/// newest, keeping the first one not yet due.
-fn newest_due(layer: &mut Layer, now: f64) -> Option<VideoFrame> {
-    let mut newest = None;
-    loop {
-        let next = layer
-            .pending
-            .take()
-            .or_else(|| layer.decode.as_ref()?.frames.rx.try_recv().ok());
-        let Some(frame) = next else { break };
-        let pts = frame.pts.as_secs_f64();
-        let offset = *layer.offset.get_or_insert(now - pts + layer.buffer);
-        if pts + offset <= now + 1e-6 {
-            newest = Some(frame);
-        } else {
-            layer.pending = Some(frame);
-            break;
-        }
-    }
-    newest
-}
-
-fn finished(
-    index: usize,
-    layer: &mut Layer,
-    end: SourceEnd,
-    opening: &LayerOpening,
-    lifecycle: &Lifecycle,
-) {
-    // Frames still queued are shown first; the end is acted on once they are out.
-    layer.decode = None;
-    match end {
-        SourceEnd::Finished if layer.spec.looped && !lifecycle.stopping() => {
-            layer.loops += 1;
-            layer.offset = None;
-            layer.opening = Some(open(index, &layer.spec, opening, lifecycle));
-        }
-        SourceEnd::Finished => {
-            info!(
-                "layer {}: ended; {}",
-                index + 1,
-                end_words(layer.spec.at_end)
-            );
-            layer.state = LayerState::Ended;
-        }
-        SourceEnd::Failed(e) => {
-            warn!("layer {}: {e}; {}", index + 1, end_words(layer.spec.at_end));
-            layer.error = Some(e.to_string());
-            layer.state = LayerState::Failed;
-        }
-    }
-}
-
-fn end_words(at_end: AtEnd) -> &'static str {
-    match at_end {
-        AtEnd::Hold => "holding its last frame",
-        AtEnd::Fade => "fading it out",
-    }
-}
-
-fn upload(layer: &mut Layer, frame: VideoFrame, images: &mut Assets<Image>) {
-    let size = UVec2::new(frame.width, frame.height);
-    let textures = match &mut layer.textures {
-        Some(t) if t.size == size => t,
-        slot => {
-            let (y, u, v) = crate::video::video_planes(images, size);
-            slot.insert(LayerTextures {
-                planes: [y, u, v],
-                rgba: None,
-                size,
-                video: Vec4::ZERO,
-            })
-        }
-    };
-    match frame.picture {
-        Picture::Yuv420 {
-            y,
-            u,
-            v,
-            matrix,
-            full_range,
-        } => {
-            textures.video = video_params(matrix, full_range);
-            textures.rgba = None;
-            for (handle, plane) in textures.planes.iter().zip([y, u, v]) {
-                if let Some(mut image) = images.get_mut(handle) {
-                    image.data = Some(plane);
-                }
-            }
-        }
-        Picture::Rgba(pixels) => {
-            textures.video = Vec4::new(0.0, 0.0, 1.0, 0.0);
-            let handle = textures
-                .rgba
-                .get_or_insert_with(|| {
-                    images.add(crate::video::video_image(
-                        size.x,
-                        size.y,
-                        TextureFormat::Rgba8Unorm,
-                        &[0, 0, 0, 0],
-                    ))
-                })
-                .clone();
-            if let Some(mut image) = images.get_mut(&handle) {
-                image.data = Some(pixels);
-            }
         }
     }
 }

@@ -367,6 +367,14 @@ impl Default for LayerSpec {
     }
 }
 
+impl std::str::FromStr for LayerSpec {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<LayerSpec, String> {
+        LayerSpec::parse(text)
+    }
+}
+
 impl LayerSpec {
     /// Parses `SOURCE[:opacity=0.5,blend=screen,fit=cover,loop=true,end=fade]`. The options
     /// follow the last `:` only when it is followed by `name=value` pairs, so URLs with

@@ -3,6 +3,7 @@
 //! rendered frame (outputs included); changed values go back to `--osc-feedback`.
 
 use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
@@ -10,37 +11,41 @@ use crossbeam_channel::Receiver;
 use rosc::OscMessage;
 use tracing::{info, warn};
 
-use super::midi::{MidiClock, MidiControl, MidiEvent, MidiMapping, MidiTarget, Timed};
+use super::midi::{MidiClock, MidiControl, MidiEvent, MidiInput, MidiMapping, Timed};
 use super::osc::{self, Feedback};
 use super::{ControlAction, set_enabled, set_param};
 use crate::compositor::layers::{Fader, Layers};
-use crate::daydream::panel::Cues;
 use crate::daydream::plugin::Steer;
 use crate::daydream::worker::SteerCommand;
 use crate::effects::chain::EffectChain;
 use crate::effects::tempo::TapTempo;
 use crate::effects::{EffectCatalog, EffectClock, MasterLevel, ShowTempo};
+use crate::error::Result;
+use crate::lifecycle::Lifecycle;
 use crate::show::ShowState;
+use crate::show::state::{ControlReport, Cues, MidiLearn, MidiMappings};
 use crate::video::{Freeze, RedrawCanvas, VideoSystems};
 
 /// How often changed values are sent back at most.
 const FEEDBACK_EVERY: Duration = Duration::from_millis(50);
 
-/// OSC and MIDI counters for the status line and `--stats-json`.
-#[derive(Resource, Debug, Clone, Default, serde::Serialize)]
-pub struct ControlReport {
-    /// OSC messages received.
-    pub osc_received: u64,
-    /// OSC messages applied.
-    pub osc_applied: u64,
-    /// OSC messages ignored: unknown address, wrong type, no such effect or parameter.
-    pub osc_rejected: u64,
-    /// MIDI messages Lucid acts on, received (notes, CCs, clock ticks).
-    pub midi_received: u64,
-    /// MIDI messages a mapping turned into a change.
-    pub midi_applied: u64,
-    /// The tempo MIDI clock gives, when a clock is running.
-    pub midi_clock_bpm: Option<f64>,
+/// OSC and MIDI.
+pub struct ControlConfig {
+    /// `--osc`: the UDP port to listen on.
+    pub osc: Option<u16>,
+    /// `--osc-feedback`, resolved.
+    pub feedback: Option<SocketAddr>,
+    /// `--midi`: the port, by number or name.
+    pub midi: Option<String>,
+    /// MIDI mappings from the scene and the preset.
+    pub mappings: Vec<MidiMapping>,
+}
+
+impl ControlConfig {
+    /// True when OSC or MIDI is asked for.
+    pub fn any(&self) -> bool {
+        self.osc.is_some() || self.midi.is_some()
+    }
 }
 
 /// Remote control: OSC in (`--osc`), feedback out (`--osc-feedback`), MIDI (`--midi`).
@@ -55,25 +60,42 @@ pub struct ControlPlugin {
     pub mappings: Vec<MidiMapping>,
 }
 
+impl ControlPlugin {
+    /// Opens what `config` asks for: binds the OSC port, starts the feedback sender and
+    /// opens the MIDI port, so a port in use or a missing device is an error before
+    /// anything plays. `None` when no control is asked for. The MIDI connection stays open
+    /// as long as the returned [`MidiInput`] lives.
+    pub fn open(
+        config: &ControlConfig,
+        lifecycle: &Lifecycle,
+    ) -> Result<(Option<ControlPlugin>, Option<MidiInput>)> {
+        if !config.any() {
+            return Ok((None, None));
+        }
+        let osc = config
+            .osc
+            .map(|port| osc::listen(port, lifecycle))
+            .transpose()?;
+        let midi = config.midi.as_deref().map(MidiInput::open).transpose()?;
+        let (midi, rx) = midi.map_or((None, None), |(m, rx)| (Some(m), Some(rx)));
+        let plugin = ControlPlugin {
+            osc,
+            feedback: config
+                .feedback
+                .map(|to| Feedback::start(to, lifecycle))
+                .transpose()?,
+            midi: rx,
+            mappings: config.mappings.clone(),
+        };
+        Ok((Some(plugin), midi))
+    }
+}
+
 #[derive(Resource)]
 struct OscInbox(Receiver<OscMessage>);
 
 #[derive(Resource)]
 struct MidiInbox(Receiver<Timed>);
-
-/// The MIDI mappings in force: loaded with presets, learned in the overlay, saved with
-/// presets.
-#[derive(Resource, Debug, Clone, Default)]
-pub struct MidiMappings(pub Vec<MidiMapping>);
-
-/// MIDI learn: the target the next moved control is mapped to (set by the overlay).
-#[derive(Resource, Debug, Clone, Default)]
-pub struct MidiLearn {
-    /// What the next control will drive, and since when it waits.
-    pub waiting: Option<(MidiTarget, Instant)>,
-    /// The last mapping learned, for the overlay.
-    pub learned: Option<String>,
-}
 
 #[derive(Resource, Clone)]
 struct OscFeedback(Feedback);

@@ -3,34 +3,14 @@
 //! it is where it came from.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::DaydreamError;
+// The key's facts live with the error type that names them (a leaf module).
+use super::error::DaydreamError;
+pub use super::error::{KEY_ENV, KEY_FILE, KeySource};
 
-/// The environment variable that holds the key.
-pub const KEY_ENV: &str = "DAYDREAM_API_KEY";
-/// The key file's name in Lucid's config folder.
-pub const KEY_FILE: &str = "daydream-api-key";
 /// Largest key file read (keys are tens of bytes).
 const MAX_KEY_BYTES: u64 = 4096;
-
-/// Where the key came from: said in errors instead of the key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeySource {
-    /// `DAYDREAM_API_KEY`.
-    Env,
-    /// The key file.
-    File(PathBuf),
-}
-
-impl fmt::Display for KeySource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            KeySource::Env => write!(f, "the {KEY_ENV} environment variable"),
-            KeySource::File(p) => write!(f, "the key file {}", p.display()),
-        }
-    }
-}
 
 /// A Daydream API key. Its `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]

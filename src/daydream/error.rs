@@ -1,10 +1,32 @@
 //! What can go wrong talking to Daydream. Retry decisions ask [`DaydreamError::is_transient`],
 //! never the message text. No variant carries the API key: messages say where it came from.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::credentials::{KEY_ENV, KEY_FILE, KeySource};
+/// The environment variable that holds the key.
+pub const KEY_ENV: &str = "DAYDREAM_API_KEY";
+/// The key file's name in Lucid's config folder.
+pub const KEY_FILE: &str = "daydream-api-key";
+
+/// Where the key came from: said in errors instead of the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// `DAYDREAM_API_KEY`.
+    Env,
+    /// The key file.
+    File(PathBuf),
+}
+
+impl fmt::Display for KeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeySource::Env => write!(f, "the {KEY_ENV} environment variable"),
+            KeySource::File(p) => write!(f, "the key file {}", p.display()),
+        }
+    }
+}
 
 /// A Daydream failure.
 #[derive(Debug, thiserror::Error)]

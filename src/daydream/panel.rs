@@ -14,12 +14,7 @@ use super::api::param;
 use super::cues::CueList;
 use super::steer::{ChangeState, reloads_pipeline};
 use super::{DaydreamState, Steer, SteerCommand};
-use crate::overlay::OverlayState;
-use crate::show::KeyboardCaptured;
-
-/// The cue list, when `--cues` gave one.
-#[derive(Resource, Debug, Clone, Default)]
-pub struct Cues(pub CueList);
+use crate::show::state::{Cues, KeyboardCaptured, OverlayShown};
 
 /// Adds the panel and the cue keys (window only; the cue list is a resource either way).
 pub struct DaydreamPanelPlugin;
@@ -90,13 +85,13 @@ fn panel(
     steer: Option<Res<Steer>>,
     cues: Option<ResMut<Cues>>,
     mut edits: ResMut<PanelEdits>,
-    overlay: Option<Res<OverlayState>>,
+    overlay: Option<Res<OverlayShown>>,
 ) -> Result {
     let (Some(state), Some(steer)) = (state, steer) else {
         return Ok(());
     };
     // The panel is part of the overlay: F1 and --hide-ui hide it too.
-    if overlay.is_some_and(|o| !o.visible) {
+    if overlay.is_some_and(|o| !o.0) {
         return Ok(());
     }
     let ctx = contexts.ctx_mut()?.clone();

@@ -292,8 +292,20 @@ pub fn timestamp(pts: Duration, last: Option<i64>) -> i64 {
     last.map_or(ts, |last| ts.max(last + 1))
 }
 
-/// Parses `--bitrate`: bits per second, with an optional `k` or `M` (`6M`, `4500k`).
-pub fn parse_bitrate(text: &str) -> Result<u64, String> {
+/// `--bitrate`: bits per second, written with an optional `k` or `M` (`6M`, `4500k`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bitrate(pub u64);
+
+impl std::str::FromStr for Bitrate {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Bitrate, String> {
+        parse_bitrate(text).map(Bitrate)
+    }
+}
+
+/// Parses a bitrate; the error says what is wrong.
+fn parse_bitrate(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let (digits, scale) = match t.char_indices().last() {
         Some((i, 'k' | 'K')) => (&t[..i], 1e3),
@@ -305,9 +317,9 @@ pub fn parse_bitrate(text: &str) -> Result<u64, String> {
         .ok()
         .filter(|v| v.is_finite() && *v > 0.0)
         .map(|v| (v * scale).round() as u64)
-        .ok_or_else(|| format!("--bitrate {text}: a number of bits a second, like 6M or 4500k"))?;
+        .ok_or_else(|| "a number of bits a second, like 6M or 4500k".to_string())?;
     if !(100_000..=200_000_000).contains(&bits) {
-        return Err(format!("--bitrate {text}: use 100k to 200M"));
+        return Err("use 100k to 200M".into());
     }
     Ok(bits)
 }
@@ -318,13 +330,16 @@ mod tests {
 
     #[test]
     fn bitrates_read_like_ffmpeg_writes_them() {
-        assert_eq!(parse_bitrate("6M").unwrap(), 6_000_000);
-        assert_eq!(parse_bitrate("4500k").unwrap(), 4_500_000);
-        assert_eq!(parse_bitrate("2.5M").unwrap(), 2_500_000);
-        assert_eq!(parse_bitrate("800000").unwrap(), 800_000);
-        assert!(parse_bitrate("fast").is_err());
-        assert!(parse_bitrate("10").is_err(), "10 bits a second is a typo");
-        assert!(parse_bitrate("-3M").is_err());
+        assert_eq!("6M".parse::<Bitrate>().unwrap(), Bitrate(6_000_000));
+        assert_eq!("4500k".parse::<Bitrate>().unwrap(), Bitrate(4_500_000));
+        assert_eq!("2.5M".parse::<Bitrate>().unwrap(), Bitrate(2_500_000));
+        assert_eq!("800000".parse::<Bitrate>().unwrap(), Bitrate(800_000));
+        assert!("fast".parse::<Bitrate>().is_err());
+        assert!(
+            "10".parse::<Bitrate>().is_err(),
+            "10 bits a second is a typo"
+        );
+        assert!("-3M".parse::<Bitrate>().is_err());
     }
 
     #[test]

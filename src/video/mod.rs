@@ -2,27 +2,37 @@
 //! presentation time, uploads them into textures that persist across frames, and draws
 //! them letterboxed onto the output canvas, the offscreen image every output reads.
 
+//!
+//! - this file: the resources other stages read, the plugin, and attaching the opened stream.
+//! - [`present`]: picking the due frame, uploading it, the end of the stream.
+//! - [`clock`]: the presentation clock (pure logic); [`ticks`]: the `--fps` output clock.
+//! - [`canvas`]: sizes and the images the planes and the canvas live in.
+//! - [`render`] and [`pass`]: the canvas's render passes (YUV->RGB, letterbox).
+
+pub mod canvas;
 pub mod clock;
 pub mod pass;
+mod present;
 pub mod render;
+pub mod ticks;
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use bevy::asset::RenderAssetUsages;
 use bevy::prelude::*;
-use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat, TextureUsages};
 use bevy::render::renderer::RenderDevice;
 use crossbeam_channel::Receiver;
-use tracing::{info, warn};
+use tracing::info;
 
-use crate::decode::{
-    DecodeThread, FrameReceiver, Picture, SourceEnd, StreamInfo, VideoFrame, frame::chroma_size,
-};
+pub use canvas::{letterbox, letterbox_rect, output_size, video_image, video_planes};
+pub use ticks::OutputTicks;
+
+use crate::decode::{DecodeThread, FrameReceiver, SourceEnd, StreamInfo};
 use crate::lifecycle::Lifecycle;
 use crate::source::hls::LiveEdge;
+use canvas::setup_canvas;
 use clock::{LatencyPolicy, PresentationClock};
-use render::{CANVAS_FORMAT, CANVAS_RAW_FORMAT, CanvasFrame, CanvasReaders, video_params};
+use present::{present_due_frame, watch_source_end};
+use render::{CanvasFrame, CanvasReaders};
 
 /// System sets other plugins order themselves against.
 #[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
@@ -170,7 +180,7 @@ pub struct StreamReady {
 /// background, so the app (and its window, with a waiting slate) runs while the stream
 /// is not live yet; the canvas is created when it opens.
 pub struct VideoPlugin {
-    connection: Mutex<Option<Receiver<crate::Result<DecodeThread>>>>,
+    connection: Receiver<crate::Result<DecodeThread>>,
     requested: (Option<u32>, Option<u32>),
     latency: Option<Duration>,
     offline: bool,
@@ -187,7 +197,7 @@ impl VideoPlugin {
         offline: bool,
     ) -> Self {
         VideoPlugin {
-            connection: Mutex::new(Some(connection)),
+            connection,
             requested,
             latency,
             offline,
@@ -208,12 +218,7 @@ pub struct OutputRate(pub f64);
 
 impl Plugin for VideoPlugin {
     fn build(&self, app: &mut App) {
-        let rx = self
-            .connection
-            .lock()
-            .expect("plugin mutex")
-            .take()
-            .expect("VideoPlugin is added once");
+        let rx = self.connection.clone();
         render::build(app);
         app.add_message::<FramePresented>()
             .add_message::<StreamReady>()
@@ -282,7 +287,7 @@ fn attach_stream(
     };
     commands.remove_resource::<PendingStream>();
     let info = decode.info;
-    let (w, h) = crate::cli::output_size(
+    let (w, h) = output_size(
         settings.requested.0,
         settings.requested.1,
         (info.width, info.height),
@@ -353,442 +358,10 @@ fn attach_stream(
     ready.write(StreamReady { info, output_size });
 }
 
-/// The size at which `content` fits inside `container` with its aspect ratio kept.
-pub fn letterbox(content: UVec2, container: UVec2) -> Vec2 {
-    let c = content.max(UVec2::ONE).as_vec2();
-    let k = container.as_vec2();
-    let scale = (k.x / c.x).min(k.y / c.y);
-    c * scale
-}
-
-fn plane_image(width: u32, height: u32, fill: u8) -> Image {
-    video_image(width, height, TextureFormat::R8Unorm, &[fill])
-}
-
-/// A texture the decoded pixels are written into each frame.
-pub(crate) fn video_image(width: u32, height: u32, format: TextureFormat, fill: &[u8]) -> Image {
-    let mut image = Image::new_fill(
-        Extent3d {
-            width,
-            height,
-            depth_or_array_layers: 1,
-        },
-        TextureDimension::D2,
-        fill,
-        format,
-        // Render world only: the pixels move to the GPU instead of being cloned each frame.
-        RenderAssetUsages::RENDER_WORLD,
-    );
-    image.texture_descriptor.usage |= TextureUsages::COPY_DST;
-    image
-}
-
-/// Y, Cb and Cr textures for a 4:2:0 picture of `size`, filled black.
-pub(crate) fn video_planes(
-    images: &mut Assets<Image>,
-    size: UVec2,
-) -> (Handle<Image>, Handle<Image>, Handle<Image>) {
-    let (cw, ch) = chroma_size(size.x, size.y);
-    (
-        images.add(plane_image(size.x, size.y, 16)),
-        images.add(plane_image(cw, ch, 128)),
-        images.add(plane_image(cw, ch, 128)),
-    )
-}
-
-fn setup_canvas(
-    commands: &mut Commands,
-    images: &mut Assets<Image>,
-    canvas_frame: &mut CanvasFrame,
-    stream: UVec2,
-    size: UVec2,
-    rgba_read: bool,
-) {
-    let mut target = Image::new_target_texture(size.x, size.y, CANVAS_FORMAT, None);
-    target.texture_descriptor.usage |= TextureUsages::COPY_SRC;
-    // The video pass writes, and the YUV pass reads, the encoded bytes (render::CanvasView).
-    target.texture_descriptor.view_formats = &[CANVAS_RAW_FORMAT];
-    // Nothing on the CPU reads the canvas's initial pixels: the render world takes them.
-    target.asset_usage = RenderAssetUsages::RENDER_WORLD;
-    let target = images.add(target);
-    commands.insert_resource(OutputCanvas {
-        image: target.clone(),
-        size,
-    });
-
-    // The textures exist before the first frame, so the first presented frame is drawn.
-    let (y, u, v) = video_planes(images, stream);
-    *canvas_frame = CanvasFrame {
-        draw: false,
-        canvas: Some((target, size)),
-        planes: Some([y.clone(), u.clone(), v.clone()]),
-        params: video_params(crate::decode::ColorMatrix::Bt709, false),
-        rect: letterbox_rect(stream, size),
-        rgba_read,
-        rgba: None,
-    };
-    commands.insert_resource(VideoTexture {
-        y,
-        u,
-        v,
-        size: stream,
-        rgba: None,
-    });
-    commands.insert_resource(PlaybackStats {
-        texture_allocations: 1,
-        ..default()
-    });
-}
-
-/// The rectangle (x, y, width, height) where `content` sits in `container`, letterboxed
-/// and centred.
-pub fn letterbox_rect(content: UVec2, container: UVec2) -> Vec4 {
-    let fitted = letterbox(content, container);
-    let offset = (container.as_vec2() - fitted) / 2.0;
-    Vec4::new(offset.x, offset.y, fitted.x, fitted.y)
-}
-
-/// App updates to run before the first frame is presented. The canvas passes' pipelines
-/// and the planes' textures are created in the first frames; a frame presented before they
-/// exist would render (and be recorded) black, and the clock would anchor on a frame that
-/// took a shader compile to draw.
-const WARMUP_UPDATES: u32 = 3;
-
-#[expect(
-    clippy::too_many_arguments,
-    reason = "a Bevy system: each argument is a query or resource it reads"
-)]
-fn present_due_frame(
-    mut warmup: Local<u32>,
-    lifecycle: Res<Lifecycle>,
-    feed: Option<Res<VideoFeed>>,
-    edge: Res<LiveEdgeSource>,
-    mut clock: ResMut<Clock>,
-    mut stats: ResMut<PlaybackStats>,
-    texture: Option<ResMut<VideoTexture>>,
-    canvas: Option<Res<OutputCanvas>>,
-    mut images: ResMut<Assets<Image>>,
-    mut canvas_frame: ResMut<CanvasFrame>,
-    mut presented: MessageWriter<FramePresented>,
-    freeze: Res<Freeze>,
-    (mut redraw, pacing, ticks): (
-        ResMut<RedrawCanvas>,
-        Res<Pacing>,
-        Option<ResMut<OutputTicks>>,
-    ),
-) {
-    let (Some(mut texture), Some(canvas), Some(feed)) = (texture, canvas, feed) else {
-        return;
-    };
-    // Warm-up updates render (compiling the pipelines); after that, only new frames do: the
-    // canvas keeps its last image in between, and the GPU (or, without one, the CPU running
-    // lavapipe) is not asked to redraw an unchanged frame hundreds of times a second.
-    let warming = *warmup < WARMUP_UPDATES;
-    canvas_frame.draw = warming;
-    if lifecycle.stopping() {
-        return;
-    }
-    if warming {
-        *warmup += 1;
-        return;
-    }
-    if pacing.offline && (pacing.outputs_full || pacing.layers_waiting) {
-        // Offline, a full output queue waits (nothing may be dropped), and so does a layer
-        // still decoding (the frame must composite what it would on any machine).
-        return;
-    }
-    let mut ticks = ticks;
-    // The video frame due now, and, offline with `--fps`, the tick it is shown at.
-    let (due, offline_tick) = match ticks.as_deref_mut() {
-        Some(ticks) if pacing.offline => {
-            // `--fps` offline: ticks on the video's own time, as fast as the machine allows.
-            let ended = feed.ended.is_some() || !feed.end.is_empty();
-            let Some((pts, newest)) = ticks.offline_tick(&feed.frames.rx, ended) else {
-                return;
-            };
-            (newest, Some(pts))
-        }
-        _ => {
-            let tick = clock.0.tick(
-                Instant::now(),
-                &feed.frames.rx,
-                edge.0.as_ref().and_then(LiveEdge::now),
-            );
-            stats.skipped += tick.skipped;
-            stats.latency = clock.0.latency();
-            stats.latency_target = clock.0.target();
-            if tick.catch_up {
-                stats.catch_ups += 1;
-                warn!("more than a segment behind the live edge; dropping frames to catch up");
-            }
-            if let Some(late) = tick.stall {
-                stats.stalls += 1;
-                warn!(
-                    "source stalled; playback resumes {} ms behind plan",
-                    late.as_millis()
-                );
-            }
-            (tick.show, None)
-        }
-    };
-    // Frozen, a frame is dropped: the picture holds while time goes on.
-    let shown = due.map(|frame| {
-        let pts = frame.pts;
-        if !freeze.0 {
-            upload(
-                frame,
-                &mut texture,
-                &mut images,
-                &mut canvas_frame,
-                canvas.size,
-                &mut stats,
-            );
-        }
-        pts
-    });
-    let pts = match (offline_tick, ticks) {
-        (Some(pts), _) => Some(pts),
-        // `--fps`: the video's frames are uploaded as they come due; the canvas is drawn
-        // and the outputs get a frame on the output clock's ticks.
-        (None, Some(mut ticks)) => {
-            if let Some(pts) = shown {
-                ticks.first_pts.get_or_insert(pts);
-                ticks.start.get_or_insert_with(Instant::now);
-            }
-            ticks.due(Instant::now()).map(|number| {
-                ticks.first_pts.unwrap_or_default() + ticks.period.mul_f64(number as f64)
-            })
-        }
-        (None, None) => shown,
-    };
-    let Some(pts) = pts else {
-        canvas_frame.draw = std::mem::take(&mut redraw.0);
-        return;
-    };
-    redraw.0 = false;
-    canvas_frame.draw = true;
-    present(&mut stats, &mut presented, pts);
-}
-
-/// Counts a presented output frame and tells the outputs, effects and layers.
-fn present(
-    stats: &mut PlaybackStats,
-    presented: &mut MessageWriter<FramePresented>,
-    pts: Duration,
-) {
-    let number = stats.presented;
-    stats.presented += 1;
-    stats.first_frame_at.get_or_insert_with(Instant::now);
-    stats.last_frame_at = Some(Instant::now());
-    let first_pts = stats.pts_span.map_or(pts, |(first, _)| first);
-    stats.pts_span = Some((first_pts, pts));
-    presented.write(FramePresented { number, pts });
-}
-
-/// `--fps`: the output clock. Ticks start at the video's first frame and come every
-/// `period`; a tick the app was too late for is skipped (not made up), so the output keeps
-/// its rate against the wall clock. Offline (files only), ticks run on the video's own
-/// time instead ([`OutputTicks::offline_tick`]): every tick is rendered, none missed.
-#[derive(Resource, Debug)]
-pub struct OutputTicks {
-    /// Time between output frames.
-    pub period: Duration,
-    /// When the first tick was (the video's first frame).
-    start: Option<Instant>,
-    /// The video's first frame's timestamp: output timestamps count from it.
-    first_pts: Option<Duration>,
-    /// The next tick's number.
-    next: u64,
-    /// Ticks skipped because the app came too late for them.
-    pub missed: u64,
-    /// Offline: the video's next frame, decoded but not yet due.
-    held: Option<VideoFrame>,
-    /// Offline: the newest frame due by the next tick, shown once that tick is complete.
-    due: Option<VideoFrame>,
-}
-
-impl OutputTicks {
-    /// An output clock at `fps` frames a second.
-    pub fn new(fps: f64) -> OutputTicks {
-        OutputTicks {
-            period: Duration::from_secs_f64(1.0 / fps),
-            start: None,
-            first_pts: None,
-            next: 0,
-            missed: 0,
-            held: None,
-            due: None,
-        }
-    }
-
-    /// Output frames a second.
-    pub fn fps(&self) -> f64 {
-        1.0 / self.period.as_secs_f64()
-    }
-
-    /// True while a decoded video frame waits for its tick (offline).
-    pub fn holds_frame(&self) -> bool {
-        self.held.is_some() || self.due.is_some()
-    }
-
-    /// Offline: the next tick's output time, once the video's frames due by then are known
-    /// (the first one after it is decoded), with the newest of them (older ones due in the
-    /// same tick would only be overwritten). `None` while the decoder has not caught up,
-    /// and once the video `ended` and its last frame was shown: the last tick is the one
-    /// that shows the last frame.
-    pub fn offline_tick(
-        &mut self,
-        frames: &Receiver<VideoFrame>,
-        ended: bool,
-    ) -> Option<(Duration, Option<VideoFrame>)> {
-        loop {
-            if self.held.is_none() {
-                self.held = frames.try_recv().ok();
-            }
-            let Some(frame) = &self.held else {
-                // Wait for the decoder; at the end, the frames shown close the last tick.
-                if ended && self.due.is_some() {
-                    break;
-                }
-                return None;
-            };
-            let first = *self.first_pts.get_or_insert(frame.pts);
-            let due = first + self.period.mul_f64(self.next as f64);
-            // A microsecond's grace: 25 fps frames land exactly on 30 fps ticks at times.
-            if frame.pts > due + Duration::from_micros(1) {
-                break;
-            }
-            self.due = self.held.take();
-        }
-        let pts = self.first_pts? + self.period.mul_f64(self.next as f64);
-        self.next += 1;
-        Some((pts, self.due.take()))
-    }
-
-    /// When the next tick is due (`None` before the video's first frame).
-    pub fn next_due(&self) -> Option<Instant> {
-        Some(self.start? + self.period.mul_f64(self.next as f64))
-    }
-
-    /// The number of the tick due at `now`, if one is; ticks passed meanwhile are missed.
-    fn due(&mut self, now: Instant) -> Option<u64> {
-        let start = self.start?;
-        if now < self.next_due()? {
-            return None;
-        }
-        let elapsed = now.duration_since(start).as_secs_f64();
-        let current = (elapsed / self.period.as_secs_f64()).floor() as u64;
-        self.missed += current.saturating_sub(self.next);
-        self.next = current + 1;
-        Some(current)
-    }
-}
-
-/// Moves the frame's planes into the existing textures; only a new resolution allocates.
-fn upload(
-    frame: VideoFrame,
-    texture: &mut VideoTexture,
-    images: &mut Assets<Image>,
-    canvas_frame: &mut CanvasFrame,
-    canvas: UVec2,
-    stats: &mut PlaybackStats,
-) {
-    let size = UVec2::new(frame.width, frame.height);
-    if size != texture.size {
-        info!(
-            "video size changed {}x{} -> {}x{}; resizing textures",
-            texture.size.x, texture.size.y, size.x, size.y
-        );
-        let (y, u, v) = video_planes(images, size);
-        texture.y = y;
-        texture.u = u;
-        texture.v = v;
-        texture.size = size;
-        texture.rgba = None;
-        stats.texture_allocations += 1;
-        canvas_frame.planes = Some([texture.y.clone(), texture.u.clone(), texture.v.clone()]);
-        canvas_frame.rect = letterbox_rect(size, canvas);
-    }
-    match frame.picture {
-        Picture::Yuv420 {
-            y,
-            u,
-            v,
-            matrix,
-            full_range,
-        } => {
-            canvas_frame.params = video_params(matrix, full_range);
-            canvas_frame.rgba = None;
-            for (handle, plane) in [(&texture.y, y), (&texture.u, u), (&texture.v, v)] {
-                if let Some(mut image) = images.get_mut(handle) {
-                    image.data = Some(plane);
-                }
-            }
-        }
-        Picture::Rgba(pixels) => {
-            let handle = texture
-                .rgba
-                .get_or_insert_with(|| {
-                    stats.texture_allocations += 1;
-                    images.add(video_image(
-                        size.x,
-                        size.y,
-                        TextureFormat::Rgba8Unorm,
-                        &[0, 0, 0, 255],
-                    ))
-                })
-                .clone();
-            if let Some(mut image) = images.get_mut(&handle) {
-                image.data = Some(pixels);
-            }
-            canvas_frame.rgba = Some(handle);
-        }
-    }
-}
-
-fn watch_source_end(
-    feed: Option<ResMut<VideoFeed>>,
-    clock: Res<Clock>,
-    lifecycle: Res<Lifecycle>,
-    mut next_due: ResMut<NextFrameDue>,
-    pacing: Res<Pacing>,
-    ticks: Option<Res<OutputTicks>>,
-) {
-    let Some(mut feed) = feed else { return };
-    next_due.0 = clock.0.next_due();
-    if let Some(tick) = ticks.as_ref().and_then(|t| t.next_due()) {
-        next_due.0 = Some(next_due.0.map_or(tick, |due| due.min(tick)));
-    }
-    let holds_frame = ticks.as_ref().is_some_and(|t| t.holds_frame());
-    if pacing.offline && !pacing.outputs_full && (!feed.frames.rx.is_empty() || holds_frame) {
-        // Offline, the next frame is due as soon as this one is out.
-        next_due.0 = Some(Instant::now());
-    }
-    if feed.ended.is_none()
-        && let Ok(end) = feed.end.try_recv()
-    {
-        feed.ended = Some(end);
-    }
-    // The end message comes after the last frame was queued; play out the queue first.
-    if feed.ended.is_some()
-        && feed.frames.rx.is_empty()
-        && !clock.0.has_pending()
-        && !holds_frame
-        && !lifecycle.stopping()
-    {
-        match feed.ended.take().expect("checked") {
-            SourceEnd::Finished => {
-                info!("end of stream");
-                lifecycle.request_stop();
-            }
-            SourceEnd::Failed(e) => lifecycle.fail(e),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::{Picture, VideoFrame};
 
     #[test]
     fn letterbox_keeps_aspect_ratio() {

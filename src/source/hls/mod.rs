@@ -2,7 +2,7 @@
 //! stream that feeds segment bytes to the decode thread through a bounded channel.
 
 mod client;
-mod error;
+pub mod error;
 pub mod playlist;
 
 pub use client::{Chunk, HlsSource, HlsStream, LiveEdge, RetryPolicy, STOP_POLL, SegmentReader};

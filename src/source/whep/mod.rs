@@ -4,7 +4,7 @@
 //! signalling, the keyframe-on-loss policy, the adaptive jitter buffer and reconnection,
 //! and hands H.264 access units to the decode thread.
 
-mod error;
+pub mod error;
 pub mod jitter;
 pub mod nal;
 mod session;

@@ -24,33 +24,35 @@ pub struct StunServer {
     pub port: u16,
 }
 
-impl StunServer {
+impl std::str::FromStr for StunServer {
+    type Err = String;
+
     /// Parses `stun:host[:port]` (RFC 7064). `Err` says why, for the usage error.
-    pub fn parse(url: &str) -> Result<StunServer, String> {
+    fn from_str(url: &str) -> Result<StunServer, String> {
         let url = url.trim();
         let (scheme, rest) = url
             .split_once(':')
-            .ok_or_else(|| format!("{url:?} is not a stun: URL"))?;
+            .ok_or_else(|| "not a stun: URL".to_string())?;
         match scheme.to_ascii_lowercase().as_str() {
             "stun" => {}
             "stuns" | "turn" | "turns" => {
-                return Err(format!(
-                    "{url:?}: only stun: servers are supported (no TURN relays or STUN over TLS yet)"
-                ));
+                return Err(
+                    "only stun: servers are supported (no TURN relays or STUN over TLS yet)".into(),
+                );
             }
-            _ => return Err(format!("{url:?} is not a stun: URL")),
+            _ => return Err("not a stun: URL".into()),
         }
         let rest = rest.split('?').next().unwrap_or_default();
         let (host, port) = match rest.rsplit_once(':') {
             Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => match p.parse::<u16>() {
                 Ok(port) if port > 0 => (h, port),
-                _ => return Err(format!("{url:?}: bad port {p:?}")),
+                _ => return Err(format!("bad port {p:?}")),
             },
             _ => (rest, DEFAULT_PORT),
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() || host.contains('/') {
-            return Err(format!("{url:?}: no host"));
+            return Err("no host".into());
         }
         Ok(StunServer {
             host: host.to_string(),
@@ -196,22 +198,25 @@ mod tests {
     #[test]
     fn parses_stun_urls_and_refuses_turn() {
         assert_eq!(
-            StunServer::parse("stun:stun.l.google.com:19302").unwrap(),
+            "stun:stun.l.google.com:19302"
+                .parse::<StunServer>()
+                .unwrap(),
             StunServer {
                 host: "stun.l.google.com".into(),
                 port: 19302
             }
         );
-        assert_eq!(StunServer::parse("stun:example.org").unwrap().port, 3478);
-        assert_eq!(StunServer::parse("stun:[::1]:5000").unwrap().host, "::1");
+        assert_eq!("stun:example.org".parse::<StunServer>().unwrap().port, 3478);
+        assert_eq!("stun:[::1]:5000".parse::<StunServer>().unwrap().host, "::1");
         assert!(
-            StunServer::parse("turn:example.org")
+            "turn:example.org"
+                .parse::<StunServer>()
                 .unwrap_err()
                 .contains("TURN")
         );
-        assert!(StunServer::parse("http://example.org").is_err());
-        assert!(StunServer::parse("stun:").is_err());
-        assert!(StunServer::parse("stun:h:0").is_err());
+        assert!("http://example.org".parse::<StunServer>().is_err());
+        assert!("stun:".parse::<StunServer>().is_err());
+        assert!("stun:h:0".parse::<StunServer>().is_err());
     }
 
     /// RFC 5769 section 2.2: the sample IPv4 Binding response (XOR-MAPPED-ADDRESS

@@ -1,6 +1,9 @@
 //! Show controls for performing: blackout, fade to black, freeze frame, screenshots,
 //! fullscreen on a chosen monitor, and effect toggles on the number keys. Every control
 //! acts on the canvas (what the audience and the recordings see), never on the UI.
+//! [`state`] holds the UI-facing state the controls write and the overlay reads.
+
+pub mod state;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,6 +25,7 @@ use crate::effects::chain::EffectChain;
 use crate::effects::tempo::TapTempo;
 use crate::effects::{EffectClock, MasterLevel, ShowTempo};
 use crate::video::{Freeze, OutputCanvas, RedrawCanvas, VideoSystems};
+pub use state::{KeyboardCaptured, ShowState};
 
 /// The keyboard shortcuts, for the overlay's help and the README.
 pub const SHORTCUTS: &[(&str, &str)] = &[
@@ -48,28 +52,6 @@ pub struct ShowPlugin {
     /// `--monitor`.
     pub monitor: Option<usize>,
 }
-
-/// The state of the show controls, for the overlay.
-#[derive(Resource, Debug, Clone)]
-pub struct ShowState {
-    /// Level the master is heading to (0 black, 1 full).
-    pub target: f32,
-    /// Fade speed, levels per second.
-    speed: f32,
-    /// Where screenshots go.
-    pub screenshot_dir: PathBuf,
-    /// The last screenshot written, once it is complete on disk (or why it failed).
-    pub last_screenshot: Option<String>,
-    /// `--monitor`.
-    pub monitor: Option<usize>,
-    /// The window's size before fullscreen, restored when leaving it.
-    windowed_size: Option<UVec2>,
-}
-
-/// Set by the overlay while egui wants the keyboard (typing a preset name), so shortcuts
-/// do not fire.
-#[derive(Resource, Debug, Default, Clone, Copy)]
-pub struct KeyboardCaptured(pub bool);
 
 impl Plugin for ShowPlugin {
     fn build(&self, app: &mut App) {

@@ -1,0 +1,181 @@
+//! The files a run starts from, checked against the effect catalog: the scene (`--scene`),
+//! the preset (`--preset`), the user's effects folder, and the chains built from them and
+//! from `--effect`/`--layer-effect`. A typo fails here, with the list of what exists, not
+//! silently on stage.
+
+use std::path::{Path, PathBuf};
+
+use tracing::info;
+
+use super::config_dir;
+use crate::compositor::LayerSpec;
+use crate::compositor::scene::Scene;
+use crate::effects::EffectCatalog;
+use crate::effects::chain::{EffectChain, EffectInstance, Preset, parse_effect_arg};
+use crate::error::{LucidError, Result};
+
+/// `--scene`, loaded (or an empty scene without one).
+pub(super) struct ShowScene {
+    /// The scene file, when there is one.
+    pub path: Option<PathBuf>,
+    /// What it holds.
+    pub scene: Scene,
+}
+
+impl ShowScene {
+    /// Loads `path`, or an empty scene.
+    pub fn load(path: Option<&Path>) -> Result<ShowScene> {
+        Ok(match path {
+            Some(path) => ShowScene {
+                scene: Scene::load(path)?,
+                path: Some(path.to_path_buf()),
+            },
+            None => ShowScene {
+                path: None,
+                scene: Default::default(),
+            },
+        })
+    }
+}
+
+/// The built-in effects and the user's effects folder (`--effects-dir`, else the config
+/// folder's `effects`).
+pub(super) fn load_catalog(dir: Option<&Path>) -> Result<EffectCatalog> {
+    if let Some(dir) = dir
+        && !dir.is_dir()
+    {
+        return Err(LucidError::Usage(format!(
+            "--effects-dir {}: no such folder",
+            dir.display()
+        )));
+    }
+    let dir = dir.map(Path::to_path_buf).or_else(|| config_dir("effects"));
+    Ok(EffectCatalog::load(dir.as_deref()))
+}
+
+/// An effect that exists but does not compile (and has no good version to run).
+fn broken_effect(catalog: &EffectCatalog, name: &str) -> Option<LucidError> {
+    catalog
+        .entries
+        .get(name)
+        .filter(|e| e.def.is_none())
+        .and_then(|e| e.error.as_ref())
+        .map(|e| LucidError::Usage(format!("effect {name} does not compile: {e}")))
+}
+
+/// Checks effects read from a file (`what`: "scene FILE", "preset FILE") against the
+/// catalog.
+fn check_saved_effects(
+    catalog: &EffectCatalog,
+    what: &str,
+    effects: &[EffectInstance],
+) -> Result<()> {
+    for inst in effects {
+        if let Some(e) = broken_effect(catalog, &inst.effect) {
+            return Err(e);
+        }
+        let def = catalog.get(&inst.effect).ok_or_else(|| {
+            LucidError::Usage(format!(
+                "{what}: no effect '{}' (available: {})",
+                inst.effect,
+                catalog.names().join(", ")
+            ))
+        })?;
+        inst.check(&def)
+            .map_err(|e| LucidError::Usage(format!("{what}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// One `--effect`/`--layer-effect` effect, checked against the catalog.
+fn parse_effect(catalog: &EffectCatalog, arg: &str) -> Result<EffectInstance> {
+    let name = arg.split(':').next().unwrap_or_default().trim();
+    if let Some(e) = broken_effect(catalog, name) {
+        return Err(e);
+    }
+    parse_effect_arg(
+        arg,
+        |n| catalog.get(n).map(|d| (*d).clone()),
+        &catalog.names(),
+    )
+}
+
+/// The scene's layers, then `--layer`'s (`extra`), with their effect chains (the scene's,
+/// then each `--layer-effect N:...`) checked against the catalog.
+pub(super) fn layer_specs(
+    catalog: &EffectCatalog,
+    scene: &ShowScene,
+    extra: Vec<LayerSpec>,
+    layer_effects: &[String],
+) -> Result<Vec<LayerSpec>> {
+    let mut specs: Vec<_> = scene.scene.layers.clone();
+    if let Some(path) = &scene.path {
+        for (i, layer) in specs.iter().enumerate() {
+            let what = format!("scene {} layer {}", path.display(), i + 1);
+            check_saved_effects(catalog, &what, &layer.effects)?;
+        }
+    }
+    specs.extend(extra);
+    for arg in layer_effects {
+        let bad = |why: String| LucidError::Usage(format!("--layer-effect {arg}: {why}"));
+        let (number, effect) = arg
+            .split_once(':')
+            .ok_or_else(|| bad("use N:NAME[:param=value,...], N the layer from 1".into()))?;
+        let layer = number
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=specs.len()).contains(n))
+            .ok_or_else(|| match specs.len() {
+                0 => bad("there are no layers (add one with --layer)".into()),
+                n => bad(format!("'{number}' is not a layer: 1 to {n}")),
+            })?;
+        let inst = parse_effect(catalog, effect)
+            .map_err(|e| bad(e.to_string().replace(&format!("--effect {effect}: "), "")))?;
+        specs[layer - 1].effects.push(inst);
+    }
+    for (i, spec) in specs
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.effects.is_empty())
+    {
+        let names: Vec<_> = spec.effects.iter().map(|e| e.effect.as_str()).collect();
+        info!("layer {} effects: {}", i + 1, names.join(" -> "));
+    }
+    Ok(specs)
+}
+
+/// The master chain: the scene's, then the preset's (`preset`, loaded from
+/// `preset_path`), then each `--effect`, checked against the catalog.
+pub(super) fn master_chain(
+    catalog: &EffectCatalog,
+    scene: &ShowScene,
+    preset_path: Option<&Path>,
+    preset: Option<&Preset>,
+    effects: &[String],
+) -> Result<EffectChain> {
+    let mut chain = EffectChain::default();
+    let saved = scene
+        .path
+        .as_deref()
+        .map(|p| (p, "scene", &scene.scene.effects))
+        .into_iter()
+        .chain(
+            preset_path
+                .zip(preset)
+                .map(|(p, preset)| (p, "preset", &preset.effects)),
+        );
+    for (path, kind, effects) in saved {
+        check_saved_effects(catalog, &format!("{kind} {}", path.display()), effects)?;
+        info!("{kind} {}: {} effect(s)", path.display(), effects.len());
+        chain.effects.extend(effects.iter().cloned());
+    }
+    for arg in effects {
+        chain.effects.push(parse_effect(catalog, arg)?);
+    }
+    if !chain.effects.is_empty() {
+        let names: Vec<_> = chain.effects.iter().map(|e| e.effect.as_str()).collect();
+        info!("effect chain: {}", names.join(" -> "));
+    }
+    Ok(chain)
+}

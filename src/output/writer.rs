@@ -1,0 +1,355 @@
+//! The output threads: one per output, each with its own bounded queue, converting and
+//! writing in presentation order, then finalizing.
+
+use std::collections::BTreeMap;
+use std::io::BufWriter;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bevy::prelude::Resource;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
+use ffmpeg_next as ff;
+use tracing::{info, warn};
+
+use super::convert::YuvLayout;
+use super::encode::Picture;
+use super::error::OutputError;
+use super::frame::{Pixels, RenderedFrame, WriterMsg};
+use super::images::ImageSequence;
+#[cfg(feature = "ndi")]
+use super::ndi;
+use super::order::FrameOrder;
+use super::record::Recorder;
+use super::sink::{Sink, Written};
+use super::state::{OutputPhase, OutputState, OutputStats};
+use super::stream::StreamOutput;
+use super::targets::{OutputConfig, OutputTarget, PipeFormat};
+use super::v4l2::V4l2Output;
+use super::y4m::Y4mWriter;
+use crate::decode::ColorMatrix;
+use crate::error::Result;
+use crate::lifecycle::Lifecycle;
+
+/// Memory each output's queue may hold, whatever the frame size.
+const QUEUE_BYTES: usize = 128 << 20;
+/// How long a finishing run waits for a pipe whose reader stopped reading.
+const PIPE_FINISH_GRACE: Duration = Duration::from_millis(500);
+
+/// Offline rendering keeps at most this many readbacks in flight (each is a frame the
+/// outputs will have to take).
+const MAX_READBACKS_IN_FLIGHT: usize = 3;
+
+/// The render side's end of the output queues, plus readbacks still in flight.
+#[derive(Resource, Clone)]
+pub struct FrameSink {
+    pub(super) outputs: Vec<(Sender<WriterMsg>, Arc<OutputState>, Pixels)>,
+    pub(super) pending: Arc<AtomicUsize>,
+}
+
+impl FrameSink {
+    /// Readbacks requested but not yet delivered.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::SeqCst)
+    }
+
+    /// The read-backs each presented frame needs.
+    pub(super) fn wanted(&self) -> impl Iterator<Item = Pixels> + '_ {
+        [Pixels::Yuv, Pixels::Rgba]
+            .into_iter()
+            .filter(|p| self.outputs.iter().any(|(_, _, q)| q == p))
+    }
+
+    /// True when another frame could not be taken without a drop: too many readbacks in
+    /// flight, or an output queue that would be full once they land.
+    pub(super) fn saturated(&self) -> bool {
+        let kinds = self.wanted().count().max(1);
+        // Read-backs in flight, counted in frames.
+        let pending = self.pending().div_ceil(kinds);
+        pending >= MAX_READBACKS_IN_FLIGHT
+            || self.outputs.iter().any(|(tx, _, _)| {
+                tx.capacity()
+                    .is_some_and(|cap| tx.len() + pending + 1 >= cap)
+            })
+    }
+
+    /// Offers a frame to every output that takes these pixels; an output whose queue is
+    /// full drops it (counted).
+    pub(super) fn deliver(&self, frame: RenderedFrame, pixels: Pixels) {
+        let frame = Arc::new(frame);
+        for (tx, counters, _) in self.outputs.iter().filter(|o| o.2 == pixels) {
+            match tx.try_send(WriterMsg::Frame(frame.clone())) {
+                Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+                Err(TrySendError::Full(_)) => {
+                    counters.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+/// One output's thread and queue.
+struct OutputThread {
+    name: String,
+    tx: Sender<WriterMsg>,
+    handle: JoinHandle<()>,
+    counters: Arc<OutputState>,
+    pixels: Pixels,
+    /// How long finishing waits before leaving the thread behind; `None`: always waited
+    /// for (a recording must get its trailer).
+    finish_grace: Option<Duration>,
+}
+
+/// The output threads. `finish` must be called to finalize files.
+pub struct OutputWriter {
+    outputs: Vec<OutputThread>,
+    pending: Arc<AtomicUsize>,
+}
+
+impl OutputWriter {
+    /// Opens every output (so errors surface before the first frame) and starts a thread
+    /// for each.
+    pub fn spawn(config: OutputConfig, lifecycle: &Lifecycle) -> Result<OutputWriter> {
+        let (w, h) = (config.width, config.height);
+        let picture = Picture {
+            width: w,
+            height: h,
+            frame_rate: config.frame_rate,
+            matrix: ColorMatrix::conventional(h),
+        };
+        let mut outputs = Vec::new();
+        if let Some(path) = &config.record {
+            let recorder = Recorder::create(path, config.overwrite, picture, &config.encoding)?;
+            let state = Arc::new(OutputState::default());
+            state.set_encoder(recorder.encoder());
+            let sink = Sink::Record(recorder);
+            outputs.push(OutputThread::start(
+                "record".into(),
+                sink,
+                None,
+                state,
+                picture,
+                lifecycle,
+            ));
+        }
+        if let Some(format) = config.pipe {
+            let out = BufWriter::with_capacity(1 << 20, std::io::stdout());
+            let sink = match format {
+                PipeFormat::Y4m => Sink::Y4m(Y4mWriter::new(out, w, h, config.frame_rate)),
+                PipeFormat::Rgba => Sink::Rgba(out),
+            };
+            let grace = Some(PIPE_FINISH_GRACE);
+            let state = Arc::default();
+            outputs.push(OutputThread::start(
+                "pipe".into(),
+                sink,
+                grace,
+                state,
+                picture,
+                lifecycle,
+            ));
+        }
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        for target in &config.targets {
+            let kind = target.kind();
+            let count = config.targets.iter().filter(|t| t.kind() == kind).count();
+            let nth = seen.entry(kind).or_default();
+            *nth += 1;
+            // `rtmp`, or `rtmp1`, `rtmp2` when there are several.
+            let name = if count == 1 {
+                kind.to_string()
+            } else {
+                format!("{kind}{nth}")
+            };
+            let state = Arc::new(OutputState::default());
+            let sink = match target {
+                OutputTarget::Images(pattern) => Sink::Images(ImageSequence::create(
+                    pattern.clone(),
+                    config.overwrite,
+                    w,
+                    h,
+                )?),
+                OutputTarget::V4l2(path) => {
+                    Sink::V4l2(V4l2Output::open(path, w, h, config.frame_rate)?)
+                }
+                #[cfg(feature = "ndi")]
+                OutputTarget::Ndi(name) => {
+                    Sink::Ndi(ndi::NdiOutput::open(name, w, h, config.frame_rate)?)
+                }
+                #[cfg(not(feature = "ndi"))]
+                OutputTarget::Ndi(_) => unreachable!("parsing refuses ndi:// without the feature"),
+                OutputTarget::Stream(target) => Sink::Stream(StreamOutput::new(
+                    target.clone(),
+                    picture,
+                    config.encoding,
+                    state.clone(),
+                )),
+            };
+            outputs.push(OutputThread::start(
+                name, sink, None, state, picture, lifecycle,
+            ));
+        }
+        Ok(OutputWriter {
+            outputs,
+            pending: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// The render side's handle.
+    pub fn sink(&self) -> FrameSink {
+        FrameSink {
+            outputs: self
+                .outputs
+                .iter()
+                .map(|o| (o.tx.clone(), o.counters.clone(), o.pixels))
+                .collect(),
+            pending: self.pending.clone(),
+        }
+    }
+
+    /// Each output's counters.
+    pub fn stats(&self) -> OutputStats {
+        OutputStats(
+            self.outputs
+                .iter()
+                .map(|o| (o.name.clone(), o.counters.clone()))
+                .collect(),
+        )
+    }
+
+    /// Writes what is queued and finalizes every output. The recording is always waited
+    /// for (its trailer must be written); a pipe whose reader stopped reading gets
+    /// [`PIPE_FINISH_GRACE`], then is left behind (its remaining frames count as dropped).
+    pub fn finish(self) {
+        let start = Instant::now();
+        // Every output is told first, so they finish side by side.
+        for o in &self.outputs {
+            // Blocking is safe without a grace: that thread drains its queue until Finish.
+            let _ = match o.finish_grace {
+                None => o.tx.send(WriterMsg::Finish).map_err(|_| ()),
+                Some(grace) => {
+                    o.tx.send_deadline(WriterMsg::Finish, start + grace)
+                        .map_err(|_| ())
+                }
+            };
+        }
+        for o in self.outputs {
+            let ended = match o.finish_grace {
+                // Lucid's threads catch their own panics: joining always ends.
+                None => {
+                    let _ = o.handle.join();
+                    true
+                }
+                Some(grace) => crate::lifecycle::join_by(o.handle, start + grace),
+            };
+            if !ended {
+                warn!("{}: its reader stopped reading; leaving it behind", o.name);
+                o.counters
+                    .dropped
+                    .fetch_add(o.tx.len() as u64, Ordering::Relaxed);
+            }
+            report_drops(&o.name, &o.counters);
+        }
+    }
+}
+
+fn report_drops(name: &str, counters: &OutputState) {
+    let dropped = counters.dropped.load(Ordering::Relaxed);
+    if dropped > 0 {
+        warn!("{name}: {dropped} rendered frame(s) were not written: the output could not keep up");
+    }
+}
+
+impl OutputThread {
+    fn start(
+        name: String,
+        sink: Sink,
+        finish_grace: Option<Duration>,
+        counters: Arc<OutputState>,
+        picture: Picture,
+        lifecycle: &Lifecycle,
+    ) -> OutputThread {
+        let (width, height) = (picture.width, picture.height);
+        let pixels = sink.pixels();
+        let frame_bytes =
+            (f64::from(width) * f64::from(height) * pixels.bytes_per_pixel()) as usize;
+        let capacity = (QUEUE_BYTES / frame_bytes.max(1)).clamp(4, 120);
+        let (tx, rx) = bounded(capacity);
+        let c = counters.clone();
+        let l = lifecycle.clone();
+        let handle = lifecycle.spawn(&format!("lucid-{name}"), move || {
+            let result = writer_main(rx, width, height, sink, &c, &l);
+            c.set_phase(OutputPhase::Finished);
+            if let Err(e) = result {
+                l.fail(e);
+            }
+        });
+        OutputThread {
+            name,
+            tx,
+            handle,
+            counters,
+            finish_grace,
+            pixels,
+        }
+    }
+}
+
+/// One output's thread: frames in presentation order, converted when the output needs
+/// YUV, written; then the output is finalized.
+fn writer_main(
+    rx: Receiver<WriterMsg>,
+    width: u32,
+    height: u32,
+    mut sink: Sink,
+    counters: &OutputState,
+    lifecycle: &Lifecycle,
+) -> Result<()> {
+    let layout = YuvLayout::new(width, height);
+    let mut yuv = match sink.pixels() {
+        Pixels::Yuv => Some(ff::frame::Video::new(
+            ff::format::Pixel::YUV420P,
+            width,
+            height,
+        )),
+        Pixels::Rgba => None,
+    };
+    let mut order = FrameOrder::default();
+    let mut finishing = false;
+    let mut open = true;
+    while !finishing {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(WriterMsg::Frame(f)) => order.push(f),
+            Ok(WriterMsg::Finish) | Err(RecvTimeoutError::Disconnected) => finishing = true,
+            Err(RecvTimeoutError::Timeout) => continue,
+        }
+        while let Some(frame) = order.pop(finishing) {
+            if !open {
+                continue;
+            }
+            if let Some(yuv) = yuv.as_mut()
+                && !layout.unpack(&frame.pixels, yuv)
+            {
+                return Err(
+                    OutputError::plain("output", "a read-back frame had the wrong size").into(),
+                );
+            }
+            match sink.write(&frame, yuv.as_mut(), width as usize * 4)? {
+                Written::Bytes(bytes) => {
+                    counters.written.fetch_add(1, Ordering::Relaxed);
+                    counters.bytes.fetch_add(bytes, Ordering::Relaxed);
+                }
+                Written::Dropped => {
+                    counters.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                Written::Closed => {
+                    info!("the reader closed stdout; stopping");
+                    open = false;
+                    lifecycle.request_stop();
+                }
+            }
+        }
+    }
+    sink.finish()
+}
