@@ -2,7 +2,7 @@
 //! It keeps every flag of the seed's `playback.py` with its meaning. Values whose type
 //! knows how to parse itself (`FromStr`: layers, outputs, bitrates, STUN servers) are
 //! parsed here; checking the whole, and loading the files the flags name, is
-//! [`crate::config`]'s work. Nothing below the command line reads this module.
+//! the config step's work. Nothing below the command line reads this module.
 
 use std::ffi::OsStr;
 use std::marker::PhantomData;

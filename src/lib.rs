@@ -25,6 +25,7 @@ pub mod error;
 pub mod headless;
 pub mod lifecycle;
 pub mod logging;
+pub mod midi_map;
 pub mod output;
 pub mod overlay;
 pub mod preview;

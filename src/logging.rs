@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use tracing_subscriber::EnvFilter;
 
 /// stderr for one log line. On a terminal it first clears the line, where the status line
-/// (see [`crate::status`]) may stand without a newline.
+/// (the status line) may stand without a newline.
 struct StderrLine {
     tty: bool,
 }

@@ -8,9 +8,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::{Crossfader, LayerSpec};
-use crate::control::midi::MidiMapping;
 use crate::effects::chain::EffectInstance;
 use crate::error::{LucidError, Result};
+use crate::midi_map::MidiMapping;
 
 /// The bottom layer's source as given (`--url` or the scene's), for saving the show.
 #[derive(bevy::prelude::Resource, Debug, Clone, Default)]

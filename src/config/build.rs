@@ -333,13 +333,13 @@ mod tests {
     use clap::Parser;
 
     fn check(argv: &[&str]) -> Result<Invocation> {
-        Config::from_args(Args::parse_from(argv))
+        Config::from_args(Args::try_parse_from(argv).expect("clap parses these"))
     }
 
     #[test]
     fn rejects_nonsense_sizes_and_durations() {
         assert!(check(&["lucid", "--width", "0"]).is_err());
-        assert!(check(&["lucid", "--duration", "-1"]).is_err());
+        assert!(check(&["lucid", "--duration=-1"]).is_err());
         assert!(check(&["lucid", "--record", "out.avi"]).is_err());
         assert!(check(&["lucid", "--livepeer-api", "ftp://x"]).is_err());
         assert_eq!(

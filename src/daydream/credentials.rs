@@ -6,8 +6,8 @@ use std::fmt;
 use std::path::Path;
 
 // The key's facts live with the error type that names them (a leaf module).
-use super::error::DaydreamError;
-pub use super::error::{KEY_ENV, KEY_FILE, KeySource};
+use crate::error::DaydreamError;
+pub use crate::error::daydream::{KEY_ENV, KEY_FILE, KeySource};
 
 /// Largest key file read (keys are tens of bytes).
 const MAX_KEY_BYTES: u64 = 4096;

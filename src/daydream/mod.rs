@@ -12,7 +12,6 @@
 pub mod api;
 pub mod credentials;
 pub mod cues;
-pub mod error;
 pub mod panel;
 pub mod plugin;
 pub mod steer;
@@ -24,7 +23,7 @@ use std::path::PathBuf;
 use serde_json::{Map, Value};
 use tracing::{info, warn};
 
-pub use error::DaydreamError;
+pub use crate::error::daydream::DaydreamError;
 pub use plugin::{DaydreamLink, DaydreamPlugin, DaydreamState, Steer, SteerCommand};
 
 use crate::source::SourceSpec;

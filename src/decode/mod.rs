@@ -7,10 +7,10 @@
 //! - [`decoder`]: one stream's decoder, scaler and timing.
 //! - [`frame`]: the decoded frame and the bounded queue to the render side.
 //! - [`hwaccel`]: FFmpeg's hardware devices (the FFI, behind a safe API).
-//! - [`error`]: the decode stage's error type, [`DecodeError`].
+//!
+//! Its error type, [`DecodeError`], lives with the others in [`crate::error`].
 
 mod decoder;
-pub mod error;
 pub mod frame;
 pub mod hwaccel;
 mod input;
@@ -18,7 +18,7 @@ mod thread;
 
 use std::time::Duration;
 
-pub use error::DecodeError;
+pub use crate::error::decode::DecodeError;
 pub use frame::{
     ColorMatrix, FrameReceiver, FrameSender, MAX_TEXTURE_SIDE, Picture, QueuePolicy, VideoFrame,
     frame_queue,

@@ -102,7 +102,7 @@ pub struct Preset {
     pub effects: Vec<EffectInstance>,
     /// MIDI mappings of the chain's controls (effects by their place in the chain).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub midi: Vec<crate::control::midi::MidiMapping>,
+    pub midi: Vec<crate::midi_map::MidiMapping>,
 }
 
 fn version() -> u32 {

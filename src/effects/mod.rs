@@ -13,7 +13,9 @@
 pub mod catalog;
 pub mod chain;
 pub mod definition;
+pub mod params;
 pub mod render;
+pub mod shader;
 pub mod tempo;
 
 use std::collections::BTreeMap;

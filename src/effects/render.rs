@@ -152,7 +152,7 @@ pub struct EffectTargets<'a> {
 }
 
 /// Prepares effect passes: the master chain's here, a compositor layer's in
-/// `crate::compositor::render`. Pipelines are shared by shader; each chain keeps its own
+/// the compositor's `render` module. Pipelines are shared by shader; each chain keeps its own
 /// uniform buffers (passes are recorded before the queue's writes land, so two passes
 /// sharing a buffer would both see the last values).
 #[derive(SystemParam)]

@@ -19,7 +19,6 @@
 
 pub mod convert;
 pub mod encode;
-pub mod error;
 pub mod images;
 #[cfg(feature = "ndi")]
 #[allow(
@@ -40,7 +39,7 @@ mod state;
 mod targets;
 mod writer;
 
-pub use error::{Cause, OutputError};
+pub use crate::error::output::{Cause, OutputError};
 pub use frame::{Pixels, RenderedFrame};
 pub use plugin::{OutputPlugin, WriterSlot};
 pub use sink::readback_rows;

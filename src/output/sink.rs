@@ -6,7 +6,6 @@ use std::io::{BufWriter, ErrorKind, Write};
 use ffmpeg_next as ff;
 use tracing::info;
 
-use super::error::OutputError;
 use super::frame::{Pixels, RenderedFrame};
 use super::images::ImageSequence;
 #[cfg(feature = "ndi")]
@@ -15,6 +14,7 @@ use super::record::Recorder;
 use super::stream::StreamOutput;
 use super::v4l2::V4l2Output;
 use super::y4m::Y4mWriter;
+use crate::error::OutputError;
 use crate::error::Result;
 
 /// Where one output thread writes.

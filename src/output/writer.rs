@@ -15,7 +15,6 @@ use tracing::{info, warn};
 
 use super::convert::YuvLayout;
 use super::encode::Picture;
-use super::error::OutputError;
 use super::frame::{Pixels, RenderedFrame, WriterMsg};
 use super::images::ImageSequence;
 #[cfg(feature = "ndi")]
@@ -29,6 +28,7 @@ use super::targets::{OutputConfig, OutputTarget, PipeFormat};
 use super::v4l2::V4l2Output;
 use super::y4m::Y4mWriter;
 use crate::decode::ColorMatrix;
+use crate::error::OutputError;
 use crate::error::Result;
 use crate::lifecycle::Lifecycle;
 

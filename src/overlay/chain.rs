@@ -7,10 +7,10 @@ use bevy::prelude::*;
 use bevy_egui::egui;
 
 use super::*;
-use crate::control::midi::{Curve, MidiTarget};
 use crate::effects::chain::{EffectChain, EffectInstance};
 use crate::effects::definition::{ParamKind, ParamValue};
 use crate::effects::{EffectCatalog, EffectErrors};
+use crate::midi_map::{Curve, MidiTarget};
 use crate::show::state::{MidiLearn, MidiMappings};
 
 /// MIDI mappings and learn, present with `--midi`.

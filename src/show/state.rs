@@ -2,15 +2,15 @@
 //! Daydream panel) write and what the overlay and the status report read. It sits below
 //! all of them, so none has to reach into another: control writes here, the overlay and
 //! status read here. The stages' own state stays with them (freeze in [`crate::video`],
-//! the master level in [`crate::effects`], the crossfader in [`crate::compositor`]).
+//! the master level with the effects, the crossfader with the compositor).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use bevy::prelude::*;
 
-use crate::control::midi::{MidiMapping, MidiTarget};
 use crate::daydream::cues::CueList;
+use crate::midi_map::{MidiMapping, MidiTarget};
 
 /// The state of the show controls, for the overlay.
 #[derive(Resource, Debug, Clone)]

@@ -155,7 +155,7 @@ pub struct Pacing {
 struct LiveEdgeSource(Option<LiveEdge>);
 
 /// When the next video frame is due, for runners that sleep between frames
-/// (see [`crate::headless`]). `None` while the decoder has not delivered it yet.
+/// (the headless runner). `None` while the decoder has not delivered it yet.
 #[derive(Resource, Debug, Default, Clone, Copy)]
 pub struct NextFrameDue(pub Option<Instant>);
 

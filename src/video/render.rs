@@ -10,7 +10,7 @@
 //! 1. [`CanvasSystems::Video`]: the YUV planes, converted to RGB (`shaders/yuv_to_rgb.wgsl`),
 //!    letterboxed by the pass's viewport;
 //! 2. [`CanvasSystems::Layers`]: the compositor's layers, one pass each, blended over the
-//!    picture so far (`crate::compositor::render`), ping-ponging as effects do;
+//!    picture so far (the compositor's `render` module), ping-ponging as effects do;
 //! 3. [`CanvasSystems::Effects`]: each effect (and the master level) reads the picture and
 //!    writes the other of two textures, the canvas and a scratch texture
 //!    ([`CanvasView::post_process_write`]). The video pass starts in whichever of the two

@@ -2,9 +2,8 @@
 //! stream that feeds segment bytes to the decode thread through a bounded channel.
 
 mod client;
-pub mod error;
 pub mod playlist;
 
+pub use crate::error::hls::HlsError;
 pub use client::{Chunk, HlsSource, HlsStream, LiveEdge, RetryPolicy, STOP_POLL, SegmentReader};
-pub use error::HlsError;
 pub use playlist::Rendition;

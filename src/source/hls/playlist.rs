@@ -13,7 +13,7 @@ use m3u8_rs::{Playlist, VariantStream};
 use tracing::warn;
 use url::Url;
 
-use super::error::HlsError;
+use crate::error::HlsError;
 use crate::redact::Redacted;
 
 /// Largest playlist body read (a live window of thousands of segments is well under this).

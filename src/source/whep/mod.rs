@@ -4,7 +4,6 @@
 //! signalling, the keyframe-on-loss policy, the adaptive jitter buffer and reconnection,
 //! and hands H.264 access units to the decode thread.
 
-pub mod error;
 pub mod jitter;
 pub mod nal;
 mod session;
@@ -16,7 +15,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, bounded};
 use url::Url;
 
-pub use error::WhepError;
+pub use crate::error::whep::WhepError;
 pub use session::{AccessUnit, WebRtcSnapshot, WhepStats};
 
 use crate::lifecycle::Lifecycle;

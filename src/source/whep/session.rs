@@ -19,11 +19,11 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig}
 use tracing::{debug, info, warn};
 use url::Url;
 
-use super::error::WhepError;
 use super::jitter::{JitterBuffer, VIDEO_CLOCK_RATE};
 use super::nal;
 use super::signal::Signalling;
 use super::stun::StunServer;
+use crate::error::WhepError;
 use crate::lifecycle::Lifecycle;
 use crate::redact::Redacted;
 

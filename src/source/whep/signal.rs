@@ -11,7 +11,7 @@ use reqwest::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use tracing::{debug, info};
 use url::Url;
 
-use super::error::WhepError;
+use crate::error::WhepError;
 use crate::lifecycle::Lifecycle;
 use crate::redact::{Redacted, redact_text};
 

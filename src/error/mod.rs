@@ -1,24 +1,32 @@
 //! Lucid's error model: one error type per stage, each keeping its cause, gathered in
 //! [`LucidError`], and the one place where errors become process exit codes.
 //!
-//! - [`crate::source::hls::HlsError`]: the HLS client (network, playlists, limits). Retry
-//!   decisions ask it [`HlsError::is_transient`](crate::source::hls::HlsError::is_transient).
-//! - [`crate::source::whep::WhepError`]: WebRTC signalling, connection and media loss.
-//! - [`crate::decode::DecodeError`]: FFmpeg opening and decoding the input.
-//! - [`crate::output::OutputError`]: recordings, pipes, stats files, screenshots.
-//! - [`crate::daydream::DaydreamError`]: the Daydream API (key, stream, steering).
+//! The stage errors live here, on the ground floor, and each stage re-exports its own:
+//! every floor returns them and [`LucidError`] wraps them all, so the vocabulary of what
+//! can go wrong is shared from below instead of gathered from above.
+//!
+//! - [`HlsError`]: the HLS client (network, playlists, limits). Retry decisions ask it
+//!   [`HlsError::is_transient`].
+//! - [`WhepError`]: WebRTC signalling, connection and media loss.
+//! - [`DecodeError`]: FFmpeg opening and decoding the input.
+//! - [`OutputError`]: recordings, pipes, stats files, screenshots.
+//! - [`DaydreamError`]: the Daydream API (key, stream, steering).
 //! - Usage and renderer errors carry a sentence; a panic becomes [`LucidError::Internal`].
 //!
 //! Exit codes are part of Lucid's interface (scripts and supervisors read them). They are
 //! documented in the README and kept stable here, in [`LucidError::exit_code`].
 
-// Each stage's error lives in a leaf module of its stage, so this aggregate sits low in the
-// house: every stage may return a `LucidError` without importing back up.
-use crate::daydream::error::DaydreamError;
-use crate::decode::error::DecodeError;
-use crate::output::error::OutputError;
-use crate::source::hls::error::HlsError;
-use crate::source::whep::error::WhepError;
+pub mod daydream;
+pub mod decode;
+pub mod hls;
+pub mod output;
+pub mod whep;
+
+pub use daydream::DaydreamError;
+pub use decode::DecodeError;
+pub use hls::HlsError;
+pub use output::OutputError;
+pub use whep::WhepError;
 
 /// Exit code of a run that ended normally (end of input, `--duration`, a stop request).
 pub const EXIT_OK: u8 = 0;
