@@ -53,6 +53,7 @@ impl MidiEvent {
 
 /// The control a mapping listens to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum MidiControl {
     /// A knob or fader.
     Cc {
@@ -106,6 +107,7 @@ impl Curve {
 
 /// What a mapped control does.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum MidiTarget {
     /// A CC sets an effect parameter (or `mix`) over `from..to` of its range (0..1 each),
     /// through `curve`. A note sets it to `to`.
@@ -138,6 +140,7 @@ pub enum MidiTarget {
 
 /// One mapping, saved with presets.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MidiMapping {
     /// The control.
     pub control: MidiControl,

@@ -612,6 +612,110 @@ fn an_effects_folder_with_a_fifo_and_dev_zero_does_not_hang() {
     assert!(text.contains("not a regular file"), "{text}");
 }
 
+/// Scenes and presets are read as cue files are: a regular file of at most 1 MiB (a FIFO
+/// or `/dev/zero` is refused at once, never read or waited on), at most 32 layers and 32
+/// effects a chain, every number finite and in range, and no field Lucid does not know.
+/// Each mistake is one usage error (exit 2) before anything starts.
+#[test]
+fn scene_and_preset_files_are_checked_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("trap.ron");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let layer = "(source: \"a.png\")";
+    let many_layers = format!("(layers: [{}])", vec![layer; 33].join(", "));
+    let tint = "(effect: \"tint\")";
+    let many_effects = format!("(effects: [{}])", vec![tint; 33].join(", "));
+    let huge = format!("(source: \"{}\")", "x".repeat(2 << 20));
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("--scene", "/dev/zero".into(), "not a regular file"),
+        ("--preset", "/dev/zero".into(), "not a regular file"),
+        (
+            "--scene",
+            fifo.to_str().unwrap().into(),
+            "not a regular file",
+        ),
+        (
+            "--preset",
+            fifo.to_str().unwrap().into(),
+            "not a regular file",
+        ),
+        ("--scene", file("huge.ron", &huge), "larger than 1024 KiB"),
+        ("--scene", file("layers.ron", &many_layers), "at most 32"),
+        ("--preset", file("effects.ron", &many_effects), "at most 32"),
+        ("--scene", file("effects.ron", &many_effects), "at most 32"),
+        (
+            "--scene",
+            file("typo.ron", "(layers: [(source: \"a.png\", opacityy: 0.5)])"),
+            "opacityy",
+        ),
+        (
+            "--preset",
+            file("typo-preset.ron", "(effects: [], colour_grade: 1)"),
+            "colour_grade",
+        ),
+        (
+            "--scene",
+            file(
+                "nan.ron",
+                "(layers: [(source: \"a.png\", transform: (rotate: NaN))])",
+            ),
+            "rotate NaN",
+        ),
+        (
+            "--scene",
+            file(
+                "inf.ron",
+                "(layers: [(source: \"a.png\", transform: (x: inf))])",
+            ),
+            "x inf",
+        ),
+        (
+            "--scene",
+            file(
+                "far.ron",
+                "(layers: [(source: \"a.png\", transform: (y: 1e30))])",
+            ),
+            "is not -2 to 2",
+        ),
+        (
+            "--scene",
+            file("fader.ron", "(crossfader: (target: NaN))"),
+            "crossfader",
+        ),
+    ];
+    for (flag, path, needle) in &cases {
+        let started = Instant::now();
+        let out = run_with_limit(
+            lucid().args(["--no-preview", flag, path]),
+            Duration::from_secs(30),
+        );
+        assert_one_clear_error(&out, 2, needle);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{flag} {path}: took {:?}",
+            started.elapsed()
+        );
+    }
+    // --layer counts with the scene's layers against the cap.
+    let mut args = vec!["--no-preview".to_string()];
+    for _ in 0..33 {
+        args.extend(["--layer".into(), "a.png".into()]);
+    }
+    let out = run_with_limit(lucid().args(&args), Duration::from_secs(30));
+    assert_one_clear_error(&out, 2, "a show holds at most 32");
+}
+
 // 10. Secrets stay out of logs.
 
 #[test]

@@ -20,7 +20,7 @@ use bevy::prelude::*;
 use crossbeam_channel::{Receiver, TryRecvError, bounded};
 use tracing::{info, warn};
 
-use super::{Crossfader, LayerSpec};
+use super::{Crossfader, LayerSpec, MAX_LAYERS};
 use crate::decode::frame::VideoFrame;
 use crate::decode::{DecodeOptions, DecodeThread};
 use crate::effects::EffectSystems;
@@ -350,6 +350,9 @@ fn apply_requests(
 ) {
     for request in std::mem::take(&mut layers.requests) {
         match request {
+            LayerRequest::Add(_) if layers.layers.len() >= MAX_LAYERS => {
+                warn!("a show holds at most {MAX_LAYERS} layers: remove one to add another");
+            }
             LayerRequest::Add(spec) => {
                 let mut layer = Layer::new(&spec);
                 layer.opening = Some(open(layers.layers.len(), &spec, &opening, &lifecycle));

@@ -15,6 +15,7 @@ pub mod render;
 pub mod scene;
 
 use bevy::math::{UVec2, Vec4};
+use std::ops::RangeInclusive;
 
 /// A W3C blend mode, plus `add` (linear dodge).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -215,7 +216,7 @@ pub enum FaderCurve {
 
 /// The A/B crossfader: a position 0 (A) ..1 (B), moving towards a target over a set time.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Crossfader {
     /// Where it is, 0 (A) to 1 (B).
     pub position: f32,
@@ -285,7 +286,7 @@ impl Crossfader {
 /// A layer's placement after its fit: an offset (fractions of the canvas), a scale and a
 /// rotation about the picture's centre.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Transform {
     /// Offset right, as a fraction of the canvas width.
     pub x: f32,
@@ -319,6 +320,19 @@ pub enum AtEnd {
     Fade,
 }
 
+/// The most layers a show holds (the scene's and `--layer`'s together): each is a source
+/// with its own decode threads and a pass every frame.
+pub const MAX_LAYERS: usize = 32;
+
+/// What a layer's numbers may be, in `--layer` options and in scenes alike.
+const OPACITY: RangeInclusive<f32> = 0.0..=1.0;
+/// Offsets, fractions of the canvas.
+const OFFSET: RangeInclusive<f32> = -2.0..=2.0;
+/// Scale, 1 = as fitted.
+const SCALE: RangeInclusive<f32> = 0.01..=10.0;
+/// Rotation, degrees.
+const ROTATE: RangeInclusive<f32> = -360.0..=360.0;
+
 /// The option names of `--layer SOURCE:...`.
 const OPTIONS: [&str; 10] = [
     "opacity", "blend", "fit", "loop", "end", "bus", "x", "y", "scale", "rotate",
@@ -326,7 +340,7 @@ const OPTIONS: [&str; 10] = [
 
 /// One `--layer` (or a scene's layer): a source and how it is composited.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct LayerSpec {
     /// What to play: any `--url` form.
     pub source: String,
@@ -411,13 +425,7 @@ impl LayerSpec {
             let (key, value) = kv.split_once('=').unwrap_or((kv, ""));
             let value = value.trim();
             match key.trim() {
-                "opacity" => {
-                    spec.opacity = value
-                        .parse::<f32>()
-                        .ok()
-                        .filter(|o| (0.0..=1.0).contains(o))
-                        .ok_or_else(|| format!("opacity={value}: use 0 to 1"))?;
-                }
+                "opacity" => spec.opacity = number("opacity", value, OPACITY)?,
                 "blend" => {
                     spec.blend = BlendMode::parse(value).ok_or_else(|| {
                         let names: Vec<&str> = BlendMode::ALL.iter().map(|m| m.name()).collect();
@@ -454,14 +462,40 @@ impl LayerSpec {
                         _ => return Err(format!("bus={value}: a, b or both")),
                     };
                 }
-                "x" => spec.transform.x = number("x", value, -2.0..=2.0)?,
-                "y" => spec.transform.y = number("y", value, -2.0..=2.0)?,
-                "scale" => spec.transform.scale = number("scale", value, 0.01..=10.0)?,
-                "rotate" => spec.transform.rotate = number("rotate", value, -360.0..=360.0)?,
+                "x" => spec.transform.x = number("x", value, OFFSET)?,
+                "y" => spec.transform.y = number("y", value, OFFSET)?,
+                "scale" => spec.transform.scale = number("scale", value, SCALE)?,
+                "rotate" => spec.transform.rotate = number("rotate", value, ROTATE)?,
                 _ => unreachable!("checked above"),
             }
         }
         Ok(spec)
+    }
+
+    /// Checks what the types cannot, for a layer read from a scene: a source, every number
+    /// finite and in the range `--layer` takes, a chain no longer than its cap.
+    pub fn check(&self) -> Result<(), String> {
+        if self.source.trim().is_empty() {
+            return Err("no source".into());
+        }
+        let t = &self.transform;
+        for (name, value, range) in [
+            ("opacity", self.opacity, OPACITY),
+            ("x", t.x, OFFSET),
+            ("y", t.y, OFFSET),
+            ("scale", t.scale, SCALE),
+            ("rotate", t.rotate, ROTATE),
+        ] {
+            // NaN is in no range.
+            if !range.contains(&value) {
+                return Err(format!(
+                    "{name} {value} is not {} to {}",
+                    range.start(),
+                    range.end()
+                ));
+            }
+        }
+        crate::effects::chain::check_chain_length(self.effects.len())
     }
 }
 

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Crossfader, LayerSpec};
-use crate::effects::chain::EffectInstance;
+use super::{Crossfader, LayerSpec, MAX_LAYERS};
+use crate::effects::chain::{EffectInstance, check_chain_length};
 use crate::error::{LucidError, Result};
 use crate::midi_map::MidiMapping;
 
@@ -22,6 +22,7 @@ fn version() -> u32 {
 
 /// A saved show.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Scene {
     /// Format version, for files written by later Lucids.
     #[serde(default = "version")]
@@ -57,15 +58,20 @@ impl Default for Scene {
 }
 
 impl Scene {
-    /// Reads a scene file; errors name the file and, for bad RON, the line and column.
+    /// Reads a scene file (a regular file of at most
+    /// [`MAX_SHOW_FILE_BYTES`](crate::effects::chain::MAX_SHOW_FILE_BYTES)); errors name the
+    /// file and, for bad RON, the line and column.
     pub fn load(path: &Path) -> Result<Scene> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::effects::chain::read_show_file(path)
             .map_err(|e| LucidError::Usage(format!("cannot read scene {}: {e}", path.display())))?;
         Scene::from_ron(&text)
             .map_err(|e| LucidError::Usage(format!("scene {}: {e}", path.display())))
     }
 
-    /// Parses RON text and checks what the types cannot (opacity, scale within range).
+    /// Parses RON text and checks what the types cannot: every number finite and in range,
+    /// at most [`MAX_LAYERS`] layers and
+    /// [`MAX_CHAIN_EFFECTS`](crate::effects::chain::MAX_CHAIN_EFFECTS) effects a chain. Unknown
+    /// fields are refused by name and position, so a typo never silently does nothing.
     pub fn from_ron(text: &str) -> std::result::Result<Scene, String> {
         let scene: Scene = ron::from_str(text).map_err(|e| e.to_string())?;
         if scene.version > version() {
@@ -75,22 +81,24 @@ impl Scene {
                 version()
             ));
         }
-        for (i, layer) in scene.layers.iter().enumerate() {
-            let bad = |what: String| Err(format!("layer {} ({}): {what}", i + 1, layer.source));
-            if layer.source.trim().is_empty() {
-                return bad("no source".into());
-            }
-            if !(0.0..=1.0).contains(&layer.opacity) {
-                return bad(format!("opacity {} is not 0 to 1", layer.opacity));
-            }
-            if !(0.01..=10.0).contains(&layer.transform.scale) {
-                return bad(format!("scale {} is not 0.01 to 10", layer.transform.scale));
-            }
+        if scene.layers.len() > MAX_LAYERS {
+            return Err(format!(
+                "{} layers; a show holds at most {MAX_LAYERS}",
+                scene.layers.len()
+            ));
         }
-        if !(0.0..=1.0).contains(&scene.crossfader.position)
-            || !(0.0..=3600.0).contains(&scene.crossfader.seconds)
+        check_chain_length(scene.effects.len())?;
+        for (i, layer) in scene.layers.iter().enumerate() {
+            layer
+                .check()
+                .map_err(|what| format!("layer {} ({}): {what}", i + 1, layer.source))?;
+        }
+        let fader = &scene.crossfader;
+        if !(0.0..=1.0).contains(&fader.position)
+            || !(0.0..=1.0).contains(&fader.target)
+            || !(0.0..=3600.0).contains(&fader.seconds)
         {
-            return Err("crossfader: position 0 to 1, seconds 0 to 3600".into());
+            return Err("crossfader: position and target 0 to 1, seconds 0 to 3600".into());
         }
         Ok(scene)
     }

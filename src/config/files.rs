@@ -8,10 +8,12 @@ use std::path::{Path, PathBuf};
 use tracing::info;
 
 use super::config_dir;
-use crate::compositor::LayerSpec;
 use crate::compositor::scene::Scene;
+use crate::compositor::{LayerSpec, MAX_LAYERS};
 use crate::effects::EffectCatalog;
-use crate::effects::chain::{EffectChain, EffectInstance, Preset, parse_effect_arg};
+use crate::effects::chain::{
+    EffectChain, EffectInstance, Preset, check_chain_length, parse_effect_arg,
+};
 use crate::error::{LucidError, Result};
 
 /// `--scene`, loaded (or an empty scene without one).
@@ -116,6 +118,12 @@ pub(super) fn layer_specs(
         }
     }
     specs.extend(extra);
+    if specs.len() > MAX_LAYERS {
+        return Err(LucidError::Usage(format!(
+            "{} layers (the scene's and --layer's); a show holds at most {MAX_LAYERS}",
+            specs.len()
+        )));
+    }
     for arg in layer_effects {
         let bad = |why: String| LucidError::Usage(format!("--layer-effect {arg}: {why}"));
         let (number, effect) = arg
@@ -133,6 +141,10 @@ pub(super) fn layer_specs(
         let inst = parse_effect(catalog, effect)
             .map_err(|e| bad(e.to_string().replace(&format!("--effect {effect}: "), "")))?;
         specs[layer - 1].effects.push(inst);
+    }
+    for (i, spec) in specs.iter().enumerate() {
+        check_chain_length(spec.effects.len())
+            .map_err(|e| LucidError::Usage(format!("layer {}: {e}", i + 1)))?;
     }
     for (i, spec) in specs
         .iter()
@@ -173,6 +185,9 @@ pub(super) fn master_chain(
     for arg in effects {
         chain.effects.push(parse_effect(catalog, arg)?);
     }
+    check_chain_length(chain.effects.len()).map_err(|e| {
+        LucidError::Usage(format!("the master chain (scene, preset, --effect): {e}"))
+    })?;
     if !chain.effects.is_empty() {
         let names: Vec<_> = chain.effects.iter().map(|e| e.effect.as_str()).collect();
         info!("effect chain: {}", names.join(" -> "));

@@ -13,6 +13,7 @@ use crate::error::{LucidError, Result};
 
 /// One effect in the chain.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EffectInstance {
     /// The effect's name (built-in or user file stem).
     pub effect: String,
@@ -94,6 +95,7 @@ pub struct EffectChain {
 
 /// A saved chain: the file `--preset` loads and the overlay saves (RON).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Preset {
     /// Format version, for files written by later Lucids.
     #[serde(default = "version")]
@@ -110,18 +112,20 @@ fn version() -> u32 {
 }
 
 impl Preset {
-    /// Reads a preset file.
+    /// Reads a preset file (a regular file of at most [`MAX_SHOW_FILE_BYTES`]).
     pub fn load(path: &Path) -> Result<Preset> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let text = read_show_file(path).map_err(|e| {
             LucidError::Usage(format!("cannot read preset {}: {e}", path.display()))
         })?;
         Preset::from_ron(&text)
             .map_err(|e| LucidError::Usage(format!("preset {}: {e}", path.display())))
     }
 
-    /// Parses RON text.
+    /// Parses RON text; a chain longer than [`MAX_CHAIN_EFFECTS`] is refused.
     pub fn from_ron(text: &str) -> std::result::Result<Preset, String> {
-        ron::from_str(text).map_err(|e| e.to_string())
+        let preset: Preset = ron::from_str(text).map_err(|e| e.to_string())?;
+        check_chain_length(preset.effects.len())?;
+        Ok(preset)
     }
 
     /// RON text that [`Preset::from_ron`] reads back to an equal preset.
@@ -134,6 +138,61 @@ impl Preset {
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         save_atomically(path, &self.to_ron())
     }
+}
+
+/// The most effects one chain holds (the master chain, or a layer's own): each is a
+/// fullscreen pass every frame, so a longer chain is a mistake, not a show.
+pub const MAX_CHAIN_EFFECTS: usize = 32;
+
+/// Refuses a chain of more than [`MAX_CHAIN_EFFECTS`] effects.
+pub fn check_chain_length(len: usize) -> std::result::Result<(), String> {
+    if len > MAX_CHAIN_EFFECTS {
+        return Err(format!(
+            "{len} effects in one chain; at most {MAX_CHAIN_EFFECTS}"
+        ));
+    }
+    Ok(())
+}
+
+/// Largest scene or preset file read: one with every layer and effect at its cap is tens
+/// of KiB.
+pub const MAX_SHOW_FILE_BYTES: u64 = 1 << 20;
+
+/// Reads a scene or preset: a regular file of at most [`MAX_SHOW_FILE_BYTES`], read with
+/// that cap. The file is opened without blocking and checked through its own handle, so a
+/// FIFO, a device (`/dev/zero`) or a folder is refused, never read or waited on.
+pub fn read_show_file(path: &Path) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read as _};
+    use std::os::unix::fs::OpenOptionsExt as _;
+    /// `O_NONBLOCK` on Linux: opening a FIFO with no writer returns at once.
+    const O_NONBLOCK: i32 = 0o4000;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NONBLOCK)
+        .open(path)?;
+    let too_large = || {
+        Error::new(
+            ErrorKind::InvalidData,
+            format!("it is larger than {} KiB", MAX_SHOW_FILE_BYTES >> 10),
+        )
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "it is not a regular file",
+        ));
+    }
+    if meta.len() > MAX_SHOW_FILE_BYTES {
+        return Err(too_large());
+    }
+    let mut text = String::new();
+    file.take(MAX_SHOW_FILE_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_SHOW_FILE_BYTES {
+        return Err(too_large());
+    }
+    Ok(text)
 }
 
 /// Writes `text` to `path` through a temporary file renamed into place, making the folder
