@@ -778,6 +778,31 @@ fn a_vod_playlist_without_endlist_plays_from_start_to_end() {
     assert_eq!(markers.len(), 90, "every frame of three segments");
 }
 
+/// A recording playlist as go-livepeer writes one for a long session: a VOD with
+/// discontinuities between sessions and a target duration of 2100 s (its longest
+/// segment). Lucid plays it from start to end instead of refusing the target duration.
+#[test]
+fn a_livepeer_recording_playlist_with_a_long_target_duration_plays() {
+    let dir = tempfile::tempdir().unwrap();
+    let segs = vod_segments(dir.path(), 3);
+    let mut text = String::from(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-MEDIA-SEQUENCE:0\n\
+         #EXT-X-TARGETDURATION:2100\n",
+    );
+    for (i, s) in segs.iter().enumerate() {
+        if i > 0 {
+            text.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        text.push_str(&format!("#EXTINF:1.000,\n{s}\n"));
+    }
+    text.push_str("#EXT-X-ENDLIST\n");
+    std::fs::write(dir.path().join("recording.m3u8"), text).unwrap();
+    let origin = Origin::serve(dir.path());
+    let markers = play_to_y4m(&origin.url("recording.m3u8"), &["--wait", "5"]).markers();
+    assert_eq!(markers.first(), Some(&0), "starts at the first segment");
+    assert_eq!(markers.len(), 90, "every frame of three sessions");
+}
+
 #[test]
 fn gap_segments_are_never_fetched_and_hold_the_picture_without_a_stall() {
     let dir = tempfile::tempdir().unwrap();

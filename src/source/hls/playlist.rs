@@ -18,10 +18,13 @@ use crate::redact::Redacted;
 
 /// Largest playlist body read (a live window of thousands of segments is well under this).
 pub const MAX_PLAYLIST_BYTES: u64 = 4 << 20;
-/// Largest `EXT-X-TARGETDURATION` accepted, seconds. Live HLS uses 1-10 s segments.
-pub const MAX_TARGET_DURATION: u64 = 600;
-/// Largest `EXTINF` accepted, seconds.
-pub const MAX_SEGMENT_SECS: f64 = 600.0;
+/// Largest `EXT-X-TARGETDURATION` accepted, seconds: a day. Live streams use 1-10 s
+/// segments, but recording playlists of long sessions are VODs whose target duration is
+/// their longest segment (go-livepeer writes `EXT-X-TARGETDURATION:2100` and more); only
+/// absurd values are refused.
+pub const MAX_TARGET_DURATION: u64 = 86_400;
+/// Largest `EXTINF` accepted, seconds (a day, as the target duration).
+pub const MAX_SEGMENT_SECS: f64 = 86_400.0;
 /// Segment cap when the bandwidth is unknown (a media playlist given directly).
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
 /// The segment cap never goes below this (encoders overshoot their declared bandwidth).
