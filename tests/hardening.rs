@@ -138,6 +138,32 @@ fn absurd_playlist_numbers_are_clear_errors_not_panics() {
     }
 }
 
+/// A 200 answer that is neither a playlist nor a known "not live yet" answer (a misspelt
+/// URL that serves a text file) ends the run at once with what the server said, instead of
+/// being waited on for the whole `--wait`. MistServer's "Stream open failed" is still waited
+/// on (`faults.rs`, stream_open_failed_and_an_empty_playlist_count_as_not_live_yet).
+#[test]
+fn a_text_file_where_a_playlist_should_be_ends_the_run_at_once() {
+    let (_dir, origin) = serve(&[("notes.m3u8", b"Hello! These are my notes.\n")]);
+    let started = Instant::now();
+    let out = run_with_limit(
+        lucid().args([
+            "--no-preview",
+            "--wait",
+            "60",
+            "--url",
+            &origin.url("notes.m3u8"),
+        ]),
+        Duration::from_secs(45),
+    );
+    assert_one_clear_error(&out, 5, "Hello! These are my notes.");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "waited {:?} on an answer that will not change",
+        started.elapsed()
+    );
+}
+
 // 2. Size caps.
 
 #[test]

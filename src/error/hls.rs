@@ -40,6 +40,10 @@ pub enum HlsError {
         url: Redacted,
         /// What the server said (one line, control characters removed).
         message: String,
+        /// True for the answers known to mean "not live yet" (MistServer's "Stream open
+        /// failed", a playlist's `#EXT-X-ERROR`): those are waited on, anything else (a
+        /// misspelt URL that serves a text file) ends the run at once.
+        not_live: bool,
     },
     /// A live playlist that lists no segments yet (Daydream's warm-up).
     #[error("{url}: the live playlist stayed empty")]
@@ -91,9 +95,8 @@ impl HlsError {
     /// yet), 408/425/429 and 5xx, a server message, an empty live playlist.
     pub fn is_transient(&self) -> bool {
         match self {
-            HlsError::Unreachable { .. }
-            | HlsError::ServerMessage { .. }
-            | HlsError::EmptyLive { .. } => true,
+            HlsError::Unreachable { .. } | HlsError::EmptyLive { .. } => true,
+            HlsError::ServerMessage { not_live, .. } => *not_live,
             HlsError::HttpStatus { status, .. } => {
                 matches!(status, 404 | 408 | 425 | 429) || *status >= 500
             }
@@ -146,11 +149,13 @@ mod tests {
         assert!(status(429).is_transient());
         assert!(!status(403).is_transient());
         assert!(!status(410).is_transient());
-        let message = HlsError::ServerMessage {
+        let message = |message: &str, not_live| HlsError::ServerMessage {
             url: url.clone(),
-            message: "anything at all".into(),
+            message: message.into(),
+            not_live,
         };
-        assert!(message.is_transient());
+        assert!(message("Stream open failed", true).is_transient());
+        assert!(!message("hello, this is a text file", false).is_transient());
         let big = HlsError::TooLarge {
             url,
             what: "playlist",

@@ -77,6 +77,7 @@ pub fn parse(url: &Url, body: &[u8]) -> Result<Playlist, HlsError> {
         if let Some(message) = server_message(text) {
             return Err(HlsError::ServerMessage {
                 url: Redacted::url(url),
+                not_live: means_not_live(&message),
                 message,
             });
         }
@@ -98,12 +99,20 @@ pub fn parse(url: &Url, body: &[u8]) -> Result<Playlist, HlsError> {
         return Err(HlsError::ServerMessage {
             url: Redacted::url(url),
             message,
+            not_live: true,
         });
     }
     m3u8_rs::parse_playlist_res(text).map_err(|e| HlsError::NotAPlaylist {
         url: Redacted::url(url),
         reason: format!("malformed playlist ({})", first_line(&format!("{e:?}"))),
     })
+}
+
+/// True for a plain-text answer known to mean "this stream is not live yet": MistServer
+/// (Livepeer's catalyst) answers "Stream open failed" before the broadcaster connects.
+/// Any other text is not waited on.
+fn means_not_live(message: &str) -> bool {
+    message.to_ascii_lowercase().contains("stream open failed")
 }
 
 /// A short, printable, non-markup body: a server's message rather than a page or garbage.
