@@ -311,6 +311,23 @@ fn an_unknown_stream_is_no_such_stream() {
     assert_eq!(fake.requests()[0].path, "/v1/streams/str_nope");
 }
 
+/// An answer over Lucid's 1 MiB cap is a protocol error (exit 5) that says so, not
+/// "host unreachable" (exit 3): the host answered, with something Lucid will not read.
+#[test]
+fn an_answer_over_the_size_cap_is_a_protocol_error() {
+    let fake = FakeDaydream::start(None);
+    fake.script.lock().unwrap().streams.push(json!({
+        "id": "str_huge",
+        "pipeline": "streamdiffusion",
+        "params": {"model_id": "stabilityai/sd-turbo", "prompt": "x".repeat(2 << 20)},
+    }));
+    let out = run_with_limit(
+        lucid_with(&fake, Some(KEY)).args(["--daydream-stream", "str_huge"]),
+        LIMIT,
+    );
+    assert_one_clear_error(&out, 5, "over 1048576 bytes");
+}
+
 #[test]
 fn a_failing_status_endpoint_is_reported_retried_and_the_video_plays_on() {
     let peer = WhepPeer::start(&[]);

@@ -236,9 +236,15 @@ impl DaydreamApi {
             })?;
         let status = response.status().as_u16();
         let retry_after = retry_after(&response);
-        let body = read_capped(response).map_err(|cause| DaydreamError::Network {
-            what: "reading Daydream's answer".into(),
-            cause: super::scrub(&cause, &self.key),
+        let body = read_capped(response).map_err(|failure| match failure {
+            Capped::Read(cause) => DaydreamError::Network {
+                what: "reading Daydream's answer".into(),
+                cause: super::scrub(&cause, &self.key),
+            },
+            // The host answered: with more than Lucid reads, which no retry will change.
+            Capped::TooLarge => DaydreamError::BadAnswer {
+                what: format!("it is over {MAX_BODY_BYTES} bytes"),
+            },
         })?;
         if (200..300).contains(&status) {
             return Ok(body);
@@ -313,15 +319,23 @@ fn retry_after(response: &Response) -> Option<Duration> {
     Duration::try_from_secs_f64(secs).ok()
 }
 
-fn read_capped(response: Response) -> Result<String, String> {
+/// Why an answer's body was not read.
+enum Capped {
+    /// The connection failed while reading (a network error, worth a retry).
+    Read(String),
+    /// The body is over [`MAX_BODY_BYTES`] (a protocol error).
+    TooLarge,
+}
+
+fn read_capped(response: Response) -> Result<String, Capped> {
     use std::io::Read;
     let mut body = Vec::new();
     response
         .take(MAX_BODY_BYTES + 1)
         .read_to_end(&mut body)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Capped::Read(e.to_string()))?;
     if body.len() as u64 > MAX_BODY_BYTES {
-        return Err(format!("the answer is over {MAX_BODY_BYTES} bytes"));
+        return Err(Capped::TooLarge);
     }
     Ok(String::from_utf8_lossy(&body).into_owned())
 }
