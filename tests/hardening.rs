@@ -164,6 +164,33 @@ fn a_text_file_where_a_playlist_should_be_ends_the_run_at_once() {
     );
 }
 
+/// A server whose redirects go round in a loop ends the run at once with exit 4 (the
+/// server answered, and will answer the same), for HLS and for WHEP alike, instead of
+/// being retried for the whole `--wait` as a host that cannot be reached (exit 3).
+#[test]
+fn a_redirect_loop_ends_the_run_at_once_with_exit_4() {
+    let server = RawServer::start(|mut conn, head, _| {
+        let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+        let _ = write!(
+            conn,
+            "HTTP/1.1 302 Found\r\nLocation: {path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+    });
+    for path in ["live/index.m3u8", "live/whep"] {
+        let started = Instant::now();
+        let out = run_with_limit(
+            lucid().args(["--no-preview", "--wait", "60", "--url", &server.url(path)]),
+            Duration::from_secs(45),
+        );
+        assert_one_clear_error(&out, 4, "redirect");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{path}: retried a redirect loop for {:?}",
+            started.elapsed()
+        );
+    }
+}
+
 // 2. Size caps.
 
 #[test]

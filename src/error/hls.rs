@@ -31,6 +31,15 @@ pub enum HlsError {
         /// How many requests were made.
         attempts: u32,
     },
+    /// The server's redirects go round in a loop (or on past reqwest's limit of 10): no
+    /// retry will change that.
+    #[error("{url}: {reason}")]
+    Redirects {
+        /// The URL that was requested.
+        url: Redacted,
+        /// What reqwest said.
+        reason: String,
+    },
     /// The server answered with a message instead of a playlist: MistServer's plain-text
     /// "Stream open failed", or `#EXT-X-ERROR:` inside a playlist. Such a stream is not
     /// live (yet); the message is shown as the server wrote it.
@@ -101,6 +110,7 @@ impl HlsError {
                 matches!(status, 404 | 408 | 425 | 429) || *status >= 500
             }
             HlsError::NotAPlaylist { .. }
+            | HlsError::Redirects { .. }
             | HlsError::BadValue { .. }
             | HlsError::TooLarge { .. }
             | HlsError::Unplayable { .. }

@@ -79,7 +79,7 @@ impl LucidError {
             LucidError::Usage(_) => 2,
             LucidError::Hls(e) => match e {
                 HlsError::Unreachable { .. } => 3,
-                HlsError::HttpStatus { .. } => 4,
+                HlsError::HttpStatus { .. } | HlsError::Redirects { .. } => 4,
                 _ => 5,
             },
             LucidError::Whep(e) => match e {

@@ -457,10 +457,19 @@ impl HlsSource {
             let end = start.saturating_add(r.length.saturating_sub(1));
             req = req.header(reqwest::header::RANGE, format!("bytes={start}-{end}"));
         }
-        let unreachable = |e: reqwest::Error| HlsError::Unreachable {
-            url: Redacted::url(url),
-            reason: root_cause(&e),
-            source: Some(Box::new(e.without_url())),
+        let unreachable = |e: reqwest::Error| {
+            if e.is_redirect() {
+                // A redirect loop answers the same way however long Lucid waits.
+                return HlsError::Redirects {
+                    url: Redacted::url(url),
+                    reason: root_cause(&e),
+                };
+            }
+            HlsError::Unreachable {
+                url: Redacted::url(url),
+                reason: root_cause(&e),
+                source: Some(Box::new(e.without_url())),
+            }
         };
         let mut resp = req.send().map_err(unreachable)?;
         let status = resp.status();
