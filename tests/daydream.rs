@@ -260,6 +260,38 @@ fn a_refused_change_is_reported_and_the_video_plays_on() {
     assert!(Y4m::parse(&run.out.stdout).frames.len() >= 30);
 }
 
+/// A PATCH that Daydream redirects to another origin is not followed: reqwest would send
+/// it there without the key, and that origin's 200 would be counted as applied. The change
+/// is reported as failed, and the other origin never hears of it.
+#[test]
+fn a_cross_origin_redirect_of_a_change_is_an_error_not_applied() {
+    let peer = WhepPeer::start(&[]);
+    let fake = FakeDaydream::start(Some(peer.url()));
+    let elsewhere = FakeDaydream::start(None);
+    fake.script.lock().unwrap().patch_redirect =
+        Some(format!("{}/v1/streams/str_existing", elsewhere.url()));
+    let run = play(
+        &fake,
+        2.0,
+        &["--daydream-stream", "str_existing", "--prompt", "a storm"],
+    );
+    assert!(run.out.status.success(), "{}", run.err);
+    let stats = run.stats.as_ref().expect("stats");
+    let change = stats["daydream"]["changes"]["prompt"]
+        .as_str()
+        .unwrap_or("");
+    assert!(
+        change.starts_with("failed:") && change.contains("another origin"),
+        "{stats}"
+    );
+    assert!(
+        elsewhere.requests().is_empty(),
+        "{:?}",
+        elsewhere.requests()
+    );
+    assert_eq!(fake.with_method("PATCH").len(), 1, "not retried");
+}
+
 #[test]
 fn a_refused_key_is_one_clear_error_that_says_where_the_key_came_from() {
     let fake = FakeDaydream::start(None);

@@ -160,6 +160,7 @@ impl DaydreamApi {
         let http = Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(15))
+            .redirect(same_origin_redirects())
             .build()
             .map_err(|e| DaydreamError::Network {
                 what: "starting the HTTP client".into(),
@@ -230,9 +231,16 @@ impl DaydreamApi {
         let response = request
             .header(AUTHORIZATION, self.key.bearer())
             .send()
-            .map_err(|e| DaydreamError::Network {
-                what: format!("reaching {}", Redacted::url(&self.base)),
-                cause: super::scrub(&innermost(&e), &self.key),
+            .map_err(|e| {
+                let cause = super::scrub(&innermost(&e), &self.key);
+                if e.is_redirect() {
+                    // Refused by `same_origin_redirects`: the same answer every time.
+                    return DaydreamError::BadAnswer { what: cause };
+                }
+                DaydreamError::Network {
+                    what: format!("reaching {}", Redacted::url(&self.base)),
+                    cause,
+                }
             })?;
         let status = response.status().as_u16();
         let retry_after = retry_after(&response);
@@ -317,6 +325,28 @@ fn retry_after(response: &Response) -> Option<Duration> {
     let value = response.headers().get(RETRY_AFTER)?.to_str().ok()?;
     let secs: f64 = value.trim().parse().ok()?;
     Duration::try_from_secs_f64(secs).ok()
+}
+
+/// Redirects within the API's origin are followed (at most 5); one to another origin is an
+/// error. reqwest would follow it without the key, and the other origin's answer would be
+/// taken as Daydream's (a PATCH counted as applied that never reached Daydream).
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let cross = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| first.origin() != attempt.url().origin());
+        if cross {
+            let to = Redacted::url(attempt.url()).to_string();
+            attempt.error(format!(
+                "it redirects an authenticated call to another origin ({to}); Lucid does not follow it"
+            ))
+        } else if attempt.previous().len() > 5 {
+            attempt.error("more than 5 redirects")
+        } else {
+            attempt.follow()
+        }
+    })
 }
 
 /// Why an answer's body was not read.

@@ -52,6 +52,8 @@ pub struct Script {
     pub patch_answers: VecDeque<(u16, Value, Option<u32>)>,
     /// Scripted status-endpoint statuses, used up in order (200 answers normally); then 200.
     pub status_answers: VecDeque<u16>,
+    /// Where PATCHes are redirected (307 with this Location), when set.
+    pub patch_redirect: Option<String>,
 }
 
 /// The fake API server.
@@ -86,6 +88,7 @@ impl FakeDaydream {
             output_fps: 0.0,
             patch_answers: VecDeque::new(),
             status_answers: VecDeque::new(),
+            patch_redirect: None,
         }));
         let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
@@ -121,6 +124,12 @@ impl FakeDaydream {
                     .with_header(
                         tiny_http::Header::from_bytes("Content-Type", "application/json").unwrap(),
                     );
+                if status == 307
+                    && let Some(to) = s.lock().unwrap().patch_redirect.clone()
+                {
+                    response = response
+                        .with_header(tiny_http::Header::from_bytes("Location", to).unwrap());
+                }
                 if let Some(after) = retry_after {
                     response = response.with_header(
                         tiny_http::Header::from_bytes("Retry-After", after.to_string()).unwrap(),
@@ -235,6 +244,9 @@ fn answer(script: &Mutex<Script>, r: &Recorded) -> (u16, Value, Option<u32>) {
         ("PATCH", ["v1", "streams", id]) => {
             if !s.streams.iter().any(|x| x["id"] == *id) {
                 return error(404, "Stream not found", "STREAMS/NOT_FOUND");
+            }
+            if s.patch_redirect.is_some() {
+                return (307, json!({}), None);
             }
             if let Some(scripted) = s.patch_answers.pop_front() {
                 return scripted;
