@@ -113,6 +113,26 @@ fn the_viewer_limit_waits_about_two_seconds_then_plays() {
     assert!((1.8..3.5).contains(&gap), "retried {gap:.2}s after 429");
 }
 
+/// A server whose answer's only video codec is VP8 (it ignored the H.264-only offer) is
+/// told apart at once, with the codec named, instead of a connection that fails 5 s later
+/// as "did not connect (ICE/DTLS)". aiortc makes the answer; the peer rewrites its video.
+#[test]
+fn an_answer_without_h264_is_refused_at_once_and_says_what_it_offered() {
+    let peer = WhepPeer::start(&["--answer-vp8"]);
+    let started = Instant::now();
+    let out = run_with_limit(
+        lucid().args(["--no-preview", "--pipe", "y4m", "--url", &peer.url()]),
+        LIMIT,
+    );
+    assert_one_clear_error(&out, 5, "not H.264 (it offers VP8)");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(peer.count("answered"), 1, "not retried");
+}
+
 #[test]
 fn a_refusal_that_persists_past_wait_is_one_clear_error() {
     let peer = WhepPeer::start(&["--refuse", "403"]);

@@ -157,6 +157,24 @@ class StunResponder(asyncio.DatagramProtocol):
         self.transport.sendto(bytes(response), addr)
 
 
+def vp8_only(sdp):
+    """The answer with its video section's codecs replaced by VP8 alone."""
+    out, in_video = [], False
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            if in_video:
+                out.append("a=rtpmap:96 VP8/90000")
+            in_video = line.startswith("m=video")
+            if in_video:
+                line = " ".join(line.split()[:3] + ["96"])
+        elif in_video and line.startswith(("a=rtpmap:", "a=fmtp:", "a=rtcp-fb:")):
+            continue
+        out.append(line)
+    if in_video:
+        out.append("a=rtpmap:96 VP8/90000")
+    return "\r\n".join(out) + "\r\n"
+
+
 async def main():
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, required=True)
@@ -170,6 +188,8 @@ async def main():
     p.add_argument("--drop-for", type=float, default=0.4)
     p.add_argument("--jitter-ms", type=float, default=0, help="delay each RTP packet by 0..N ms")
     p.add_argument("--stun-port", type=int, default=0, help="also run a STUN server here")
+    p.add_argument("--answer-vp8", action="store_true",
+                   help="rewrite the answer's video to VP8 only (a server that ignores the offer)")
     args = p.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     statuses = [int(s) for s in args.statuses.split(",") if s]
@@ -199,7 +219,10 @@ async def main():
         headers = {"Content-Type": "application/sdp"}
         if args.location:
             headers["Location"] = f"{args.path}/session/{id(pc)}"
-        return web.Response(status=201, text=pc.localDescription.sdp, headers=headers)
+        sdp = pc.localDescription.sdp
+        if args.answer_vp8:
+            sdp = vp8_only(sdp)
+        return web.Response(status=201, text=sdp, headers=headers)
 
     async def delete(request):
         event("deleted", path=request.path)

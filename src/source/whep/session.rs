@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{SendTimeoutError, Sender};
 use serde::Serialize;
 use str0m::change::SdpAnswer;
+use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
@@ -205,6 +206,21 @@ impl Session {
         rtc.sdp_api()
             .accept_answer(pending, answer)
             .map_err(|e| bad(e.to_string()))?;
+        // str0m accepts an answer whose video is another codec; Lucid decodes H.264 only.
+        let h264 = rtc.media(video).is_some_and(|m| {
+            m.remote_pts().iter().any(|pt| {
+                rtc.codec_config()
+                    .params()
+                    .iter()
+                    .any(|p| p.pt() == *pt && p.spec().codec == Codec::H264)
+            })
+        });
+        if !h264 {
+            return Err(bad(format!(
+                "the answer's video is not H.264 (it offers {}); Lucid plays H.264 over WebRTC",
+                video_codecs(&answered.sdp)
+            )));
+        }
         debug!("WHEP: answered by {}", Redacted::url(&answered.endpoint));
         let mut session = Session {
             rtc,
@@ -541,5 +557,27 @@ fn rtc_error(e: str0m::RtcError) -> WhepError {
     WhepError::Local {
         reason: e.to_string(),
         source: Some(Box::new(e)),
+    }
+}
+/// The codec names of an SDP's video sections (`a=rtpmap` lines), for the error that says
+/// what a server offered instead of H.264.
+fn video_codecs(sdp: &str) -> String {
+    let mut names: Vec<String> = Vec::new();
+    let mut in_video = false;
+    for line in sdp.lines() {
+        if line.starts_with("m=") {
+            in_video = line.starts_with("m=video");
+        } else if in_video && let Some(map) = line.strip_prefix("a=rtpmap:") {
+            let name = map.split_whitespace().nth(1).unwrap_or("");
+            let name = name.split('/').next().unwrap_or("").to_string();
+            if !name.is_empty() && !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    if names.is_empty() {
+        "no video codec".into()
+    } else {
+        names.join(", ")
     }
 }
