@@ -41,12 +41,19 @@ impl Lifecycle {
 
     /// Records a fatal error (the first one wins) and stops. `main` prints it once, last.
     pub fn fail(&self, err: LucidError) {
+        self.fail_at_exit(err);
+        self.request_stop();
+    }
+
+    /// Records an error (the first one wins) that sets the run's exit code, without
+    /// stopping: a part failed and the show goes on without it (an output). `main` prints
+    /// it once, last.
+    pub fn fail_at_exit(&self, err: LucidError) {
         if let Ok(mut slot) = self.error.lock()
             && slot.is_none()
         {
             *slot = Some(err);
         }
-        self.request_stop();
     }
 
     /// Takes the recorded error, if any.

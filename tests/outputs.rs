@@ -291,3 +291,137 @@ fn an_encoder_that_is_not_there_and_bad_outputs_are_clear_errors() {
         assert!(err.contains("h264_vaapi: no VAAPI device"), "{err}");
     }
 }
+
+/// `lucid` with `args`, run with a file-size limit of `kib` KiB (`ulimit -f`) and SIGXFSZ
+/// ignored: a write past the limit fails with "File too large", as on a full disk.
+fn lucid_with_file_limit(kib: u32, args: &[&str]) -> Command {
+    let template = lucid();
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; ulimit -f {}; exec \"$0\" \"$@\"",
+            kib * 2
+        ))
+        .arg(template.get_program())
+        .args(args);
+    for (key, value) in template.get_envs() {
+        match value {
+            Some(v) => cmd.env(key, v),
+            None => cmd.env_remove(key),
+        };
+    }
+    // Once the renderer runs, Mesa's Wayland code says on stderr, as "error: ...", that
+    // XDG_RUNTIME_DIR is not set; a folder of its own keeps the one error line Lucid's.
+    let runtime = std::env::temp_dir().join(format!("lucid-test-runtime-{}", std::process::id()));
+    let _ = std::fs::create_dir(&runtime);
+    let _ = std::fs::set_permissions(
+        &runtime,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    );
+    cmd.env("XDG_RUNTIME_DIR", runtime);
+    cmd
+}
+
+/// A recording that fails while the show runs (here the file-size limit, as a full disk)
+/// is reported as it happens: the log says so at once and `--stats-json` says
+/// `outputs.record.state: failed` with the error, while the other outputs play on; the
+/// run then ends with exit 7. With no output left and no window, the show stops.
+#[test]
+fn a_recording_that_fails_mid_show_is_reported_at_once_and_the_show_plays_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("show.mp4");
+    let stats = dir.path().join("stats.jsonl");
+    let (record_s, stats_s) = (record.to_str().unwrap(), stats.to_str().unwrap());
+    let out = run_with_limit(
+        &mut lucid_with_file_limit(
+            8,
+            &[
+                "--no-preview",
+                "--width",
+                "320",
+                "--height",
+                "180",
+                "--pipe",
+                "y4m",
+                "--record",
+                record_s,
+                "--duration",
+                "7",
+                "--stats-json",
+                stats_s,
+            ],
+        ),
+        LIMIT,
+    );
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(7), "{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert!(
+        errors.len() == 1 && errors[0].contains("File too large"),
+        "{errors:?}"
+    );
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&stats)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let failed_at = lines
+        .iter()
+        .position(|s| s["outputs"]["record"]["state"] == "failed")
+        .unwrap_or_else(|| panic!("the failure never reached the stats: {lines:?}"));
+    let failed = &lines[failed_at];
+    assert!(
+        failed["outputs"]["record"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("File too large")),
+        "{failed}"
+    );
+    let pipe_then = failed["outputs"]["pipe"]["written"].as_u64().unwrap();
+    let pipe_end = lines.last().unwrap()["outputs"]["pipe"]["written"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        failed_at + 1 < lines.len() && pipe_end >= pipe_then + 30,
+        "the show went on after the failure: pipe {pipe_then} then {pipe_end}"
+    );
+    let said = err
+        .lines()
+        .position(|l| l.contains("record failed"))
+        .expect("said at once");
+    let ended = err
+        .lines()
+        .position(|l| l.contains("--duration reached"))
+        .unwrap();
+    assert!(said < ended, "{err}");
+    assert!(
+        Y4m::parse(&out.stdout).frames.len() >= 200,
+        "every frame reached the pipe"
+    );
+
+    // The recording alone, headless: nobody would see the show, so it stops.
+    let started = Instant::now();
+    let out = run_with_limit(
+        &mut lucid_with_file_limit(
+            8,
+            &[
+                "--no-preview",
+                "--width",
+                "320",
+                "--height",
+                "180",
+                "--record",
+                record_s,
+                "--overwrite",
+                "--duration",
+                "60",
+            ],
+        ),
+        LIMIT,
+    );
+    assert_one_clear_error(&out, 7, "File too large");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -116,6 +116,7 @@ impl Config {
                 frame_rate: 30.0,
                 targets: args.output.clone(),
                 encoding,
+                on_screen: !args.no_preview,
             },
             control: ControlConfig {
                 osc: args.osc,

@@ -19,6 +19,9 @@ pub enum OutputPhase {
     Reconnecting,
     /// Finalized.
     Finished,
+    /// Failed while writing (a full disk, a device gone): its `error` says why. The show
+    /// goes on without it while a window or another output remains.
+    Failed,
 }
 
 /// One output's state as its thread reports it: frames written and dropped (a full queue,
@@ -45,6 +48,7 @@ impl OutputState {
             1 => OutputPhase::Connecting,
             2 => OutputPhase::Reconnecting,
             3 => OutputPhase::Finished,
+            4 => OutputPhase::Failed,
             _ => OutputPhase::Live,
         }
     }

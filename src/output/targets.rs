@@ -38,6 +38,8 @@ pub struct OutputConfig {
     pub targets: Vec<OutputTarget>,
     /// How the H.264 outputs encode (`--encoder`, `--bitrate`, `--gop`).
     pub encoding: EncoderSettings,
+    /// A window shows the show: when every output has failed, it plays on there.
+    pub on_screen: bool,
 }
 
 impl OutputConfig {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bevy::prelude::Resource;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
 use ffmpeg_next as ff;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::convert::YuvLayout;
 use super::encode::Picture;
@@ -89,6 +89,18 @@ impl FrameSink {
     }
 }
 
+/// What every output thread of one run shares.
+struct ThreadContext<'a> {
+    /// The frames' size, rate and matrix.
+    picture: Picture,
+    /// The run's stop flag and error.
+    lifecycle: &'a Lifecycle,
+    /// Outputs still writing; one that fails takes itself off.
+    live: Arc<AtomicUsize>,
+    /// True with a window: the show goes on on screen when every output has failed.
+    on_screen: bool,
+}
+
 /// One output's thread and queue.
 struct OutputThread {
     name: String,
@@ -118,6 +130,15 @@ impl OutputWriter {
             frame_rate: config.frame_rate,
             matrix: ColorMatrix::conventional(h),
         };
+        let outputs_asked = usize::from(config.record.is_some())
+            + usize::from(config.pipe.is_some())
+            + config.targets.len();
+        let context = ThreadContext {
+            picture,
+            lifecycle,
+            live: Arc::new(AtomicUsize::new(outputs_asked)),
+            on_screen: config.on_screen,
+        };
         let mut outputs = Vec::new();
         if let Some(path) = &config.record {
             let recorder = Recorder::create(path, config.overwrite, picture, &config.encoding)?;
@@ -129,8 +150,7 @@ impl OutputWriter {
                 sink,
                 None,
                 state,
-                picture,
-                lifecycle,
+                &context,
             ));
         }
         if let Some(format) = config.pipe {
@@ -146,8 +166,7 @@ impl OutputWriter {
                 sink,
                 grace,
                 state,
-                picture,
-                lifecycle,
+                &context,
             ));
         }
         let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
@@ -186,9 +205,7 @@ impl OutputWriter {
                     state.clone(),
                 )),
             };
-            outputs.push(OutputThread::start(
-                name, sink, None, state, picture, lifecycle,
-            ));
+            outputs.push(OutputThread::start(name, sink, None, state, &context));
         }
         Ok(OutputWriter {
             outputs,
@@ -267,22 +284,36 @@ impl OutputThread {
         sink: Sink,
         finish_grace: Option<Duration>,
         counters: Arc<OutputState>,
-        picture: Picture,
-        lifecycle: &Lifecycle,
+        context: &ThreadContext,
     ) -> OutputThread {
-        let (width, height) = (picture.width, picture.height);
+        let (width, height) = (context.picture.width, context.picture.height);
         let pixels = sink.pixels();
         let frame_bytes =
             (f64::from(width) * f64::from(height) * pixels.bytes_per_pixel()) as usize;
         let capacity = (QUEUE_BYTES / frame_bytes.max(1)).clamp(4, 120);
         let (tx, rx) = bounded(capacity);
         let c = counters.clone();
-        let l = lifecycle.clone();
-        let handle = lifecycle.spawn(&format!("lucid-{name}"), move || {
+        let l = context.lifecycle.clone();
+        let (live, on_screen) = (context.live.clone(), context.on_screen);
+        let label = name.clone();
+        let handle = context.lifecycle.spawn(&format!("lucid-{name}"), move || {
             let result = writer_main(rx, width, height, sink, &c, &l);
-            c.set_phase(OutputPhase::Finished);
-            if let Err(e) = result {
+            let Err(e) = result else {
+                c.set_phase(OutputPhase::Finished);
+                return;
+            };
+            // Said as it happens, in the log and in this output's state; the run ends with
+            // the error's exit code. The show plays on while anyone still sees it: a window,
+            // or another output that is still writing.
+            c.set_error(Some(e.to_string()));
+            c.set_phase(OutputPhase::Failed);
+            let left = live.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);
+            if left == 0 && !on_screen {
+                error!("{label} failed: {e}; no output is left, stopping");
                 l.fail(e);
+            } else {
+                error!("{label} failed: {e}; the show goes on without it");
+                l.fail_at_exit(e);
             }
         });
         OutputThread {
