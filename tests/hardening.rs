@@ -145,23 +145,7 @@ fn absurd_playlist_numbers_are_clear_errors_not_panics() {
 #[test]
 fn a_text_file_where_a_playlist_should_be_ends_the_run_at_once() {
     let (_dir, origin) = serve(&[("notes.m3u8", b"Hello! These are my notes.\n")]);
-    let started = Instant::now();
-    let out = run_with_limit(
-        lucid().args([
-            "--no-preview",
-            "--wait",
-            "60",
-            "--url",
-            &origin.url("notes.m3u8"),
-        ]),
-        Duration::from_secs(45),
-    );
-    assert_one_clear_error(&out, 5, "Hello! These are my notes.");
-    assert!(
-        started.elapsed() < Duration::from_secs(15),
-        "waited {:?} on an answer that will not change",
-        started.elapsed()
-    );
+    assert_ends_at_once(&origin.url("notes.m3u8"), 5, "Hello! These are my notes.");
 }
 
 /// A server whose redirects go round in a loop ends the run at once with exit 4 (the
@@ -177,18 +161,24 @@ fn a_redirect_loop_ends_the_run_at_once_with_exit_4() {
         );
     });
     for path in ["live/index.m3u8", "live/whep"] {
-        let started = Instant::now();
-        let out = run_with_limit(
-            lucid().args(["--no-preview", "--wait", "60", "--url", &server.url(path)]),
-            Duration::from_secs(45),
-        );
-        assert_one_clear_error(&out, 4, "redirect");
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "{path}: retried a redirect loop for {:?}",
-            started.elapsed()
-        );
+        assert_ends_at_once(&server.url(path), 4, "redirect");
     }
+}
+
+/// Plays `url` with a 60 s `--wait`: an answer that will not change must end the run at
+/// once (well within 15 s) with one clear error, `code` and `needle`.
+fn assert_ends_at_once(url: &str, code: i32, needle: &str) {
+    let started = Instant::now();
+    let out = run_with_limit(
+        lucid().args(["--no-preview", "--wait", "60", "--url", url]),
+        Duration::from_secs(45),
+    );
+    assert_one_clear_error(&out, code, needle);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{url}: waited {:?} on an answer that will not change",
+        started.elapsed()
+    );
 }
 
 // 2. Size caps.

@@ -19,8 +19,6 @@ use serde_json::{Map, Value};
 use super::api::param;
 use super::worker::SteerCommand;
 
-/// Largest cue file read.
-const MAX_CUE_FILE_BYTES: u64 = 1 << 20;
 /// Parameters a cue may set besides its prompt.
 const CUE_PARAMS: &[&str] = &[
     param::NEGATIVE_PROMPT,
@@ -67,17 +65,10 @@ pub struct CueList {
 }
 
 impl CueList {
-    /// Reads and checks a cue file; errors name the file and what is wrong.
+    /// Reads and checks a cue file (read as scenes and presets are: a regular file of at
+    /// most 1 MiB); errors name the file and what is wrong.
     pub fn load(path: &Path) -> Result<CueList, String> {
-        let meta =
-            std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        if !meta.is_file() || meta.len() > MAX_CUE_FILE_BYTES {
-            return Err(format!(
-                "{} is not a regular file of at most {MAX_CUE_FILE_BYTES} bytes",
-                path.display()
-            ));
-        }
-        let text = std::fs::read_to_string(path)
+        let text = crate::effects::chain::read_show_file(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         CueList::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
