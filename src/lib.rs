@@ -10,7 +10,8 @@
 //! [`config::Config`], and [`app`] runs it, one plugin per feature; see ARCHITECTURE.md.
 
 // Unsafe code lives only in `decode::hwaccel` (FFmpeg's hwdevice FFI, behind a safe
-// API) and, with the `ndi` feature, `output::ndi` (the NDI runtime's C API);
+// API), `output::interrupt` (opening an FFmpeg output with an interrupt callback) and,
+// with the `ndi` feature, `output::ndi` (the NDI runtime's C API);
 // `unsafe_code` is denied everywhere else by the `[lints]` table in Cargo.toml.
 
 pub mod app;

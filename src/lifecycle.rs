@@ -95,13 +95,22 @@ where
 /// Waits for `handle`'s thread to end, up to `deadline`. True when it ended (and was
 /// joined); false when it is still running, and is then left behind.
 pub fn join_by(handle: JoinHandle<()>, deadline: Instant) -> bool {
+    if !ended_by(&handle, deadline) {
+        return false;
+    }
+    let _ = handle.join();
+    true
+}
+
+/// Waits for `handle`'s thread to end, up to `deadline`, without joining it. True when it
+/// ended.
+pub fn ended_by(handle: &JoinHandle<()>, deadline: Instant) -> bool {
     while !handle.is_finished() {
         if Instant::now() >= deadline {
             return false;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    let _ = handle.join();
     true
 }
 

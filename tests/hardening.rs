@@ -460,6 +460,25 @@ fn sigterm_ends_lucid_within_a_second_in_every_waiting_state() {
     let mut frames = 0;
     decode_file(&file, |_| frames += 1);
     assert!(frames > 0, "the recording was finalized");
+    // An RTMP receiver that accepts the connection and never reads: RTMP's handshake
+    // waits on it for FFmpeg's whole 5 s timeout unless finishing cuts it off. The
+    // recording beside it is still finalized.
+    let receiver = TcpListener::bind("127.0.0.1:0").unwrap();
+    let rtmp = format!(
+        "rtmp://127.0.0.1:{}/live/key",
+        receiver.local_addr().unwrap().port()
+    );
+    let file = dir.path().join("beside-rtmp.mp4");
+    let result = stop_after(
+        lucid()
+            .args(["--no-preview", "--output", &rtmp, "--record"])
+            .arg(&file),
+        Duration::from_secs(4),
+    );
+    assert_prompt("rtmp receiver not reading", result);
+    let mut frames = 0;
+    decode_file(&file, |_| frames += 1);
+    assert!(frames > 0, "the recording beside it was finalized");
 }
 
 #[test]

@@ -23,7 +23,7 @@ pub mod images;
 #[cfg(feature = "ndi")]
 #[allow(
     unsafe_code,
-    reason = "FFI to the NDI runtime: the one module besides decode::hwaccel allowed unsafe code"
+    reason = "FFI to the NDI runtime: besides decode::hwaccel and output::interrupt, the one module allowed unsafe code"
 )]
 pub mod ndi;
 pub mod record;
@@ -32,6 +32,7 @@ pub mod v4l2;
 pub mod y4m;
 
 mod frame;
+mod interrupt;
 mod order;
 mod plugin;
 mod sink;

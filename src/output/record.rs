@@ -7,6 +7,7 @@ use ffmpeg_next as ff;
 
 use super::OutputError;
 use super::encode::{EncoderSettings, H264Encoder, Picture, RateGoal, TIME_BASE, timestamp};
+use super::interrupt::{self, CutFlag, Interruptible};
 use crate::error::{LucidError, Result};
 
 /// The FFmpeg muxer for a record path, chosen by its extension.
@@ -109,6 +110,8 @@ impl Recorder {
             io_options: ff::Dictionary::new(),
             muxer_options: muxer_opts,
             goal: RateGoal::File,
+            // A recording is always waited for: nothing cuts its writes.
+            cut: CutFlag::default(),
         };
         Muxer::open(open, picture, settings)
             .map(Recorder)
@@ -150,12 +153,14 @@ pub struct MuxerOpen<'a> {
     pub muxer_options: ff::Dictionary<'static>,
     /// File or network rate control.
     pub goal: RateGoal,
+    /// Cuts the connection's blocking I/O short when finishing gives up on it.
+    pub cut: CutFlag,
 }
 
 /// An H.264 encoder feeding one of FFmpeg's muxers: a file or a network connection.
 pub struct Muxer {
     shown: PathBuf,
-    output: ff::format::context::Output,
+    output: Interruptible,
     encoder: H264Encoder,
     stream_time_base: ff::Rational,
     last_pts: Option<i64>,
@@ -179,7 +184,7 @@ impl Muxer {
     ) -> Result<Muxer> {
         let shown = open.shown;
         let fail = |what: &str, e: ff::Error| OutputError::new(&shown, what, e);
-        let mut output = ff::format::output_as_with(open.target, open.container, open.io_options)
+        let mut output = interrupt::open(open.target, open.container, open.io_options, &open.cut)
             .map_err(|e| fail("opening", e))?;
         let global_header = output
             .format()

@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 use super::OutputState;
 use super::encode::{EncoderSettings, Picture, RateGoal};
+use super::interrupt::CutFlag;
 use super::record::{Muxer, MuxerOpen};
 use crate::error::Result;
 use crate::redact::Redacted;
@@ -119,6 +120,9 @@ pub struct StreamOutput {
     state: std::sync::Arc<OutputState>,
     /// The last error logged, so a dead receiver logs once per change, not per attempt.
     last_error: Option<String>,
+    /// Cuts the connection's blocking I/O (and any later attempt) short once finishing
+    /// has waited long enough for a receiver that stopped reading.
+    cut: CutFlag,
 }
 
 impl StreamOutput {
@@ -129,6 +133,7 @@ impl StreamOutput {
         picture: Picture,
         settings: EncoderSettings,
         state: std::sync::Arc<OutputState>,
+        cut: CutFlag,
     ) -> StreamOutput {
         state.set_phase(super::OutputPhase::Connecting);
         StreamOutput {
@@ -140,6 +145,7 @@ impl StreamOutput {
             backoff: FIRST_BACKOFF,
             state,
             last_error: None,
+            cut,
         }
     }
 
@@ -166,6 +172,7 @@ impl StreamOutput {
             io_options: io,
             muxer_options: ff::Dictionary::new(),
             goal: RateGoal::Stream,
+            cut: self.cut.clone(),
         };
         match Muxer::open(open, self.picture, &self.settings) {
             Ok(mut muxer) => {
@@ -210,7 +217,8 @@ impl StreamOutput {
     /// Sends one frame; `Ok(None)` when it was dropped because the connection is down,
     /// else the bytes sent.
     pub fn write(&mut self, frame: &mut ff::frame::Video, pts: Duration) -> Result<Option<u64>> {
-        if self.muxer.is_none() && Instant::now() >= self.next_try {
+        // Once cut, finishing has given up on the receiver: no new attempt.
+        if self.muxer.is_none() && Instant::now() >= self.next_try && !self.cut.is_cut() {
             self.connect();
         }
         let Some(muxer) = self.muxer.as_mut() else {

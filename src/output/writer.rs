@@ -17,6 +17,7 @@ use super::convert::YuvLayout;
 use super::encode::Picture;
 use super::frame::{Pixels, RenderedFrame, WriterMsg};
 use super::images::ImageSequence;
+use super::interrupt::CutFlag;
 #[cfg(feature = "ndi")]
 use super::ndi;
 use super::order::FrameOrder;
@@ -30,12 +31,18 @@ use super::y4m::Y4mWriter;
 use crate::decode::ColorMatrix;
 use crate::error::OutputError;
 use crate::error::Result;
-use crate::lifecycle::Lifecycle;
+use crate::lifecycle::{Lifecycle, ended_by, join_by};
 
 /// Memory each output's queue may hold, whatever the frame size.
 const QUEUE_BYTES: usize = 128 << 20;
 /// How long a finishing run waits for a pipe whose reader stopped reading.
 const PIPE_FINISH_GRACE: Duration = Duration::from_millis(500);
+/// How long a finishing run waits for a network output to flush and close (SRT holds its
+/// connection 0.5 s after the trailer) before cutting its I/O short.
+const NETWORK_FINISH_GRACE: Duration = Duration::from_millis(550);
+/// After the cut, how long FFmpeg gets to notice it (it polls every 100 ms) and the thread
+/// to end, before it is left behind.
+const AFTER_CUT: Duration = Duration::from_millis(300);
 
 /// Offline rendering keeps at most this many readbacks in flight (each is a frame the
 /// outputs will have to take).
@@ -108,9 +115,19 @@ struct OutputThread {
     handle: JoinHandle<()>,
     counters: Arc<OutputState>,
     pixels: Pixels,
-    /// How long finishing waits before leaving the thread behind; `None`: always waited
-    /// for (a recording must get its trailer).
-    finish_grace: Option<Duration>,
+    finishing: Finishing,
+}
+
+/// How [`OutputWriter::finish`] waits for one output's thread.
+enum Finishing {
+    /// Always waited for: a recording must get its trailer.
+    Always,
+    /// Waited for this long, then left behind (a pipe whose reader stopped reading).
+    Grace(Duration),
+    /// A network output: waited for this long, then its blocking I/O is cut, so a
+    /// receiver that stopped reading cannot hold the stop for FFmpeg's 5 s timeout; left
+    /// behind if it has still not ended [`AFTER_CUT`] later.
+    Cut(Duration, CutFlag),
 }
 
 /// The output threads. `finish` must be called to finalize files.
@@ -148,7 +165,7 @@ impl OutputWriter {
             outputs.push(OutputThread::start(
                 "record".into(),
                 sink,
-                None,
+                Finishing::Always,
                 state,
                 &context,
             ));
@@ -159,12 +176,11 @@ impl OutputWriter {
                 PipeFormat::Y4m => Sink::Y4m(Y4mWriter::new(out, w, h, config.frame_rate)),
                 PipeFormat::Rgba => Sink::Rgba(out),
             };
-            let grace = Some(PIPE_FINISH_GRACE);
             let state = Arc::default();
             outputs.push(OutputThread::start(
                 "pipe".into(),
                 sink,
-                grace,
+                Finishing::Grace(PIPE_FINISH_GRACE),
                 state,
                 &context,
             ));
@@ -182,6 +198,7 @@ impl OutputWriter {
                 format!("{kind}{nth}")
             };
             let state = Arc::new(OutputState::default());
+            let mut finishing = Finishing::Always;
             let sink = match target {
                 OutputTarget::Images(pattern) => Sink::Images(ImageSequence::create(
                     pattern.clone(),
@@ -198,14 +215,19 @@ impl OutputWriter {
                 }
                 #[cfg(not(feature = "ndi"))]
                 OutputTarget::Ndi(_) => unreachable!("parsing refuses ndi:// without the feature"),
-                OutputTarget::Stream(target) => Sink::Stream(StreamOutput::new(
-                    target.clone(),
-                    picture,
-                    config.encoding,
-                    state.clone(),
-                )),
+                OutputTarget::Stream(target) => {
+                    let cut = CutFlag::default();
+                    finishing = Finishing::Cut(NETWORK_FINISH_GRACE, cut.clone());
+                    Sink::Stream(StreamOutput::new(
+                        target.clone(),
+                        picture,
+                        config.encoding,
+                        state.clone(),
+                        cut,
+                    ))
+                }
             };
-            outputs.push(OutputThread::start(name, sink, None, state, &context));
+            outputs.push(OutputThread::start(name, sink, finishing, state, &context));
         }
         Ok(OutputWriter {
             outputs,
@@ -237,28 +259,39 @@ impl OutputWriter {
 
     /// Writes what is queued and finalizes every output. The recording is always waited
     /// for (its trailer must be written); a pipe whose reader stopped reading gets
-    /// [`PIPE_FINISH_GRACE`], then is left behind (its remaining frames count as dropped).
+    /// [`PIPE_FINISH_GRACE`], then is left behind (its remaining frames count as dropped);
+    /// a network output gets [`NETWORK_FINISH_GRACE`] to flush and close, then its I/O is
+    /// cut and it gets [`AFTER_CUT`] to end.
     pub fn finish(self) {
         let start = Instant::now();
         // Every output is told first, so they finish side by side.
         for o in &self.outputs {
             // Blocking is safe without a grace: that thread drains its queue until Finish.
-            let _ = match o.finish_grace {
-                None => o.tx.send(WriterMsg::Finish).map_err(|_| ()),
-                Some(grace) => {
+            let _ = match o.finishing {
+                Finishing::Always => o.tx.send(WriterMsg::Finish).map_err(|_| ()),
+                Finishing::Grace(grace) | Finishing::Cut(grace, _) => {
                     o.tx.send_deadline(WriterMsg::Finish, start + grace)
                         .map_err(|_| ())
                 }
             };
         }
         for o in self.outputs {
-            let ended = match o.finish_grace {
+            let ended = match &o.finishing {
                 // Lucid's threads catch their own panics: joining always ends.
-                None => {
+                Finishing::Always => {
                     let _ = o.handle.join();
                     true
                 }
-                Some(grace) => crate::lifecycle::join_by(o.handle, start + grace),
+                Finishing::Grace(grace) => join_by(o.handle, start + *grace),
+                Finishing::Cut(grace, cut) => {
+                    if ended_by(&o.handle, start + *grace) {
+                        join_by(o.handle, start)
+                    } else {
+                        info!("{}: the receiver takes no data; cutting it off", o.name);
+                        cut.cut();
+                        join_by(o.handle, Instant::now() + AFTER_CUT)
+                    }
+                }
             };
             if !ended {
                 warn!("{}: its reader stopped reading; leaving it behind", o.name);
@@ -282,7 +315,7 @@ impl OutputThread {
     fn start(
         name: String,
         sink: Sink,
-        finish_grace: Option<Duration>,
+        finishing: Finishing,
         counters: Arc<OutputState>,
         context: &ThreadContext,
     ) -> OutputThread {
@@ -321,7 +354,7 @@ impl OutputThread {
             tx,
             handle,
             counters,
-            finish_grace,
+            finishing,
             pixels,
         }
     }
