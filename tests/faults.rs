@@ -43,7 +43,11 @@ fn transient_http_errors_are_retried_without_losing_frames() {
     origin.fail_playlists(&[503]);
     let (_, y4m, err) = play(&origin);
     let markers = y4m.markers();
-    assert_eq!(assert_in_order(&markers), 0, "no frame lost: {markers:?}");
+    assert_eq!(
+        assert_in_order(&markers),
+        0,
+        "no frame lost: {markers:?}\n{err}"
+    );
     assert_eq!(
         (markers[0], *markers.last().unwrap()),
         (60, 299),

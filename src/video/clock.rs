@@ -37,6 +37,13 @@ pub struct LatencyPolicy {
     pub relax_step: Duration,
     /// Further behind than target + this: catch up by dropping frames, not by speed.
     pub catch_up_beyond: Duration,
+    /// For this long after the first frame, the live edge is still being found (reloads
+    /// learn when the origin publishes within a few segments, and the edge can jump ahead
+    /// by up to a segment): an error beyond `settle_catch_up` is caught up by dropping
+    /// frames at once, where speed steering would take a minute.
+    pub settle: Duration,
+    /// The error that drops frames while settling.
+    pub settle_catch_up: Duration,
 }
 
 impl LatencyPolicy {
@@ -49,6 +56,8 @@ impl LatencyPolicy {
             relax_after: Duration::from_secs(20),
             relax_step: Duration::from_millis(250),
             catch_up_beyond: segment.max(Duration::from_secs(1)),
+            settle: segment * 4,
+            settle_catch_up: Duration::from_secs_f64(DEADBAND * 2.0),
         }
     }
 }
@@ -89,6 +98,15 @@ pub struct PresentationClock {
     policy: Option<LatencyPolicy>,
     target: Duration,
     last_change: Option<Instant>,
+    /// When the first frame was shown.
+    started: Option<Instant>,
+    /// True once the source stalled.
+    stalled: bool,
+    /// The live edge at the last steer, and when.
+    last_edge: Option<(Instant, Duration)>,
+    /// How far the edge estimate has jumped ahead of the passing time (corrections not
+    /// yet caught up).
+    edge_jumps: Duration,
     latency: Option<Duration>,
     skip_before: Option<Duration>,
     release: Release,
@@ -125,6 +143,10 @@ impl PresentationClock {
             target: policy.map(|p| p.base).unwrap_or_default(),
             policy,
             last_change: None,
+            started: None,
+            stalled: false,
+            last_edge: None,
+            edge_jumps: Duration::ZERO,
             latency: None,
             skip_before: None,
             release: Release::Scheduled,
@@ -203,8 +225,29 @@ impl PresentationClock {
             self.last_change = Some(now);
         }
         let error = latency.as_secs_f64() - self.target.as_secs_f64();
-        if error > (policy.catch_up_beyond.as_secs_f64()) && self.skip_before.is_none() {
+        // Forward corrections of the edge estimate: it moved further than time did.
+        if let Some((then, before)) = self.last_edge
+            && let Some(moved) = edge.checked_sub(before + (now - then))
+        {
+            self.edge_jumps += moved;
+        }
+        self.last_edge = Some((now, edge));
+        // Only the edge's own corrections are caught up at once: latency that grows while
+        // the source is late is a stall (it raises the target), and the frames it delayed
+        // are not to be dropped.
+        let settling = !self.stalled
+            && self.edge_jumps > policy.settle_catch_up
+            && self.started.is_some_and(|t| now - t < policy.settle);
+        let beyond = if settling {
+            policy.settle_catch_up
+        } else {
+            policy.catch_up_beyond
+        };
+        // Never while the queue is dry: the source is late (a stall in progress, handled
+        // when its frames come), and there is nothing to drop.
+        if error > beyond.as_secs_f64() && self.skip_before.is_none() && !self.starved {
             self.skip_before = Some(edge.saturating_sub(self.target));
+            self.edge_jumps = Duration::ZERO;
             return;
         }
         let rate = if error > DEADBAND {
@@ -316,6 +359,7 @@ impl PresentationClock {
                     // A real stall, not a hiccup (a decoder holding its last frames until
                     // the next segment arrives): keep more margin from now on.
                     tick.stall = Some(late);
+                    self.stalled = true;
                     if let Some(p) = self.policy
                         && self.last_pts.is_some()
                     {
@@ -335,6 +379,7 @@ impl PresentationClock {
             if self.last_change.is_none() {
                 self.last_change = Some(now);
             }
+            self.started.get_or_insert(now);
             if tick.show.replace(frame).is_some() {
                 tick.skipped += 1;
             }
@@ -478,7 +523,7 @@ mod tests {
     #[test]
     fn steers_toward_the_target_with_small_speed_changes() {
         let (tx, rx) = unbounded();
-        for i in 0..200 {
+        for i in 0..400 {
             tx.send(frame(i, i * 40)).unwrap();
         }
         let t0 = Instant::now();
@@ -493,8 +538,8 @@ mod tests {
         );
         assert_eq!(clock.rate(), SLOW);
         assert_eq!(clock.latency(), Some(Duration::from_millis(2040)));
-        // 3.0 s behind: speed up a little.
-        let t = t0 + Duration::from_millis(1000);
+        // 3.0 s behind, once the edge has settled: speed up a little.
+        let t = t0 + Duration::from_secs(9);
         clock.tick(
             t,
             &rx,
@@ -547,6 +592,100 @@ mod tests {
                 .show
                 .is_none()
         );
+    }
+
+    #[test]
+    fn while_the_edge_settles_a_jump_ahead_is_caught_up_at_once() {
+        let (tx, rx) = unbounded();
+        for i in 0..300 {
+            tx.send(frame(i, i * 40)).unwrap();
+        }
+        let t0 = Instant::now();
+        let mut clock = PresentationClock::new(Some(live_policy()));
+        clock.tick(t0, &rx, Some(Duration::from_secs(2)));
+        // 4 s in, the reloads have found that the origin publishes 1.2 s earlier than the
+        // first load suggested: the edge is 1.2 s further ahead (3.7 s behind, target 2.5).
+        let at = t0 + Duration::from_secs(4);
+        let shown = clock
+            .tick(at, &rx, Some(Duration::from_secs(6)))
+            .show
+            .unwrap()
+            .pts;
+        let t = clock.tick(
+            at + Duration::from_millis(1),
+            &rx,
+            Some(shown + Duration::from_millis(3700)),
+        );
+        assert!(t.catch_up, "dropped to the target, not steered for 40 s");
+        let now_shown = t
+            .show
+            .expect("the frame at the target is shown at once")
+            .pts;
+        assert!(
+            (now_shown - shown).abs_diff(Duration::from_millis(1200)) <= Duration::from_millis(40),
+            "{shown:?} -> {now_shown:?}"
+        );
+        // The same error once settled is steered by speed alone.
+        let mut clock = PresentationClock::new(Some(live_policy()));
+        let (tx, rx) = unbounded();
+        for i in 0..400 {
+            tx.send(frame(i, i * 40)).unwrap();
+        }
+        clock.tick(t0, &rx, Some(Duration::from_secs(2)));
+        let at = t0 + Duration::from_secs(9);
+        let shown = clock.tick(at, &rx, None).show.unwrap().pts;
+        let t = clock.tick(
+            at + Duration::from_millis(1),
+            &rx,
+            Some(shown + Duration::from_millis(3700)),
+        );
+        assert!(!t.catch_up);
+        assert_eq!(clock.rate(), FAST);
+    }
+
+    #[test]
+    fn latency_that_grows_while_frames_are_late_is_not_an_edge_jump() {
+        let (tx, rx) = unbounded();
+        tx.send(frame(0, 0)).unwrap();
+        let t0 = Instant::now();
+        let mut clock = PresentationClock::new(Some(live_policy()));
+        clock.tick(t0, &rx, Some(Duration::from_millis(2500)));
+        // No frame for 1.2 s while the edge moves on with time: 3.7 s behind, not a jump.
+        // And after a correction of the edge, a dry queue is a stall, not a catch-up.
+        clock.edge_jumps = Duration::from_secs(1);
+        for ms in (100..=1200).step_by(100) {
+            let t = clock.tick(
+                t0 + Duration::from_millis(ms),
+                &rx,
+                Some(Duration::from_millis(2500 + ms)),
+            );
+            assert!(!t.catch_up, "at {ms} ms");
+        }
+    }
+
+    #[test]
+    fn frames_a_stall_delayed_are_not_dropped_while_the_edge_settles() {
+        let (tx, rx) = unbounded();
+        tx.send(frame(0, 0)).unwrap();
+        let t0 = Instant::now();
+        let mut clock = PresentationClock::new(Some(live_policy()));
+        clock.tick(t0, &rx, Some(Duration::from_millis(2500)));
+        // A segment comes 1 s late (a retried request): a stall, 1 s into the show.
+        tx.send(frame(1, 40)).unwrap();
+        let t = clock.tick(t0 + Duration::from_millis(1040), &rx, None);
+        assert!(t.stall.is_some());
+        for i in 2..100 {
+            tx.send(frame(i, i * 40)).unwrap();
+        }
+        // 1 s more behind the edge than the target: steered by speed, nothing dropped.
+        let t = clock.tick(
+            t0 + Duration::from_millis(1100),
+            &rx,
+            Some(Duration::from_millis(40 + 3000 + 1000)),
+        );
+        assert!(!t.catch_up, "the delayed frames still play");
+        assert_eq!(t.skipped, 0);
+        assert_eq!(clock.rate(), FAST);
     }
 
     #[test]

@@ -89,7 +89,11 @@ pub(super) fn present_due_frame(
             stats.latency_target = clock.0.target();
             if tick.catch_up {
                 stats.catch_ups += 1;
-                warn!("more than a segment behind the live edge; dropping frames to catch up");
+                warn!(
+                    "{:.2} s behind the live edge, target {:.2} s: dropping frames to catch up",
+                    stats.latency.unwrap_or_default().as_secs_f64(),
+                    stats.latency_target.unwrap_or_default().as_secs_f64()
+                );
             }
             if let Some(late) = tick.stall {
                 stats.stalls += 1;

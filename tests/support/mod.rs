@@ -482,7 +482,9 @@ pub fn lucid() -> Command {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lucid")));
     let mut cmd = Command::new(bin);
     // Tests never see the user's own effects or presets.
-    cmd.env("RUST_LOG", "info")
+    // LUCID_TEST_LOG sets the children's RUST_LOG when a failing test needs more detail.
+    let log = std::env::var("LUCID_TEST_LOG").unwrap_or_else(|_| "info".into());
+    cmd.env("RUST_LOG", log)
         .env("XDG_CONFIG_HOME", "/nonexistent/lucid-test-config")
         .stdin(Stdio::null());
     cmd

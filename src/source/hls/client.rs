@@ -14,6 +14,7 @@ use m3u8_rs::{ByteRange, KeyMethod, MediaPlaylist, Playlist};
 use tracing::{debug, info, warn};
 use url::Url;
 
+use super::edge::{LiveEdge, ReloadPlan, Sighting};
 use super::playlist::{self, LiveWindow, Rendition, WindowStep};
 use crate::error::HlsError;
 use crate::lifecycle::Lifecycle;
@@ -90,54 +91,6 @@ pub struct HlsStream {
     pub target_duration: Duration,
     /// The network thread.
     pub thread: JoinHandle<()>,
-}
-
-/// Where the live edge is, in the stream time the decoder gives frames (0 = the first frame
-/// played): the end of the newest segment the playlist lists, and when it was first listed.
-/// Shared by the network thread (writer) and the presentation clock (reader).
-#[derive(Debug, Clone, Default)]
-pub struct LiveEdge(Arc<Mutex<Option<EdgeSample>>>);
-
-#[derive(Debug, Clone, Copy)]
-struct EdgeSample {
-    end: Duration,
-    seen_at: Instant,
-    segment: Duration,
-}
-
-impl LiveEdge {
-    /// The live edge now: the newest segment's end, advanced by the time since it appeared
-    /// (publishing runs in real time), but by at most one segment, so an outage does not
-    /// make the edge run away.
-    pub fn now(&self) -> Option<Duration> {
-        let s = (*self.0.lock().ok()?)?;
-        Some(s.end + s.seen_at.elapsed().min(s.segment))
-    }
-
-    /// Records the newest segment's end. It only moves forward, unless `rebase` (after a
-    /// timeline break, positions before it no longer apply).
-    fn update(&self, end: Duration, segment: Duration, rebase: bool) {
-        if let Ok(mut slot) = self.0.lock() {
-            let newer = rebase || slot.is_none_or(|s| end > s.end);
-            if newer {
-                *slot = Some(EdgeSample {
-                    end,
-                    seen_at: Instant::now(),
-                    segment,
-                });
-            }
-        }
-    }
-
-    /// A skipped segment never reaches the timeline: everything after it is that much
-    /// earlier in stream time.
-    fn shift_back(&self, by: Duration) {
-        if let Ok(mut slot) = self.0.lock()
-            && let Some(s) = slot.as_mut()
-        {
-            s.end = s.end.saturating_sub(by);
-        }
-    }
 }
 
 /// What the network thread sends the decoder.

@@ -50,6 +50,9 @@ impl NetworkThread {
         let mut loaded_at = Instant::now();
         let mut last_new_segment = Instant::now();
         let mut in_outage = false;
+        let mut reloads = ReloadPlan::default();
+        // When the last load started, if it listed nothing new.
+        let mut missed_at = None;
         loop {
             let step = window.observe(&media, std::mem::take(&mut self.reconnected));
             match step {
@@ -67,10 +70,16 @@ impl NetworkThread {
                 WindowStep::Continues => {}
             }
             let target = playlist::target_secs(&media);
+            let newest = media.segments.last().map(playlist::segment_secs);
             self.edge.update(
                 self.sent_end + window.unsent(&media),
+                newest.unwrap_or(target),
                 target,
                 step != WindowStep::Continues,
+                Sighting {
+                    at: Instant::now(),
+                    missed_at,
+                },
             );
             let before = window.next_seq();
             self.fetch_new_segments(&media, &mut window)?;
@@ -79,6 +88,7 @@ impl NetworkThread {
                 return Ok(());
             }
             let changed = window.next_seq() != before;
+            missed_at = (!changed).then_some(loaded_at);
             if changed {
                 last_new_segment = Instant::now();
                 if std::mem::take(&mut in_outage) {
@@ -106,7 +116,20 @@ impl NetworkThread {
                     continue;
                 }
             }
-            let wake = loaded_at + playlist::reload_delay(&media, changed);
+            let wake = reloads.next(
+                Instant::now(),
+                loaded_at,
+                playlist::reload_delay(&media, changed),
+                changed,
+                self.edge.next_publication(),
+                target,
+            );
+            debug!(
+                "playlist: {}; live edge at {:.2} s; next reload in {:.0} ms",
+                if changed { "new segment" } else { "unchanged" },
+                self.edge.now().unwrap_or_default().as_secs_f64(),
+                wake.saturating_duration_since(Instant::now()).as_secs_f64() * 1000.0
+            );
             self.http.sleep_until(wake)?;
             loaded_at = Instant::now();
             media = self.reload(&media)?;
