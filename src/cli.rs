@@ -173,6 +173,11 @@ pub struct Args {
     #[arg(long, value_name = "FILE", help_heading = "Outputs")]
     pub record: Option<PathBuf>,
 
+    /// Which source's sound --record and the network outputs carry (AAC, in sync with the
+    /// picture): `0`, the --url source (the default), or `none`.
+    #[arg(long, value_name = "0|none", help_heading = "Outputs")]
+    pub audio_from: Option<String>,
+
     /// Replace the --record file if it exists (without it, an existing file is never touched).
     #[arg(long, help_heading = "Outputs")]
     pub overwrite: bool,

@@ -124,6 +124,8 @@ pub struct StatusSnapshot {
     pub ui_ms: Option<f64>,
     /// Each output (`record`, `pipe`): frames written and dropped, counted apart.
     pub outputs: std::collections::BTreeMap<String, OutputSnapshot>,
+    /// The sound the outputs carry, when the show has some.
+    pub audio: Option<AudioSnapshot>,
     /// The Daydream stream being steered, if any.
     pub daydream: Option<crate::daydream::plugin::DaydreamReport>,
     /// The show's tempo (`--bpm` or tapped), beats per minute.
@@ -137,6 +139,26 @@ pub struct StatusSnapshot {
     /// The output clock's rate, when one runs (`--fps`, or offline the fastest layer's);
     /// absent, the `--url` video's frames set the pace.
     pub output_fps: Option<f64>,
+}
+
+/// The sound in a status sample.
+#[derive(Debug, Clone, Serialize)]
+pub struct AudioSnapshot {
+    /// Whose sound: `url` (the --url source).
+    pub source: &'static str,
+    /// The source's codec.
+    pub codec: String,
+    /// The source's sample rate (the outputs carry 48 kHz).
+    pub sample_rate: u32,
+    /// The source's channels (the outputs carry stereo).
+    pub channels: u16,
+    /// RMS level of the sound handed to the outputs most recently, 0..1.
+    pub level: f32,
+    /// Silence the outputs' sound got where the source's had gaps, in milliseconds (the
+    /// most any output got).
+    pub gaps_ms: f64,
+    /// Chunks of sound lost on the way (queues full on a live source, undecodable packets).
+    pub lost: u64,
 }
 
 /// One output's state in a status sample.
@@ -472,6 +494,7 @@ fn report_status(
         effects_gpu: timings.as_ref().is_some_and(|t| t.gpu),
         ui_ms: ui.filter(|u| u.frames > 0).map(|u| u.mean_ms),
         outputs: outputs
+            .as_ref()
             .map(|o| {
                 o.0.iter()
                     .map(|(name, c)| {
@@ -489,6 +512,7 @@ fn report_status(
                     .collect()
             })
             .unwrap_or_default(),
+        audio: audio_snapshot(outputs.as_deref()),
         daydream: show.daydream.and_then(|d| d.report()),
         bpm: show.tempo.map(|t| t.0.bpm),
         control: show.control.map(|c| c.clone()),
@@ -516,6 +540,27 @@ fn report_status(
         out.last_plain = Some(now);
         let _ = writeln!(err, "status: {}", snap.line());
     }
+}
+
+/// The sound the outputs carry, for the stats.
+fn audio_snapshot(outputs: Option<&OutputStats>) -> Option<AudioSnapshot> {
+    let outputs = outputs?;
+    let report = outputs.1.as_ref()?;
+    let filled = outputs
+        .0
+        .iter()
+        .map(|(_, o)| o.audio_filled.load(Ordering::Relaxed))
+        .max()
+        .unwrap_or(0);
+    Some(AudioSnapshot {
+        source: "url",
+        codec: report.info.codec.clone(),
+        sample_rate: report.info.sample_rate,
+        channels: report.info.channels,
+        level: report.level(),
+        gaps_ms: filled as f64 * 1000.0 / f64::from(crate::decode::audio::SAMPLE_RATE),
+        lost: report.lost(),
+    })
 }
 
 #[cfg(test)]

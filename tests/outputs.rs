@@ -171,6 +171,46 @@ fn rtmp_srt_and_udp_receivers_get_every_frame_in_order() {
 }
 
 #[test]
+fn an_rtmp_receiver_gets_the_sound_in_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sound::clip_with_clicks(dir.path(), 6.0, "mkv", None);
+    let port = free_port(false);
+    let out = dir.path().join("rtmp.ts");
+    let receiver = Receiver::start(
+        &[
+            "-listen",
+            "1",
+            "-i",
+            &format!("rtmp://127.0.0.1:{port}/live/key"),
+        ],
+        &out,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let stats = dir.path().join("stats.jsonl");
+    let outputs = [format!("rtmp://127.0.0.1:{port}/live/key")];
+    let mut child = lucid_into(&input, &outputs, &stats, &["--encoder", "x264"]);
+    let err = collect_stderr(&mut child);
+    let status = wait_with_limit(&mut child, LIMIT);
+    let err = err.join().unwrap();
+    assert!(status.success(), "{err}");
+    receiver.wait(Duration::from_secs(10));
+    let found = sound::offsets(&out);
+    let markers: Vec<u64> = found.iter().map(|f| f.0).collect();
+    // The click on frame 0 is in AAC's priming frame, which FLV loses (21 ms).
+    assert_eq!(markers, [45, 90, 135], "every later click: {found:?}");
+    for (marker, off) in &found {
+        assert!(
+            off.abs() <= 0.040,
+            "frame {marker}: the sound is {:.1} ms off over RTMP",
+            off * 1000.0
+        );
+    }
+    let s = last_stats(&stats);
+    assert_eq!(s["audio"]["codec"], "aac", "{s}");
+    assert_eq!(s["audio"]["sample_rate"], 44100, "{s}");
+}
+
+#[test]
 fn a_receiver_that_goes_away_is_reconnected_and_the_recording_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let input = marked_clip(dir.path(), 320, 180, 10.0, "mp4", &X264_FAST);

@@ -20,7 +20,7 @@ use crate::daydream::DaydreamLink;
 use crate::daydream::DaydreamPlugin;
 use crate::daydream::cues::CueList;
 use crate::daydream::panel::DaydreamPanelPlugin;
-use crate::decode::DecodeThread;
+use crate::decode::{DecodeOptions, DecodeThread};
 use crate::effects::EffectsPlugin;
 use crate::error::Result;
 use crate::headless::HeadlessRunnerPlugin;
@@ -155,7 +155,11 @@ pub(super) fn build_app(show: Show) -> App {
     // Always there, even without layers: the overlay can add them.
     app.add_plugins(LayersPlugin {
         specs: config.layers.specs,
-        options: config.decode.clone(),
+        // Layers' sound is not carried (`--audio-from` takes only the --url source).
+        options: DecodeOptions {
+            audio: false,
+            ..config.decode.clone()
+        },
         protocol: config.decode.source.protocol,
         fader: config.layers.fader,
     });

@@ -78,6 +78,7 @@ impl Config {
         Ok(Invocation::Run(Box::new(Config {
             source,
             decode: DecodeOptions {
+                audio: carry_audio(&args)?,
                 force_cpu: args.force_cpu,
                 source: SourceOptions {
                     protocol,
@@ -191,6 +192,31 @@ fn check_outputs(args: &Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether the source's sound is decoded: `--audio-from` allows it and an output that
+/// carries sound (`--record`, a network `--output`) is asked for.
+fn carry_audio(args: &Args) -> Result<bool> {
+    let allowed = match args.audio_from.as_deref().map(str::trim) {
+        None | Some("0") => true,
+        Some(n) if n.eq_ignore_ascii_case("none") => false,
+        Some(n) if n.parse::<u32>().is_ok() => {
+            return Err(LucidError::Usage(format!(
+                "--audio-from {n}: a layer's sound is not carried yet; use 0 (the --url source) or none"
+            )));
+        }
+        Some(other) => {
+            return Err(LucidError::Usage(format!(
+                "--audio-from takes 0 (the --url source) or none, got {other:?}"
+            )));
+        }
+    };
+    let carried = args.record.is_some()
+        || args
+            .output
+            .iter()
+            .any(|t| matches!(t, OutputTarget::Stream(_)));
+    Ok(allowed && carried)
 }
 
 /// The crossfader as the show starts (`--crossfade`, `--crossfade-curve`).

@@ -9,6 +9,7 @@ use ff::format::Pixel;
 use ffmpeg_next as ff;
 use tracing::{info, warn};
 
+use super::audio::{AudioDecoder, Origin};
 use super::frame::{ColorMatrix, FrameSender, MAX_TEXTURE_SIDE, Picture, VideoFrame};
 use super::{DecodeError, FRAME_QUEUE, fit_video_size, frame, hwaccel};
 use crate::error::{LucidError, Result};
@@ -246,11 +247,20 @@ impl VideoDecoder {
         }
     }
 
+    /// Where this timeline starts, for the sound: the first frame's source time and the
+    /// stream time it was given. `None` until a frame of it was decoded.
+    pub(super) fn origin(&self) -> Option<Origin> {
+        self.first_ts
+            .map(|ts| (ts as f64 * f64::from(self.time_base), self.pts_base))
+    }
+
     /// Demuxes and decodes until the input ends, Lucid stops, or the renderer goes away.
+    /// The sound's packets go to `audio`, when it is decoded too.
     pub(super) fn run(
         &mut self,
         demuxer: &mut ff::format::context::Input,
         tx: &FrameSender,
+        mut audio: Option<&mut AudioDecoder>,
         stop: &AtomicBool,
     ) -> Result<()> {
         let mut decoded = ff::frame::Video::empty();
@@ -274,6 +284,12 @@ impl VideoDecoder {
                 }
             }
             if packet.stream() != self.stream_index {
+                if let Some(a) = audio.as_deref_mut()
+                    && packet.stream() == a.stream_index()
+                    && !a.decode(&packet, self.origin(), stop)
+                {
+                    return Ok(());
+                }
                 continue;
             }
             if let Err(e) = self.decoder.send_packet(&packet) {

@@ -3,6 +3,7 @@
 
 //!
 //! - [`thread`]: the [`DecodeThread`] (opening, the decode loops, the end message).
+//! - [`audio`]: the source's sound, resampled and stamped in stream time for the outputs.
 //! - [`input`]: what FFmpeg demuxes (HLS segment bytes, a URL or file, the test pattern).
 //! - [`decoder`]: one stream's decoder, scaler and timing.
 //! - [`frame`]: the decoded frame and the bounded queue to the render side.
@@ -10,6 +11,7 @@
 //!
 //! Its error type, [`DecodeError`], lives with the others in [`crate::error`].
 
+pub mod audio;
 mod decoder;
 pub mod frame;
 pub mod hwaccel;
@@ -19,6 +21,7 @@ mod thread;
 use std::time::Duration;
 
 pub use crate::error::decode::DecodeError;
+pub use audio::{AudioChunk, AudioFeed, AudioInfo};
 pub use frame::{
     ColorMatrix, FrameReceiver, FrameSender, MAX_TEXTURE_SIDE, Picture, QueuePolicy, VideoFrame,
     frame_queue,
@@ -65,6 +68,8 @@ pub struct StreamInfo {
     /// True when the source releases frames at their presentation time itself (WebRTC's
     /// jitter buffer): the renderer shows them on arrival.
     pub paced_upstream: bool,
+    /// The source's sound, when it has some and an output carries it.
+    pub audio: Option<AudioFeed>,
 }
 
 /// How the stream ended, sent once after the last frame.
@@ -83,6 +88,8 @@ pub struct DecodeOptions {
     pub force_cpu: bool,
     /// How network sources are opened (protocol, playback info, how long to wait).
     pub source: SourceOptions,
+    /// Decode the source's sound too (an output carries it).
+    pub audio: bool,
 }
 
 /// The lavfi graph behind the built-in test pattern: moving, colourful, and 4:2:0 so it

@@ -10,6 +10,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use ffmpeg_next as ff;
 use tracing::{info, warn};
 
+use super::audio::AudioDecoder;
 use super::decoder::VideoDecoder;
 use super::frame::{FrameReceiver, QueuePolicy, frame_queue};
 use super::input::{DemuxInput, hls_hint, open_hls_demuxer, open_input};
@@ -158,6 +159,20 @@ fn decode_main(
             return;
         }
     };
+    let (mut audio, audio_feed) = match options
+        .audio
+        .then(|| AudioDecoder::open(&demuxer, live))
+        .flatten()
+    {
+        Some((decoder, feed)) => {
+            info!(
+                "sound: {} {} Hz, {} channel(s)",
+                feed.info.codec, feed.info.sample_rate, feed.info.channels
+            );
+            (Some(decoder), Some(feed))
+        }
+        None => (None, None),
+    };
     let policy = if live {
         QueuePolicy::DropOldest {
             patience: Duration::from_millis(500),
@@ -185,13 +200,14 @@ fn decode_main(
         protocol_why: None,
         webrtc: None,
         paced_upstream: false,
+        audio: audio_feed,
     };
     info!("decoder: {}", info.decoder);
     if info_tx.send(Ok((info, rx))).is_err() {
         return;
     }
     let result = loop {
-        if let Err(e) = decoder.run(&mut demuxer, &tx, &stop) {
+        if let Err(e) = decoder.run(&mut demuxer, &tx, audio.as_mut(), &stop) {
             break Err(e);
         }
         // An HLS timeline break ends one demuxer's input; the stream goes on in a new one.
@@ -205,7 +221,12 @@ fn decode_main(
         match open_hls_demuxer(&source, next, hls_hint(&demuxer), &stop)
             .and_then(|d| decoder.switch_timeline(&d, gap).map(|()| d))
         {
-            Ok(d) => demuxer = d,
+            Ok(d) => {
+                if let Some(a) = audio.as_mut() {
+                    a.switch_timeline(&d);
+                }
+                demuxer = d;
+            }
             Err(e) => break Err(e),
         }
     };
@@ -299,6 +320,7 @@ fn decode_whep(
                 protocol_why: None,
                 webrtc: Some(stream.stats.clone()),
                 paced_upstream: true,
+                audio: None,
             };
             info!("decoder: {}", info.decoder);
             if info_tx.send(Ok((info, rx))).is_err() {

@@ -14,9 +14,10 @@
 //! - [`writer`]: the output threads and their queues; [`order`] keeps frames in order.
 //! - [`sink`]: where one thread writes; [`record`], [`stream`], [`images`], [`v4l2`],
 //!   [`y4m`], [`ndi`] are the outputs themselves, [`encode`] and [`convert`] their H.264
-//!   and YUV.
+//!   and YUV, [`audio`] the AAC track of those that carry sound.
 //! - [`state`]: each output's counters and phase, for status and the overlay.
 
+pub mod audio;
 pub mod convert;
 pub mod encode;
 pub mod images;

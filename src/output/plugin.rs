@@ -102,7 +102,7 @@ fn start_writer(
         frame_rate: rate.map(|r| r.0).or(ready.info.frame_rate).unwrap_or(30.0),
         ..pending.config.clone()
     };
-    match OutputWriter::spawn(config.clone(), &lifecycle) {
+    match OutputWriter::spawn(config.clone(), ready.info.audio.clone(), &lifecycle) {
         Ok(writer) => {
             let sink = writer.sink();
             if sink.wanted().any(|p| p == Pixels::Yuv) {

@@ -6,8 +6,11 @@ use std::time::Duration;
 use ffmpeg_next as ff;
 
 use super::OutputError;
+use super::audio::AudioTrack;
 use super::encode::{EncoderSettings, H264Encoder, Picture, RateGoal, TIME_BASE, timestamp};
 use super::interrupt::{self, CutFlag, Interruptible};
+use crate::decode::AudioChunk;
+use crate::decode::audio::sample_index;
 use crate::error::{LucidError, Result};
 
 /// The FFmpeg muxer for a record path, chosen by its extension.
@@ -95,6 +98,7 @@ impl Recorder {
         overwrite: bool,
         picture: Picture,
         settings: &EncoderSettings,
+        audio: bool,
     ) -> Result<Recorder> {
         let container = container_for(path)?;
         let target = claim(path, overwrite)?;
@@ -112,6 +116,7 @@ impl Recorder {
             goal: RateGoal::File,
             // A recording is always waited for: nothing cuts its writes.
             cut: CutFlag::default(),
+            audio,
         };
         Muxer::open(open, picture, settings)
             .map(Recorder)
@@ -130,6 +135,16 @@ impl Recorder {
     /// written to the file.
     pub fn write(&mut self, frame: &mut ff::frame::Video, pts: Duration) -> Result<u64> {
         self.0.write(frame, pts)
+    }
+
+    /// Places sound on the recording's AAC track (see [`Muxer::write_audio`]).
+    pub fn write_audio(&mut self, chunk: &AudioChunk) -> Result<u64> {
+        self.0.write_audio(chunk)
+    }
+
+    /// The muxer, for what it reports.
+    pub fn muxer(&self) -> &Muxer {
+        &self.0
     }
 
     /// Flushes the encoder and writes the trailer (MP4's index): without it the file does
@@ -155,6 +170,8 @@ pub struct MuxerOpen<'a> {
     pub goal: RateGoal,
     /// Cuts the connection's blocking I/O short when finishing gives up on it.
     pub cut: CutFlag,
+    /// Carry sound: an AAC track beside the picture.
+    pub audio: bool,
 }
 
 /// An H.264 encoder feeding one of FFmpeg's muxers: a file or a network connection.
@@ -167,6 +184,8 @@ pub struct Muxer {
     frames: u64,
     /// How long the connection stays open after the trailer (see [`Muxer::hold_open`]).
     close_delay: Duration,
+    /// The sound, when the show has some.
+    audio: Option<AudioTrack>,
 }
 
 impl Muxer {
@@ -197,9 +216,19 @@ impl Muxer {
             .map_err(|e| fail("adding a stream", e))?;
         stream.set_parameters(&encoder.encoder);
         stream.set_time_base(TIME_BASE);
+        let mut audio = match open.audio {
+            true => Some(
+                AudioTrack::add(&mut output, global_header)
+                    .map_err(|e| fail("opening the AAC encoder", e))?,
+            ),
+            false => None,
+        };
         output
             .write_header_with(open.muxer_options)
             .map_err(|e| fail("writing the header", e))?;
+        if let Some(track) = audio.as_mut() {
+            track.header_written(&output);
+        }
         let stream_time_base = output
             .stream(0)
             .map(|s| s.time_base())
@@ -212,7 +241,24 @@ impl Muxer {
             last_pts: None,
             frames: 0,
             close_delay: Duration::ZERO,
+            audio,
         })
+    }
+
+    /// Silence the sound track got in gaps so far, in samples (0 without sound).
+    pub fn audio_filled(&self) -> u64 {
+        self.audio.as_ref().map_or(0, AudioTrack::filled)
+    }
+
+    /// Places sound by its stream time on the AAC track (nothing without one) and encodes
+    /// what is ready; returns the bytes written.
+    pub fn write_audio(&mut self, chunk: &AudioChunk) -> Result<u64> {
+        let Some(track) = self.audio.as_mut() else {
+            return Ok(0);
+        };
+        track.line().push(chunk);
+        let written = track.write_ready(&mut self.output);
+        written.map_err(|e| self.error("writing sound", e))
     }
 
     /// The encoder's name.
@@ -230,7 +276,18 @@ impl Muxer {
             .send_frame(frame)
             .map_err(|e| self.error("encoding", e))?;
         self.frames += 1;
-        self.write_packets()
+        let mut bytes = self.write_packets()?;
+        if let Some(track) = self.audio.as_mut() {
+            // The sound starts with the first picture; sound more than a second behind the
+            // picture is missing (a source with no sound for a while), and silence takes
+            // its place, so the muxer never holds pictures back waiting for it.
+            track.start(pts);
+            let line = track.line();
+            line.fill_to(sample_index(pts) - i64::from(crate::decode::audio::SAMPLE_RATE));
+            let written = track.write_ready(&mut self.output);
+            bytes += written.map_err(|e| self.error("writing sound", e))?;
+        }
+        Ok(bytes)
     }
 
     fn write_packets(&mut self) -> Result<u64> {
@@ -259,6 +316,14 @@ impl Muxer {
             .send_eof()
             .map_err(|e| self.error("flushing", e))?;
         self.write_packets()?;
+        if let (Some(mut track), Some(last)) = (self.audio.take(), self.last_pts) {
+            // As long as the picture: to the end of its last frame.
+            let end = (last + self.encoder.frame_duration) as f64 / f64::from(TIME_BASE.1);
+            let end = Duration::from_secs_f64(end.max(0.0));
+            track
+                .finish(end, &mut self.output)
+                .map_err(|e| self.error("finishing the sound", e))?;
+        }
         self.output
             .write_trailer()
             .map_err(|e| self.error("finalizing", e))?;

@@ -14,6 +14,7 @@ use super::record::Recorder;
 use super::stream::StreamOutput;
 use super::v4l2::V4l2Output;
 use super::y4m::Y4mWriter;
+use crate::decode::AudioChunk;
 use crate::error::OutputError;
 use crate::error::Result;
 
@@ -80,6 +81,29 @@ impl Sink {
             Ok(()) => Ok(Written::Bytes(0)),
             Err(e) if e.kind() == ErrorKind::BrokenPipe => Ok(Written::Closed),
             Err(e) => Err(OutputError::new("stdout", "writing the pipe", e).into()),
+        }
+    }
+
+    /// True for the outputs that carry sound: the recording and network streams.
+    pub(super) fn carries_audio(&self) -> bool {
+        matches!(self, Sink::Record(_) | Sink::Stream(_))
+    }
+
+    /// Places sound on the output's AAC track; returns the bytes written.
+    pub(super) fn write_audio(&mut self, chunk: &AudioChunk) -> Result<u64> {
+        match self {
+            Sink::Record(rec) => rec.write_audio(chunk),
+            Sink::Stream(out) => Ok(out.write_audio(chunk)),
+            _ => Ok(0),
+        }
+    }
+
+    /// Silence its sound track got in gaps, in samples.
+    pub(super) fn audio_filled(&self) -> u64 {
+        match self {
+            Sink::Record(rec) => rec.muxer().audio_filled(),
+            Sink::Stream(out) => out.audio_filled(),
+            _ => 0,
         }
     }
 

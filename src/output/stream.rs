@@ -123,6 +123,10 @@ pub struct StreamOutput {
     /// Cuts the connection's blocking I/O (and any later attempt) short once finishing
     /// has waited long enough for a receiver that stopped reading.
     cut: CutFlag,
+    /// Carry the show's sound (AAC).
+    audio: bool,
+    /// Silence put in the sound's gaps by connections before this one, in samples.
+    filled_before: u64,
 }
 
 impl StreamOutput {
@@ -134,6 +138,7 @@ impl StreamOutput {
         settings: EncoderSettings,
         state: std::sync::Arc<OutputState>,
         cut: CutFlag,
+        audio: bool,
     ) -> StreamOutput {
         state.set_phase(super::OutputPhase::Connecting);
         StreamOutput {
@@ -146,7 +151,29 @@ impl StreamOutput {
             state,
             last_error: None,
             cut,
+            audio,
+            filled_before: 0,
         }
+    }
+
+    /// Sends sound on the connection's AAC track; nothing while it is down (the next
+    /// connection's sound starts with its first picture). Returns the bytes sent.
+    pub fn write_audio(&mut self, chunk: &crate::decode::AudioChunk) -> u64 {
+        let Some(muxer) = self.muxer.as_mut() else {
+            return 0;
+        };
+        match muxer.write_audio(chunk) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                self.lost(e.to_string());
+                0
+            }
+        }
+    }
+
+    /// Silence put in the sound's gaps so far, in samples.
+    pub fn audio_filled(&self) -> u64 {
+        self.filled_before + self.muxer.as_ref().map_or(0, Muxer::audio_filled)
     }
 
     fn connect(&mut self) {
@@ -173,6 +200,7 @@ impl StreamOutput {
             muxer_options: ff::Dictionary::new(),
             goal: RateGoal::Stream,
             cut: self.cut.clone(),
+            audio: self.audio,
         };
         match Muxer::open(open, self.picture, &self.settings) {
             Ok(mut muxer) => {
@@ -197,7 +225,9 @@ impl StreamOutput {
 
     /// The connection failed or dropped: try again after the backoff.
     fn lost(&mut self, why: String) {
-        self.muxer = None;
+        if let Some(muxer) = self.muxer.take() {
+            self.filled_before += muxer.audio_filled();
+        }
         if self.last_error.as_deref() != Some(why.as_str()) {
             warn!(
                 "{why}; trying again every {:.1}-{:.0} s, the rest of the show goes on",

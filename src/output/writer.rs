@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bevy::prelude::Resource;
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError, bounded, select};
 use ffmpeg_next as ff;
 use tracing::{error, info, warn};
 
@@ -23,12 +23,13 @@ use super::ndi;
 use super::order::FrameOrder;
 use super::record::Recorder;
 use super::sink::{Sink, Written};
+use super::state::AudioReport;
 use super::state::{OutputPhase, OutputState, OutputStats};
 use super::stream::StreamOutput;
 use super::targets::{OutputConfig, OutputTarget, PipeFormat};
 use super::v4l2::V4l2Output;
 use super::y4m::Y4mWriter;
-use crate::decode::ColorMatrix;
+use crate::decode::{AudioChunk, AudioFeed, ColorMatrix};
 use crate::error::OutputError;
 use crate::error::Result;
 use crate::lifecycle::{Lifecycle, ended_by, join_by};
@@ -43,6 +44,11 @@ const NETWORK_FINISH_GRACE: Duration = Duration::from_millis(550);
 /// After the cut, how long FFmpeg gets to notice it (it polls every 100 ms) and the thread
 /// to end, before it is left behind.
 const AFTER_CUT: Duration = Duration::from_millis(300);
+
+/// Sound chunks queued for each output that carries sound: about ten seconds.
+const AUDIO_QUEUE: usize = 512;
+/// How long finishing waits for the sound still on its way from the decode thread.
+const AUDIO_FINISH_GRACE: Duration = Duration::from_millis(500);
 
 /// Offline rendering keeps at most this many readbacks in flight (each is a frame the
 /// outputs will have to take).
@@ -116,6 +122,8 @@ struct OutputThread {
     counters: Arc<OutputState>,
     pixels: Pixels,
     finishing: Finishing,
+    /// Where the sound goes to this output's thread, when it carries sound.
+    audio: Option<Sender<Arc<AudioChunk>>>,
 }
 
 /// How [`OutputWriter::finish`] waits for one output's thread.
@@ -134,12 +142,18 @@ enum Finishing {
 pub struct OutputWriter {
     outputs: Vec<OutputThread>,
     pending: Arc<AtomicUsize>,
+    /// The thread handing the source's sound to each output that carries it.
+    audio: Option<(JoinHandle<()>, AudioReport)>,
 }
 
 impl OutputWriter {
     /// Opens every output (so errors surface before the first frame) and starts a thread
-    /// for each.
-    pub fn spawn(config: OutputConfig, lifecycle: &Lifecycle) -> Result<OutputWriter> {
+    /// for each; with `audio`, the recording and network outputs carry the sound too.
+    pub fn spawn(
+        config: OutputConfig,
+        audio: Option<AudioFeed>,
+        lifecycle: &Lifecycle,
+    ) -> Result<OutputWriter> {
         let (w, h) = (config.width, config.height);
         let picture = Picture {
             width: w,
@@ -158,7 +172,13 @@ impl OutputWriter {
         };
         let mut outputs = Vec::new();
         if let Some(path) = &config.record {
-            let recorder = Recorder::create(path, config.overwrite, picture, &config.encoding)?;
+            let recorder = Recorder::create(
+                path,
+                config.overwrite,
+                picture,
+                &config.encoding,
+                audio.is_some(),
+            )?;
             let state = Arc::new(OutputState::default());
             state.set_encoder(recorder.encoder());
             let sink = Sink::Record(recorder);
@@ -224,14 +244,17 @@ impl OutputWriter {
                         config.encoding,
                         state.clone(),
                         cut,
+                        audio.is_some(),
                     ))
                 }
             };
             outputs.push(OutputThread::start(name, sink, finishing, state, &context));
         }
+        let audio = audio.map(|feed| start_audio(feed, &mut outputs, lifecycle));
         Ok(OutputWriter {
             outputs,
             pending: Arc::new(AtomicUsize::new(0)),
+            audio,
         })
     }
 
@@ -254,6 +277,7 @@ impl OutputWriter {
                 .iter()
                 .map(|o| (o.name.clone(), o.counters.clone()))
                 .collect(),
+            self.audio.as_ref().map(|(_, report)| report.clone()),
         )
     }
 
@@ -263,6 +287,13 @@ impl OutputWriter {
     /// a network output gets [`NETWORK_FINISH_GRACE`] to flush and close, then its I/O is
     /// cut and it gets [`AFTER_CUT`] to end.
     pub fn finish(self) {
+        // The sound still on its way goes out first: the decode thread has ended (or is
+        // ending), and its last chunks belong in the files.
+        if let Some((handle, _)) = self.audio
+            && !join_by(handle, Instant::now() + AUDIO_FINISH_GRACE)
+        {
+            warn!("the sound's last chunks did not arrive in time; finishing without them");
+        }
         let start = Instant::now();
         // Every output is told first, so they finish side by side.
         for o in &self.outputs {
@@ -325,12 +356,18 @@ impl OutputThread {
             (f64::from(width) * f64::from(height) * pixels.bytes_per_pixel()) as usize;
         let capacity = (QUEUE_BYTES / frame_bytes.max(1)).clamp(4, 120);
         let (tx, rx) = bounded(capacity);
+        let (audio_tx, audio_rx) = if sink.carries_audio() {
+            let (t, r) = bounded(AUDIO_QUEUE);
+            (Some(t), r)
+        } else {
+            (None, crossbeam_channel::never())
+        };
         let c = counters.clone();
         let l = context.lifecycle.clone();
         let (live, on_screen) = (context.live.clone(), context.on_screen);
         let label = name.clone();
         let handle = context.lifecycle.spawn(&format!("lucid-{name}"), move || {
-            let result = writer_main(rx, width, height, sink, &c, &l);
+            let result = writer_main(rx, audio_rx, width, height, sink, &c, &l);
             let Err(e) = result else {
                 c.set_phase(OutputPhase::Finished);
                 return;
@@ -356,6 +393,7 @@ impl OutputThread {
             counters,
             finishing,
             pixels,
+            audio: audio_tx,
         }
     }
 }
@@ -364,6 +402,7 @@ impl OutputThread {
 /// YUV, written; then the output is finalized.
 fn writer_main(
     rx: Receiver<WriterMsg>,
+    mut audio: Receiver<Arc<AudioChunk>>,
     width: u32,
     height: u32,
     mut sink: Sink,
@@ -383,10 +422,20 @@ fn writer_main(
     let mut finishing = false;
     let mut open = true;
     while !finishing {
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(WriterMsg::Frame(f)) => order.push(f),
-            Ok(WriterMsg::Finish) | Err(RecvTimeoutError::Disconnected) => finishing = true,
-            Err(RecvTimeoutError::Timeout) => continue,
+        select! {
+            recv(rx) -> msg => match msg {
+                Ok(WriterMsg::Frame(f)) => order.push(f),
+                Ok(WriterMsg::Finish) | Err(_) => finishing = true,
+            },
+            recv(audio) -> chunk => {
+                match chunk {
+                    Ok(chunk) if open => write_audio(&mut sink, &chunk, counters)?,
+                    Ok(_) => {}
+                    Err(_) => audio = crossbeam_channel::never(),
+                }
+                continue;
+            },
+            default(Duration::from_millis(100)) => continue,
         }
         while let Some(frame) = order.pop(finishing) {
             if !open {
@@ -415,5 +464,65 @@ fn writer_main(
             }
         }
     }
+    // The sound that came with the last pictures (finishing trims it to their end).
+    while let Ok(chunk) = audio.try_recv() {
+        write_audio(&mut sink, &chunk, counters)?;
+    }
     sink.finish()
+}
+
+fn write_audio(sink: &mut Sink, chunk: &AudioChunk, counters: &OutputState) -> Result<()> {
+    let bytes = sink.write_audio(chunk)?;
+    counters.bytes.fetch_add(bytes, Ordering::Relaxed);
+    counters
+        .audio_filled
+        .store(sink.audio_filled(), Ordering::Relaxed);
+    Ok(())
+}
+
+/// Starts the `lucid-audio` thread: it hands each chunk of the source's sound to every
+/// output that carries sound, and measures its level. A live source's chunk that an output
+/// cannot take is dropped for that output (counted); a file's waits, so nothing is lost.
+fn start_audio(
+    feed: AudioFeed,
+    outputs: &mut [OutputThread],
+    lifecycle: &Lifecycle,
+) -> (JoinHandle<()>, AudioReport) {
+    let report = AudioReport::new(feed.info.clone(), feed.counters.clone());
+    let targets: Vec<Sender<Arc<AudioChunk>>> =
+        outputs.iter_mut().filter_map(|o| o.audio.take()).collect();
+    let (level, dropped) = (report.level.clone(), report.dropped.clone());
+    let stop = lifecycle.stop_flag();
+    let handle = lifecycle.spawn("lucid-audio", move || {
+        for chunk in feed.chunks.iter() {
+            level.store(rms(&chunk).to_bits(), Ordering::Relaxed);
+            let chunk = Arc::new(chunk);
+            for tx in &targets {
+                if feed.live {
+                    if let Err(TrySendError::Full(_)) = tx.try_send(chunk.clone()) {
+                        dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    continue;
+                }
+                let mut next = chunk.clone();
+                loop {
+                    match tx.send_timeout(next, Duration::from_millis(50)) {
+                        Ok(()) | Err(SendTimeoutError::Disconnected(_)) => break,
+                        Err(SendTimeoutError::Timeout(back)) if !stop.load(Ordering::Relaxed) => {
+                            next = back;
+                        }
+                        Err(SendTimeoutError::Timeout(_)) => break,
+                    }
+                }
+            }
+        }
+    });
+    (handle, report)
+}
+
+/// The RMS of both channels of a chunk, 0..1.
+fn rms(chunk: &AudioChunk) -> f32 {
+    let n = (chunk.left.len() + chunk.right.len()).max(1);
+    let sum: f32 = chunk.left.iter().chain(&chunk.right).map(|s| s * s).sum();
+    (sum / n as f32).sqrt().min(1.0)
 }

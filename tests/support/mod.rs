@@ -7,6 +7,7 @@
 
 pub mod daydream;
 pub mod scripted;
+pub mod sound;
 pub mod whep;
 
 use std::collections::HashMap;
@@ -312,6 +313,9 @@ pub struct OriginOptions {
     pub fmp4: bool,
     /// Frames a second.
     pub fps: u32,
+    /// A sound track of clicks on known frames ([`sound::clicks_source`]), AAC in each
+    /// rendition.
+    pub audio: bool,
 }
 
 impl Default for OriginOptions {
@@ -323,6 +327,7 @@ impl Default for OriginOptions {
             vod_seconds: None,
             fmp4: false,
             fps: FPS,
+            audio: false,
         }
     }
 }
@@ -354,7 +359,16 @@ impl LiveOrigin {
         } else {
             "delete_segments+independent_segments+temp_file"
         };
+        if options.audio {
+            args.extend(["-f", "lavfi", "-i"].map(String::from));
+            args.push(sound::clicks_source(options.vod_seconds));
+        }
         args.extend(["-map".into(), "[lo]".into(), "-map".into(), "[hi]".into()]);
+        if options.audio {
+            args.extend(
+                ["-map", "2:a", "-map", "2:a", "-c:a", "aac", "-b:a", "128k"].map(String::from),
+            );
+        }
         args.extend(live_x264_args(options.fps * options.segment_secs));
         for a in [
             "-b:v:0",
@@ -376,7 +390,11 @@ impl LiveOrigin {
             "-master_pl_name",
             "master.m3u8",
             "-var_stream_map",
-            "v:0,name:low v:1,name:high",
+            if options.audio {
+                "v:0,a:0,name:low v:1,a:1,name:high"
+            } else {
+                "v:0,name:low v:1,name:high"
+            },
             "-hls_segment_filename",
         ] {
             args.push(a.to_string());
