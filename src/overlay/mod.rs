@@ -23,6 +23,7 @@ use bevy_egui::{EguiContexts, EguiPrimaryContextPass, egui};
 
 use crate::effects::chain::EffectChain;
 use crate::effects::{EffectCatalog, EffectErrors, EffectTimings, MasterLevel};
+use crate::output::OutputStats;
 use crate::show::state::{KeyboardCaptured, OverlayShown, UiTiming};
 use crate::show::{SHORTCUTS, ShowState};
 use crate::status::LatestStatus;
@@ -113,6 +114,7 @@ fn overlay(
     effect_timings: Res<EffectTimings>,
     status: Res<LatestStatus>,
     stream: Option<Res<StreamDescription>>,
+    outputs: Option<Res<OutputStats>>,
     time: Res<Time<Real>>,
     mut show: ShowParams,
     mut midi: MidiParams,
@@ -148,7 +150,8 @@ fn overlay(
         .resizable(true)
         .show(&ctx, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| {
-                stats_section(ui, &status, stream.as_deref(), render_fps);
+                let sound = outputs.as_ref().and_then(|o| o.1.as_ref());
+                stats_section(ui, &status, stream.as_deref(), sound, render_fps);
                 timing_section(ui, &effect_timings, &timing, stream.as_deref());
                 show_section(ui, &mut show);
                 layers_section(

@@ -5,7 +5,7 @@ use bevy::prelude::*;
 use bevy_egui::egui;
 
 use crate::effects::EffectTimings;
-use crate::output::OutputPhase;
+use crate::output::{AudioReport, OutputPhase};
 use crate::show::state::UiTiming;
 use crate::status::LatestStatus;
 use crate::video::StreamDescription;
@@ -14,6 +14,7 @@ pub(super) fn stats_section(
     ui: &mut egui::Ui,
     status: &LatestStatus,
     stream: Option<&StreamDescription>,
+    sound: Option<&AudioReport>,
     render_fps: f64,
 ) {
     egui::CollapsingHeader::new("Stream")
@@ -94,6 +95,26 @@ pub(super) fn stats_section(
                         text += &format!(" ({err})");
                     }
                     row(&format!("output {name}"), text);
+                }
+                if let Some(sound) = sound {
+                    let i = &sound.info;
+                    let lost = match sound.lost() {
+                        0 => String::new(),
+                        n => format!(", {n} chunks lost"),
+                    };
+                    row(
+                        "sound",
+                        format!("{} {} Hz, {} ch{lost}", i.codec, i.sample_rate, i.channels),
+                    );
+                    // Read each frame, not from the once-a-second status: a meter that
+                    // moves with the music.
+                    let db = 20.0 * sound.level().max(1e-6).log10();
+                    ui.label("level");
+                    ui.add(
+                        egui::ProgressBar::new(((db + 60.0) / 60.0).clamp(0.0, 1.0))
+                            .text(format!("{db:.0} dBFS")),
+                    );
+                    ui.end_row();
                 }
             });
         });

@@ -569,20 +569,26 @@ pub fn file_markers(path: &Path) -> (u32, u32, Vec<u64>) {
 
 /// Calls `each` for every decoded frame (YUV420P) of a file; returns the size.
 pub fn decode_file(path: &Path, mut each: impl FnMut(&ff::frame::Video)) -> (u32, u32) {
+    decode_timed(path, |_, f| each(f))
+}
+
+/// Calls `each` with every decoded frame of a file and its time in seconds (its timestamp
+/// in its stream's time base); returns the size.
+pub fn decode_timed(path: &Path, mut each: impl FnMut(f64, &ff::frame::Video)) -> (u32, u32) {
     ff::init().unwrap();
     let mut input = ff::format::input(&path).expect("the file opens");
     let stream = input
         .streams()
         .best(ff::media::Type::Video)
         .expect("a video stream");
-    let idx = stream.index();
+    let (idx, tb) = (stream.index(), f64::from(stream.time_base()));
     let ctx = ff::codec::Context::from_parameters(stream.parameters()).unwrap();
     let mut dec = ctx.decoder().video().unwrap();
     let (w, h) = (dec.width(), dec.height());
     let mut frame = ff::frame::Video::empty();
     let mut handle = |dec: &mut ff::decoder::Video| {
         while dec.receive_frame(&mut frame).is_ok() {
-            each(&frame);
+            each(frame.timestamp().unwrap_or(0) as f64 * tb, &frame);
         }
     };
     for (s, packet) in input.packets() {

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use ffmpeg_next as ff;
 
-use super::{FPS, X264_FAST, marked_source_args, read_marker};
+use super::{FPS, X264_FAST, decode_timed, marked_source_args, read_marker};
 
 /// A click every this many seconds: on frames 0, 45, 90, ... at 30 fps.
 pub const CLICK_EVERY: f64 = 1.5;
@@ -103,34 +103,13 @@ pub fn clicks(sound: &[(f64, f32)]) -> Vec<f64> {
 
 /// Each frame of a file: its time in seconds and its marker.
 pub fn frames_of(path: &Path) -> Vec<(f64, u64)> {
-    ff::init().unwrap();
-    let mut input = ff::format::input(&path).expect("the file opens");
-    let stream = input.streams().best(ff::media::Type::Video).unwrap();
-    let (idx, tb) = (stream.index(), f64::from(stream.time_base()));
-    let ctx = ff::codec::Context::from_parameters(stream.parameters()).unwrap();
-    let mut dec = ctx.decoder().video().unwrap();
     let mut frames = Vec::new();
-    let mut frame = ff::frame::Video::empty();
-    let mut take = |dec: &mut ff::decoder::Video, frames: &mut Vec<(f64, u64)>| {
-        while dec.receive_frame(&mut frame).is_ok() {
-            let t = frame.timestamp().expect("timestamps") as f64 * tb;
-            let marker = read_marker(
-                frame.data(0),
-                frame.stride(0),
-                frame.width(),
-                frame.height(),
-            );
-            frames.push((t, marker));
-        }
-    };
-    for (s, packet) in input.packets() {
-        if s.index() == idx {
-            dec.send_packet(&packet).unwrap();
-            take(&mut dec, &mut frames);
-        }
-    }
-    dec.send_eof().unwrap();
-    take(&mut dec, &mut frames);
+    decode_timed(path, |t, f| {
+        frames.push((
+            t,
+            read_marker(f.data(0), f.stride(0), f.width(), f.height()),
+        ));
+    });
     frames
 }
 
@@ -152,4 +131,18 @@ pub fn offsets(path: &Path) -> Vec<(u64, f64)> {
             Some((marker, t - at))
         })
         .collect()
+}
+
+/// Asserts that the clicks found are those on `markers`, each within `tolerance` seconds of
+/// its frame.
+pub fn assert_in_sync(found: &[(u64, f64)], markers: &[u64], tolerance: f64, label: &str) {
+    let got: Vec<u64> = found.iter().map(|f| f.0).collect();
+    assert_eq!(got, markers, "{label}: the clicks found: {found:?}");
+    for (marker, off) in found {
+        assert!(
+            off.abs() <= tolerance,
+            "{label}: the click on frame {marker} is {:.1} ms off its frame",
+            off * 1000.0
+        );
+    }
 }
