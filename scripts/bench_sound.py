@@ -71,14 +71,15 @@ def run_for(cmd, seconds, stop_signal):
 def probe_start(path, stream):
     out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", stream, "-show_entries",
                           "stream=start_time", "-of", "csv=p=0", path], capture_output=True, text=True).stdout
-    return float(out.strip().splitlines()[0])
+    return float(out.strip().splitlines()[0].split(",")[0])
 
 
 def frames(path):
     """(time, marker) of every frame, in order."""
     times = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
                             "frame=pts_time", "-of", "csv=p=0", path], capture_output=True, text=True).stdout
-    times = [float(t) for t in times.split() if t.strip() not in ("", "N/A")]
+    # One line a frame; ffprobe may add empty fields after the value.
+    times = [float(t.split(",")[0]) for t in times.split() if t.split(",")[0] not in ("", "N/A")]
     info = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
                            "stream=width,height", "-of", "csv=p=0", path], capture_output=True, text=True).stdout
     w, h = map(int, info.strip().split(",")[:2])
@@ -133,6 +134,8 @@ def main():
     d = tempfile.mkdtemp(prefix="lucid-bench-sound-")
     origin = start_origin(d, w, h, 2)
     srv = serve(d)
+    # A player stopped mid-download leaves a broken pipe: not worth a traceback.
+    srv.handle_error = lambda *a: None
     base = f"http://127.0.0.1:{srv.server_address[1]}"
     time.sleep(4)
     files = {"lucid": os.path.join(d, "lucid.mkv"), "ffmpeg remux": os.path.join(d, "remux.mkv")}

@@ -205,6 +205,18 @@ impl AudioDecoder {
             self.failed(&e);
             return true;
         }
+        self.hand_over(origin, stop)
+    }
+
+    /// At the end of the input: what the decoder still holds goes out too.
+    pub(super) fn finish(&mut self, origin: Option<Origin>, stop: &AtomicBool) -> bool {
+        let _ = self.decoder.send_eof();
+        self.hand_over(origin, stop)
+    }
+
+    /// Takes what the decoder has decoded, resamples it, and sends it on once the video's
+    /// timeline is known.
+    fn hand_over(&mut self, origin: Option<Origin>, stop: &AtomicBool) -> bool {
         let mut frame = ff::frame::Audio::empty();
         while self.decoder.receive_frame(&mut frame).is_ok() {
             if let Some(converted) = self.convert(&frame) {

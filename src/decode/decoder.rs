@@ -310,6 +310,9 @@ impl VideoDecoder {
         }
         let _ = self.decoder.send_eof();
         self.drain(&mut decoded, tx)?;
+        if let Some(a) = audio {
+            a.finish(self.origin(), stop);
+        }
         Ok(())
     }
 

@@ -186,6 +186,8 @@ pub struct Muxer {
     close_delay: Duration,
     /// The sound, when the show has some.
     audio: Option<AudioTrack>,
+    /// A file or a network output.
+    goal: RateGoal,
 }
 
 impl Muxer {
@@ -242,6 +244,7 @@ impl Muxer {
             frames: 0,
             close_delay: Duration::ZERO,
             audio,
+            goal: open.goal,
         })
     }
 
@@ -278,12 +281,15 @@ impl Muxer {
         self.frames += 1;
         let mut bytes = self.write_packets()?;
         if let Some(track) = self.audio.as_mut() {
-            // The sound starts with the first picture; sound more than a second behind the
-            // picture is missing (a source with no sound for a while), and silence takes
-            // its place, so the muxer never holds pictures back waiting for it.
+            // The sound starts with the first picture. On a network output, sound more
+            // than a second behind the picture is missing (a source with no sound for a
+            // while), and silence takes its place, so the muxer never holds pictures back
+            // waiting for it. A file waits: a badly interleaved source's sound still comes.
             track.start(pts);
-            let line = track.line();
-            line.fill_to(sample_index(pts) - i64::from(crate::decode::audio::SAMPLE_RATE));
+            if self.goal == RateGoal::Stream {
+                let behind = sample_index(pts) - i64::from(crate::decode::audio::SAMPLE_RATE);
+                track.line().fill_to(behind);
+            }
             let written = track.write_ready(&mut self.output);
             bytes += written.map_err(|e| self.error("writing sound", e))?;
         }
