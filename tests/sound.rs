@@ -169,3 +169,33 @@ fn hls_sound_reaches_the_recording_in_sync_finished_and_live() {
     assert_in_sync(&found, &markers, 0.040, "live HLS");
     eprintln!("live offsets {found:?}");
 }
+
+#[test]
+fn a_corrupt_sound_track_never_stops_the_picture() {
+    let dir = tempfile::tempdir().unwrap();
+    let clean = clip_with_clicks(dir.path(), 6.0, "mkv", None);
+    // FFmpeg's `noise` bitstream filter damages the AAC packets alone.
+    let corrupt = dir.path().join("corrupt.mkv");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+        .arg(&clean)
+        .args(["-map", "0", "-c", "copy", "-bsf:a", "noise=amount=20"])
+        .arg(&corrupt)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = dir.path().join("out.mkv");
+    let stats = dir.path().join("stats.jsonl");
+    let err = record(&corrupt, &out, &["--stats-json", stats.to_str().unwrap()]);
+    // Every picture, in order.
+    let markers: Vec<u64> = frames_of(&out).iter().map(|f| f.1).collect();
+    assert_eq!(markers, (0..180).collect::<Vec<_>>());
+    // Said once, counted.
+    assert_eq!(
+        err.matches("an audio packet did not decode").count(),
+        1,
+        "{err}"
+    );
+    let s = last_stats(&stats);
+    assert!(s["audio"]["lost"].as_u64().unwrap() > 0, "{s}");
+}
