@@ -520,6 +520,22 @@ mod tests {
         LatencyPolicy::for_segments(Duration::from_secs(2), None)
     }
 
+    /// A live clock with `frames` frames 40 ms apart queued, the first shown at `t0` with
+    /// the edge at `edge`.
+    fn live_clock(
+        frames: u64,
+        t0: Instant,
+        edge: Duration,
+    ) -> (PresentationClock, Receiver<VideoFrame>) {
+        let (tx, rx) = unbounded();
+        for i in 0..frames {
+            tx.send(frame(i, i * 40)).unwrap();
+        }
+        let mut clock = PresentationClock::new(Some(live_policy()));
+        clock.tick(t0, &rx, Some(edge));
+        (clock, rx)
+    }
+
     #[test]
     fn steers_toward_the_target_with_small_speed_changes() {
         let (tx, rx) = unbounded();
@@ -596,13 +612,8 @@ mod tests {
 
     #[test]
     fn while_the_edge_settles_a_jump_ahead_is_caught_up_at_once() {
-        let (tx, rx) = unbounded();
-        for i in 0..300 {
-            tx.send(frame(i, i * 40)).unwrap();
-        }
         let t0 = Instant::now();
-        let mut clock = PresentationClock::new(Some(live_policy()));
-        clock.tick(t0, &rx, Some(Duration::from_secs(2)));
+        let (mut clock, rx) = live_clock(300, t0, Duration::from_secs(2));
         // 4 s in, the reloads have found that the origin publishes 1.2 s earlier than the
         // first load suggested: the edge is 1.2 s further ahead (3.7 s behind, target 2.5).
         let at = t0 + Duration::from_secs(4);
@@ -626,12 +637,7 @@ mod tests {
             "{shown:?} -> {now_shown:?}"
         );
         // The same error once settled is steered by speed alone.
-        let mut clock = PresentationClock::new(Some(live_policy()));
-        let (tx, rx) = unbounded();
-        for i in 0..400 {
-            tx.send(frame(i, i * 40)).unwrap();
-        }
-        clock.tick(t0, &rx, Some(Duration::from_secs(2)));
+        let (mut clock, rx) = live_clock(400, t0, Duration::from_secs(2));
         let at = t0 + Duration::from_secs(9);
         let shown = clock.tick(at, &rx, None).show.unwrap().pts;
         let t = clock.tick(
