@@ -13,6 +13,10 @@ use support::sound::*;
 use support::*;
 
 const LIMIT: Duration = Duration::from_secs(120);
+/// Offline, samples are placed by their timestamps and counted on: a click lands within
+/// the resampler's filter delay of its frame (measured 0.06-0.4 ms). The requirement is
+/// one frame; this catches a regression of a few milliseconds.
+const OFFLINE: f64 = 0.002;
 
 fn record(input: &Path, out: &Path, extra: &[&str]) -> String {
     let run = run_with_limit(
@@ -40,7 +44,14 @@ fn a_file_renders_with_its_sound_in_sync_and_the_same_on_two_runs() {
         assert!(err.contains("sound: aac 44100 Hz"), "{err}");
         record(&input, &second, &[]);
         let found = offsets(&first);
-        assert_in_sync(&found, &[0, 45, 90, 135], FRAME, ext);
+        if ext == "mp4" {
+            // Fragmented MP4 has no edit list: AAC's priming frame moves the click on the
+            // very first frame up to 21 ms; the requirement is one frame.
+            assert_in_sync(&found[..1], &[0], FRAME, ext);
+            assert_in_sync(&found[1..], &[45, 90, 135], OFFLINE, ext);
+        } else {
+            assert_in_sync(&found, &[0, 45, 90, 135], OFFLINE, ext);
+        }
         // As long as the picture (to the end of its last frame), within one frame.
         let sound = sound_of(&first);
         let frames = frames_of(&first);
@@ -71,7 +82,7 @@ fn a_gap_in_the_sound_is_silence_and_the_clicks_after_it_stay_in_sync() {
     let out = dir.path().join("gap.mkv");
     record(&input, &out, &[]);
     let found = offsets(&out);
-    assert_in_sync(&found, &[0, 45, 135], FRAME, "after a gap");
+    assert_in_sync(&found, &[0, 45, 135], OFFLINE, "after a gap");
     // The gap is there, as silence.
     let sound = sound_of(&out);
     let in_gap: Vec<f32> = sound
@@ -138,7 +149,7 @@ fn hls_sound_reaches_the_recording_in_sync_finished_and_live() {
     );
     assert!(run.status.success(), "{}", stderr_of(&run));
     let found = offsets(&out);
-    assert_in_sync(&found, &[0, 45, 90, 135], FRAME, "finished HLS");
+    assert_in_sync(&found, &[0, 45, 90, 135], OFFLINE, "finished HLS");
     // Live, in real time, through latency steering: within 40 ms.
     let live = LiveOrigin::start(OriginOptions {
         audio: true,
