@@ -521,17 +521,23 @@ fn sigterm_during_playlist_retry_backoff_finalizes_the_recording_within_a_second
 
 #[test]
 fn a_second_signal_exits_at_once_with_130() {
-    let (_dir, origin) = serve(&[]);
+    // The first stop must still be under way when the second signal is handled: an RTMP
+    // receiver that never answers holds it for the network output's finishing grace (over
+    // half a second). A stop while merely waiting for a stream could end in one 20 ms
+    // poll, before the second signal was handled (exit 0: seen on a loaded machine).
+    let receiver = TcpListener::bind("127.0.0.1:0").unwrap();
+    let rtmp = format!(
+        "rtmp://127.0.0.1:{}/live/key",
+        receiver.local_addr().unwrap().port()
+    );
     let mut child = lucid()
-        .args(["--no-preview", "--url", &origin.url("none.m3u8")])
+        .args(["--no-preview", "--output", &rtmp])
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_secs(2));
-    // Two different signals, back to back: the kernel does not merge them, and the second
-    // is handled while the first stop (which takes at least one 20 ms poll) is under way.
-    // One shell sends both with its builtin `kill`: two `kill` processes could start more
-    // than 20 ms apart on a loaded machine, and the first stop would finish in between.
+    // Two different signals, back to back: the kernel does not merge them. One shell
+    // sends both with its builtin `kill`.
     let pid = child.id();
     let sent = Command::new("sh")
         .args(["-c", &format!("kill -INT {pid} && kill -TERM {pid}")])
