@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::LucidError;
 use bevy::prelude::Resource;
+use crossbeam_channel::{SendTimeoutError, Sender};
 
 /// Shared stop flag and first fatal error.
 #[derive(Resource, Clone, Default)]
@@ -112,6 +113,27 @@ pub fn ended_by(handle: &JoinHandle<()>, deadline: Instant) -> bool {
         std::thread::sleep(Duration::from_millis(5));
     }
     true
+}
+
+/// How long a blocked [`send_until_stop`] waits before looking at the stop flag again.
+const SEND_POLL: Duration = Duration::from_millis(50);
+
+/// Sends `value` on a bounded channel, waiting while it is full: what a finite input does,
+/// where nothing may be lost. False once `stop` is set (the value is dropped); true when it
+/// was sent, or when nobody receives any more (the receiver's stage is gone: not this
+/// sender's failure).
+pub fn send_until_stop<T>(tx: &Sender<T>, mut value: T, stop: &AtomicBool) -> bool {
+    loop {
+        match tx.send_timeout(value, SEND_POLL) {
+            Ok(()) | Err(SendTimeoutError::Disconnected(_)) => return true,
+            Err(SendTimeoutError::Timeout(back)) => {
+                if stop.load(Ordering::Relaxed) {
+                    return false;
+                }
+                value = back;
+            }
+        }
+    }
 }
 
 thread_local! {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError, bounded};
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use ffmpeg_next as ff;
 use tracing::warn;
 
@@ -25,9 +25,6 @@ pub const SAMPLE_RATE: u32 = 48_000;
 const AUDIO_QUEUE: usize = 256;
 /// A source timestamp this far from where the last frame ended starts a new run.
 const JUMP: f64 = 0.02;
-/// How long a blocked send (files: nothing may be lost) waits before looking at the stop
-/// flag again.
-const SEND_POLL: Duration = Duration::from_millis(50);
 
 /// Stereo samples at [`SAMPLE_RATE`], starting at `pts`.
 #[derive(Debug, Clone, PartialEq)]
@@ -352,18 +349,7 @@ impl AudioDecoder {
                 Err(TrySendError::Disconnected(_)) => true,
             };
         }
-        let mut chunk = chunk;
-        loop {
-            match self.tx.send_timeout(chunk, SEND_POLL) {
-                Ok(()) | Err(SendTimeoutError::Disconnected(_)) => return true,
-                Err(SendTimeoutError::Timeout(back)) => {
-                    if stop.load(Ordering::Relaxed) {
-                        return false;
-                    }
-                    chunk = back;
-                }
-            }
-        }
+        crate::lifecycle::send_until_stop(&self.tx, chunk, stop)
     }
 }
 

@@ -10,7 +10,7 @@ use super::audio::AudioTrack;
 use super::encode::{EncoderSettings, H264Encoder, Picture, RateGoal, TIME_BASE, timestamp};
 use super::interrupt::{self, CutFlag, Interruptible};
 use crate::decode::AudioChunk;
-use crate::decode::audio::sample_index;
+use crate::decode::audio::{SAMPLE_RATE, sample_index};
 use crate::error::{LucidError, Result};
 
 /// The FFmpeg muxer for a record path, chosen by its extension.
@@ -142,9 +142,9 @@ impl Recorder {
         self.0.write_audio(chunk)
     }
 
-    /// The muxer, for what it reports.
-    pub fn muxer(&self) -> &Muxer {
-        &self.0
+    /// Silence the sound track got in gaps so far, in samples.
+    pub fn audio_filled(&self) -> u64 {
+        self.0.audio_filled()
     }
 
     /// Flushes the encoder and writes the trailer (MP4's index): without it the file does
@@ -287,7 +287,7 @@ impl Muxer {
             // waiting for it. A file waits: a badly interleaved source's sound still comes.
             track.start(pts);
             if self.goal == RateGoal::Stream {
-                let behind = sample_index(pts) - i64::from(crate::decode::audio::SAMPLE_RATE);
+                let behind = sample_index(pts) - i64::from(SAMPLE_RATE);
                 track.line().fill_to(behind);
             }
             let written = track.write_ready(&mut self.output);

@@ -101,7 +101,7 @@ impl Sink {
     /// Silence its sound track got in gaps, in samples.
     pub(super) fn audio_filled(&self) -> u64 {
         match self {
-            Sink::Record(rec) => rec.muxer().audio_filled(),
+            Sink::Record(rec) => rec.audio_filled(),
             Sink::Stream(out) => out.audio_filled(),
             _ => 0,
         }

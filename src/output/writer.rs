@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bevy::prelude::Resource;
-use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError, bounded, select};
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, select};
 use ffmpeg_next as ff;
 use tracing::{error, info, warn};
 
@@ -32,7 +32,7 @@ use super::y4m::Y4mWriter;
 use crate::decode::{AudioChunk, AudioFeed, ColorMatrix};
 use crate::error::OutputError;
 use crate::error::Result;
-use crate::lifecycle::{Lifecycle, ended_by, join_by};
+use crate::lifecycle::{Lifecycle, ended_by, join_by, send_until_stop};
 
 /// Memory each output's queue may hold, whatever the frame size.
 const QUEUE_BYTES: usize = 128 << 20;
@@ -504,16 +504,7 @@ fn start_audio(
                     }
                     continue;
                 }
-                let mut next = chunk.clone();
-                loop {
-                    match tx.send_timeout(next, Duration::from_millis(50)) {
-                        Ok(()) | Err(SendTimeoutError::Disconnected(_)) => break,
-                        Err(SendTimeoutError::Timeout(back)) if !stop.load(Ordering::Relaxed) => {
-                            next = back;
-                        }
-                        Err(SendTimeoutError::Timeout(_)) => break,
-                    }
-                }
+                send_until_stop(tx, chunk.clone(), &stop);
             }
         }
     });
