@@ -80,6 +80,7 @@ fn play(mut config: Config) -> Result<()> {
     };
     if config.window.is_some() {
         display::check_display()?;
+        crate::decode::hwaccel::make_xlib_thread_safe();
     }
     let lifecycle = Lifecycle::default();
     let (writer_started, writer) = WriterSlot::channel();

@@ -122,6 +122,12 @@ impl WhepPeer {
             .collect()
     }
 
+    /// Every event so far, a line each: for failure messages.
+    pub fn events_text(&self) -> String {
+        let events = self.events.lock().unwrap();
+        events.iter().map(|e| format!("{e}\n")).collect()
+    }
+
     /// How many events of one kind.
     pub fn count(&self, kind: &str) -> usize {
         self.events(kind).len()
