@@ -14,6 +14,7 @@ use clap::error::ErrorKind;
 use clap::{Parser, ValueEnum};
 
 use crate::compositor::{FaderCurve, LayerSpec};
+use crate::effects::tempo::TempoSource;
 use crate::output::encode::{Bitrate, EncoderChoice};
 use crate::output::{OutputTarget, PipeFormat};
 use crate::redact::Redacted;
@@ -125,15 +126,16 @@ pub struct Args {
     #[arg(long, help_heading = "Effects")]
     pub list_effects: bool,
 
-    /// The show's tempo in beats per minute (20-300): effects get `lucid.bpm` and
-    /// `lucid.beat`. The T key taps a tempo in the window.
+    /// The show's tempo in beats per minute (20-300), or `audio` to follow the sound's
+    /// hits: effects get `lucid.bpm` and `lucid.beat`. The T key taps a tempo in the window.
     #[arg(
         long,
-        value_name = "BPM",
-        default_value_t = 120.0,
+        value_name = "BPM|audio",
+        default_value = "120",
+        value_parser = FlagValue::<TempoSource>::default(),
         help_heading = "Effects"
     )]
-    pub bpm: f64,
+    pub bpm: TempoSource,
 
     /// Add a layer above the others (`--url` is the bottom one): any --url form, with
     /// options `SOURCE:opacity=0.5,blend=screen,fit=cover,loop=true,end=fade`. Blend modes:
@@ -236,6 +238,17 @@ pub struct Args {
     /// Print the MIDI input ports, and exit.
     #[arg(long, help_heading = "Control")]
     pub list_midi: bool,
+
+    /// What the sound analysis listens to instead of the show's sound (effects'
+    /// `lucid.audio_*`, audio mappings, `--bpm audio`): a sound file (from its start at the
+    /// first frame, on the show's clock) or a capture device (`default`, its number in
+    /// --list-audio, or part of its name). The outputs still carry the show's sound.
+    #[arg(long, value_name = "DEVICE|FILE", help_heading = "Sound")]
+    pub audio_in: Option<String>,
+
+    /// Print the sound devices (capture and playback), and exit.
+    #[arg(long, help_heading = "Sound")]
+    pub list_audio: bool,
 
     /// Attach to this Daydream stream (`str_...`): play its output and steer it. The API
     /// key comes from DAYDREAM_API_KEY or `$XDG_CONFIG_HOME/lucid/daydream-api-key`.

@@ -15,6 +15,7 @@
 // `unsafe_code` is denied everywhere else by the `[lints]` table in Cargo.toml.
 
 pub mod app;
+pub mod audio_map;
 pub mod cli;
 pub mod compositor;
 pub mod config;
@@ -32,6 +33,7 @@ pub mod overlay;
 pub mod preview;
 pub mod redact;
 pub mod show;
+pub mod sound;
 pub mod source;
 pub mod status;
 pub mod video;

@@ -144,7 +144,8 @@ pub struct StatusSnapshot {
 /// The sound in a status sample.
 #[derive(Debug, Clone, Serialize)]
 pub struct AudioSnapshot {
-    /// Whose sound: `url` (the --url source).
+    /// Whose sound: `url` (the --url source), or `audio-in` where the show has none and
+    /// the analysis listens to `--audio-in`.
     pub source: &'static str,
     /// The source's codec.
     pub codec: String,
@@ -159,6 +160,23 @@ pub struct AudioSnapshot {
     pub gaps_ms: f64,
     /// Chunks of sound lost on the way (queues full on a live source, undecodable packets).
     pub lost: u64,
+    /// What the analysis measured at the last frame (absent before it has measured).
+    pub analysis: Option<AnalysisSnapshot>,
+}
+
+/// The sound's analysis in a status sample (what effects get as `lucid.audio_*`).
+#[derive(Debug, Clone, Serialize)]
+pub struct AnalysisSnapshot {
+    /// What it listens to: `url` (the show's sound), `file` or `device` (`--audio-in`).
+    pub source: &'static str,
+    /// Level, 0..1 over -60..0 dBFS.
+    pub level: f32,
+    /// Bass, low mids, high mids, treble, 0..1.
+    pub bands: [f32; 4],
+    /// Hits (onsets) so far.
+    pub onsets: u64,
+    /// The tempo the hits keep, once they keep one.
+    pub bpm: Option<f64>,
 }
 
 /// One output's state in a status sample.
@@ -407,6 +425,9 @@ struct ShowReports<'w> {
     control: Option<Res<'w, crate::show::state::ControlReport>>,
     layers: Option<Res<'w, crate::compositor::layers::Layers>>,
     ticks: Option<Res<'w, crate::video::OutputTicks>>,
+    sound: Option<Res<'w, crate::sound::SoundReport>>,
+    analysis: Option<Res<'w, crate::sound::AnalysisReport>>,
+    heard: Option<Res<'w, crate::sound::ShowSound>>,
 }
 
 #[expect(
@@ -512,7 +533,14 @@ fn report_status(
                     .collect()
             })
             .unwrap_or_default(),
-        audio: audio_snapshot(outputs.as_deref()),
+        audio: audio_snapshot(
+            show.sound
+                .as_deref()
+                .map(|r| (r, "url"))
+                .or(show.analysis.as_deref().map(|a| (&a.0, "audio-in"))),
+            show.heard.as_deref(),
+            outputs.as_deref(),
+        ),
         daydream: show.daydream.and_then(|d| d.report()),
         bpm: show.tempo.map(|t| t.0.bpm),
         control: show.control.map(|c| c.clone()),
@@ -542,24 +570,34 @@ fn report_status(
     }
 }
 
-/// The sound the outputs carry, for the stats.
-fn audio_snapshot(outputs: Option<&OutputStats>) -> Option<AudioSnapshot> {
-    let outputs = outputs?;
-    let report = outputs.1.as_ref()?;
+/// The show's sound, for the stats.
+fn audio_snapshot(
+    report: Option<(&crate::sound::SoundReport, &'static str)>,
+    heard: Option<&crate::sound::ShowSound>,
+    outputs: Option<&OutputStats>,
+) -> Option<AudioSnapshot> {
+    let (report, source) = report?;
     let filled = outputs
-        .0
-        .iter()
+        .into_iter()
+        .flat_map(|o| &o.0)
         .map(|(_, o)| o.audio_filled.load(Ordering::Relaxed))
         .max()
         .unwrap_or(0);
     Some(AudioSnapshot {
-        source: "url",
+        source,
         codec: report.info.codec.clone(),
         sample_rate: report.info.sample_rate,
         channels: report.info.channels,
         level: report.level(),
         gaps_ms: filled as f64 * 1000.0 / f64::from(crate::decode::audio::SAMPLE_RATE),
         lost: report.lost(),
+        analysis: heard.filter(|h| h.heard).map(|h| AnalysisSnapshot {
+            source: h.source,
+            level: h.level,
+            bands: h.bands,
+            onsets: h.onsets,
+            bpm: h.bpm,
+        }),
     })
 }
 

@@ -210,3 +210,399 @@ fn a_corrupt_sound_track_never_stops_the_picture() {
     let s = last_stats(&stats);
     assert!(s["audio"]["lost"].as_u64().unwrap() > 0, "{s}");
 }
+
+/// Each frame of a recording: its time and the mean of its luma plane, and a hash of the
+/// plane (to compare two runs frame by frame).
+fn luma_means(path: &Path) -> Vec<(f64, f64, u64)> {
+    use std::hash::{Hash, Hasher};
+    let mut frames = Vec::new();
+    decode_timed(path, |t, f| {
+        let (w, h, stride) = (f.width() as usize, f.height() as usize, f.stride(0));
+        let rows = (0..h).map(|y| &f.data(0)[y * stride..y * stride + w]);
+        let mut hash = std::collections::hash_map::DefaultHasher::new();
+        let mut sum = 0u64;
+        for row in rows {
+            row.hash(&mut hash);
+            sum += row.iter().map(|v| u64::from(*v)).sum::<u64>();
+        }
+        frames.push((t, sum as f64 / (w * h) as f64, hash.finish()));
+    });
+    frames
+}
+
+/// Where the clicks are, in the clip's stream time (the first, at 0, has no silence
+/// before it to stand out from and is not a hit).
+const HITS: [f64; 3] = [CLICK_EVERY, 2.0 * CLICK_EVERY, 3.0 * CLICK_EVERY];
+/// "Within one frame plus the analysis window."
+const REACTION: f64 = FRAME + 0.025;
+
+/// A flash on the first frame after each hit (within one frame and an analysis window,
+/// never before it), gone again 0.2 s later.
+fn assert_flashes_on_the_hits(frames: &[(f64, f64, u64)]) {
+    let quiet = frames[30].1;
+    // Times from the first frame: a recording's own timeline may start a little later.
+    let first = frames[0].0;
+    let lit: Vec<f64> = frames
+        .windows(2)
+        .filter(|w| w[1].1 > quiet + 60.0 && w[0].1 < quiet + 60.0)
+        .map(|w| w[1].0 - first)
+        .collect();
+    assert_eq!(lit.len(), HITS.len(), "one flash a hit: {lit:?}");
+    let after: Vec<f64> = lit
+        .iter()
+        .zip(HITS)
+        .map(|(shown, hit)| shown - hit)
+        .collect();
+    eprintln!("flashes after their hits (s): {after:.3?}");
+    for (late, hit) in after.iter().zip(HITS) {
+        assert!(
+            *late > 0.0 && *late <= REACTION,
+            "the hit at {hit} s showed {late:.3} s after it"
+        );
+    }
+    // The release: 0.2 s later the flash has mostly gone.
+    let fallen = frames
+        .iter()
+        .find(|f| f.0 - first > lit[0] + 0.2)
+        .unwrap()
+        .1;
+    assert!(fallen < quiet + 25.0, "{fallen} vs {quiet}");
+}
+
+/// The preset of the flash tests: each hit lifts the colour effect's brightness.
+fn flash_preset(dir: &Path) -> std::path::PathBuf {
+    let preset = dir.join("hits.ron");
+    std::fs::write(
+        &preset,
+        r#"(effects: [(effect: "color")],
+            audio: [(input: Onset,
+                     target: Param(effect: 0, param: "brightness", from: 0.5, to: 1.0, curve: Linear),
+                     release: 0.1)])"#,
+    )
+    .unwrap();
+    preset
+}
+
+/// An audio mapping from the issue's example: each hit lifts the colour effect's
+/// brightness, falling back over its release; the frame it shows on is within one frame
+/// and an analysis window of the click, never before it; and the same file renders the
+/// same frames twice.
+#[test]
+fn a_hit_in_the_sound_drives_an_effect_within_a_frame_the_same_on_two_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = clip_with_clicks(dir.path(), 6.0, "mp4", None);
+    let preset = flash_preset(dir.path());
+    let stats = dir.path().join("stats.json");
+    let mut runs = Vec::new();
+    for name in ["first.mkv", "second.mkv"] {
+        let out = dir.path().join(name);
+        record(
+            &input,
+            &out,
+            &[
+                "--preset",
+                preset.to_str().unwrap(),
+                "--stats-json",
+                stats.to_str().unwrap(),
+            ],
+        );
+        runs.push(luma_means(&out));
+    }
+    let frames = &runs[0];
+    assert_eq!(frames.len(), 180);
+    assert_flashes_on_the_hits(frames);
+    assert!(
+        runs[0].iter().zip(&runs[1]).all(|(a, b)| a.2 == b.2),
+        "two runs rendered different frames"
+    );
+    let s = last_stats(&stats);
+    assert_eq!(s["audio"]["analysis"]["onsets"], HITS.len(), "{s}");
+}
+
+/// Effects read the sound: `lucid.audio_onset`, `lucid.audio_level` and
+/// `audio_spectrum(f)` (a 2 kHz click lights 2 kHz, not 100 Hz), in a user effect.
+#[test]
+fn an_effect_reads_the_sounds_onset_level_and_spectrum() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = clip_with_clicks(dir.path(), 3.0, "mkv", None);
+    let effects = dir.path().join("fx");
+    std::fs::create_dir(&effects).unwrap();
+    // log position of f over 20 Hz..20 kHz: ln(f / 20) / ln(1000).
+    std::fs::write(
+        effects.join("meter.wgsl"),
+        r#"/*{ "description": "the sound as colour", "params": [] }*/
+fn effect(uv: vec2<f32>) -> vec4<f32> {
+    let at = select(0.6667, 0.2, uv.x > 0.5);
+    return vec4(lucid.audio_onset, audio_spectrum(at), lucid.audio_level, 1.0);
+}
+"#,
+    )
+    .unwrap();
+    let frames = dir.path().join("frames");
+    std::fs::create_dir(&frames).unwrap();
+    let run = run_with_limit(
+        lucid()
+            .args(["--no-preview", "--url"])
+            .arg(&input)
+            .args(["--width", "320", "--height", "180", "--effects-dir"])
+            .arg(&effects)
+            .args(["--effect", "meter", "--output"])
+            .arg(frames.join("%06d.png")),
+        LIMIT,
+    );
+    assert!(run.status.success(), "{}", stderr_of(&run));
+    let rgb = std::process::Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-i"])
+        .arg(frames.join("%06d.png"))
+        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .unwrap();
+    assert!(rgb.status.success());
+    let size = 320 * 180 * 3;
+    let pixel = |frame: usize, x: usize| {
+        let at = frame * size + (90 * 320 + x) * 3;
+        [rgb.stdout[at], rgb.stdout[at + 1], rgb.stdout[at + 2]]
+    };
+    // Frame 46 is the first after the click at 1.5 s; frame 60 is half a second later.
+    let (hit, left, right) = (46, 80, 240);
+    let [onset, two_khz, level] = pixel(hit, left);
+    assert!(onset > 200, "the onset pulse at the hit: {onset}");
+    assert!(two_khz > 100, "2 kHz in the spectrum at the hit: {two_khz}");
+    assert!(level > 100, "the level at the hit: {level}");
+    let [_, hundred_hz, _] = pixel(hit, right);
+    assert!(
+        hundred_hz + 60 < two_khz,
+        "100 Hz {hundred_hz} vs 2 kHz {two_khz}"
+    );
+    let [onset, two_khz, level] = pixel(60, left);
+    assert!(
+        onset < 10 && two_khz < 10 && level < 10,
+        "silence: {onset} {two_khz} {level}"
+    );
+}
+
+/// `--bpm audio`: a click every half second sets the show's tempo to 120 bpm, and
+/// `--osc-feedback` sends the analysis (level, bands, onset pulse, tempo) as it changes.
+#[test]
+fn the_tempo_follows_the_hits_and_osc_feedback_sends_the_analysis() {
+    use std::net::UdpSocket;
+    let dir = tempfile::tempdir().unwrap();
+    let input = clip_with_clicks_every(dir.path(), 6.0, "mkv", None, 0.5);
+    let feedback = UdpSocket::bind("127.0.0.1:0").unwrap();
+    feedback
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let osc_port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let stats = dir.path().join("stats.json");
+    let mut cmd = lucid();
+    cmd.args(["--no-preview", "--pipe", "y4m", "--bpm", "audio", "--url"])
+        .arg(&input)
+        .args(["--osc", &osc_port.to_string(), "--osc-feedback"])
+        .arg(feedback.local_addr().unwrap().to_string())
+        .arg("--stats-json")
+        .arg(&stats);
+    let (mut child, out, err) = spawn_piped(&mut cmd);
+    let mut heard: std::collections::BTreeMap<String, Vec<Vec<f32>>> = Default::default();
+    let mut buf = [0u8; 1536];
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < until && matches!(child.try_wait(), Ok(None)) {
+        let Ok(n) = feedback.recv(&mut buf) else {
+            continue;
+        };
+        let (_, packet) = rosc::decoder::decode_udp(&buf[..n]).unwrap();
+        if let rosc::OscPacket::Message(m) = packet
+            && m.addr.starts_with("/lucid/audio/")
+        {
+            let values = m
+                .args
+                .iter()
+                .filter_map(|a| match a {
+                    rosc::OscType::Float(f) => Some(*f),
+                    _ => None,
+                })
+                .collect();
+            heard.entry(m.addr).or_default().push(values);
+        }
+    }
+    let status = wait_with_limit(&mut child, Duration::from_secs(60));
+    let _ = out.join();
+    let err = err.join().unwrap();
+    assert!(status.success(), "{err}");
+    let s = last_stats(&stats);
+    let bpm = s["bpm"].as_f64().unwrap();
+    assert!((bpm - 120.0).abs() < 1.0, "the show's tempo: {bpm}\n{s}");
+    let measured = s["audio"]["analysis"]["bpm"].as_f64().unwrap();
+    assert!((measured - 120.0).abs() < 1.0, "{s}");
+    let level = &heard["/lucid/audio/level"];
+    assert!(level.iter().any(|v| v[0] > 0.5), "{level:?}");
+    assert!(heard["/lucid/audio/bands"].iter().all(|v| v.len() == 4));
+    assert!(heard["/lucid/audio/onset"].iter().any(|v| v[0] > 0.5));
+    let fed_bpm = heard["/lucid/audio/bpm"].last().unwrap()[0];
+    assert!((fed_bpm - 120.0).abs() < 1.0, "{fed_bpm}");
+}
+
+/// `--audio-in FILE`: a silent clip flashes on the hits of a separate sound file, placed
+/// from the first frame on the show's clock, the same on two runs; the recording still
+/// carries the show's sound (none here).
+#[test]
+fn audio_in_a_file_drives_a_silent_clip_from_its_first_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = marked_clip(dir.path(), 320, 180, 6.0, "mp4", &X264_FAST);
+    let clicks = lavfi_file(
+        &dir.path().join("clicks.wav"),
+        &clicks_source(Some(6.0)),
+        &[],
+    );
+    let preset = flash_preset(dir.path());
+    let mut runs = Vec::new();
+    for name in ["first.mkv", "second.mkv"] {
+        let out = dir.path().join(name);
+        record(
+            &clip,
+            &out,
+            &[
+                "--preset",
+                preset.to_str().unwrap(),
+                "--audio-in",
+                clicks.to_str().unwrap(),
+            ],
+        );
+        runs.push(luma_means(&out));
+    }
+    assert_eq!(runs[0].len(), 180);
+    assert_flashes_on_the_hits(&runs[0]);
+    assert!(
+        runs[0].iter().zip(&runs[1]).all(|(a, b)| a.2 == b.2),
+        "two runs rendered different frames"
+    );
+    ff::init().unwrap();
+    let written = ff::format::input(&dir.path().join("first.mkv")).unwrap();
+    assert!(written.streams().best(ff::media::Type::Audio).is_none());
+}
+
+/// PCM sound that gives only its channel count (16-bit PCM in MKV, as WAV has it) is
+/// carried in sync too: such frames once crashed the resampler.
+#[test]
+fn pcm_sound_without_a_channel_layout_is_carried_in_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = marked_clip(dir.path(), 320, 180, 6.0, "mp4", &X264_FAST);
+    let clicks = lavfi_file(
+        &dir.path().join("clicks.wav"),
+        &clicks_source(Some(6.0)),
+        &[],
+    );
+    let input = dir.path().join("pcm.mkv");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+        .arg(&clip)
+        .arg("-i")
+        .arg(&clicks)
+        .args(["-c:v", "copy", "-c:a", "pcm_s16le"])
+        .arg(&input)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = dir.path().join("out.mkv");
+    let err = record(&input, &out, &[]);
+    assert!(
+        err.contains("sound: pcm_s16le 44100 Hz, 1 channel"),
+        "{err}"
+    );
+    assert_in_sync(&offsets(&out), &[0, 45, 90, 135], OFFLINE, "pcm");
+}
+
+/// `--audio-in` that is neither a file with sound nor a device: exit 2, saying why and
+/// listing the devices; `--list-audio` lists them.
+#[test]
+fn audio_in_names_a_file_with_sound_or_a_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_with_limit(
+        lucid().args(["--no-preview", "--audio-in", "no-such-device-or-file"]),
+        LIMIT,
+    );
+    assert_one_clear_error(&run, 2, "--audio-in no-such-device-or-file");
+    assert!(
+        stderr_of(&run).contains("the devices"),
+        "{}",
+        stderr_of(&run)
+    );
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "not sound").unwrap();
+    let run = run_with_limit(
+        lucid().args(["--no-preview", "--audio-in"]).arg(&text),
+        LIMIT,
+    );
+    assert_one_clear_error(&run, 2, "--audio-in");
+    let clip = marked_clip(dir.path(), 320, 180, 1.0, "mp4", &X264_FAST);
+    let run = run_with_limit(
+        lucid().args(["--no-preview", "--audio-in"]).arg(&clip),
+        LIMIT,
+    );
+    assert_one_clear_error(&run, 2, "no sound");
+    let listed = run_with_limit(lucid().arg("--list-audio"), LIMIT);
+    assert!(listed.status.success());
+    let out = String::from_utf8_lossy(&listed.stdout);
+    assert!(out.contains("capture") && out.contains("playback"), "{out}");
+}
+
+/// `--audio-in DEVICE` through ALSA: a capture device defined in an ALSA configuration
+/// (the `file` plugin reading noise, as there is no sound card here) is listed by
+/// `--list-audio`, picked by part of its name, captured and measured while the show
+/// plays. (ALSA's `null` slave does not pace the capture: this proves the path, not its
+/// timing.)
+#[test]
+fn audio_in_a_device_is_listed_picked_captured_and_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("asound.conf");
+    std::fs::write(
+        &config,
+        r#"</usr/share/alsa/alsa.conf>
+pcm.lucidnoise {
+    type file
+    slave.pcm null
+    file "/dev/null"
+    infile "/dev/urandom"
+    format "raw"
+    hint { show on description "Lucid test capture" }
+}
+"#,
+    )
+    .unwrap();
+    let listed = run_with_limit(
+        lucid().env("ALSA_CONFIG_PATH", &config).arg("--list-audio"),
+        LIMIT,
+    );
+    let out = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(out.contains("0: lucidnoise"), "{out}");
+    let stats = dir.path().join("stats.json");
+    let run = run_with_limit(
+        lucid()
+            .env("ALSA_CONFIG_PATH", &config)
+            .args([
+                "--no-preview",
+                "--width",
+                "320",
+                "--height",
+                "180",
+                "--duration",
+                "3",
+                "--audio-in",
+                "NOISE",
+                "--stats-json",
+            ])
+            .arg(&stats),
+        LIMIT,
+    );
+    assert!(run.status.success(), "{}", stderr_of(&run));
+    let s = last_stats(&stats);
+    assert_eq!(s["audio"]["source"], "audio-in", "{s}");
+    assert_eq!(s["audio"]["codec"], "pcm (lucidnoise)", "{s}");
+    assert_eq!(s["audio"]["analysis"]["source"], "device", "{s}");
+    // Full-scale noise: loud in every band.
+    let level = s["audio"]["analysis"]["level"].as_f64().unwrap();
+    assert!(level > 0.8, "{s}");
+}

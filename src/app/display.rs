@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::x11;
 use crate::error::{LucidError, Result};
 
 /// A named X display that nobody answers on fails here, in one clear line, instead of
@@ -17,7 +18,15 @@ pub(super) fn check_display() -> Result<()> {
              run headless with --no-preview"
                 .into(),
         )),
-        Some(d) if wayland || x11_reachable(&d) => Ok(()),
+        Some(_) if wayland => Ok(()),
+        Some(d) if x11_reachable(&d) => {
+            x11::open_display(&d, Duration::from_secs(3)).map_err(|why| {
+                LucidError::Render(format!(
+                    "cannot open a window: {why}; check DISPLAY and its access (xhost), or run \
+                 headless with --no-preview"
+                ))
+            })
+        }
         Some(d) => Err(LucidError::Render(format!(
             "cannot open a window: the display server is not reachable (DISPLAY={d}); check \
              DISPLAY, or run headless with --no-preview"

@@ -5,12 +5,14 @@
 //! - [`plugins`]: the app, one plugin per feature, each taking its part of the config.
 //! - [`shutdown`]: how a show ends (duration, window, stop requests, draining outputs).
 //! - [`signal`]: SIGINT/SIGTERM and the stop watchdog.
-//! - [`display`]: the window's display, checked before the renderer starts.
+//! - [`display`]: the window's display, checked before the renderer starts; [`x11`]: the
+//!   Xlib calls that check makes (unsafe: FFI).
 
 mod display;
 mod plugins;
 mod shutdown;
 mod signal;
+mod x11;
 
 use std::io::Write as _;
 use std::panic::AssertUnwindSafe;
@@ -59,6 +61,23 @@ pub fn run(invocation: Invocation) -> Result<()> {
             }
             print_listing(&text);
         }
+        Invocation::ListAudio => {
+            let mut text = String::from("capture (--audio-in):\n");
+            let (inputs, outputs) = (
+                crate::sound::device::inputs(),
+                crate::sound::device::outputs(),
+            );
+            for (list, heading) in [(inputs, ""), (outputs, "playback:\n")] {
+                text.push_str(heading);
+                if list.is_empty() {
+                    text.push_str("  none found (is ALSA there, with /dev/snd?)\n");
+                }
+                for (i, name) in list.iter().enumerate() {
+                    text.push_str(&format!("  {i}: {name}\n"));
+                }
+            }
+            print_listing(&text);
+        }
         Invocation::ListEffects(catalog) => print_listing(&catalog.describe()),
         Invocation::Run(config) => return play(*config),
     }
@@ -80,7 +99,6 @@ fn play(mut config: Config) -> Result<()> {
     };
     if config.window.is_some() {
         display::check_display()?;
-        crate::decode::hwaccel::make_xlib_thread_safe();
     }
     let lifecycle = Lifecycle::default();
     let (writer_started, writer) = WriterSlot::channel();
@@ -92,6 +110,7 @@ fn play(mut config: Config) -> Result<()> {
     // Bound before anything plays: a port in use is a clear error, not a silent show. The
     // MIDI connection lives as long as this function: dropping it closes the port.
     let (control, _midi) = ControlPlugin::open(&config.control, &lifecycle)?;
+    let sound = crate::sound::SoundPlugin::open(config.analysis_input.as_ref(), &lifecycle)?;
     let app_done = Arc::new(AtomicBool::new(false));
     signal::install_signal_handler(&lifecycle, &writer, &app_done)?;
     let daydream = daydream.map(|attached| {
@@ -145,6 +164,7 @@ fn play(mut config: Config) -> Result<()> {
             offline,
             daydream,
             control,
+            sound,
         });
         while app.plugins_state() == PluginsState::Adding {
             bevy::tasks::tick_global_task_pools_on_main_thread();

@@ -30,6 +30,7 @@ use crate::overlay::OverlayPlugin;
 use crate::preview::PreviewPlugin;
 use crate::show::ShowPlugin;
 use crate::show::state::Cues;
+use crate::sound::SoundPlugin;
 use crate::source::SourceSpec;
 use crate::status::{StatsFile, StatusPlugin};
 use crate::video::render::CanvasReaders;
@@ -55,6 +56,8 @@ pub(super) struct Show<'a> {
     pub daydream: Option<(DaydreamLink, Option<CueList>)>,
     /// OSC and MIDI, opened.
     pub control: Option<ControlPlugin>,
+    /// The sound's bus and analysis, with `--audio-in` opened.
+    pub sound: SoundPlugin,
 }
 
 /// A finite input into files only renders every frame as fast as the machine allows; a
@@ -85,6 +88,7 @@ pub(super) fn build_app(show: Show) -> App {
         offline,
         daydream,
         control,
+        sound,
     } = show;
     let playback = config.playback;
     let mut app = App::new();
@@ -129,8 +133,9 @@ pub(super) fn build_app(show: Show) -> App {
         .add_plugins(EffectsPlugin::new(
             config.effects.catalog,
             config.effects.chain,
-            config.effects.bpm,
+            config.effects.tempo,
         ))
+        .add_plugins(sound)
         .add_plugins(ShutdownPlugin {
             limit: playback.duration,
             window: config.window.is_some(),

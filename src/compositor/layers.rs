@@ -305,7 +305,8 @@ impl Plugin for LayersPlugin {
                     .after(hold_offline),
                 advance_layers
                     .after(VideoSystems::Present)
-                    .after(EffectSystems::Clock),
+                    .after(EffectSystems::Clock)
+                    .after(EffectSystems::Inputs),
                 crossfade_key,
                 read_timings,
             ),

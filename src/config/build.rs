@@ -20,6 +20,7 @@ use crate::effects::chain::Preset;
 use crate::error::{LucidError, Result};
 use crate::output::encode::EncoderSettings;
 use crate::output::{OutputConfig, OutputTarget, record, v4l2};
+use crate::sound::AnalysisInput;
 use crate::source::{SourceOptions, SourceSpec};
 
 impl Config {
@@ -38,6 +39,10 @@ impl Config {
         if args.list_midi {
             return Ok(Invocation::ListMidi);
         }
+        if args.list_audio {
+            return Ok(Invocation::ListAudio);
+        }
+        let analysis_input = args.audio_in.as_deref().map(analysis_input).transpose()?;
         let cues = args
             .cues
             .as_deref()
@@ -66,6 +71,7 @@ impl Config {
         )?;
         let specs = layer_specs(&catalog, &scene, args.layer.clone(), &args.layer_effect)?;
         let mut mappings = scene.scene.midi.clone();
+        let audio_mappings = preset.as_ref().map(|p| p.audio.clone()).unwrap_or_default();
         mappings.extend(preset.map(|p| p.midi).unwrap_or_default());
         let window = (!args.no_preview).then(|| WindowConfig {
             overlay_visible: !args.hide_ui,
@@ -78,7 +84,7 @@ impl Config {
         Ok(Invocation::Run(Box::new(Config {
             source,
             decode: DecodeOptions {
-                audio: carry_audio(&args)?,
+                audio: decode_sound(&args)?,
                 force_cpu: args.force_cpu,
                 source: SourceOptions {
                     protocol,
@@ -97,7 +103,7 @@ impl Config {
             effects: EffectsConfig {
                 catalog,
                 chain,
-                bpm: args.bpm,
+                tempo: args.bpm,
             },
             layers: LayersConfig {
                 specs,
@@ -124,10 +130,12 @@ impl Config {
                 feedback,
                 midi: args.midi.clone(),
                 mappings,
+                audio: audio_mappings,
             },
             cues,
             window,
             stats_json: args.stats_json.clone(),
+            analysis_input,
         })))
     }
 }
@@ -158,12 +166,6 @@ fn check_values(args: &Args) -> Result<()> {
         }
     }
     livepeer_api(&args.livepeer_api)?;
-    if !crate::effects::tempo::BPM_RANGE.contains(&args.bpm) {
-        return Err(LucidError::Usage(format!(
-            "--bpm must be 20 to 300, got {}",
-            args.bpm
-        )));
-    }
     if let Some(fps) = args.fps
         && !(fps.is_finite() && (1.0..=240.0).contains(&fps))
     {
@@ -194,9 +196,10 @@ fn check_outputs(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// Whether the source's sound is decoded: `--audio-from` allows it and an output that
-/// carries sound (`--record`, a network `--output`) is asked for.
-fn carry_audio(args: &Args) -> Result<bool> {
+/// Whether the source's sound is decoded: whenever `--audio-from` allows it, since the
+/// analysis (effects' `lucid.audio_*`, audio mappings, `--bpm audio`) always listens, and
+/// the outputs that carry sound (`--record`, a network `--output`) take it too.
+fn decode_sound(args: &Args) -> Result<bool> {
     let allowed = match args.audio_from.as_deref().map(str::trim) {
         None | Some("0") => true,
         Some(n) if n.eq_ignore_ascii_case("none") => false,
@@ -211,12 +214,19 @@ fn carry_audio(args: &Args) -> Result<bool> {
             )));
         }
     };
-    let carried = args.record.is_some()
-        || args
-            .output
-            .iter()
-            .any(|t| matches!(t, OutputTarget::Stream(_)));
-    Ok(allowed && carried)
+    Ok(allowed)
+}
+
+/// `--audio-in`: a file that exists and has sound that decodes, else a capture device by
+/// that name (a usage error listing the devices when there is none).
+fn analysis_input(wanted: &str) -> Result<AnalysisInput> {
+    let path = std::path::Path::new(wanted);
+    if path.is_file() {
+        crate::decode::audio::probe_file(path)
+            .map_err(|e| LucidError::Usage(format!("--audio-in {wanted}: {e}")))?;
+        return Ok(AnalysisInput::File(path.to_path_buf()));
+    }
+    crate::sound::device::pick_input(wanted).map(AnalysisInput::Device)
 }
 
 /// The crossfader as the show starts (`--crossfade`, `--crossfade-curve`).

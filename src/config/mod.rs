@@ -28,6 +28,8 @@ pub enum Invocation {
     ListOsc,
     /// `--list-midi`: the MIDI input ports.
     ListMidi,
+    /// `--list-audio`: the sound devices.
+    ListAudio,
     /// `--list-effects`: the effects of this catalog.
     ListEffects(EffectCatalog),
     /// Play.
@@ -56,6 +58,8 @@ pub struct Config {
     pub window: Option<WindowConfig>,
     /// `--stats-json`.
     pub stats_json: Option<PathBuf>,
+    /// `--audio-in`: what the analysis listens to instead of the show's sound.
+    pub analysis_input: Option<crate::sound::AnalysisInput>,
 }
 
 /// What plays at the bottom.
@@ -87,8 +91,8 @@ pub struct EffectsConfig {
     pub catalog: EffectCatalog,
     /// The master chain: the scene's, the preset's, then `--effect`'s.
     pub chain: EffectChain,
-    /// `--bpm`.
-    pub bpm: f64,
+    /// `--bpm`: a tempo, or the sound's.
+    pub tempo: crate::effects::tempo::TempoSource,
 }
 
 /// The compositor.

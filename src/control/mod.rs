@@ -1,8 +1,10 @@
 //! Remote control of the show: what a controller can ask ([`ControlAction`]) and how an
-//! ask lands on the effect chain. OSC ([`osc`]) turns packets into actions; the Bevy side
+//! ask lands on the effect chain. OSC ([`osc`]), MIDI ([`midi`]) and the sound ([`audio`])
+//! turn what they get into actions; the Bevy side
 //! ([`plugin`]) applies them once a frame and sends changed values back. Pure logic here,
 //! no Bevy.
 
+pub mod audio;
 pub mod midi;
 pub mod osc;
 pub mod plugin;

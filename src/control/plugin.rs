@@ -11,19 +11,22 @@ use crossbeam_channel::Receiver;
 use rosc::OscMessage;
 use tracing::{info, warn};
 
+use super::audio::{AudioMapping, Follower, Heard};
 use super::midi::{MidiClock, MidiControl, MidiEvent, MidiInput, MidiMapping, Timed};
 use super::osc::{self, Feedback};
 use super::{ControlAction, set_enabled, set_param};
 use crate::compositor::layers::{Fader, Layers};
 use crate::daydream::plugin::Steer;
 use crate::daydream::worker::SteerCommand;
+use crate::effects::EffectSystems;
 use crate::effects::chain::EffectChain;
 use crate::effects::tempo::TapTempo;
 use crate::effects::{EffectCatalog, EffectClock, MasterLevel, ShowTempo};
 use crate::error::Result;
 use crate::lifecycle::Lifecycle;
 use crate::show::ShowState;
-use crate::show::state::{ControlReport, Cues, MidiLearn, MidiMappings};
+use crate::show::state::{AudioMappings, ControlReport, Cues, MidiLearn, MidiMappings};
+use crate::sound::{ShowSound, SoundSystems};
 use crate::video::{Freeze, RedrawCanvas, VideoSystems};
 
 /// How often changed values are sent back at most.
@@ -39,12 +42,14 @@ pub struct ControlConfig {
     pub midi: Option<String>,
     /// MIDI mappings from the scene and the preset.
     pub mappings: Vec<MidiMapping>,
+    /// Sound mappings from the preset.
+    pub audio: Vec<AudioMapping>,
 }
 
 impl ControlConfig {
-    /// True when OSC or MIDI is asked for.
+    /// True when OSC, MIDI or a sound mapping is asked for.
     pub fn any(&self) -> bool {
-        self.osc.is_some() || self.midi.is_some()
+        self.osc.is_some() || self.midi.is_some() || !self.audio.is_empty()
     }
 }
 
@@ -58,6 +63,8 @@ pub struct ControlPlugin {
     pub midi: Option<Receiver<Timed>>,
     /// MIDI mappings to start with (from `--preset`).
     pub mappings: Vec<MidiMapping>,
+    /// Sound mappings (from `--preset`).
+    pub audio: Vec<AudioMapping>,
 }
 
 impl ControlPlugin {
@@ -86,6 +93,7 @@ impl ControlPlugin {
                 .transpose()?,
             midi: rx,
             mappings: config.mappings.clone(),
+            audio: config.audio.clone(),
         };
         Ok((Some(plugin), midi))
     }
@@ -104,7 +112,14 @@ impl Plugin for ControlPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<ControlReport>()
             .insert_resource(MidiMappings(self.mappings.clone()))
-            .init_resource::<MidiLearn>();
+            .insert_resource(AudioMappings(self.audio.clone()))
+            .init_resource::<MidiLearn>()
+            .add_systems(
+                Update,
+                apply_audio
+                    .in_set(EffectSystems::Inputs)
+                    .after(SoundSystems::Analyze),
+            );
         if let Some(osc) = &self.osc {
             app.insert_resource(OscInbox(osc.clone()))
                 .add_systems(Update, apply_osc.before(VideoSystems::Present));
@@ -116,6 +131,38 @@ impl Plugin for ControlPlugin {
         if let Some(feedback) = &self.feedback {
             app.insert_resource(OscFeedback(feedback.clone()))
                 .add_systems(Update, send_feedback.before(VideoSystems::Present));
+        }
+    }
+}
+
+/// Each sound mapping follows the sound measured at the frame just presented; what they
+/// ask lands in this frame's chain (the passes are built after).
+fn apply_audio(
+    mappings: Res<AudioMappings>,
+    sound: Res<ShowSound>,
+    mut controls: Controls,
+    mut followers: Local<Vec<Follower>>,
+    mut taps: Local<TapTempo>,
+    mut warned: Local<HashSet<usize>>,
+) {
+    if !sound.heard || !sound.is_changed() {
+        return;
+    }
+    let heard = Heard {
+        time: sound.time,
+        level: sound.level,
+        bands: sound.bands,
+        onset: sound.onset,
+    };
+    followers.resize_with(mappings.0.len(), Follower::default);
+    for (i, (mapping, follower)) in mappings.0.iter().zip(followers.iter_mut()).enumerate() {
+        let Some(action) = follower.follow(mapping, &heard) else {
+            continue;
+        };
+        if let Err(why) = apply(&action, &mut controls, &mut taps)
+            && warned.insert(i)
+        {
+            warn!("audio mapping of {:?}: {why}", mapping.input);
         }
     }
 }
@@ -341,13 +388,15 @@ fn apply(
 type SentValues = (Option<Instant>, BTreeMap<String, Vec<f32>>);
 
 /// Sends every value that changed since the last send: effect parameters, mix and
-/// enabled, the master level and freeze, whoever changed them (OSC, overlay, keys).
+/// enabled, the master level and freeze, whoever changed them (OSC, overlay, keys), and
+/// the sound's analysis (`/lucid/audio/level`, `bands`, `onset`, `bpm`).
 fn send_feedback(
     feedback: Res<OscFeedback>,
     chain: Res<EffectChain>,
     catalog: Res<EffectCatalog>,
     master: Res<MasterLevel>,
     freeze: Res<Freeze>,
+    sound: Res<ShowSound>,
     mut last: Local<SentValues>,
 ) {
     let now = Instant::now();
@@ -373,6 +422,14 @@ fn send_feedback(
     }
     values.insert("/lucid/master/level".into(), vec![master.level]);
     values.insert("/lucid/freeze".into(), vec![f32::from(u8::from(freeze.0))]);
+    if sound.heard {
+        values.insert("/lucid/audio/level".into(), vec![sound.level]);
+        values.insert("/lucid/audio/bands".into(), sound.bands.to_vec());
+        values.insert("/lucid/audio/onset".into(), vec![sound.pulse]);
+        if let Some(bpm) = sound.bpm {
+            values.insert("/lucid/audio/bpm".into(), vec![bpm as f32]);
+        }
+    }
     for (address, v) in &values {
         if last.1.get(address) != Some(v) {
             feedback.0.send(address.clone(), v);

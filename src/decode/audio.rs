@@ -281,9 +281,16 @@ impl AudioDecoder {
             ff::ChannelLayout::STEREO,
         );
         let converted = if frame.channel_layout().is_empty() {
-            // A stream that gives only its channel count: say which layout that means.
-            let mut input = frame.clone();
-            input.set_channel_layout(layout);
+            // A stream that gives only its channel count (PCM in WAV, MKV, FLV): the same
+            // samples in a frame that says which layout that means. Not `frame.clone()`:
+            // that allocates for the empty layout's zero channels, and the resampler then
+            // reads planes that are not there (a crash on the first PCM frame).
+            let mut input = ff::frame::Audio::new(frame.format(), frame.samples(), layout);
+            input.set_rate(frame.rate());
+            for plane in 0..input.planes().min(frame.planes()) {
+                let n = input.data(plane).len().min(frame.data(plane).len());
+                input.data_mut(plane)[..n].copy_from_slice(&frame.data(plane)[..n]);
+            }
             resampler.run(&input, &mut out)
         } else {
             resampler.run(frame, &mut out)
@@ -351,6 +358,41 @@ impl AudioDecoder {
         }
         crate::lifecycle::send_until_stop(&self.tx, chunk, stop)
     }
+}
+
+/// Whether `path` opens and has sound that decodes (`--audio-in FILE`, checked before
+/// anything starts).
+pub fn probe_file(path: &std::path::Path) -> Result<(), String> {
+    let demuxer = ff::format::input(&path).map_err(|e| e.to_string())?;
+    AudioDecoder::open(&demuxer, false)
+        .map(|_| ())
+        .ok_or_else(|| "it has no sound that decodes".to_string())
+}
+
+/// A sound file for the analysis (`--audio-in FILE`): its best audio stream, checked to
+/// open and decode here (a usage error otherwise), then decoded on the `lucid-audio-in`
+/// thread from its time 0, as fast as its reader takes it (a file blocks, it never drops).
+pub fn read_file(
+    path: &std::path::Path,
+    lifecycle: &crate::lifecycle::Lifecycle,
+) -> Result<AudioFeed, String> {
+    let mut demuxer = ff::format::input(&path).map_err(|e| e.to_string())?;
+    let (mut audio, feed) =
+        AudioDecoder::open(&demuxer, false).ok_or("it has no sound that decodes")?;
+    let stop = lifecycle.stop_flag();
+    let label = path.display().to_string();
+    lifecycle.spawn("lucid-audio-in", move || {
+        let origin = Some((0.0, Duration::ZERO));
+        let index = audio.stream_index();
+        for (stream, packet) in demuxer.packets() {
+            if stream.index() == index && !audio.decode(&packet, origin, &stop) {
+                return;
+            }
+        }
+        audio.finish(origin, &stop);
+        tracing::info!("--audio-in {label}: the sound has ended; the analysis hears silence");
+    });
+    Ok(feed)
 }
 
 #[cfg(test)]

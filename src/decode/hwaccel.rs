@@ -18,25 +18,6 @@ use std::ptr;
 use ffmpeg_next as ff;
 use ffmpeg_next::ffi::{self, AVHWDeviceType, AVPixelFormat};
 
-/// Makes Xlib safe to call from several threads: FFmpeg's VDPAU device opens its own X
-/// display on the decode thread while the window opens one on the main thread, and without
-/// `XInitThreads` the two race (a window that failed to open, one start in about five, seen
-/// with WebRTC, whose decoder is made at once). It must come before any other Xlib call in
-/// the process, so `app` calls it first thing when a window will open. Without libX11
-/// there is nothing to protect.
-pub fn make_xlib_thread_safe() {
-    static DONE: std::sync::Once = std::sync::Once::new();
-    DONE.call_once(|| {
-        let Ok(xlib) = x11_dl::xlib::Xlib::open() else {
-            return;
-        };
-        // SAFETY: `XInitThreads` takes no arguments and is called once, before any other
-        // Xlib call (no thread has started and no display is open yet).
-        // x11-dl keeps libX11 loaded for the life of the process, so the call holds.
-        unsafe { (xlib.XInitThreads)() };
-    });
-}
-
 /// Device types tried first, best first; any other type the decoder offers comes after.
 const PREFERRED: [AVHWDeviceType; 4] = [
     AVHWDeviceType::AV_HWDEVICE_TYPE_CUDA,

@@ -105,6 +105,9 @@ pub struct Preset {
     /// MIDI mappings of the chain's controls (effects by their place in the chain).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub midi: Vec<crate::midi_map::MidiMapping>,
+    /// Sound mappings of the chain's controls (effects by their place in the chain).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audio: Vec<crate::audio_map::AudioMapping>,
 }
 
 fn version() -> u32 {
@@ -125,6 +128,9 @@ impl Preset {
     pub fn from_ron(text: &str) -> std::result::Result<Preset, String> {
         let preset: Preset = ron::from_str(text).map_err(|e| e.to_string())?;
         check_chain_length(preset.effects.len())?;
+        for mapping in &preset.audio {
+            mapping.check()?;
+        }
         Ok(preset)
     }
 
@@ -319,6 +325,18 @@ mod tests {
         d.params.insert("vertical".into(), ParamValue::Bool(true));
         let preset = Preset {
             midi: Vec::new(),
+            audio: vec![crate::audio_map::AudioMapping {
+                input: crate::audio_map::AudioInput::Bass,
+                target: crate::midi_map::MidiTarget::Param {
+                    effect: 0,
+                    param: "amount".into(),
+                    from: 0.0,
+                    to: 1.0,
+                    curve: crate::midi_map::Curve::Exponential,
+                },
+                attack: 0.01,
+                release: 0.3,
+            }],
             version: 1,
             effects: vec![a, b, c, d],
         };
@@ -331,5 +349,12 @@ mod tests {
         // Hand-written presets may leave out what has a default.
         let short = Preset::from_ron("(effects: [(effect: \"blur\")])").unwrap();
         assert_eq!(short.effects, vec![EffectInstance::new("blur")]);
+        // A range in the parameter's own units is refused, saying what to write instead.
+        let units = Preset::from_ron(
+            "(effects: [(effect: \"color\")], audio: [(input: Level, target: Param(effect: 0, \
+             param: \"brightness\", from: -0.5, to: 0.5, curve: Linear))])",
+        )
+        .unwrap_err();
+        assert!(units.contains("from: 0.25, to: 0.75"), "{units}");
     }
 }

@@ -37,8 +37,9 @@ pub const MAX_PARAMS: usize = 16;
 /// Bytes of the parameter uniform block every effect gets (fixed so buffers are reused).
 pub const PARAMS_BYTES: usize = MAX_PARAMS * 16;
 
-/// Bytes of the globals uniform block (`lucid`: resolution, time, frame, mix).
-pub const GLOBALS_BYTES: usize = 32;
+/// Bytes of the globals uniform block (`lucid`: resolution, time, frame, mix, tempo,
+/// layer, and the sound's bands, level and onset pulse).
+pub const GLOBALS_BYTES: usize = 64;
 
 /// Why an effect file could not be used.
 #[derive(Debug, Clone, thiserror::Error)]

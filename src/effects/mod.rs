@@ -25,6 +25,7 @@ use std::time::Instant;
 use bevy::prelude::*;
 use tracing::{info, warn};
 
+use crate::sound::{ShowSound, SoundSystems};
 use crate::video::{FramePresented, OutputCanvas, StreamReady, VideoSystems};
 use chain::EffectChain;
 use definition::{EffectDef, Globals, pack_globals};
@@ -101,23 +102,26 @@ pub struct EffectErrors(pub BTreeMap<String, String>);
 pub enum EffectSystems {
     /// [`EffectClock`] is set for the frame being presented: build passes after it.
     Clock,
+    /// What sets this frame's values from the frame just presented (the sound's measures
+    /// and its mappings): build passes after it.
+    Inputs,
 }
 
 /// Runs the chain on the canvas and keeps the catalog fresh.
 pub struct EffectsPlugin {
     catalog: EffectCatalog,
     chain: EffectChain,
-    bpm: f64,
+    tempo: tempo::TempoSource,
 }
 
 impl EffectsPlugin {
     /// The catalog loaded at start, the chain from `--preset`/`--effect`, and the tempo
-    /// (`--bpm`).
-    pub fn new(catalog: EffectCatalog, chain: EffectChain, bpm: f64) -> Self {
+    /// (`--bpm`: a number, or the sound's).
+    pub fn new(catalog: EffectCatalog, chain: EffectChain, tempo: tempo::TempoSource) -> Self {
         EffectsPlugin {
             catalog,
             chain,
-            bpm,
+            tempo,
         }
     }
 }
@@ -151,9 +155,10 @@ impl Plugin for EffectsPlugin {
             .init_resource::<ChainFrame>()
             .init_resource::<EffectTimings>()
             .insert_resource(ShowTempo(tempo::Tempo {
-                bpm: self.bpm,
+                bpm: self.tempo.initial(),
                 anchor: 0.0,
             }))
+            .configure_sets(Update, SoundSystems::Analyze.in_set(EffectSystems::Inputs))
             .insert_resource(RescanTimer(Timer::new(RESCAN_EVERY, TimerMode::Repeating)))
             .add_systems(
                 Update,
@@ -164,10 +169,42 @@ impl Plugin for EffectsPlugin {
                     advance_clock
                         .in_set(EffectSystems::Clock)
                         .after(VideoSystems::Present),
-                    build_chain_frame.after(EffectSystems::Clock),
+                    build_chain_frame
+                        .after(EffectSystems::Clock)
+                        .after(EffectSystems::Inputs),
                 ),
             );
+        if self.tempo == tempo::TempoSource::Sound {
+            app.add_systems(
+                Update,
+                follow_sound_tempo
+                    .in_set(EffectSystems::Inputs)
+                    .after(SoundSystems::Analyze)
+                    .after(EffectSystems::Clock),
+            );
+        }
         render::build(app, errors);
+    }
+}
+
+/// `--bpm audio`: the tempo the sound's hits keep, beat 0 on the latest hit on the beat,
+/// placed on the effect clock (stream time for files; live, the clock's now less how long
+/// ago the hit was).
+fn follow_sound_tempo(
+    sound: Res<ShowSound>,
+    clock: Res<EffectClock>,
+    mut tempo: ResMut<ShowTempo>,
+) {
+    let (Some(bpm), Some(at)) = (sound.bpm, sound.beat_at) else {
+        return;
+    };
+    let anchor = if clock.live {
+        f64::from(clock.time) - (sound.time - at).max(0.0)
+    } else {
+        at
+    };
+    if (tempo.0.bpm - bpm).abs() > 0.05 || (tempo.0.anchor - anchor).abs() > 0.02 {
+        tempo.0 = tempo::Tempo { bpm, anchor };
     }
 }
 
@@ -314,6 +351,7 @@ pub struct ChainPasses<'w> {
     catalog: Res<'w, EffectCatalog>,
     clock: Res<'w, EffectClock>,
     tempo: Res<'w, ShowTempo>,
+    sound: Option<Res<'w, ShowSound>>,
     shaders: ResMut<'w, EffectShaders>,
     assets: ResMut<'w, Assets<Shader>>,
 }
@@ -329,6 +367,9 @@ impl ChainPasses<'_> {
             bpm: self.tempo.0.bpm as f32,
             beat: self.tempo.0.beat(f64::from(self.clock.time)) as f32,
             layer,
+            audio_bands: self.sound.as_ref().map_or([0.0; 4], |s| s.bands),
+            audio_level: self.sound.as_ref().map_or(0.0, |s| s.level),
+            audio_onset: self.sound.as_ref().map_or(0.0, |s| s.pulse),
         })
     }
 
@@ -368,6 +409,19 @@ impl ChainPasses<'_> {
         (passes, keep_output)
     }
 
+    /// The sound's spectrum as the renderer takes it (a byte a bin); empty when it has not
+    /// changed since the last frame (or there is no sound), so the texture is left as is.
+    fn spectrum(&self) -> Vec<u8> {
+        match &self.sound {
+            Some(s) if s.is_changed() => s
+                .spectrum
+                .iter()
+                .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The blackout/fade pass at `level` over a `size` canvas.
     fn master(&mut self, level: f32, size: UVec2) -> PassFrame {
         let globals = self.globals(size, 1.0, false);
@@ -399,9 +453,11 @@ fn build_chain_frame(
 ) {
     let Some(canvas) = canvas else { return };
     let (chain_passes, keep_output) = passes.build(&chain.effects, canvas.size, false);
+    let spectrum = passes.spectrum();
     *frame = ChainFrame {
         passes: chain_passes,
         keep_output,
         master: (master.level < 1.0).then(|| passes.master(master.level, canvas.size)),
+        spectrum,
     };
 }

@@ -26,6 +26,7 @@ use bevy::render::{
 };
 
 use super::definition::{GLOBALS_BYTES, PARAMS_BYTES};
+use crate::sound::analysis::SPECTRUM_BINS;
 use crate::video::pass::{
     begin_pass, bilinear_sampler, extent, queue_fullscreen_pipeline, sized_texture,
 };
@@ -53,6 +54,9 @@ pub struct ChainFrame {
     pub keep_output: bool,
     /// The blackout/fade pass, when the level is below 1.
     pub master: Option<PassFrame>,
+    /// The sound's spectrum at this frame, [`SPECTRUM_BINS`] bytes (0..255 for 0..1):
+    /// `audio_spectrum(f)` in every chain, the layers' too. Empty: unchanged.
+    pub spectrum: Vec<u8>,
 }
 
 /// Pipeline failures the render world found (Bevy-side shader or pipeline errors), for
@@ -81,11 +85,13 @@ pub(super) fn build(app: &mut App, errors: RenderEffectErrors) {
         .add_systems(RenderGraph, run_chain.in_set(CanvasSystems::Effects));
 }
 
-/// The effects' bind group layout and sampler.
+/// The effects' bind group layout and sampler, and the spectrum texture every pass reads.
 #[derive(Resource)]
 pub struct EffectLayout {
     layout: BindGroupLayoutDescriptor,
     sampler: Sampler,
+    spectrum: Texture,
+    spectrum_view: TextureView,
 }
 
 fn init_layout(mut commands: Commands, device: Res<RenderDevice>) {
@@ -100,12 +106,29 @@ fn init_layout(mut commands: Commands, device: Res<RenderDevice>) {
                 uniform_buffer_sized(false, Some((PARAMS_BYTES as u64).try_into().unwrap())),
                 texture_2d(TextureSampleType::Float { filterable: true }),
                 texture_2d(TextureSampleType::Float { filterable: true }),
+                texture_2d(TextureSampleType::Float { filterable: true }),
             ),
         ),
     );
     // Bilinear, clamped: effects sample between pixels (zoom, rotation, blur taps).
     let sampler = bilinear_sampler(&device, "lucid_effect_sampler");
-    commands.insert_resource(EffectLayout { layout, sampler });
+    // One row of bins, filtered between them by the same sampler; silent (zero) until the
+    // sound is measured.
+    let spectrum = sized_texture(
+        &device,
+        "lucid_audio_spectrum",
+        UVec2::new(SPECTRUM_BINS as u32, 1),
+        TextureFormat::R8Unorm,
+        TextureUsages::TEXTURE_BINDING | TextureUsages::COPY_DST,
+        &[],
+    );
+    let spectrum_view = spectrum.create_view(&TextureViewDescriptor::default());
+    commands.insert_resource(EffectLayout {
+        layout,
+        sampler,
+        spectrum,
+        spectrum_view,
+    });
 }
 
 /// Effect pipelines by shader, and each effect's last one that worked.
@@ -251,6 +274,26 @@ impl EffectPassPrep<'_> {
         prepared
     }
 
+    /// Writes this frame's spectrum ([`SPECTRUM_BINS`] bytes) for every pass to read.
+    pub fn write_spectrum(&self, bins: &[u8]) {
+        let Some(layout) = self.layout.as_ref() else {
+            return;
+        };
+        if bins.len() != SPECTRUM_BINS {
+            return;
+        }
+        self.queue.write_texture(
+            layout.spectrum.as_image_copy(),
+            bins,
+            TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(SPECTRUM_BINS as u32),
+                rows_per_image: None,
+            },
+            extent(UVec2::new(SPECTRUM_BINS as u32, 1)),
+        );
+    }
+
     /// A `size` texture for a chain's previous output.
     pub fn history_texture(&self, size: UVec2) -> (Texture, TextureView) {
         let texture = sized_texture(
@@ -304,6 +347,7 @@ impl EffectPassRunner<'_> {
                 pass.params.as_entire_binding(),
                 targets.history,
                 targets.source_encoded,
+                &layout.spectrum_view,
             )),
         );
         let span = diagnostics.time_span(ctx.command_encoder(), pass.label.clone());
@@ -346,6 +390,7 @@ fn prepare_chain(
         prepared.history = Some((texture, history, size));
     }
     prepared.keep_output = frame.keep_output;
+    prep.write_spectrum(&frame.spectrum);
     let all: Vec<PassFrame> = frame
         .passes
         .iter()

@@ -23,6 +23,12 @@ pub struct Globals {
     pub beat: f32,
     /// A compositor layer's chain (its result keeps the effect's alpha), not the master's.
     pub layer: bool,
+    /// The sound's bass, low mids, high mids and treble, 0..1.
+    pub audio_bands: [f32; 4],
+    /// The sound's level, 0..1 (-60 dBFS to full scale).
+    pub audio_level: f32,
+    /// 1 at a hit, falling to 0 over 150 ms.
+    pub audio_onset: f32,
 }
 
 /// The globals block as the shader sees it.
@@ -36,6 +42,14 @@ pub fn pack_globals(globals: &Globals) -> [u8; GLOBALS_BYTES] {
         globals.bpm.to_bits(),
         globals.beat.to_bits(),
         if globals.layer { 1.0f32 } else { 0.0 }.to_bits(),
+        globals.audio_bands[0].to_bits(),
+        globals.audio_bands[1].to_bits(),
+        globals.audio_bands[2].to_bits(),
+        globals.audio_bands[3].to_bits(),
+        globals.audio_level.to_bits(),
+        globals.audio_onset.to_bits(),
+        0,
+        0,
     ];
     let mut out = [0u8; GLOBALS_BYTES];
     for (i, w) in words.iter().enumerate() {
@@ -62,6 +76,13 @@ struct LucidGlobals {
     // the input's), so a logo keeps its shape and a keying effect can cut one. The master
     // chain's result stays opaque.
     layer: f32,
+    // The show's sound at this frame (all 0 without sound): bass, low mids, high mids and
+    // treble, 0..1 each; its level, 0..1 over -60..0 dBFS; and a pulse, 1 at a hit,
+    // falling to 0 over 150 ms.
+    audio_bands: vec4<f32>,
+    audio_level: f32,
+    audio_onset: f32,
+    _lucid_pad: vec2<f32>,
 };
 
 @group(0) @binding(0) var lucid_input: texture_2d<f32>;
@@ -71,6 +92,8 @@ struct LucidGlobals {
 @group(0) @binding(4) var lucid_previous: texture_2d<f32>;
 // The same input without the sRGB transfer: encoded values, for whole texels.
 @group(0) @binding(5) var lucid_input_encoded: texture_2d<f32>;
+// The sound's spectrum: one row of log-spaced bins over 20 Hz-20 kHz.
+@group(0) @binding(6) var lucid_spectrum: texture_2d<f32>;
 
 fn lucid_encode(c: vec3<f32>) -> vec3<f32> {
     let lo = c * 12.92;
@@ -94,6 +117,12 @@ fn input_texel(p: vec2<i32>) -> vec4<f32> {
 fn previous_color(uv: vec2<f32>) -> vec4<f32> {
     let c = textureSampleLevel(lucid_previous, lucid_sampler, uv, 0.0);
     return vec4(lucid_encode(c.rgb), c.a);
+}
+
+/// The sound's spectrum at `f` (0 = 20 Hz .. 1 = 20 kHz, log-spaced), 0..1, filtered
+/// between bins; 0 without sound.
+fn audio_spectrum(f: f32) -> f32 {
+    return textureSampleLevel(lucid_spectrum, lucid_sampler, vec2(clamp(f, 0.0, 1.0), 0.5), 0.0).r;
 }
 
 /// Integer hash (PCG), the same on every GPU and on the CPU.

@@ -9,6 +9,43 @@ const TAP_WINDOW: usize = 4;
 /// The tempos Lucid takes.
 pub const BPM_RANGE: std::ops::RangeInclusive<f64> = 20.0..=300.0;
 
+/// Where the show's tempo comes from (`--bpm`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TempoSource {
+    /// This many beats per minute (taps, MIDI clock and OSC may change it).
+    Fixed(f64),
+    /// The sound's hits (`--bpm audio`): 120 until they keep a tempo.
+    Sound,
+}
+
+impl TempoSource {
+    /// The tempo the show starts with.
+    pub fn initial(self) -> f64 {
+        match self {
+            TempoSource::Fixed(bpm) => bpm,
+            TempoSource::Sound => Tempo::default().bpm,
+        }
+    }
+}
+
+impl std::str::FromStr for TempoSource {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("audio") {
+            return Ok(TempoSource::Sound);
+        }
+        let bpm: f64 = s
+            .parse()
+            .map_err(|_| "a tempo in beats per minute (20-300), or `audio`".to_string())?;
+        if !BPM_RANGE.contains(&bpm) {
+            return Err(format!("the tempo must be 20 to 300 bpm, got {bpm}"));
+        }
+        Ok(TempoSource::Fixed(bpm))
+    }
+}
+
 /// Beats per minute and where beat 0 falls on the effect clock.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Tempo {
@@ -68,6 +105,20 @@ impl TapTempo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bpm_is_a_number_in_range_or_audio() {
+        assert_eq!("128".parse(), Ok(TempoSource::Fixed(128.0)));
+        assert_eq!(" Audio ".parse(), Ok(TempoSource::Sound));
+        assert!(
+            "1000"
+                .parse::<TempoSource>()
+                .unwrap_err()
+                .contains("20 to 300")
+        );
+        assert!("fast".parse::<TempoSource>().unwrap_err().contains("audio"));
+        assert_eq!(TempoSource::Sound.initial(), 120.0);
+    }
 
     #[test]
     fn taps_half_a_second_apart_are_120_bpm_anchored_on_the_last() {

@@ -45,6 +45,6 @@ pub use crate::error::output::{Cause, OutputError};
 pub use frame::{Pixels, RenderedFrame};
 pub use plugin::{OutputPlugin, WriterSlot};
 pub use sink::readback_rows;
-pub use state::{AudioReport, OutputPhase, OutputState, OutputStats};
+pub use state::{OutputPhase, OutputState, OutputStats};
 pub use targets::{OutputConfig, OutputTarget, PipeFormat};
 pub use writer::{FrameSink, OutputWriter};

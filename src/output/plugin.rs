@@ -15,6 +15,7 @@ use super::targets::OutputConfig;
 use super::writer::{FrameSink, OutputWriter};
 use crate::decode::ColorMatrix;
 use crate::lifecycle::Lifecycle;
+use crate::sound::{SoundSystems, SoundTaps};
 use crate::video::{FramePresented, OutputCanvas, Pacing, StreamReady, VideoSystems};
 
 /// The output threads, handed over once by the plugin that starts them (when the stream's
@@ -69,7 +70,9 @@ impl Plugin for OutputPlugin {
         .add_systems(
             Update,
             (
-                start_writer.run_if(resource_exists::<PendingOutputs>),
+                start_writer
+                    .run_if(resource_exists::<PendingOutputs>)
+                    .before(SoundSystems::Start),
                 request_readbacks.run_if(resource_exists::<FrameSink>),
             )
                 .chain()
@@ -91,6 +94,7 @@ fn start_writer(
     lifecycle: Res<Lifecycle>,
     mut images: ResMut<Assets<Image>>,
     rate: Option<Res<crate::video::OutputRate>>,
+    mut taps: ResMut<SoundTaps>,
 ) {
     let Some(ready) = ready.read().last() else {
         return;
@@ -102,8 +106,9 @@ fn start_writer(
         frame_rate: rate.map(|r| r.0).or(ready.info.frame_rate).unwrap_or(30.0),
         ..pending.config.clone()
     };
-    match OutputWriter::spawn(config.clone(), ready.info.audio.clone(), &lifecycle) {
-        Ok(writer) => {
+    match OutputWriter::spawn(config.clone(), ready.info.audio.is_some(), &lifecycle) {
+        Ok(mut writer) => {
+            taps.0.extend(writer.sound_taps());
             let sink = writer.sink();
             if sink.wanted().any(|p| p == Pixels::Yuv) {
                 let (w, h) = (config.width, config.height);

@@ -1,13 +1,11 @@
 //! Each output's state as its thread reports it, read by the status line, the stats file and
 //! the overlay.
 
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bevy::prelude::Resource;
-
-use crate::decode::audio::{AudioCounters, AudioInfo};
 
 /// Where an output is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -110,45 +108,7 @@ impl OutputState {
     }
 }
 
-/// Each output's state by name (`record`, `pipe`, `rtmp`), and the sound they carry, for
-/// the status line, stats JSON and overlay.
+/// Each output's state by name (`record`, `pipe`, `rtmp`), for the status line, stats JSON
+/// and overlay.
 #[derive(Resource, Clone, Default)]
-pub struct OutputStats(pub Vec<(String, Arc<OutputState>)>, pub Option<AudioReport>);
-
-/// The sound the outputs carry, for the status line, stats JSON and overlay.
-#[derive(Debug, Clone)]
-pub struct AudioReport {
-    /// The source's sound.
-    pub info: AudioInfo,
-    /// Chunks dropped before the outputs, and packets that did not decode.
-    pub counters: Arc<AudioCounters>,
-    /// The sound's level over the last chunk handed to the outputs (RMS of both
-    /// channels, 0..1), as `f32` bits.
-    pub(super) level: Arc<AtomicU32>,
-    /// Chunks the outputs' sound queues could not take (live sources only).
-    pub(super) dropped: Arc<AtomicU64>,
-}
-
-impl AudioReport {
-    pub(super) fn new(info: AudioInfo, counters: Arc<AudioCounters>) -> AudioReport {
-        AudioReport {
-            info,
-            counters,
-            level: Arc::default(),
-            dropped: Arc::default(),
-        }
-    }
-
-    /// The level (RMS, 0..1) of the sound handed to the outputs most recently.
-    pub fn level(&self) -> f32 {
-        f32::from_bits(self.level.load(Ordering::Relaxed))
-    }
-
-    /// Chunks of sound lost before they reached an output: the decode thread's queue or an
-    /// output's was full (live sources), plus packets that did not decode.
-    pub fn lost(&self) -> u64 {
-        self.counters.dropped.load(Ordering::Relaxed)
-            + self.counters.errors.load(Ordering::Relaxed)
-            + self.dropped.load(Ordering::Relaxed)
-    }
-}
+pub struct OutputStats(pub Vec<(String, Arc<OutputState>)>);

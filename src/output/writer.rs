@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bevy::prelude::Resource;
-use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, select};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded, select};
 use ffmpeg_next as ff;
 use tracing::{error, info, warn};
 
@@ -23,16 +23,17 @@ use super::ndi;
 use super::order::FrameOrder;
 use super::record::Recorder;
 use super::sink::{Sink, Written};
-use super::state::AudioReport;
 use super::state::{OutputPhase, OutputState, OutputStats};
 use super::stream::StreamOutput;
 use super::targets::{OutputConfig, OutputTarget, PipeFormat};
 use super::v4l2::V4l2Output;
 use super::y4m::Y4mWriter;
-use crate::decode::{AudioChunk, AudioFeed, ColorMatrix};
+use crate::decode::{AudioChunk, ColorMatrix};
 use crate::error::OutputError;
 use crate::error::Result;
-use crate::lifecycle::{Lifecycle, ended_by, join_by, send_until_stop};
+use crate::lifecycle::{Lifecycle, ended_by, join_by};
+use crate::sound::SoundTap;
+use crate::sound::bus::TAP_QUEUE;
 
 /// Memory each output's queue may hold, whatever the frame size.
 const QUEUE_BYTES: usize = 128 << 20;
@@ -45,8 +46,6 @@ const NETWORK_FINISH_GRACE: Duration = Duration::from_millis(550);
 /// to end, before it is left behind.
 const AFTER_CUT: Duration = Duration::from_millis(300);
 
-/// Sound chunks queued for each output that carries sound: about ten seconds.
-const AUDIO_QUEUE: usize = 512;
 /// How long finishing waits for the sound still on its way from the decode thread.
 const AUDIO_FINISH_GRACE: Duration = Duration::from_millis(500);
 
@@ -142,18 +141,13 @@ enum Finishing {
 pub struct OutputWriter {
     outputs: Vec<OutputThread>,
     pending: Arc<AtomicUsize>,
-    /// The thread handing the source's sound to each output that carries it.
-    audio: Option<(JoinHandle<()>, AudioReport)>,
 }
 
 impl OutputWriter {
     /// Opens every output (so errors surface before the first frame) and starts a thread
-    /// for each; with `audio`, the recording and network outputs carry the sound too.
-    pub fn spawn(
-        config: OutputConfig,
-        audio: Option<AudioFeed>,
-        lifecycle: &Lifecycle,
-    ) -> Result<OutputWriter> {
+    /// for each; with `sound`, the recording and network outputs carry the show's sound
+    /// too, from the taps [`OutputWriter::sound_taps`] hands the sound bus.
+    pub fn spawn(config: OutputConfig, sound: bool, lifecycle: &Lifecycle) -> Result<OutputWriter> {
         let (w, h) = (config.width, config.height);
         let picture = Picture {
             width: w,
@@ -172,13 +166,8 @@ impl OutputWriter {
         };
         let mut outputs = Vec::new();
         if let Some(path) = &config.record {
-            let recorder = Recorder::create(
-                path,
-                config.overwrite,
-                picture,
-                &config.encoding,
-                audio.is_some(),
-            )?;
+            let recorder =
+                Recorder::create(path, config.overwrite, picture, &config.encoding, sound)?;
             let state = Arc::new(OutputState::default());
             state.set_encoder(recorder.encoder());
             let sink = Sink::Record(recorder);
@@ -244,18 +233,24 @@ impl OutputWriter {
                         config.encoding,
                         state.clone(),
                         cut,
-                        audio.is_some(),
+                        sound,
                     ))
                 }
             };
             outputs.push(OutputThread::start(name, sink, finishing, state, &context));
         }
-        let audio = audio.map(|feed| start_audio(feed, &mut outputs, lifecycle));
         Ok(OutputWriter {
             outputs,
             pending: Arc::new(AtomicUsize::new(0)),
-            audio,
         })
+    }
+
+    /// Where the sound bus hands each output that carries sound its chunks (taken once).
+    pub fn sound_taps(&mut self) -> Vec<SoundTap> {
+        self.outputs
+            .iter_mut()
+            .filter_map(|o| o.audio.take())
+            .collect()
     }
 
     /// The render side's handle.
@@ -277,7 +272,6 @@ impl OutputWriter {
                 .iter()
                 .map(|o| (o.name.clone(), o.counters.clone()))
                 .collect(),
-            self.audio.as_ref().map(|(_, report)| report.clone()),
         )
     }
 
@@ -287,13 +281,6 @@ impl OutputWriter {
     /// a network output gets [`NETWORK_FINISH_GRACE`] to flush and close, then its I/O is
     /// cut and it gets [`AFTER_CUT`] to end.
     pub fn finish(self) {
-        // The sound still on its way goes out first: the decode thread has ended (or is
-        // ending), and its last chunks belong in the files.
-        if let Some((handle, _)) = self.audio
-            && !join_by(handle, Instant::now() + AUDIO_FINISH_GRACE)
-        {
-            warn!("the sound's last chunks did not arrive in time; finishing without them");
-        }
         let start = Instant::now();
         // Every output is told first, so they finish side by side.
         for o in &self.outputs {
@@ -357,10 +344,10 @@ impl OutputThread {
         let capacity = (QUEUE_BYTES / frame_bytes.max(1)).clamp(4, 120);
         let (tx, rx) = bounded(capacity);
         let (audio_tx, audio_rx) = if sink.carries_audio() {
-            let (t, r) = bounded(AUDIO_QUEUE);
-            (Some(t), r)
+            let (t, r) = bounded(TAP_QUEUE);
+            (Some(t), Some(r))
         } else {
-            (None, crossbeam_channel::never())
+            (None, None)
         };
         let c = counters.clone();
         let l = context.lifecycle.clone();
@@ -402,7 +389,7 @@ impl OutputThread {
 /// YUV, written; then the output is finalized.
 fn writer_main(
     rx: Receiver<WriterMsg>,
-    mut audio: Receiver<Arc<AudioChunk>>,
+    sound: Option<Receiver<Arc<AudioChunk>>>,
     width: u32,
     height: u32,
     mut sink: Sink,
@@ -419,6 +406,7 @@ fn writer_main(
         Pixels::Rgba => None,
     };
     let mut order = FrameOrder::default();
+    let mut audio = sound.clone().unwrap_or_else(crossbeam_channel::never);
     let mut finishing = false;
     let mut open = true;
     while !finishing {
@@ -464,9 +452,21 @@ fn writer_main(
             }
         }
     }
-    // The sound that came with the last pictures (finishing trims it to their end).
-    while let Ok(chunk) = audio.try_recv() {
-        write_audio(&mut sink, &chunk, counters)?;
+    // The sound that came with the last pictures (finishing trims it to their end): all of
+    // it has come when the bus lets go of this output's tap, which it does as the decode
+    // thread's sound ends.
+    if let Some(sound) = sound {
+        let deadline = Instant::now() + AUDIO_FINISH_GRACE;
+        loop {
+            match sound.recv_deadline(deadline) {
+                Ok(chunk) => write_audio(&mut sink, &chunk, counters)?,
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    warn!("the sound's last chunks did not arrive in time; finishing without them");
+                    break;
+                }
+            }
+        }
     }
     sink.finish()
 }
@@ -478,42 +478,4 @@ fn write_audio(sink: &mut Sink, chunk: &AudioChunk, counters: &OutputState) -> R
         .audio_filled
         .store(sink.audio_filled(), Ordering::Relaxed);
     Ok(())
-}
-
-/// Starts the `lucid-audio` thread: it hands each chunk of the source's sound to every
-/// output that carries sound, and measures its level. A live source's chunk that an output
-/// cannot take is dropped for that output (counted); a file's waits, so nothing is lost.
-fn start_audio(
-    feed: AudioFeed,
-    outputs: &mut [OutputThread],
-    lifecycle: &Lifecycle,
-) -> (JoinHandle<()>, AudioReport) {
-    let report = AudioReport::new(feed.info.clone(), feed.counters.clone());
-    let targets: Vec<Sender<Arc<AudioChunk>>> =
-        outputs.iter_mut().filter_map(|o| o.audio.take()).collect();
-    let (level, dropped) = (report.level.clone(), report.dropped.clone());
-    let stop = lifecycle.stop_flag();
-    let handle = lifecycle.spawn("lucid-audio", move || {
-        for chunk in feed.chunks.iter() {
-            level.store(rms(&chunk).to_bits(), Ordering::Relaxed);
-            let chunk = Arc::new(chunk);
-            for tx in &targets {
-                if feed.live {
-                    if let Err(TrySendError::Full(_)) = tx.try_send(chunk.clone()) {
-                        dropped.fetch_add(1, Ordering::Relaxed);
-                    }
-                    continue;
-                }
-                send_until_stop(tx, chunk.clone(), &stop);
-            }
-        }
-    });
-    (handle, report)
-}
-
-/// The RMS of both channels of a chunk, 0..1.
-fn rms(chunk: &AudioChunk) -> f32 {
-    let n = (chunk.left.len() + chunk.right.len()).max(1);
-    let sum: f32 = chunk.left.iter().chain(&chunk.right).map(|s| s * s).sum();
-    (sum / n as f32).sqrt().min(1.0)
 }

@@ -11,13 +11,15 @@ use crate::effects::chain::{EffectChain, EffectInstance};
 use crate::effects::definition::{ParamKind, ParamValue};
 use crate::effects::{EffectCatalog, EffectErrors};
 use crate::midi_map::{Curve, MidiTarget};
-use crate::show::state::{MidiLearn, MidiMappings};
+use crate::show::state::{AudioMappings, MidiLearn, MidiMappings};
 
 /// MIDI mappings and learn, present with `--midi`.
 #[derive(bevy::ecs::system::SystemParam)]
 pub(super) struct MidiParams<'w> {
     pub(super) mappings: Option<ResMut<'w, MidiMappings>>,
     pub(super) learn: Option<ResMut<'w, MidiLearn>>,
+    /// Saved with presets beside the MIDI mappings.
+    pub(super) audio: Option<Res<'w, AudioMappings>>,
 }
 
 pub(super) fn chain_section(

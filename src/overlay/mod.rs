@@ -23,9 +23,9 @@ use bevy_egui::{EguiContexts, EguiPrimaryContextPass, egui};
 
 use crate::effects::chain::EffectChain;
 use crate::effects::{EffectCatalog, EffectErrors, EffectTimings, MasterLevel};
-use crate::output::OutputStats;
 use crate::show::state::{KeyboardCaptured, OverlayShown, UiTiming};
 use crate::show::{SHORTCUTS, ShowState};
+use crate::sound::{ShowSound, SoundReport};
 use crate::status::LatestStatus;
 use crate::video::{Freeze, StreamDescription};
 use chain::{MidiParams, chain_section};
@@ -114,7 +114,7 @@ fn overlay(
     effect_timings: Res<EffectTimings>,
     status: Res<LatestStatus>,
     stream: Option<Res<StreamDescription>>,
-    outputs: Option<Res<OutputStats>>,
+    sound: (Option<Res<SoundReport>>, Res<ShowSound>),
     time: Res<Time<Real>>,
     mut show: ShowParams,
     mut midi: MidiParams,
@@ -150,8 +150,8 @@ fn overlay(
         .resizable(true)
         .show(&ctx, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| {
-                let sound = outputs.as_ref().and_then(|o| o.1.as_ref());
-                stats_section(ui, &status, stream.as_deref(), sound, render_fps);
+                let heard = sound.0.as_deref().map(|report| (report, &*sound.1));
+                stats_section(ui, &status, stream.as_deref(), heard, render_fps);
                 timing_section(ui, &effect_timings, &timing, stream.as_deref());
                 show_section(ui, &mut show);
                 layers_section(

@@ -64,6 +64,7 @@ pub(super) fn preset_section(
                             .as_ref()
                             .map(|m| m.0.clone())
                             .unwrap_or_default(),
+                        audio: midi.audio.as_ref().map(|a| a.0.clone()).unwrap_or_default(),
                         version: 1,
                         effects: chain.effects.clone(),
                     };

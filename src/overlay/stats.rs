@@ -5,8 +5,9 @@ use bevy::prelude::*;
 use bevy_egui::egui;
 
 use crate::effects::EffectTimings;
-use crate::output::{AudioReport, OutputPhase};
+use crate::output::OutputPhase;
 use crate::show::state::UiTiming;
+use crate::sound::{ShowSound, SoundReport};
 use crate::status::LatestStatus;
 use crate::video::StreamDescription;
 
@@ -14,7 +15,7 @@ pub(super) fn stats_section(
     ui: &mut egui::Ui,
     status: &LatestStatus,
     stream: Option<&StreamDescription>,
-    sound: Option<&AudioReport>,
+    sound: Option<(&SoundReport, &ShowSound)>,
     render_fps: f64,
 ) {
     egui::CollapsingHeader::new("Stream")
@@ -96,7 +97,7 @@ pub(super) fn stats_section(
                     }
                     row(&format!("output {name}"), text);
                 }
-                if let Some(sound) = sound {
+                if let Some((sound, heard)) = sound {
                     let i = &sound.info;
                     let lost = match sound.lost() {
                         0 => String::new(),
@@ -106,9 +107,20 @@ pub(super) fn stats_section(
                         "sound",
                         format!("{} {} Hz, {} ch{lost}", i.codec, i.sample_rate, i.channels),
                     );
+                    if heard.heard {
+                        let [bass, low, high, treble] = heard.bands;
+                        row(
+                            "bands",
+                            format!("bass {bass:.2}  low {low:.2}  high {high:.2}  treble {treble:.2}"),
+                        );
+                        let tempo = heard
+                            .bpm
+                            .map_or("no tempo yet".into(), |b| format!("{b:.1} bpm"));
+                        row("hits", format!("{} ({tempo})", heard.onsets));
+                    }
                     // Read each frame, not from the once-a-second status: a meter that
                     // moves with the music.
-                    let db = 20.0 * sound.level().max(1e-6).log10();
+                    let db: f32 = 20.0 * sound.level().max(1e-6).log10();
                     ui.label("level");
                     ui.add(
                         egui::ProgressBar::new(((db + 60.0) / 60.0).clamp(0.0, 1.0))

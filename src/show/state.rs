@@ -73,6 +73,10 @@ pub struct ControlReport {
 #[derive(Resource, Debug, Clone, Default)]
 pub struct MidiMappings(pub Vec<MidiMapping>);
 
+/// The sound mappings in force: loaded with presets, saved with presets.
+#[derive(Resource, Debug, Clone, Default)]
+pub struct AudioMappings(pub Vec<crate::audio_map::AudioMapping>);
+
 /// MIDI learn: the target the next moved control is mapped to (set by the overlay).
 #[derive(Resource, Debug, Clone, Default)]
 pub struct MidiLearn {

@@ -72,6 +72,11 @@ pub struct VideoFeed {
 }
 
 impl VideoFeed {
+    /// True when the decode thread cannot hand over another frame until one is shown.
+    pub fn queue_full(&self) -> bool {
+        self.frames.rx.is_full()
+    }
+
     /// Frames the decode thread dropped because presentation did not keep up.
     pub fn dropped(&self) -> u64 {
         self.frames.dropped()
@@ -148,6 +153,9 @@ pub struct Pacing {
     /// Set by the compositor while a layer's next frames are still being decoded: offline
     /// rendering waits, so every frame composites the same whatever the machine's speed.
     pub layers_waiting: bool,
+    /// Set by the sound while it has not reached past the next frame: offline rendering
+    /// waits, so every frame is measured on the same sound whatever the machine's speed.
+    pub sound_waiting: bool,
 }
 
 /// The live edge of a live HLS stream, for latency steering.

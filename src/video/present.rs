@@ -62,9 +62,10 @@ pub(super) fn present_due_frame(
         *warmup += 1;
         return;
     }
-    if pacing.offline && (pacing.outputs_full || pacing.layers_waiting) {
+    if pacing.offline && (pacing.outputs_full || pacing.layers_waiting || pacing.sound_waiting) {
         // Offline, a full output queue waits (nothing may be dropped), and so does a layer
-        // still decoding (the frame must composite what it would on any machine).
+        // still decoding or sound still on its way (the frame must composite and measure
+        // what it would on any machine).
         return;
     }
     let mut ticks = ticks;

@@ -17,9 +17,14 @@ pub const FRAME: f64 = 1.0 / FPS as f64;
 /// The lavfi source of the clicks: 4 ms of 2 kHz every [`CLICK_EVERY`] s, at 44.1 kHz
 /// (Lucid resamples to 48 kHz).
 pub fn clicks_source(seconds: Option<f64>) -> String {
+    clicks_every(CLICK_EVERY, seconds)
+}
+
+/// The lavfi source of 4 ms 2 kHz clicks every `every` seconds.
+pub fn clicks_every(every: f64, seconds: Option<f64>) -> String {
     let duration = seconds.map(|s| format!(":d={s}")).unwrap_or_default();
     format!(
-        "aevalsrc=exprs='if(lt(mod(t\\,{CLICK_EVERY})\\,0.004)\\,0.8*sin(2*PI*2000*t)\\,0)':s=44100{duration}"
+        "aevalsrc=exprs='if(lt(mod(t\\,{every})\\,0.004)\\,0.8*sin(2*PI*2000*t)\\,0)':s=44100{duration}"
     )
 }
 
@@ -28,8 +33,19 @@ pub fn clicks_source(seconds: Option<f64>) -> String {
 /// `gap`, the sound between those two times is taken out, timestamps kept (a gap in the
 /// source's sound).
 pub fn clip_with_clicks(dir: &Path, seconds: f64, ext: &str, gap: Option<(f64, f64)>) -> PathBuf {
+    clip_with_clicks_every(dir, seconds, ext, gap, CLICK_EVERY)
+}
+
+/// A marked clip with a click every `every` seconds.
+pub fn clip_with_clicks_every(
+    dir: &Path,
+    seconds: f64,
+    ext: &str,
+    gap: Option<(f64, f64)>,
+    every: f64,
+) -> PathBuf {
     let path = dir.join(format!("clicks.{ext}"));
-    let clicks = clicks_source(Some(seconds));
+    let clicks = clicks_every(every, Some(seconds));
     let mut audio_filter = "anull".to_string();
     if let Some((from, to)) = gap {
         audio_filter = format!("aselect='not(between(t\\,{from}\\,{to}))'");
