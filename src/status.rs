@@ -169,6 +169,8 @@ pub struct AudioSnapshot {
 pub struct AnalysisSnapshot {
     /// What it listens to: `url` (the show's sound), `file` or `device` (`--audio-in`).
     pub source: &'static str,
+    /// CPU milliseconds the analysis takes per frame, on average.
+    pub cost_ms: f64,
     /// Level, 0..1 over -60..0 dBFS.
     pub level: f32,
     /// Bass, low mids, high mids, treble, 0..1.
@@ -593,6 +595,7 @@ fn audio_snapshot(
         lost: report.lost(),
         analysis: heard.filter(|h| h.heard).map(|h| AnalysisSnapshot {
             source: h.source,
+            cost_ms: h.cost_ms,
             level: h.level,
             bands: h.bands,
             onsets: h.onsets,

@@ -15,7 +15,7 @@ use super::shutdown::ShutdownPlugin;
 use crate::compositor::layers::LayersPlugin;
 use crate::compositor::scene::SceneSource;
 use crate::config::{Config, WindowConfig};
-use crate::control::plugin::ControlPlugin;
+use crate::control::plugin::{AudioMappingPlugin, ControlPlugin};
 use crate::daydream::DaydreamLink;
 use crate::daydream::DaydreamPlugin;
 use crate::daydream::cues::CueList;
@@ -90,6 +90,7 @@ pub(super) fn build_app(show: Show) -> App {
         control,
         sound,
     } = show;
+    let audio_mappings = config.control.audio.clone();
     let playback = config.playback;
     let mut app = App::new();
     app.add_plugins(bevy_plugins(
@@ -154,6 +155,7 @@ pub(super) fn build_app(show: Show) -> App {
             app.add_plugins(DaydreamPanelPlugin);
         }
     }
+    app.add_plugins(AudioMappingPlugin(audio_mappings));
     if let Some(control) = control {
         app.add_plugins(control);
     }

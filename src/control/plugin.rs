@@ -42,14 +42,29 @@ pub struct ControlConfig {
     pub midi: Option<String>,
     /// MIDI mappings from the scene and the preset.
     pub mappings: Vec<MidiMapping>,
-    /// Sound mappings from the preset.
+    /// Sound mappings from the preset ([`AudioMappingPlugin`]).
     pub audio: Vec<AudioMapping>,
 }
 
 impl ControlConfig {
-    /// True when OSC, MIDI or a sound mapping is asked for.
+    /// True when OSC or MIDI is asked for.
     pub fn any(&self) -> bool {
-        self.osc.is_some() || self.midi.is_some() || !self.audio.is_empty()
+        self.osc.is_some() || self.midi.is_some()
+    }
+}
+
+/// Sound mappings: always there, so the overlay can add one to any show.
+pub struct AudioMappingPlugin(pub Vec<AudioMapping>);
+
+impl Plugin for AudioMappingPlugin {
+    fn build(&self, app: &mut App) {
+        app.insert_resource(AudioMappings(self.0.clone()))
+            .add_systems(
+                Update,
+                apply_audio
+                    .in_set(EffectSystems::Inputs)
+                    .after(SoundSystems::Analyze),
+            );
     }
 }
 
@@ -63,8 +78,6 @@ pub struct ControlPlugin {
     pub midi: Option<Receiver<Timed>>,
     /// MIDI mappings to start with (from `--preset`).
     pub mappings: Vec<MidiMapping>,
-    /// Sound mappings (from `--preset`).
-    pub audio: Vec<AudioMapping>,
 }
 
 impl ControlPlugin {
@@ -93,7 +106,6 @@ impl ControlPlugin {
                 .transpose()?,
             midi: rx,
             mappings: config.mappings.clone(),
-            audio: config.audio.clone(),
         };
         Ok((Some(plugin), midi))
     }
@@ -112,14 +124,7 @@ impl Plugin for ControlPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<ControlReport>()
             .insert_resource(MidiMappings(self.mappings.clone()))
-            .insert_resource(AudioMappings(self.audio.clone()))
-            .init_resource::<MidiLearn>()
-            .add_systems(
-                Update,
-                apply_audio
-                    .in_set(EffectSystems::Inputs)
-                    .after(SoundSystems::Analyze),
-            );
+            .init_resource::<MidiLearn>();
         if let Some(osc) = &self.osc {
             app.insert_resource(OscInbox(osc.clone()))
                 .add_systems(Update, apply_osc.before(VideoSystems::Present));

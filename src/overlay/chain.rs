@@ -7,6 +7,7 @@ use bevy::prelude::*;
 use bevy_egui::egui;
 
 use super::*;
+use crate::audio_map::{AudioInput, AudioMapping};
 use crate::effects::chain::{EffectChain, EffectInstance};
 use crate::effects::definition::{ParamKind, ParamValue};
 use crate::effects::{EffectCatalog, EffectErrors};
@@ -19,7 +20,7 @@ pub(super) struct MidiParams<'w> {
     pub(super) mappings: Option<ResMut<'w, MidiMappings>>,
     pub(super) learn: Option<ResMut<'w, MidiLearn>>,
     /// Saved with presets beside the MIDI mappings.
-    pub(super) audio: Option<Res<'w, AudioMappings>>,
+    pub(super) audio: Option<ResMut<'w, AudioMappings>>,
 }
 
 pub(super) fn chain_section(
@@ -85,9 +86,16 @@ pub(super) fn edit_effects(
                     action = Some((i, 0));
                 }
             });
-            let mut learn = |ui: &mut egui::Ui, target| {
-                if let Some(midi) = midi.as_deref_mut() {
+            // Both buttons borrow the mappings: one cell lends them to each in turn.
+            let cell = std::cell::RefCell::new(midi.as_deref_mut());
+            let learn = |ui: &mut egui::Ui, target| {
+                if let Some(midi) = cell.borrow_mut().as_deref_mut() {
                     learn_button(ui, midi, target);
+                }
+            };
+            let audio = |ui: &mut egui::Ui, target| {
+                if let Some(midi) = cell.borrow_mut().as_deref_mut() {
+                    audio_pick(ui, midi, target);
                 }
             };
             ui.horizontal(|ui| {
@@ -101,7 +109,10 @@ pub(super) fn edit_effects(
                         inst.params.insert(p.name.clone(), value);
                     }
                     if let ParamKind::Float { .. } = p.kind {
-                        learn(ui, param_target(i, &p.name));
+                        ui.horizontal(|ui| {
+                            learn(ui, param_target(i, &p.name));
+                            audio(ui, param_target(i, &p.name));
+                        });
                     }
                 }
             }
@@ -199,6 +210,42 @@ pub(super) fn param_target(effect: usize, param: &str) -> MidiTarget {
         from: 0.0,
         to: 1.0,
         curve: Curve::Linear,
+    }
+}
+
+/// "audio" beside a parameter: pick the measure of the sound that drives it (over its
+/// whole range, linear; a preset can narrow and smooth it), or none.
+fn audio_pick(ui: &mut egui::Ui, midi: &mut MidiParams, target: MidiTarget) {
+    let Some(mappings) = midi.audio.as_mut() else {
+        return;
+    };
+    let current = mappings
+        .0
+        .iter()
+        .find(|m| m.target == target)
+        .map(|m| m.input);
+    let mut picked = current;
+    egui::ComboBox::from_id_salt(("audio", format!("{target:?}")))
+        .width(80.0)
+        .selected_text(current.map_or("audio".into(), |i| format!("{i:?}")))
+        .show_ui(ui, |ui| {
+            ui.selectable_value(&mut picked, None, "none");
+            for input in AudioInput::ALL {
+                ui.selectable_value(&mut picked, Some(input), format!("{input:?}"));
+            }
+        });
+    if picked != current {
+        // One input drives a parameter: a new pick replaces the old mapping.
+        mappings.0.retain(|m| m.target != target);
+        if let Some(input) = picked {
+            info!("audio mapping: {input:?} -> {target:?}");
+            mappings.0.push(AudioMapping {
+                input,
+                target,
+                attack: 0.0,
+                release: 0.0,
+            });
+        }
     }
 }
 

@@ -65,6 +65,9 @@ pub struct Analyzer {
     scratch: Vec<Complex<f32>>,
     /// Compressed magnitudes of the last window, for the flux.
     previous: Option<Vec<f32>>,
+    /// This window's magnitudes and compressed magnitudes (kept to save allocations).
+    magnitudes: Vec<f32>,
+    compressed: Vec<f32>,
     flux: VecDeque<f32>,
     last_onset: Option<i64>,
     /// Mono samples from `first` on.
@@ -92,6 +95,8 @@ impl Default for Analyzer {
             fft,
             hann,
             previous: None,
+            magnitudes: Vec::new(),
+            compressed: Vec::new(),
             flux: VecDeque::with_capacity(FLUX_HISTORY),
             last_onset: None,
             samples: VecDeque::new(),
@@ -180,7 +185,9 @@ impl Analyzer {
             .process_with_scratch(&mut self.input, &mut self.output, &mut self.scratch);
         // A sine of amplitude A peaks at A * N / 4 through the Hann window.
         let norm = 4.0 / WINDOW as f32;
-        let magnitudes: Vec<f32> = self.output.iter().map(|c| c.norm() * norm).collect();
+        let mut magnitudes = std::mem::take(&mut self.magnitudes);
+        magnitudes.clear();
+        magnitudes.extend(self.output.iter().map(|c| c.norm() * norm));
         let hz_per_bin = RATE as f32 / WINDOW as f32;
         let bin = |hz: f32| ((hz / hz_per_bin).round() as usize).min(magnitudes.len() - 1);
         let mut bands = [0.0; 4];
@@ -201,7 +208,10 @@ impl Analyzer {
             let peak = magnitudes[a..b].iter().fold(0.0f32, |m, v| m.max(*v));
             *value = scale_db(20.0 * peak.max(1e-6).log10());
         }
-        let compressed: Vec<f32> = magnitudes.iter().map(|m| (1.0 + 1000.0 * m).ln()).collect();
+        let mut compressed = std::mem::take(&mut self.compressed);
+        compressed.clear();
+        compressed.extend(magnitudes.iter().map(|m| (1000.0 * m).ln_1p()));
+        self.magnitudes = magnitudes;
         let flux = match &self.previous {
             Some(prev) => {
                 compressed
@@ -213,7 +223,8 @@ impl Analyzer {
             }
             None => 0.0,
         };
-        self.previous = Some(compressed);
+        // The last window's buffer is reused for the next one.
+        self.compressed = self.previous.replace(compressed).unwrap_or_default();
         let onset = self.is_onset(flux, end);
         if self.flux.len() == FLUX_HISTORY {
             self.flux.pop_front();
@@ -291,15 +302,18 @@ impl TempoTracker {
         let span = last - self.onsets.front()?;
         let mut best: Option<(f64, f64)> = None;
         let mut bpm = *TEMPO_RANGE.start();
+        let mut beats_hit = Vec::with_capacity(self.onsets.len());
         while bpm <= *TEMPO_RANGE.end() {
             let period = 60.0 / bpm;
-            let mut beats_hit = std::collections::BTreeSet::new();
+            beats_hit.clear();
             for t in &self.onsets {
                 let beats = (last - t) / period;
                 if (beats - beats.round()).abs() * period < ON_BEAT {
-                    beats_hit.insert(beats.round() as i64);
+                    beats_hit.push(beats.round() as i64);
                 }
             }
+            // Onsets come in time order: two on the same beat are next to each other.
+            beats_hit.dedup();
             let expected = (span / period).floor() + 1.0;
             let hits = beats_hit.len() as f64;
             let score = hits - 0.5 * (expected - hits).max(0.0);

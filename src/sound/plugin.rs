@@ -59,6 +59,8 @@ pub struct ShowSound {
     pub time: f64,
     /// What is listened to: `url` (the show's sound), `file` or `device` (`--audio-in`).
     pub source: &'static str,
+    /// CPU milliseconds the analysis took per frame, on average over the run.
+    pub cost_ms: f64,
 }
 
 impl Default for ShowSound {
@@ -75,6 +77,7 @@ impl Default for ShowSound {
             beat_at: None,
             time: 0.0,
             source: "url",
+            cost_ms: 0.0,
         }
     }
 }
@@ -152,10 +155,15 @@ struct Listening {
     /// Sample index (on the analysed sound's timeline) of the last frame measured.
     at: Option<i64>,
     last_onset: Option<i64>,
+    /// The tempo as of the last hit.
+    estimate: Option<(f64, f64)>,
     /// How far ahead of the frame just shown the sound must be, offline, before the next
     /// frame is shown (two frame intervals, at least a quarter second).
     lead: i64,
     measures: Vec<Measures>,
+    /// Time spent measuring, and frames measured, for [`ShowSound::cost_ms`].
+    spent: std::time::Duration,
+    frames: u32,
 }
 
 impl Listening {
@@ -168,8 +176,11 @@ impl Listening {
             tempo: TempoTracker::default(),
             at: None,
             last_onset: None,
+            estimate: None,
             lead: i64::from(RATE) / 4,
             measures: Vec::new(),
+            spent: std::time::Duration::ZERO,
+            frames: 0,
         }
     }
 }
@@ -284,6 +295,7 @@ fn analyze(
         return;
     };
     let l = &mut *l;
+    let started = std::time::Instant::now();
     let shown = sample_index(frame.pts);
     let at = match &mut l.timeline {
         Timeline::Show => shown,
@@ -329,9 +341,16 @@ fn analyze(
     sound.pulse = l.last_onset.map_or(0.0, |t| {
         (1.0 - seconds(at - t) / ONSET_PULSE).clamp(0.0, 1.0) as f32
     });
-    let estimate = l.tempo.estimate();
+    // The tempo moves only with a new hit.
+    if sound.onset {
+        l.estimate = l.tempo.estimate();
+    }
+    let estimate = l.estimate;
     sound.bpm = estimate.map(|(bpm, _)| bpm);
     // On the show's stream time, whatever timeline the analysed sound has.
     let shift = sound.time - seconds(at);
     sound.beat_at = estimate.map(|(_, hit)| hit + shift);
+    l.spent += started.elapsed();
+    l.frames += 1;
+    sound.cost_ms = l.spent.as_secs_f64() * 1000.0 / f64::from(l.frames);
 }
