@@ -246,6 +246,11 @@ pub struct Args {
     #[arg(long, value_name = "DEVICE|FILE", help_heading = "Sound")]
     pub audio_in: Option<String>,
 
+    /// Play the show's sound on this machine, in step with the picture: on `DEVICE`
+    /// (`default` when left out, a number in --list-audio, or part of its name).
+    #[arg(long, value_name = "DEVICE", num_args = 0..=1, default_missing_value = "default", help_heading = "Sound")]
+    pub audio_out: Option<String>,
+
     /// Print the sound devices (capture and playback), and exit.
     #[arg(long, help_heading = "Sound")]
     pub list_audio: bool,

@@ -162,6 +162,21 @@ pub struct AudioSnapshot {
     pub lost: u64,
     /// What the analysis measured at the last frame (absent before it has measured).
     pub analysis: Option<AnalysisSnapshot>,
+    /// `--audio-out`: what the device has played.
+    pub out: Option<PlaybackSnapshot>,
+}
+
+/// `--audio-out` in a status sample.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlaybackSnapshot {
+    /// The playback device.
+    pub device: String,
+    /// Sound handed to the device, in milliseconds.
+    pub played_ms: f64,
+    /// Samples played as silence because theirs had not come (a stall, the start).
+    pub underruns: u64,
+    /// Jumps made to stay on the picture (more than 40 ms apart: a stall, a catch-up).
+    pub jumps: u64,
 }
 
 /// The sound's analysis in a status sample (what effects get as `lucid.audio_*`).
@@ -429,6 +444,7 @@ struct ShowReports<'w> {
     ticks: Option<Res<'w, crate::video::OutputTicks>>,
     sound: Option<Res<'w, crate::sound::SoundReport>>,
     analysis: Option<Res<'w, crate::sound::AnalysisReport>>,
+    playback: Option<Res<'w, crate::sound::PlaybackState>>,
     heard: Option<Res<'w, crate::sound::ShowSound>>,
 }
 
@@ -541,6 +557,7 @@ fn report_status(
                 .map(|r| (r, "url"))
                 .or(show.analysis.as_deref().map(|a| (&a.0, "audio-in"))),
             show.heard.as_deref(),
+            show.playback.as_deref(),
             outputs.as_deref(),
         ),
         daydream: show.daydream.and_then(|d| d.report()),
@@ -576,6 +593,7 @@ fn report_status(
 fn audio_snapshot(
     report: Option<(&crate::sound::SoundReport, &'static str)>,
     heard: Option<&crate::sound::ShowSound>,
+    playback: Option<&crate::sound::PlaybackState>,
     outputs: Option<&OutputStats>,
 ) -> Option<AudioSnapshot> {
     let (report, source) = report?;
@@ -600,6 +618,13 @@ fn audio_snapshot(
             bands: h.bands,
             onsets: h.onsets,
             bpm: h.bpm,
+        }),
+        out: playback.map(|p| PlaybackSnapshot {
+            device: p.0.device.clone(),
+            played_ms: p.0.played.load(Ordering::Relaxed) as f64 * 1000.0
+                / f64::from(crate::decode::audio::SAMPLE_RATE),
+            underruns: p.0.underruns.load(Ordering::Relaxed),
+            jumps: p.0.jumps.load(Ordering::Relaxed),
         }),
     })
 }

@@ -552,8 +552,8 @@ fn audio_in_names_a_file_with_sound_or_a_device() {
 /// `--audio-in DEVICE` through ALSA: a capture device defined in an ALSA configuration
 /// (the `file` plugin reading noise, as there is no sound card here) is listed by
 /// `--list-audio`, picked by part of its name, captured and measured while the show
-/// plays. (ALSA's `null` slave does not pace the capture: this proves the path, not its
-/// timing.)
+/// plays, at real time (ALSA's `null` slave runs as fast as it is read; Lucid holds it to
+/// real time).
 #[test]
 fn audio_in_a_device_is_listed_picked_captured_and_measured() {
     let dir = tempfile::tempdir().unwrap();
@@ -605,4 +605,76 @@ pcm.lucidnoise {
     // Full-scale noise: loud in every band.
     let level = s["audio"]["analysis"]["level"].as_f64().unwrap();
     assert!(level > 0.8, "{s}");
+}
+
+/// `--audio-out` through ALSA: a playback device defined in an ALSA configuration (the
+/// `file` plugin, writing what it plays to a file; no sound card here) is picked by part of
+/// its name and gets the show's sound: the clicks reach the file, at the pace of the
+/// picture (ALSA's `null` slave runs as fast as it is fed; Lucid holds such a device to
+/// real time). The timing against the picture is pinned by the playback module's unit
+/// tests.
+#[test]
+fn audio_out_plays_the_shows_sound_on_a_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = clip_with_clicks(dir.path(), 4.0, "mkv", None);
+    let played = dir.path().join("played.raw");
+    let config = dir.path().join("asound.conf");
+    std::fs::write(
+        &config,
+        format!(
+            r#"</usr/share/alsa/alsa.conf>
+pcm.lucidspeaker {{
+    type file
+    slave.pcm null
+    file "{}"
+    format "raw"
+    hint {{ show on description "Lucid test playback" }}
+}}
+"#,
+            played.display()
+        ),
+    )
+    .unwrap();
+    let stats = dir.path().join("stats.json");
+    let run = run_with_limit(
+        lucid()
+            .env("ALSA_CONFIG_PATH", &config)
+            .args([
+                "--no-preview",
+                "--pipe",
+                "y4m",
+                "--audio-out",
+                "speaker",
+                "--url",
+            ])
+            .arg(&input)
+            .arg("--stats-json")
+            .arg(&stats)
+            .stdout(std::process::Stdio::null()),
+        LIMIT,
+    );
+    assert!(run.status.success(), "{}", stderr_of(&run));
+    let s = last_stats(&stats);
+    assert_eq!(s["audio"]["out"]["device"], "lucidspeaker", "{s}");
+    assert!(
+        s["audio"]["out"]["played_ms"].as_f64().unwrap() > 1000.0,
+        "{s}"
+    );
+    // What the device got: interleaved samples with the clicks in them (loud, 2 kHz).
+    let bytes = std::fs::read(&played).unwrap();
+    let loud = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .filter(|v| v.is_finite() && v.abs() > 0.3)
+        .count();
+    let loud16 = bytes
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .filter(|v| v.unsigned_abs() > 10_000)
+        .count();
+    assert!(
+        loud > 100 || loud16 > 100,
+        "no clicks in what was played ({} bytes)",
+        bytes.len()
+    );
 }

@@ -67,7 +67,7 @@ pub fn run(invocation: Invocation) -> Result<()> {
                 crate::sound::device::inputs(),
                 crate::sound::device::outputs(),
             );
-            for (list, heading) in [(inputs, ""), (outputs, "playback:\n")] {
+            for (list, heading) in [(inputs, ""), (outputs, "playback (--audio-out):\n")] {
                 text.push_str(heading);
                 if list.is_empty() {
                     text.push_str("  none found (is ALSA there, with /dev/snd?)\n");
@@ -110,7 +110,11 @@ fn play(mut config: Config) -> Result<()> {
     // Bound before anything plays: a port in use is a clear error, not a silent show. The
     // MIDI connection lives as long as this function: dropping it closes the port.
     let (control, _midi) = ControlPlugin::open(&config.control, &lifecycle)?;
-    let sound = crate::sound::SoundPlugin::open(config.analysis_input.as_ref(), &lifecycle)?;
+    let sound = crate::sound::SoundPlugin::open(
+        config.analysis_input.as_ref(),
+        config.audio_out.as_deref(),
+        &lifecycle,
+    )?;
     let app_done = Arc::new(AtomicBool::new(false));
     signal::install_signal_handler(&lifecycle, &writer, &app_done)?;
     let daydream = daydream.map(|attached| {

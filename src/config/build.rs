@@ -43,6 +43,11 @@ impl Config {
             return Ok(Invocation::ListAudio);
         }
         let analysis_input = args.audio_in.as_deref().map(analysis_input).transpose()?;
+        let audio_out = args
+            .audio_out
+            .as_deref()
+            .map(crate::sound::device::pick_output)
+            .transpose()?;
         let cues = args
             .cues
             .as_deref()
@@ -136,6 +141,7 @@ impl Config {
             window,
             stats_json: args.stats_json.clone(),
             analysis_input,
+            audio_out,
         })))
     }
 }

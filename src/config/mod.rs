@@ -60,6 +60,8 @@ pub struct Config {
     pub stats_json: Option<PathBuf>,
     /// `--audio-in`: what the analysis listens to instead of the show's sound.
     pub analysis_input: Option<crate::sound::AnalysisInput>,
+    /// `--audio-out`: the playback device, by name.
+    pub audio_out: Option<String>,
 }
 
 /// What plays at the bottom.

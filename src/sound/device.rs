@@ -1,17 +1,20 @@
-//! Sound devices through cpal (ALSA on Linux): `--list-audio`, and the capture behind
+//! Sound devices through cpal (ALSA on Linux): `--list-audio`; the capture behind
 //! `--audio-in DEVICE`: a `lucid-audio-in` thread owns the stream, turns what the device
 //! gives (any rate, any channel count, f32/i16/i32) into 48 kHz stereo chunks for the
-//! analysis, and, when the device goes away mid-show, says so once and opens it again
-//! every two seconds while the picture goes on.
+//! analysis; and the playback behind `--audio-out`: a `lucid-audio-out` thread feeds the
+//! device the show's sound at the picture's position ([`super::playback`]). A device that
+//! goes away mid-show is said once and opened again every two seconds while the picture
+//! goes on.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use tracing::{info, warn};
 
+use super::playback::{Cursor, Pacer, PresentationClock, SampleQueue};
 use crate::decode::audio::{AudioCounters, AudioInfo, SAMPLE_RATE};
 use crate::decode::{AudioChunk, AudioFeed};
 use crate::error::{LucidError, Result};
@@ -36,6 +39,211 @@ pub fn outputs() -> Vec<String> {
     host.output_devices()
         .map(|devices| devices.filter_map(|d| d.name().ok()).collect())
         .unwrap_or_default()
+}
+
+/// The playback device `wanted` names (`default`, a number in `--list-audio`, or part of
+/// a name); a usage error listing them otherwise.
+pub fn pick_output(wanted: &str) -> Result<String> {
+    let names = outputs();
+    pick(wanted, &names).ok_or_else(|| {
+        let list: String = if names.is_empty() {
+            " (none found: is ALSA there, with /dev/snd?)".to_string()
+        } else {
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| format!("\n  {i}: {n}"))
+                .collect()
+        };
+        LucidError::Usage(format!(
+            "--audio-out {wanted}: no playback device by that name; the devices:{list}"
+        ))
+    })
+}
+
+/// What `--audio-out` has done, for the stats.
+#[derive(Debug, Clone, Default)]
+pub struct PlaybackReport {
+    /// The device's name.
+    pub device: String,
+    /// Samples played as silence because theirs had not come.
+    pub underruns: Arc<AtomicU64>,
+    /// Jumps made to follow the picture (a stall, a catch-up).
+    pub jumps: Arc<AtomicU64>,
+    /// Samples handed to the device.
+    pub played: Arc<AtomicU64>,
+}
+
+/// Plays `sound` (the bus's tap) on the device named `name`, each sample when the
+/// picture `clock` says is on screen reaches its position, until Lucid stops.
+pub fn play(
+    name: String,
+    sound: Receiver<Arc<AudioChunk>>,
+    clock: Arc<PresentationClock>,
+    lifecycle: &Lifecycle,
+) -> PlaybackReport {
+    let report = PlaybackReport {
+        device: name.clone(),
+        ..PlaybackReport::default()
+    };
+    let counters = report.clone();
+    let stop = lifecycle.stop_flag();
+    lifecycle.spawn("lucid-audio-out", move || {
+        let shared = Arc::new(Mutex::new((SampleQueue::default(), Cursor::default())));
+        let mut said_lost = false;
+        let mut sound = Some(sound);
+        while !stop.load(Ordering::Relaxed) {
+            match open_output(&name, shared.clone(), clock.clone(), &counters) {
+                Ok((stream, failed, rate, channels)) => {
+                    if said_lost {
+                        info!("--audio-out {name}: the device is back");
+                    } else {
+                        info!("--audio-out {name}: {rate} Hz, {channels} channel(s)");
+                    }
+                    feed_output(&stream, &failed, &shared, &mut sound, &stop);
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    warn!(
+                        "--audio-out {name}: the device went away; the picture goes on, and it is tried again every {} s",
+                        RETRY_EVERY.as_secs()
+                    );
+                    said_lost = true;
+                }
+                Err(e) if !said_lost => {
+                    warn!("--audio-out {name}: {e}; tried again every {} s", RETRY_EVERY.as_secs());
+                    said_lost = true;
+                }
+                Err(_) => {}
+            }
+            let until = std::time::Instant::now() + RETRY_EVERY;
+            while std::time::Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    });
+    report
+}
+
+type Shared = Arc<Mutex<(SampleQueue, Cursor)>>;
+
+/// Opens `name` for playback at 48 kHz (stereo first) and starts it; the callback fills
+/// each buffer from `shared` at the position the picture will be at when it sounds.
+fn open_output(
+    name: &str,
+    shared: Shared,
+    clock: Arc<PresentationClock>,
+    counters: &PlaybackReport,
+) -> std::result::Result<(cpal::Stream, Arc<AtomicBool>, u32, u16), String> {
+    let host = cpal::default_host();
+    let device = if name == "default" {
+        host.default_output_device()
+    } else {
+        host.output_devices()
+            .map_err(|e| e.to_string())?
+            .find(|d| d.name().is_ok_and(|n| n == name))
+    }
+    .ok_or("the device is not there")?;
+    let config = device
+        .supported_output_configs()
+        .map_err(|e| e.to_string())?
+        .filter(|r| {
+            r.min_sample_rate().0 <= SAMPLE_RATE
+                && r.max_sample_rate().0 >= SAMPLE_RATE
+                && matches!(
+                    r.sample_format(),
+                    cpal::SampleFormat::F32 | cpal::SampleFormat::I16
+                )
+        })
+        .min_by_key(|r| {
+            (
+                r.channels() != 2,
+                r.sample_format() != cpal::SampleFormat::F32,
+            )
+        })
+        .map(|r| r.with_sample_rate(cpal::SampleRate(SAMPLE_RATE)))
+        .ok_or("it plays no 48 kHz f32 or i16 sound")?;
+    let failed = Arc::new(AtomicBool::new(false));
+    let raised = failed.clone();
+    let on_error = move |e: cpal::StreamError| {
+        if !raised.swap(true, Ordering::Relaxed) {
+            warn!("sound device error: {e}");
+        }
+    };
+    let stream_config = config.config();
+    let channels = usize::from(stream_config.channels);
+    let (underruns, jumps, played) = (
+        counters.underruns.clone(),
+        counters.jumps.clone(),
+        counters.played.clone(),
+    );
+    // Runs on the audio thread: a short lock, no allocation after the first buffer.
+    let mut scratch: Vec<f32> = Vec::new();
+    let mut pacer = Pacer::new(stream_config.sample_rate.0);
+    let mut fill = move |out: &mut [f32], info: &cpal::OutputCallbackInfo| {
+        pacer.pace(out.len() / channels.max(1));
+        let t = info.timestamp();
+        let latency = t.playback.duration_since(&t.callback).unwrap_or_default();
+        let due = clock.position(std::time::Instant::now() + latency);
+        let Ok(mut guard) = shared.lock() else {
+            out.fill(0.0);
+            return;
+        };
+        let (queue, cursor) = &mut *guard;
+        cursor.fill(out, channels, queue, due);
+        underruns.store(cursor.underruns, Ordering::Relaxed);
+        jumps.store(cursor.jumps, Ordering::Relaxed);
+        played.fetch_add((out.len() / channels.max(1)) as u64, Ordering::Relaxed);
+    };
+    let stream = match config.sample_format() {
+        cpal::SampleFormat::F32 => device.build_output_stream(&stream_config, fill, on_error, None),
+        _ => device.build_output_stream(
+            &stream_config,
+            move |out: &mut [i16], info: &cpal::OutputCallbackInfo| {
+                scratch.resize(out.len(), 0.0);
+                fill(&mut scratch, info);
+                for (o, s) in out.iter_mut().zip(&scratch) {
+                    *o = (s.clamp(-1.0, 1.0) * 32_767.0) as i16;
+                }
+            },
+            on_error,
+            None,
+        ),
+    }
+    .map_err(|e| e.to_string())?;
+    stream.play().map_err(|e| e.to_string())?;
+    Ok((
+        stream,
+        failed,
+        stream_config.sample_rate.0,
+        stream_config.channels,
+    ))
+}
+
+/// Moves the bus's chunks into the shared queue until the device fails or Lucid stops.
+fn feed_output(
+    _stream: &cpal::Stream,
+    failed: &AtomicBool,
+    shared: &Shared,
+    sound: &mut Option<Receiver<Arc<AudioChunk>>>,
+    stop: &AtomicBool,
+) {
+    while !stop.load(Ordering::Relaxed) && !failed.load(Ordering::Relaxed) {
+        let Some(rx) = sound.as_ref() else {
+            // The show's sound has ended: the device plays out what it has.
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        };
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(chunk) => {
+                if let Ok(mut guard) = shared.lock() {
+                    guard.0.push(chunk.start_index(), &chunk.left, &chunk.right);
+                }
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => *sound = None,
+        }
+    }
 }
 
 /// The capture device `wanted` names: `default`, its number in `--list-audio`, or its name
@@ -182,20 +390,25 @@ fn open(name: &str) -> std::result::Result<(cpal::Stream, Raw, Arc<AtomicBool>, 
     };
     let format = config.sample_format();
     let stream_config = config.config();
-    // The callback runs on the audio thread: it converts and hands over, never blocks.
+    // The callback runs on the audio thread: it converts and hands over, never blocks
+    // (but a device faster than real time is held to it).
+    let channels = usize::from(stream_config.channels.max(1));
+    let mut pacer = Pacer::new(stream_config.sample_rate.0);
+    let mut hand_over = move |samples: Vec<f32>| {
+        pacer.pace(samples.len() / channels);
+        let _ = tx.try_send(samples);
+    };
     let stream = match format {
         cpal::SampleFormat::F32 => device.build_input_stream(
             &stream_config,
-            move |data: &[f32], _: &cpal::InputCallbackInfo| {
-                let _ = tx.try_send(data.to_vec());
-            },
+            move |data: &[f32], _: &cpal::InputCallbackInfo| hand_over(data.to_vec()),
             on_error,
             None,
         ),
         cpal::SampleFormat::I16 => device.build_input_stream(
             &stream_config,
             move |data: &[i16], _: &cpal::InputCallbackInfo| {
-                let _ = tx.try_send(data.iter().map(|s| f32::from(*s) / 32_768.0).collect());
+                hand_over(data.iter().map(|s| f32::from(*s) / 32_768.0).collect());
             },
             on_error,
             None,
@@ -203,7 +416,7 @@ fn open(name: &str) -> std::result::Result<(cpal::Stream, Raw, Arc<AtomicBool>, 
         cpal::SampleFormat::I32 => device.build_input_stream(
             &stream_config,
             move |data: &[i32], _: &cpal::InputCallbackInfo| {
-                let _ = tx.try_send(data.iter().map(|s| *s as f32 / 2_147_483_648.0).collect());
+                hand_over(data.iter().map(|s| *s as f32 / 2_147_483_648.0).collect());
             },
             on_error,
             None,

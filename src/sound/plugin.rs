@@ -11,6 +11,8 @@ use crossbeam_channel::{Receiver, TryRecvError, bounded};
 
 use super::analysis::{Analyzer, Measures, RATE, SPECTRUM_BINS, TempoTracker};
 use super::bus::{self, SoundReport, SoundTap, TAP_QUEUE};
+use super::device::PlaybackReport;
+use super::playback::PresentationClock;
 use crate::decode::audio::sample_index;
 use crate::decode::{AudioChunk, AudioFeed};
 use crate::lifecycle::Lifecycle;
@@ -97,15 +99,30 @@ pub struct SoundPlugin {
     /// `--audio-in`, opened: its sound (from its own bus), how it is placed in time, and
     /// its report.
     input: Option<(Receiver<Arc<AudioChunk>>, Timeline, SoundReport)>,
+    /// `--audio-out`, started: the bus's tap it plays from, and the picture's clock.
+    output: Option<(SoundTap, Arc<PresentationClock>, PlaybackReport)>,
 }
+
+/// What `--audio-out` has done, for the stats.
+#[derive(Resource, Debug, Clone)]
+pub struct PlaybackState(pub PlaybackReport);
+
+/// Where the picture is, for `--audio-out`.
+#[derive(Resource)]
+struct ShownClock(Arc<PresentationClock>);
 
 /// What `--audio-in` is, for the stats when the show itself has no sound.
 #[derive(Resource, Debug, Clone)]
 pub struct AnalysisReport(pub SoundReport);
 
 impl SoundPlugin {
-    /// Opens `--audio-in` (the file's reader or the device's capture thread start here).
-    pub fn open(input: Option<&AnalysisInput>, lifecycle: &Lifecycle) -> crate::Result<Self> {
+    /// Opens `--audio-in` (the file's reader or the device's capture thread start here)
+    /// and `--audio-out` (its playback thread).
+    pub fn open(
+        input: Option<&AnalysisInput>,
+        output: Option<&str>,
+        lifecycle: &Lifecycle,
+    ) -> crate::Result<Self> {
         let opened = match input {
             None => None,
             Some(AnalysisInput::File(path)) => {
@@ -124,7 +141,13 @@ impl SoundPlugin {
             let report = bus::start(feed, vec![tx], lifecycle);
             (rx, timeline, report)
         });
-        Ok(SoundPlugin { input })
+        let output = output.map(|name| {
+            let (tx, rx) = bounded(TAP_QUEUE);
+            let clock = Arc::new(PresentationClock::default());
+            let report = super::device::play(name.to_string(), rx, clock.clone(), lifecycle);
+            (tx, clock, report)
+        });
+        Ok(SoundPlugin { input, output })
     }
 }
 
@@ -203,10 +226,25 @@ impl Plugin for SoundPlugin {
                         .after(VideoSystems::Present),
                 ),
             );
+        if let Some((tap, clock, report)) = &self.output {
+            app.insert_resource(SoundTaps(vec![tap.clone()]))
+                .insert_resource(ShownClock(clock.clone()))
+                .insert_resource(PlaybackState(report.clone()))
+                .add_systems(Update, publish_shown.after(VideoSystems::Present));
+        }
         if let Some((rx, timeline, report)) = &self.input {
             app.insert_resource(Listening::new(rx.clone(), *timeline))
                 .insert_resource(AnalysisReport(report.clone()));
         }
+    }
+}
+
+/// `--audio-out` plays each sample when the picture reaches its stream position.
+fn publish_shown(mut presented: MessageReader<FramePresented>, clock: Res<ShownClock>) {
+    if let Some(frame) = presented.read().last() {
+        clock
+            .0
+            .presented(sample_index(frame.pts), std::time::Instant::now());
     }
 }
 
