@@ -269,6 +269,23 @@ fn assert_flashes_on_the_hits(frames: &[(f64, f64, u64)]) {
     assert!(fallen < quiet + 25.0, "{fallen} vs {quiet}");
 }
 
+/// A 6 s marked clip without sound, and its clicks apart in a 16-bit PCM WAV (which gives
+/// only its channel count, no layout).
+fn silent_clip_and_clicks(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let clip = marked_clip(dir, 320, 180, 6.0, "mp4", &X264_FAST);
+    let clicks = lavfi_file(&dir.join("clicks.wav"), &clicks_source(Some(6.0)), &[]);
+    (clip, clicks)
+}
+
+/// Records `input` twice with `extra` flags: each run's frames (see [`luma_means`]).
+fn render_twice(input: &Path, dir: &Path, extra: &[&str]) -> [Vec<(f64, f64, u64)>; 2] {
+    ["first.mkv", "second.mkv"].map(|name| {
+        let out = dir.join(name);
+        record(input, &out, extra);
+        luma_means(&out)
+    })
+}
+
 /// The preset of the flash tests: each hit lifts the colour effect's brightness.
 fn flash_preset(dir: &Path) -> std::path::PathBuf {
     let preset = dir.join("hits.ron");
@@ -293,21 +310,17 @@ fn a_hit_in_the_sound_drives_an_effect_within_a_frame_the_same_on_two_runs() {
     let input = clip_with_clicks(dir.path(), 6.0, "mp4", None);
     let preset = flash_preset(dir.path());
     let stats = dir.path().join("stats.json");
-    let mut runs = Vec::new();
-    for name in ["first.mkv", "second.mkv"] {
-        let out = dir.path().join(name);
-        record(
-            &input,
-            &out,
-            &[
-                "--preset",
-                preset.to_str().unwrap(),
-                "--stats-json",
-                stats.to_str().unwrap(),
-            ],
-        );
-        runs.push(luma_means(&out));
-    }
+    let stats_arg = stats.to_str().unwrap();
+    let runs = render_twice(
+        &input,
+        dir.path(),
+        &[
+            "--preset",
+            preset.to_str().unwrap(),
+            "--stats-json",
+            stats_arg,
+        ],
+    );
     let frames = &runs[0];
     assert_eq!(frames.len(), 180);
     assert_flashes_on_the_hits(frames);
@@ -451,28 +464,18 @@ fn the_tempo_follows_the_hits_and_osc_feedback_sends_the_analysis() {
 #[test]
 fn audio_in_a_file_drives_a_silent_clip_from_its_first_frame() {
     let dir = tempfile::tempdir().unwrap();
-    let clip = marked_clip(dir.path(), 320, 180, 6.0, "mp4", &X264_FAST);
-    let clicks = lavfi_file(
-        &dir.path().join("clicks.wav"),
-        &clicks_source(Some(6.0)),
-        &[],
-    );
+    let (clip, clicks) = silent_clip_and_clicks(dir.path());
     let preset = flash_preset(dir.path());
-    let mut runs = Vec::new();
-    for name in ["first.mkv", "second.mkv"] {
-        let out = dir.path().join(name);
-        record(
-            &clip,
-            &out,
-            &[
-                "--preset",
-                preset.to_str().unwrap(),
-                "--audio-in",
-                clicks.to_str().unwrap(),
-            ],
-        );
-        runs.push(luma_means(&out));
-    }
+    let runs = render_twice(
+        &clip,
+        dir.path(),
+        &[
+            "--preset",
+            preset.to_str().unwrap(),
+            "--audio-in",
+            clicks.to_str().unwrap(),
+        ],
+    );
     assert_eq!(runs[0].len(), 180);
     assert_flashes_on_the_hits(&runs[0]);
     assert!(
@@ -489,12 +492,7 @@ fn audio_in_a_file_drives_a_silent_clip_from_its_first_frame() {
 #[test]
 fn pcm_sound_without_a_channel_layout_is_carried_in_sync() {
     let dir = tempfile::tempdir().unwrap();
-    let clip = marked_clip(dir.path(), 320, 180, 6.0, "mp4", &X264_FAST);
-    let clicks = lavfi_file(
-        &dir.path().join("clicks.wav"),
-        &clicks_source(Some(6.0)),
-        &[],
-    );
+    let (clip, clicks) = silent_clip_and_clicks(dir.path());
     let input = dir.path().join("pcm.mkv");
     let status = std::process::Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
@@ -549,6 +547,21 @@ fn audio_in_names_a_file_with_sound_or_a_device() {
     assert!(out.contains("capture") && out.contains("playback"), "{out}");
 }
 
+/// An ALSA configuration with the system's and one more device, `name`, whose body is
+/// `body` (a `file` plugin over the `null` device: there is no sound card here), listed
+/// with a hint as cpal wants.
+fn alsa_config(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
+    let config = dir.join(format!("{name}.conf"));
+    std::fs::write(
+        &config,
+        format!(
+            "</usr/share/alsa/alsa.conf>\npcm.{name} {{\n    type file\n    slave.pcm null\n{body}\n    hint {{ show on description \"Lucid test device\" }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    config
+}
+
 /// `--audio-in DEVICE` through ALSA: a capture device defined in an ALSA configuration
 /// (the `file` plugin reading noise, as there is no sound card here) is listed by
 /// `--list-audio`, picked by part of its name, captured and measured while the show
@@ -557,21 +570,11 @@ fn audio_in_names_a_file_with_sound_or_a_device() {
 #[test]
 fn audio_in_a_device_is_listed_picked_captured_and_measured() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("asound.conf");
-    std::fs::write(
-        &config,
-        r#"</usr/share/alsa/alsa.conf>
-pcm.lucidnoise {
-    type file
-    slave.pcm null
-    file "/dev/null"
-    infile "/dev/urandom"
-    format "raw"
-    hint { show on description "Lucid test capture" }
-}
-"#,
-    )
-    .unwrap();
+    let config = alsa_config(
+        dir.path(),
+        "lucidnoise",
+        "    file \"/dev/null\"\n    infile \"/dev/urandom\"\n    format \"raw\"",
+    );
     let listed = run_with_limit(
         lucid().env("ALSA_CONFIG_PATH", &config).arg("--list-audio"),
         LIMIT,
@@ -618,23 +621,11 @@ fn audio_out_plays_the_shows_sound_on_a_device() {
     let dir = tempfile::tempdir().unwrap();
     let input = clip_with_clicks(dir.path(), 4.0, "mkv", None);
     let played = dir.path().join("played.raw");
-    let config = dir.path().join("asound.conf");
-    std::fs::write(
-        &config,
-        format!(
-            r#"</usr/share/alsa/alsa.conf>
-pcm.lucidspeaker {{
-    type file
-    slave.pcm null
-    file "{}"
-    format "raw"
-    hint {{ show on description "Lucid test playback" }}
-}}
-"#,
-            played.display()
-        ),
-    )
-    .unwrap();
+    let config = alsa_config(
+        dir.path(),
+        "lucidspeaker",
+        &format!("    file \"{}\"\n    format \"raw\"", played.display()),
+    );
     let stats = dir.path().join("stats.json");
     let run = run_with_limit(
         lucid()

@@ -5,7 +5,7 @@
 
 pub use crate::audio_map::{AudioInput, AudioMapping};
 
-use super::{Amount, ControlAction, EffectRef, Switch};
+use super::{ControlAction, EffectRef, Switch};
 use crate::midi_map::MidiTarget;
 
 /// The sound's measures at one frame, as mappings read them.
@@ -89,11 +89,7 @@ impl Follower {
                     return None;
                 }
                 self.sent = Some(x);
-                Some(ControlAction::EffectParam {
-                    effect: EffectRef::Index(*effect),
-                    param: param.clone(),
-                    amount: Amount::Normalized(vec![x]),
-                })
+                Some(ControlAction::param_at(*effect, param, x))
             }
             target @ (MidiTarget::Enabled { .. } | MidiTarget::Blackout | MidiTarget::Freeze) => {
                 if self.above == was_above && self.sent.is_some() {
@@ -128,6 +124,7 @@ impl Follower {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::Amount;
     use crate::midi_map::Curve;
 
     fn param(input: AudioInput, attack: f32, release: f32) -> AudioMapping {

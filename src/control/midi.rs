@@ -12,7 +12,7 @@ use tracing::info;
 
 pub use crate::midi_map::{Curve, MidiControl, MidiEvent, MidiMapping, MidiTarget};
 
-use super::{Amount, ControlAction, EffectRef, Switch};
+use super::{ControlAction, EffectRef, Switch};
 use crate::error::{LucidError, Result};
 
 impl MidiMapping {
@@ -40,11 +40,7 @@ impl MidiMapping {
                 curve,
             } => {
                 let x = curve.shape(level.unwrap_or(1.0));
-                ControlAction::EffectParam {
-                    effect: EffectRef::Index(*effect),
-                    param: param.clone(),
-                    amount: Amount::Normalized(vec![from + x * (to - from)]),
-                }
+                ControlAction::param_at(*effect, param, from + x * (to - from))
             }
             MidiTarget::Enabled { effect } => ControlAction::EffectEnabled {
                 effect: EffectRef::Index(*effect),
@@ -192,6 +188,7 @@ pub const LEARN_TIMEOUT: Duration = Duration::from_secs(30);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::Amount;
 
     #[test]
     fn raw_messages_parse() {

@@ -112,6 +112,18 @@ pub enum ControlAction {
     },
 }
 
+impl ControlAction {
+    /// Set the chain's `effect`-th effect's `param` to `value`, 0..1 of its range (what a
+    /// MIDI CC or a sound mapping asks).
+    pub fn param_at(effect: usize, param: &str, value: f32) -> ControlAction {
+        ControlAction::EffectParam {
+            effect: EffectRef::Index(effect),
+            param: param.to_string(),
+            amount: Amount::Normalized(vec![value]),
+        }
+    }
+}
+
 /// Why an action could not be applied.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]

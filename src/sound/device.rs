@@ -46,17 +46,9 @@ pub fn outputs() -> Vec<String> {
 pub fn pick_output(wanted: &str) -> Result<String> {
     let names = outputs();
     pick(wanted, &names).ok_or_else(|| {
-        let list: String = if names.is_empty() {
-            " (none found: is ALSA there, with /dev/snd?)".to_string()
-        } else {
-            names
-                .iter()
-                .enumerate()
-                .map(|(i, n)| format!("\n  {i}: {n}"))
-                .collect()
-        };
         LucidError::Usage(format!(
-            "--audio-out {wanted}: no playback device by that name; the devices:{list}"
+            "--audio-out {wanted}: no playback device by that name; the devices:{}",
+            listing(&names)
         ))
     })
 }
@@ -90,37 +82,14 @@ pub fn play(
     let stop = lifecycle.stop_flag();
     lifecycle.spawn("lucid-audio-out", move || {
         let shared = Arc::new(Mutex::new((SampleQueue::default(), Cursor::default())));
-        let mut said_lost = false;
         let mut sound = Some(sound);
-        while !stop.load(Ordering::Relaxed) {
-            match open_output(&name, shared.clone(), clock.clone(), &counters) {
-                Ok((stream, failed, rate, channels)) => {
-                    if said_lost {
-                        info!("--audio-out {name}: the device is back");
-                    } else {
-                        info!("--audio-out {name}: {rate} Hz, {channels} channel(s)");
-                    }
-                    feed_output(&stream, &failed, &shared, &mut sound, &stop);
-                    if stop.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    warn!(
-                        "--audio-out {name}: the device went away; the picture goes on, and it is tried again every {} s",
-                        RETRY_EVERY.as_secs()
-                    );
-                    said_lost = true;
-                }
-                Err(e) if !said_lost => {
-                    warn!("--audio-out {name}: {e}; tried again every {} s", RETRY_EVERY.as_secs());
-                    said_lost = true;
-                }
-                Err(_) => {}
-            }
-            let until = std::time::Instant::now() + RETRY_EVERY;
-            while std::time::Instant::now() < until && !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
+        keep_open("--audio-out", &name, &stop, |opened| {
+            let (stream, failed, rate, channels) =
+                open_output(&name, shared.clone(), clock.clone(), &counters)?;
+            opened(rate, channels);
+            feed_output(&stream, &failed, &shared, &mut sound, &stop);
+            Ok(())
+        });
     });
     report
 }
@@ -135,15 +104,7 @@ fn open_output(
     clock: Arc<PresentationClock>,
     counters: &PlaybackReport,
 ) -> std::result::Result<(cpal::Stream, Arc<AtomicBool>, u32, u16), String> {
-    let host = cpal::default_host();
-    let device = if name == "default" {
-        host.default_output_device()
-    } else {
-        host.output_devices()
-            .map_err(|e| e.to_string())?
-            .find(|d| d.name().is_ok_and(|n| n == name))
-    }
-    .ok_or("the device is not there")?;
+    let device = find(name, Way::Playback)?;
     let config = device
         .supported_output_configs()
         .map_err(|e| e.to_string())?
@@ -252,19 +213,23 @@ fn feed_output(
 pub fn pick_input(wanted: &str) -> Result<String> {
     let names = inputs();
     pick(wanted, &names).ok_or_else(|| {
-        let list = if names.is_empty() {
-            " (none found: is ALSA there, with /dev/snd?)".to_string()
-        } else {
-            names
-                .iter()
-                .enumerate()
-                .map(|(i, n)| format!("\n  {i}: {n}"))
-                .collect()
-        };
         LucidError::Usage(format!(
-            "--audio-in {wanted}: no such file, and no capture device by that name; the devices:{list}"
+            "--audio-in {wanted}: no such file, and no capture device by that name; the devices:{}",
+            listing(&names)
         ))
     })
+}
+
+/// Devices as a usage error lists them: numbered, a line each.
+fn listing(names: &[String]) -> String {
+    if names.is_empty() {
+        return " (none found: is ALSA there, with /dev/snd?)".to_string();
+    }
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!("\n  {i}: {n}"))
+        .collect()
 }
 
 fn pick(wanted: &str, names: &[String]) -> Option<String> {
@@ -303,40 +268,93 @@ pub fn capture(name: String, lifecycle: &Lifecycle) -> AudioFeed {
     };
     let stop = lifecycle.stop_flag();
     lifecycle.spawn("lucid-audio-in", move || {
-        let mut said_lost = false;
         let mut converter = Converter::default();
-        while !stop.load(Ordering::Relaxed) {
-            match open(&name) {
-                Ok((stream, raw, failed, rate, channels)) => {
-                    if said_lost {
-                        info!("--audio-in {name}: the device is back");
-                    } else {
-                        info!("--audio-in {name}: {rate} Hz, {channels} channel(s)");
-                    }
-                    converter.reset(rate, channels);
-                    run(&stream, &raw, &failed, &mut converter, &tx, &counters, &stop);
-                    if stop.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    warn!(
-                        "--audio-in {name}: the device went away; the picture goes on, and it is tried again every {} s",
-                        RETRY_EVERY.as_secs()
-                    );
-                    said_lost = true;
-                }
-                Err(e) if !said_lost => {
-                    warn!("--audio-in {name}: {e}; tried again every {} s", RETRY_EVERY.as_secs());
-                    said_lost = true;
-                }
-                Err(_) => {}
-            }
-            let until = std::time::Instant::now() + RETRY_EVERY;
-            while std::time::Instant::now() < until && !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
+        keep_open("--audio-in", &name, &stop, |opened| {
+            let (stream, raw, failed, rate, channels) = open(&name)?;
+            opened(rate, channels);
+            converter.reset(rate, channels);
+            run(
+                &stream,
+                &raw,
+                &failed,
+                &mut converter,
+                &tx,
+                &counters,
+                &stop,
+            );
+            Ok(())
+        });
     });
     feed
+}
+
+/// Keeps the device `name` open until Lucid stops: `session` opens it (saying so through
+/// `opened` with its rate and channels) and runs until it fails or goes quiet; then it is
+/// said once that the device went away (or could not open), and it is tried again every
+/// [`RETRY_EVERY`] while the picture goes on.
+fn keep_open(
+    flag: &str,
+    name: &str,
+    stop: &AtomicBool,
+    mut session: impl FnMut(&dyn Fn(u32, u16)) -> std::result::Result<(), String>,
+) {
+    let lost = std::cell::Cell::new(false);
+    while !stop.load(Ordering::Relaxed) {
+        let opened = |rate: u32, channels: u16| {
+            if lost.get() {
+                info!("{flag} {name}: the device is back");
+            } else {
+                info!("{flag} {name}: {rate} Hz, {channels} channel(s)");
+            }
+        };
+        match session(&opened) {
+            Ok(()) if stop.load(Ordering::Relaxed) => return,
+            Ok(()) => {
+                warn!(
+                    "{flag} {name}: the device went away; the picture goes on, and it is tried again every {} s",
+                    RETRY_EVERY.as_secs()
+                );
+                lost.set(true);
+            }
+            Err(e) if !lost.get() => {
+                warn!(
+                    "{flag} {name}: {e}; tried again every {} s",
+                    RETRY_EVERY.as_secs()
+                );
+                lost.set(true);
+            }
+            Err(_) => {}
+        }
+        let until = std::time::Instant::now() + RETRY_EVERY;
+        while std::time::Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Which way a device moves sound.
+#[derive(Clone, Copy)]
+enum Way {
+    Capture,
+    Playback,
+}
+
+/// The device named `name` (`default`: the host's default), as it is now.
+fn find(name: &str, way: Way) -> std::result::Result<cpal::Device, String> {
+    let host = cpal::default_host();
+    let device = match (name, way) {
+        ("default", Way::Capture) => host.default_input_device(),
+        ("default", Way::Playback) => host.default_output_device(),
+        (_, Way::Capture) => host
+            .input_devices()
+            .map_err(|e| e.to_string())?
+            .find(|d| d.name().is_ok_and(|n| n == name)),
+        (_, Way::Playback) => host
+            .output_devices()
+            .map_err(|e| e.to_string())?
+            .find(|d| d.name().is_ok_and(|n| n == name)),
+    };
+    device.ok_or_else(|| "the device is not there".to_string())
 }
 
 /// What a device's callback hands over: interleaved samples, converted to f32.
@@ -345,15 +363,7 @@ type Raw = Receiver<Vec<f32>>;
 /// Opens `name` and starts its stream: the stream (dropping it closes the device), its
 /// samples, a flag its error callback raises, its rate and channel count.
 fn open(name: &str) -> std::result::Result<(cpal::Stream, Raw, Arc<AtomicBool>, u32, u16), String> {
-    let host = cpal::default_host();
-    let device = if name == "default" {
-        host.default_input_device()
-    } else {
-        host.input_devices()
-            .map_err(|e| e.to_string())?
-            .find(|d| d.name().is_ok_and(|n| n == name))
-    }
-    .ok_or("the device is not there")?;
+    let device = find(name, Way::Capture)?;
     // 48 kHz where the device offers it (no resampling), stereo first, else its own
     // default.
     let config = device
