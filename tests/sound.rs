@@ -458,6 +458,37 @@ fn the_tempo_follows_the_hits_and_osc_feedback_sends_the_analysis() {
     assert!((fed_bpm - 120.0).abs() < 1.0, "{fed_bpm}");
 }
 
+/// A scene (`--scene`) carries sound mappings like a preset does.
+#[test]
+fn a_scene_carries_its_audio_mappings() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = clip_with_clicks(dir.path(), 6.0, "mp4", None);
+    let scene = dir.path().join("show.ron");
+    std::fs::write(
+        &scene,
+        format!(
+            r#"(source: Some("{}"),
+                effects: [(effect: "color")],
+                audio: [(input: Onset,
+                         target: Param(effect: 0, param: "brightness", from: 0.5, to: 1.0, curve: Linear),
+                         release: 0.1)])"#,
+            input.display()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("scene.mkv");
+    let run = run_with_limit(
+        lucid()
+            .args(["--no-preview", "--scene"])
+            .arg(&scene)
+            .arg("--record")
+            .arg(&out),
+        LIMIT,
+    );
+    assert!(run.status.success(), "{}", stderr_of(&run));
+    assert_flashes_on_the_hits(&luma_means(&out));
+}
+
 /// `--audio-in FILE`: a silent clip flashes on the hits of a separate sound file, placed
 /// from the first frame on the show's clock, the same on two runs; the recording still
 /// carries the show's sound (none here).

@@ -42,6 +42,9 @@ pub struct Scene {
     /// MIDI mappings.
     #[serde(default)]
     pub midi: Vec<MidiMapping>,
+    /// Sound mappings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audio: Vec<crate::audio_map::AudioMapping>,
 }
 
 impl Default for Scene {
@@ -53,6 +56,7 @@ impl Default for Scene {
             crossfader: Crossfader::default(),
             effects: Vec::new(),
             midi: Vec::new(),
+            audio: Vec::new(),
         }
     }
 }
@@ -99,6 +103,9 @@ impl Scene {
             || !(0.0..=3600.0).contains(&fader.seconds)
         {
             return Err("crossfader: position and target 0 to 1, seconds 0 to 3600".into());
+        }
+        for mapping in &scene.audio {
+            mapping.check()?;
         }
         Ok(scene)
     }
@@ -160,6 +167,12 @@ mod tests {
             },
             effects: vec![EffectInstance::new("tint")],
             midi: Vec::new(),
+            audio: vec![crate::audio_map::AudioMapping {
+                input: crate::audio_map::AudioInput::Onset,
+                target: crate::midi_map::MidiTarget::Tap,
+                attack: 0.0,
+                release: 0.0,
+            }],
         };
         let text = scene.to_ron();
         assert_eq!(Scene::from_ron(&text).unwrap(), scene, "{text}");

@@ -76,7 +76,8 @@ impl Config {
         )?;
         let specs = layer_specs(&catalog, &scene, args.layer.clone(), &args.layer_effect)?;
         let mut mappings = scene.scene.midi.clone();
-        let audio_mappings = preset.as_ref().map(|p| p.audio.clone()).unwrap_or_default();
+        let mut audio_mappings = scene.scene.audio.clone();
+        audio_mappings.extend(preset.as_ref().map(|p| p.audio.clone()).unwrap_or_default());
         mappings.extend(preset.map(|p| p.midi).unwrap_or_default());
         let window = (!args.no_preview).then(|| WindowConfig {
             overlay_visible: !args.hide_ui,

@@ -198,6 +198,7 @@ pub(super) fn layers_section(
                             .as_ref()
                             .map(|m| m.0.clone())
                             .unwrap_or_default(),
+                        audio: midi.audio.as_ref().map(|a| a.0.clone()).unwrap_or_default(),
                         ..Default::default()
                     };
                     state.scene_message = Some(match scene.save(&path) {

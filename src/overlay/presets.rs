@@ -40,6 +40,9 @@ pub(super) fn preset_section(
                         if let Some(m) = midi.mappings.as_mut() {
                             m.0 = preset.midi;
                         }
+                        if let Some(a) = midi.audio.as_mut() {
+                            a.0 = preset.audio;
+                        }
                         info!("preset {} loaded", path.display());
                         loaded_words(&path, &unknown)
                     }
@@ -141,6 +144,9 @@ pub(super) fn load_scene(
     let unknown = load_chain(chain, catalog, scene.effects);
     if let Some(m) = midi.mappings.as_mut() {
         m.0 = scene.midi;
+    }
+    if let Some(a) = midi.audio.as_mut() {
+        a.0 = scene.audio;
     }
     info!("scene {} loaded", path.display());
     let current = compositor.source.as_ref().and_then(|s| s.0.clone());

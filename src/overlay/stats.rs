@@ -120,7 +120,13 @@ pub(super) fn stats_section(
                     }
                     // Read each frame, not from the once-a-second status: a meter that
                     // moves with the music.
-                    let db: f32 = 20.0 * sound.level().max(1e-6).log10();
+                    // The analysis' level (the loudest of the frame's windows) when it has
+                    // measured, else the last chunk's RMS: a short hit still moves the bar.
+                    let db: f32 = if heard.heard {
+                        heard.level * 60.0 - 60.0
+                    } else {
+                        20.0 * sound.level().max(1e-6).log10()
+                    };
                     ui.label("level");
                     ui.add(
                         egui::ProgressBar::new(((db + 60.0) / 60.0).clamp(0.0, 1.0))
