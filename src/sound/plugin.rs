@@ -206,6 +206,18 @@ impl Listening {
             frames: 0,
         }
     }
+
+    /// Whether offline presentation must wait for more sound: until it reaches `lead`
+    /// past the last frame measured, unless it has ended, it comes from a device (whose
+    /// sound arrives in real time: there is nothing to wait for), or the decode thread
+    /// waits on a full picture queue (then the sound cannot come before the picture moves).
+    fn holds_presentation(&self, offline: bool, picture_queue_full: bool) -> bool {
+        let short = self
+            .analyzer
+            .available()
+            .is_none_or(|end| end < self.at.unwrap_or(0) + self.lead);
+        offline && self.timeline != Timeline::Arrival && !self.ended && !picture_queue_full && short
+    }
 }
 
 /// Sound the analysis holds ahead of the frame at most before it stops taking more (a
@@ -260,29 +272,24 @@ fn start_bus(
     };
     let interval = ready.info.frame_rate.map_or(0.0, |r| 2.0 / r.max(0.5));
     let lead = (interval.clamp(0.25, 4.0) * f64::from(RATE)) as i64;
+    // With `--audio-in`, the analysis already listens to that: the show's sound goes to
+    // the outputs alone.
+    let listening_already = listening.is_some();
+    if let Some(mut l) = listening {
+        l.lead = lead;
+    }
     let Some(feed) = ready.info.audio.clone() else {
-        if let Some(mut l) = listening {
-            l.lead = lead;
-        }
         return;
     };
     let mut all = std::mem::take(&mut taps.0);
-    // With `--audio-in`, the analysis listens to that: the show's sound goes to the
-    // outputs alone.
-    let listen = if let Some(mut l) = listening {
-        l.lead = lead;
-        None
-    } else {
+    if !listening_already {
         let (tx, rx) = bounded(TAP_QUEUE);
         all.push(tx);
-        Some(rx)
-    };
-    commands.insert_resource(bus::start(feed, all, &lifecycle));
-    if let Some(rx) = listen {
         let mut l = Listening::new(rx, Timeline::Show);
         l.lead = lead;
         commands.insert_resource(l);
     }
+    commands.insert_resource(bus::start(feed, all, &lifecycle));
 }
 
 /// Takes the sound that came; offline, holds presentation until the sound reaches past
@@ -314,11 +321,8 @@ fn take_sound(
         }
     }
     let Some(mut pacing) = pacing else { return };
-    let short = l
-        .analyzer
-        .available()
-        .is_none_or(|end| end < l.at.unwrap_or(0) + l.lead);
-    let waiting = pacing.offline && !l.ended && short && feed.is_some_and(|f| !f.queue_full());
+    let full = feed.is_none_or(|f| f.queue_full());
+    let waiting = l.holds_presentation(pacing.offline, full);
     if pacing.sound_waiting != waiting {
         pacing.sound_waiting = waiting;
     }
@@ -391,4 +395,38 @@ fn analyze(
     l.spent += started.elapsed();
     l.frames += 1;
     sound.cost_ms = l.spent.as_secs_f64() * 1000.0 / f64::from(l.frames);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listening(timeline: Timeline, sound_until: Option<i64>) -> Listening {
+        let mut l = Listening::new(crossbeam_channel::never(), timeline);
+        if let Some(end) = sound_until {
+            l.analyzer
+                .push(0, &vec![0.0; end as usize], &vec![0.0; end as usize]);
+        }
+        l.at = Some(48_000);
+        l
+    }
+
+    #[test]
+    fn offline_waits_for_sound_past_the_frame_but_never_for_a_device() {
+        let lead = i64::from(RATE) / 4;
+        // The file's or the show's sound is short of the frame plus the lead: wait.
+        for timeline in [Timeline::Show, Timeline::File { origin: Some(0) }] {
+            assert!(listening(timeline, Some(48_000)).holds_presentation(true, false));
+            assert!(!listening(timeline, Some(48_000 + lead)).holds_presentation(true, false));
+            // Not offline, or the picture queue full, or the sound ended: no wait.
+            assert!(!listening(timeline, Some(48_000)).holds_presentation(false, false));
+            assert!(!listening(timeline, Some(48_000)).holds_presentation(true, true));
+            let mut ended = listening(timeline, None);
+            ended.ended = true;
+            assert!(!ended.holds_presentation(true, false));
+        }
+        // A device's sound arrives in real time: an offline render never waits for it.
+        assert!(!listening(Timeline::Arrival, Some(48_000)).holds_presentation(true, false));
+        assert!(!listening(Timeline::Arrival, None).holds_presentation(true, false));
+    }
 }
