@@ -159,6 +159,12 @@ fn apply_audio(
         bands: sound.bands,
         onset: sound.onset,
     };
+    // A mapping added, replaced or removed (the overlay, a loaded preset) starts its
+    // envelope afresh: followers go by place, and places shift.
+    if mappings.is_changed() {
+        followers.clear();
+        warned.clear();
+    }
     followers.resize_with(mappings.0.len(), Follower::default);
     for (i, (mapping, follower)) in mappings.0.iter().zip(followers.iter_mut()).enumerate() {
         let Some(action) = follower.follow(mapping, &heard) else {
