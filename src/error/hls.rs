@@ -118,6 +118,18 @@ impl HlsError {
         }
     }
 
+    /// True for the answers of a stream that is not up yet (404, an empty live playlist, a
+    /// server's "not live" message), as opposed to a fault of one that is (5xx, a
+    /// timeout): waiting for the first is not a delayed load of the second.
+    pub fn means_not_live_yet(&self) -> bool {
+        match self {
+            HlsError::EmptyLive { .. } => true,
+            HlsError::ServerMessage { not_live, .. } => *not_live,
+            HlsError::HttpStatus { status, .. } => *status == 404,
+            _ => false,
+        }
+    }
+
     /// A few words for "retrying because ..." log lines.
     pub fn short_reason(&self) -> String {
         match self {
@@ -159,6 +171,8 @@ mod tests {
         assert!(status(429).is_transient());
         assert!(!status(403).is_transient());
         assert!(!status(410).is_transient());
+        assert!(status(404).means_not_live_yet());
+        assert!(!status(503).means_not_live_yet());
         let message = |message: &str, not_live| HlsError::ServerMessage {
             url: url.clone(),
             message: message.into(),

@@ -100,7 +100,8 @@ pub struct PresentationClock {
     last_change: Option<Instant>,
     /// When the first frame was shown.
     started: Option<Instant>,
-    /// True once the source stalled.
+    /// True once the source stalled, or a load of the edge was retried: what it delayed
+    /// is steered away by speed, not dropped.
     stalled: bool,
     /// The live edge at the last steer, and when.
     last_edge: Option<(Instant, Duration)>,
@@ -206,6 +207,13 @@ impl PresentationClock {
             return None;
         }
         Some(t0 + (pts - p0).div_f64(self.rate))
+    }
+
+    /// The source retried a load that finds the live edge (a transient error): the edge
+    /// was seen late by the retry, and its later corrections are the fault's delay, which
+    /// is steered away by speed, like a stall's, never caught up by dropping frames.
+    pub fn edge_load_retried(&mut self) {
+        self.stalled = true;
     }
 
     /// Steers toward the target given where the live edge is now, in stream time.
@@ -647,6 +655,29 @@ mod tests {
         );
         assert!(!t.catch_up);
         assert_eq!(clock.rate(), FAST);
+    }
+
+    #[test]
+    fn an_edge_seen_late_by_a_retried_load_is_not_caught_up_by_dropping_frames() {
+        let t0 = Instant::now();
+        let (mut clock, rx) = live_clock(300, t0, Duration::from_secs(2));
+        // The first playlist load was retried (HTTP 503): the same jump as above is the
+        // retry's delay, and the frames behind it still play.
+        clock.edge_load_retried();
+        let at = t0 + Duration::from_secs(4);
+        let shown = clock
+            .tick(at, &rx, Some(Duration::from_secs(6)))
+            .show
+            .unwrap()
+            .pts;
+        let t = clock.tick(
+            at + Duration::from_millis(1),
+            &rx,
+            Some(shown + Duration::from_millis(3700)),
+        );
+        assert!(!t.catch_up);
+        assert_eq!(t.skipped, 0);
+        assert_eq!(clock.rate(), FAST, "steered by speed instead");
     }
 
     #[test]

@@ -80,6 +80,9 @@ pub(super) fn present_due_frame(
             (newest, Some(pts))
         }
         _ => {
+            if edge.0.as_ref().is_some_and(LiveEdge::retried) {
+                clock.0.edge_load_retried();
+            }
             let tick = clock.0.tick(
                 Instant::now(),
                 &feed.frames.rx,

@@ -228,7 +228,7 @@ impl HlsSource {
     /// Fetches the playlist at `url`, picks the best rendition of a master, and starts the
     /// network thread. Fails with a typed error when the stream cannot be played at all.
     pub fn open(&self, url: &Url, wait: Duration) -> Result<HlsStream> {
-        let (rendition, media_url, media) = self.wait_for_stream(url, wait)?;
+        let ((rendition, media_url, media), faulted) = self.wait_for_stream(url, wait)?;
         if media.segments.is_empty() && playlist::is_finite(&media) {
             return Err(HlsError::Unplayable {
                 url: Redacted::url(&media_url),
@@ -241,6 +241,9 @@ impl HlsSource {
         let (tx, rx) = bounded(SEGMENT_QUEUE);
         let reader = SegmentReader::new(rx);
         let edge = LiveEdge::default();
+        if faulted {
+            edge.note_retry();
+        }
         let target_duration = playlist::target_secs(&media);
         let worker = NetworkThread {
             http: self.clone(),
@@ -274,15 +277,19 @@ impl HlsSource {
     /// 5xx, a server message such as "Stream open failed", an empty live playlist while
     /// Daydream warms up). Polls at most 2 s apart, so playback starts within one poll of
     /// the stream appearing. Other errors fail at once; an unreachable host after a few tries.
+    /// Also says whether the last failed try was a fault of a stream that is up.
     fn wait_for_stream(
         &self,
         url: &Url,
         wait: Duration,
-    ) -> Result<(Option<Rendition>, Url, MediaPlaylist)> {
+    ) -> Result<((Option<Rendition>, Url, MediaPlaylist), bool)> {
         let deadline = Instant::now() + wait;
         let mut delay = Duration::from_millis(500);
         let mut attempts = 0u32;
         let mut unreachable = 0u32;
+        // The last try failed on a stream that is up (not one that is not live yet): the
+        // playlist that follows is seen late by the retry's delay.
+        let mut faulted = false;
         loop {
             attempts += 1;
             let err = match self.resolve_media(url) {
@@ -297,7 +304,7 @@ impl HlsSource {
                     if let Some(r) = &found.0 {
                         info!("rendition: {r}");
                     }
-                    return Ok(found);
+                    return Ok((found, faulted));
                 }
                 Err(e @ HlsError::Unreachable { .. }) => {
                     unreachable += 1;
@@ -309,6 +316,7 @@ impl HlsSource {
                 Err(e) if e.is_transient() => e,
                 Err(e) => return Err(e),
             };
+            faulted = !err.means_not_live_yet();
             let now = Instant::now();
             if now >= deadline {
                 return Err(err.with_attempts(attempts));

@@ -19,6 +19,7 @@
 //! Kept free of the network and of Bevy so that it can be tested on its own.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,7 +30,12 @@ const SIGHTINGS: usize = 8;
 /// The live edge, in the stream time the decoder gives frames (0 = the first frame played).
 /// Shared by the network thread (writer) and the presentation clock (reader).
 #[derive(Debug, Clone, Default)]
-pub struct LiveEdge(Arc<Mutex<Option<EdgeState>>>);
+pub struct LiveEdge {
+    state: Arc<Mutex<Option<EdgeState>>>,
+    /// A playlist load had to be retried: a sighting came late by the retry's delay, not
+    /// by the reload phase alone, and the estimate's later corrections are that fault's.
+    retried: Arc<AtomicBool>,
+}
 
 #[derive(Debug, Clone)]
 struct EdgeState {
@@ -62,7 +68,7 @@ impl LiveEdge {
     }
 
     fn at(&self, now: Instant) -> Option<Duration> {
-        let s = self.0.lock().ok()?.clone()?;
+        let s = self.state.lock().ok()?.clone()?;
         let published = match s.origin() {
             Some(origin) => now.saturating_duration_since(origin),
             None => s.end + now.saturating_duration_since(s.seen_at),
@@ -70,9 +76,21 @@ impl LiveEdge {
         Some(published.clamp(s.end, s.end + s.segment))
     }
 
+    /// True once a playlist load was retried (a transient error): its sighting was late by
+    /// the retry, so a later correction of the edge is the fault's delay, which the clock
+    /// steers away by speed rather than by dropping frames.
+    pub fn retried(&self) -> bool {
+        self.retried.load(Ordering::Relaxed)
+    }
+
+    /// Notes a retried playlist load (see [`LiveEdge::retried`]).
+    pub(super) fn note_retry(&self) {
+        self.retried.store(true, Ordering::Relaxed);
+    }
+
     /// When the segment after the newest one should appear in the playlist.
     pub fn next_publication(&self) -> Option<Instant> {
-        let s = self.0.lock().ok()?.clone()?;
+        let s = self.state.lock().ok()?.clone()?;
         Some(s.origin()? + s.end + s.newest)
     }
 
@@ -88,7 +106,7 @@ impl LiveEdge {
         seen: Sighting,
     ) {
         let seen_at = seen.at;
-        let Ok(mut slot) = self.0.lock() else {
+        let Ok(mut slot) = self.state.lock() else {
             return;
         };
         let mut origins = match slot.take() {
@@ -129,7 +147,7 @@ impl LiveEdge {
     /// A skipped segment never reaches the timeline: everything after it is that much
     /// earlier in stream time, and stream time zero was published that much later.
     pub(super) fn shift_back(&self, by: Duration) {
-        if let Ok(mut slot) = self.0.lock()
+        if let Ok(mut slot) = self.state.lock()
             && let Some(s) = slot.as_mut()
         {
             s.end = s.end.saturating_sub(by);

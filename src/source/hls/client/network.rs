@@ -281,6 +281,7 @@ impl NetworkThread {
                     return Ok(m);
                 }
                 Err(e) => {
+                    self.edge.note_retry();
                     warn!(
                         "reloading playlist: {}; retrying in {:.1}s",
                         e.short_reason(),
