@@ -2,7 +2,8 @@
 //! (`tests/peers/whep_peer.py`), sending a picture marked with its frame number. Covers
 //! playing in order, warm-up (404/503) and viewer-limit (429) answers, 406 with Livepeer
 //! playback info falling back to HLS, a server restart, injected packet loss, and a
-//! SIGINT that still finalizes the recording.
+//! SIGINT that still finalizes the recording, and Opus sound recorded in sync with the
+//! picture.
 
 mod support;
 
@@ -376,4 +377,42 @@ fn a_livepeer_webrtc_url_that_redirects_keeps_the_post_and_plays() {
         "the POST and its body reached the redirect target"
     );
     assert_eq!(offers[0]["content_type"], "application/sdp");
+}
+
+#[test]
+fn webrtc_sound_is_recorded_beside_the_picture_it_was_captured_with() {
+    // The peer sends Opus with a click at the capture time of frames 0, 45, 90, ...; the
+    // two RTP streams' timestamps are unrelated, so only RTCP's sender reports (or, before
+    // them, arrival) can line them up. Packets late by up to 60 ms make the jitter buffer
+    // move its delay while it plays: the sound must move with the picture.
+    let peer = WhepPeer::start(&["--sound-clicks", "--jitter-ms", "60"]);
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("show.mkv");
+    let stats = dir.path().join("stats.jsonl");
+    let out = run_with_limit(
+        lucid()
+            .args(["--no-preview", "--url", &peer.url(), "--duration", "9"])
+            .arg("--record")
+            .arg(&record)
+            .arg("--stats-json")
+            .arg(&stats),
+        LIMIT,
+    );
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}\n{}", peer.events_text());
+    let s = last_stats(&stats);
+    assert_eq!(s["audio"]["codec"], "opus", "{s}");
+    assert_eq!(s["audio"]["sample_rate"], 48000, "{s}");
+    assert!(s["webrtc"]["sound_packets"].as_u64().unwrap() > 300, "{s}");
+    assert!(
+        s["webrtc"]["jitter_buffer_ms"].as_f64().unwrap() >= 20.0,
+        "{s}"
+    );
+    let found = support::sound::offsets(&record);
+    let markers: Vec<u64> = found.iter().map(|f| f.0).collect();
+    assert!(found.len() >= 4, "clicks found: {found:?}\n{err}");
+    for pair in markers.windows(2) {
+        assert_eq!(pair[1] - pair[0], 45, "every click is there: {markers:?}");
+    }
+    support::sound::assert_in_sync(&found, &markers, 0.040, "WebRTC");
 }

@@ -25,6 +25,10 @@ pub const SAMPLE_RATE: u32 = 48_000;
 const AUDIO_QUEUE: usize = 256;
 /// A source timestamp this far from where the last frame ended starts a new run.
 const JUMP: f64 = 0.02;
+/// The same for WebRTC's sound, whose timestamps are playout times: a step in the jitter
+/// buffer's delay (10 or 20 ms) moves them, and the sound must move with the picture
+/// rather than be absorbed into the sample count.
+const PLAYOUT_JUMP: f64 = 0.004;
 
 /// Stereo samples at [`SAMPLE_RATE`], starting at `pts`.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,6 +116,8 @@ pub(super) struct AudioDecoder {
     early: VecDeque<(f64, f64, AudioChunk)>,
     /// True once a decode error was logged.
     logged: bool,
+    /// How far a timestamp may stray from the sample count before it starts a new run.
+    jump: f64,
 }
 
 /// The source format a resampler was made for.
@@ -138,6 +144,44 @@ impl AudioDecoder {
                 return None;
             }
         };
+        Some(Self::with_decoder(
+            decoder,
+            stream.index(),
+            f64::from(stream.time_base()),
+            live,
+        ))
+    }
+
+    /// An Opus decoder for WebRTC's packets, whose timestamps are in samples at 48 kHz
+    /// (packets carry no demuxer stream; Opus without a header is stereo at 48 kHz).
+    pub(super) fn opus() -> Option<(AudioDecoder, AudioFeed)> {
+        let opened = ff::decoder::find(ff::codec::Id::OPUS)
+            .ok_or(ff::Error::DecoderNotFound)
+            .and_then(|codec| {
+                ff::codec::context::Context::new_with_codec(codec)
+                    .decoder()
+                    .audio()
+            });
+        match opened {
+            Ok(decoder) => {
+                let (mut audio, feed) =
+                    Self::with_decoder(decoder, 0, 1.0 / f64::from(SAMPLE_RATE), true);
+                audio.jump = PLAYOUT_JUMP;
+                Some((audio, feed))
+            }
+            Err(e) => {
+                warn!("WebRTC's sound cannot be decoded ({e}); playing without it");
+                None
+            }
+        }
+    }
+
+    fn with_decoder(
+        decoder: ff::decoder::Audio,
+        stream_index: usize,
+        time_base: f64,
+        live: bool,
+    ) -> (AudioDecoder, AudioFeed) {
         let info = AudioInfo {
             codec: decoder
                 .codec()
@@ -148,8 +192,8 @@ impl AudioDecoder {
         let (tx, rx) = bounded(AUDIO_QUEUE);
         let counters = Arc::new(AudioCounters::default());
         let audio = AudioDecoder {
-            stream_index: stream.index(),
-            time_base: f64::from(stream.time_base()),
+            stream_index,
+            time_base,
             decoder,
             resampler: None,
             tx,
@@ -159,6 +203,7 @@ impl AudioDecoder {
             expected: None,
             early: VecDeque::new(),
             logged: false,
+            jump: JUMP,
         };
         let feed = AudioFeed {
             info,
@@ -166,7 +211,7 @@ impl AudioDecoder {
             counters,
             live,
         };
-        Some((audio, feed))
+        (audio, feed)
     }
 
     /// Follows the audio stream of a new demuxer after a timeline break; the timestamps
@@ -320,7 +365,7 @@ impl AudioDecoder {
         mut chunk: AudioChunk,
         origin: Origin,
     ) -> Option<AudioChunk> {
-        let follows = self.expected.is_some_and(|e| (secs - e).abs() <= JUMP);
+        let follows = self.expected.is_some_and(|e| (secs - e).abs() <= self.jump);
         self.expected = Some(secs + duration);
         let rate = f64::from(SAMPLE_RATE);
         let (start, count) = match self.run {

@@ -18,7 +18,8 @@ use super::{DecodeError, DecodeOptions, FRAME_QUEUE, SourceEnd, StreamInfo};
 use crate::error::{LucidError, Result};
 use crate::lifecycle::Lifecycle;
 use crate::redact::Redacted;
-use crate::source::whep::WhepStream;
+use crate::source::whep::lipsync::AUDIO_CLOCK_RATE;
+use crate::source::whep::{SoundPacket, WhepStream};
 use crate::source::{NetworkStream, SourceSpec, open_network};
 
 /// The running decode thread and its outputs.
@@ -278,13 +279,29 @@ fn decode_whep(
     let mut opening = Some((info_tx, rx));
     let give_up = Instant::now() + options.source.wait;
     let mut decoded = ff::frame::Video::empty();
+    // The sound, when an output carries it: Opus packets already placed on the picture's
+    // timeline by the session's lip sync.
+    let (mut audio, mut audio_feed) = match options.audio.then(AudioDecoder::opus).flatten() {
+        Some((decoder, feed)) => (Some(decoder), Some(feed)),
+        None => (None, None),
+    };
     let result = loop {
         if stop.load(Ordering::Relaxed) {
             break Ok(());
         }
-        let unit = match stream.units.recv_timeout(UNIT_POLL) {
-            Ok(unit) => unit,
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+        let unit = crossbeam_channel::select! {
+            recv(stream.units) -> unit => unit,
+            recv(stream.sound) -> packet => {
+                // Placed on the pictures' timeline from the first picture on (sound
+                // before it is cut: nothing carries it yet).
+                if let (Ok(packet), Some(a)) = (packet, audio.as_mut())
+                    && !a.decode(&opus_packet(&packet), decoder.origin(), stop)
+                {
+                    audio = None;
+                }
+                continue;
+            }
+            default(UNIT_POLL) => {
                 if opening.is_some() && Instant::now() > give_up {
                     break Err(decoder.unplayable(format!(
                         "no decodable picture arrived within {:.0} s",
@@ -293,9 +310,9 @@ fn decode_whep(
                 }
                 continue;
             }
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                break stream.failure.try_recv().map_or(Ok(()), |e| Err(e.into()));
-            }
+        };
+        let Ok(unit) = unit else {
+            break stream.failure.try_recv().map_or(Ok(()), |e| Err(e.into()));
         };
         match decoder.decode_unit(&unit, &mut decoded, &tx) {
             Ok(true) => {}
@@ -320,9 +337,15 @@ fn decode_whep(
                 protocol_why: None,
                 webrtc: Some(stream.stats.clone()),
                 paced_upstream: true,
-                audio: None,
+                audio: audio_feed.take(),
             };
             info!("decoder: {}", info.decoder);
+            if let Some(feed) = &info.audio {
+                info!(
+                    "sound: {} {} Hz, {} channel(s)",
+                    feed.info.codec, feed.info.sample_rate, feed.info.channels
+                );
+            }
             if info_tx.send(Ok((info, rx))).is_err() {
                 return;
             }
@@ -339,4 +362,13 @@ fn decode_whep(
         Err(e) => SourceEnd::Failed(e),
     };
     let _ = end_tx.send(end);
+}
+
+/// A WebRTC Opus packet for FFmpeg's decoder: its time in samples at 48 kHz.
+fn opus_packet(sound: &SoundPacket) -> ff::Packet {
+    let mut packet = ff::Packet::copy(&sound.data);
+    let samples = (sound.pts.as_secs_f64() * f64::from(AUDIO_CLOCK_RATE)).round() as i64;
+    packet.set_pts(Some(samples));
+    packet.set_dts(Some(samples));
+    packet
 }

@@ -3,7 +3,10 @@
 It answers POSTs of SDP offers the way Livepeer's and Daydream's servers do (201 with the
 answer, 404/429/406/503 on request, 415 for a wrong content type) and sends a marked
 picture: each frame carries its number in a strip of 16 black/white cells at the top
-(the same marker the HLS test origins draw, read by tests/support).
+(the same marker the HLS test origins draw, read by tests/support). With --sound-clicks it
+also sends Opus sound: silence with a 4 ms 2 kHz click at the capture time of every 45th
+frame (0, 45, 90, ...: the clicks the HLS tests' clips carry), so a recording shows how far
+each click lands from the frame that carries its marker.
 
 Events go to stdout as JSON lines (listening, offer, answered, keyframe_request, dropping,
 deleted) so tests assert on what the peer saw.
@@ -11,16 +14,21 @@ deleted) so tests assert on what the peer saw.
 
 import argparse
 import asyncio
+import contextvars
+import datetime
 import fractions
 import json
+import math
 import random
+import struct
 import sys
 import time
 
 import aioice.ice
 from aioice import stun
 from aiohttp import web
-from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+from aiortc import clock as aiortc_clock
 from aiortc import rtcrtpsender
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 import av
@@ -35,21 +43,33 @@ def event(kind, **fields):
     print(json.dumps({"event": kind, "t": time.time(), **fields}), flush=True)
 
 
-class MarkedTrack(VideoStreamTrack):
-    """Grey frames with the frame number in the top strip, at a fixed rate."""
+class CaptureClock:
+    """When capture started, shared by the picture and the sound, so that frame n and the
+    sound at n / fps are captured (and sent, and reported in RTCP) together."""
 
-    def __init__(self, width, height, fps):
-        super().__init__()
-        self.width, self.height, self.fps = width, height, fps
-        self.n = 0
+    def __init__(self, fps):
+        self.fps = fps
         self.start = None
 
-    async def recv(self):
+    def started(self):
         if self.start is None:
             self.start = time.time()
             # Frame n is made at start + n / fps: benchmarks measure from here.
             event("capture_start", fps=self.fps)
-        due = self.start + self.n / self.fps
+        return self.start
+
+
+class MarkedTrack(VideoStreamTrack):
+    """Grey frames with the frame number in the top strip, at a fixed rate."""
+
+    def __init__(self, width, height, clock):
+        super().__init__()
+        self.width, self.height, self.fps = width, height, clock.fps
+        self.clock = clock
+        self.n = 0
+
+    async def recv(self):
+        due = self.clock.started() + self.n / self.fps
         delay = due - time.time()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -69,6 +89,44 @@ class MarkedTrack(VideoStreamTrack):
         frame.pts = self.n * 3000
         frame.time_base = fractions.Fraction(1, 90000)
         self.n += 1
+        return frame
+
+
+class ClickTrack(MediaStreamTrack):
+    """48 kHz stereo sound in 20 ms frames: silence, and a 4 ms 2 kHz click at the capture
+    time of frames 0, 45, 90, ... (every 1.5 s at 30 fps)."""
+
+    kind = "audio"
+    RATE = 48000
+    SAMPLES = 960
+
+    def __init__(self, clock):
+        super().__init__()
+        self.clock = clock
+        self.k = 0
+
+    async def recv(self):
+        start = self.clock.started()
+        first = self.k * self.SAMPLES
+        due = start + first / self.RATE
+        delay = due - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        every = 45 / self.clock.fps
+        samples = bytearray()
+        for i in range(first, first + self.SAMPLES):
+            t = i / self.RATE
+            since = t - every * round(t / every)
+            value = 0
+            if 0 <= since < 0.004:
+                value = int(0.8 * 32767 * math.sin(2 * math.pi * 2000 * since))
+            samples += struct.pack("<hh", value, value)
+        frame = av.AudioFrame(format="s16", layout="stereo", samples=self.SAMPLES)
+        frame.planes[0].update(bytes(samples))
+        frame.sample_rate = self.RATE
+        frame.pts = first
+        frame.time_base = fractions.Fraction(1, self.RATE)
+        self.k += 1
         return frame
 
 
@@ -121,6 +179,44 @@ class Dropper:
             self.started = time.time()
         elapsed = time.time() - self.started
         return self.at <= elapsed < self.at + self.length
+
+
+# The capture time of the frame a sender task is sending (see report_capture_time).
+CAPTURED = contextvars.ContextVar("captured", default=None)
+
+
+def report_capture_time():
+    """Sender reports that pair each RTP timestamp with its capture time.
+
+    aiortc pairs an SR's RTP timestamp with the time its packet was *sent*, so each
+    stream's encoder delay moves lip sync (its Opus resampler holds back a 20 ms frame: the
+    sound would be reported ~25 ms late). RFC 3550 6.4.1 pairs the two at the same instant,
+    as browsers do from capture time. Each sender task notes the capture time of the frame
+    it is sending (a context variable: one per task), and the clock aiortc's sender reads
+    when it sends a packet gives that time."""
+    original = rtcrtpsender.RTCRtpSender._next_encoded_frame
+
+    async def next_encoded_frame(sender, codec):
+        encoded = await original(sender, codec)
+        clock = getattr(sender.track, "clock", None)
+        if encoded is not None and clock is not None and clock.start is not None:
+            CAPTURED.set(clock.start + encoded.timestamp / codec.clockRate)
+        return encoded
+
+    class CaptureNtp:
+        def __getattr__(self, name):
+            return getattr(aiortc_clock, name)
+
+        @staticmethod
+        def current_ntp_time():
+            at = CAPTURED.get()
+            if at is None:
+                return aiortc_clock.current_ntp_time()
+            when = datetime.datetime.fromtimestamp(at, datetime.timezone.utc)
+            return aiortc_clock.datetime_to_ntp(when)
+
+    rtcrtpsender.RTCRtpSender._next_encoded_frame = next_encoded_frame
+    rtcrtpsender.clock = CaptureNtp()
 
 
 def count_keyframe_requests():
@@ -188,6 +284,8 @@ async def main():
     p.add_argument("--drop-for", type=float, default=0.4)
     p.add_argument("--jitter-ms", type=float, default=0, help="delay each RTP packet by 0..N ms")
     p.add_argument("--stun-port", type=int, default=0, help="also run a STUN server here")
+    p.add_argument("--sound-clicks", action="store_true",
+                   help="send Opus sound: a click on every 45th frame's capture time")
     p.add_argument("--answer-vp8", action="store_true",
                    help="rewrite the answer's video to VP8 only (a server that ignores the offer)")
     args = p.parse_args()
@@ -195,6 +293,7 @@ async def main():
     statuses = [int(s) for s in args.statuses.split(",") if s]
     Dropper(args.drop_at, args.drop_for, args.jitter_ms / 1000).install()
     count_keyframe_requests()
+    report_capture_time()
     peers = set()
 
     async def offer(request):
@@ -211,7 +310,10 @@ async def main():
             return web.Response(status=status, text=f"scripted {status}")
         pc = RTCPeerConnection()
         peers.add(pc)
-        pc.addTrack(MarkedTrack(width, height, args.fps))
+        clock = CaptureClock(args.fps)
+        pc.addTrack(MarkedTrack(width, height, clock))
+        if args.sound_clicks:
+            pc.addTrack(ClickTrack(clock))
         await pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="offer"))
         await pc.setLocalDescription(await pc.createAnswer())
         # aiortc gathers before it returns the local description: the answer is complete.

@@ -26,6 +26,10 @@ use network::*;
 
 type Result<T, E = HlsError> = std::result::Result<T, E>;
 
+/// A stream resolved to its media playlist: the rendition chosen (behind a master
+/// playlist), the media playlist's URL, and the playlist.
+type Resolved = (Option<Rendition>, Url, MediaPlaylist);
+
 /// Segments buffered between the network thread and the decoder. Small on purpose: the
 /// decoder is paced by presentation, and anything more is latency.
 const SEGMENT_QUEUE: usize = 3;
@@ -278,11 +282,7 @@ impl HlsSource {
     /// Daydream warms up). Polls at most 2 s apart, so playback starts within one poll of
     /// the stream appearing. Other errors fail at once; an unreachable host after a few tries.
     /// Also says whether the last failed try was a fault of a stream that is up.
-    fn wait_for_stream(
-        &self,
-        url: &Url,
-        wait: Duration,
-    ) -> Result<((Option<Rendition>, Url, MediaPlaylist), bool)> {
+    fn wait_for_stream(&self, url: &Url, wait: Duration) -> Result<(Resolved, bool)> {
         let deadline = Instant::now() + wait;
         let mut delay = Duration::from_millis(500);
         let mut attempts = 0u32;
@@ -334,7 +334,7 @@ impl HlsSource {
     }
 
     /// One try: master (if any) -> chosen rendition -> its media playlist.
-    fn resolve_media(&self, url: &Url) -> Result<(Option<Rendition>, Url, MediaPlaylist)> {
+    fn resolve_media(&self, url: &Url) -> Result<Resolved> {
         let (final_url, body) = self.get(url, None, playlist::MAX_PLAYLIST_BYTES, "playlist")?;
         match playlist::parse(&final_url, &body)? {
             Playlist::MasterPlaylist(master) => {

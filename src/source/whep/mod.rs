@@ -1,10 +1,11 @@
 //! WebRTC playback through WHEP (RFC 9725): Livepeer's `/webrtc/<playback id>` and
 //! Daydream's gateway `.../whep`. str0m does ICE, DTLS, SRTP, RTCP and H.264
 //! depacketization (single NAL, STAP-A, FU-A, with reordering); this module does the
-//! signalling, the keyframe-on-loss policy, the adaptive jitter buffer and reconnection,
-//! and hands H.264 access units to the decode thread.
+//! signalling, the keyframe-on-loss policy, the adaptive jitter buffer, lip sync and
+//! reconnection, and hands H.264 access units and Opus packets to the decode thread.
 
 pub mod jitter;
+pub mod lipsync;
 pub mod nal;
 mod session;
 pub mod signal;
@@ -16,7 +17,7 @@ use crossbeam_channel::{Receiver, bounded};
 use url::Url;
 
 pub use crate::error::whep::WhepError;
-pub use session::{AccessUnit, WebRtcSnapshot, WhepStats};
+pub use session::{AccessUnit, SoundPacket, WebRtcSnapshot, WhepStats};
 
 use crate::lifecycle::Lifecycle;
 use crate::redact::Redacted;
@@ -26,6 +27,8 @@ use stun::StunServer;
 
 /// Access units queued for the decoder (a quarter second at 30 fps).
 const UNIT_QUEUE: usize = 8;
+/// Opus packets queued for the decoder (a second of 20 ms packets).
+const SOUND_QUEUE: usize = 50;
 
 /// Opens WHEP sessions.
 pub struct WhepSource {
@@ -38,6 +41,8 @@ pub struct WhepSource {
 pub struct WhepStream {
     /// H.264 access units, in order, paced by the jitter buffer.
     pub units: Receiver<AccessUnit>,
+    /// Opus packets, stamped on the access units' timeline.
+    pub sound: Receiver<SoundPacket>,
     /// Receives the reason once, when the stream is gone for good.
     pub failure: Receiver<WhepError>,
     /// Figures for the status line and stats.
@@ -63,10 +68,12 @@ impl WhepSource {
     pub fn open(&self, url: &Url, wait: Duration) -> Result<WhepStream, WhepError> {
         let session = Session::connect(url, &self.signalling, &self.stun, wait, &self.lifecycle)?;
         let (units_tx, units) = bounded(UNIT_QUEUE);
+        let (sound_tx, sound) = bounded(SOUND_QUEUE);
         let (failure_tx, failure) = bounded(1);
         let stats = WhepStats::default();
         let feed = Feed {
             units: units_tx,
+            sound: sound_tx,
             stats: stats.clone(),
             epoch: Instant::now(),
         };
@@ -85,6 +92,7 @@ impl WhepSource {
         });
         Ok(WhepStream {
             units,
+            sound,
             failure,
             stats,
             endpoint,

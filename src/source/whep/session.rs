@@ -1,6 +1,6 @@
 //! One WebRTC receive session on str0m, driven from a plain thread with a blocking UDP
 //! socket: offer, answer, ICE and DTLS, then H.264 frames through the jitter buffer to the
-//! decode thread. Losses ask for a keyframe and drop frames until it comes (the decoder
+//! decode thread, and Opus packets placed beside them by [`super::lipsync`]. Losses ask for a keyframe and drop frames until it comes (the decoder
 //! never sees a broken reference, so it never shows a corrupt picture); a session that goes
 //! quiet is replaced by a new one, with backoff, for up to `--wait`.
 
@@ -10,17 +10,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{SendTimeoutError, Sender};
+use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
 use serde::Serialize;
 use str0m::change::SdpAnswer;
 use str0m::format::Codec;
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
+use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 use tracing::{debug, info, warn};
 use url::Url;
 
 use super::jitter::{JitterBuffer, VIDEO_CLOCK_RATE};
+use super::lipsync::LipSync;
 use super::nal;
 use super::signal::Signalling;
 use super::stun::StunServer;
@@ -58,6 +59,15 @@ pub struct AccessUnit {
     pub show: bool,
 }
 
+/// One Opus packet on its way to the decoder.
+#[derive(Debug, Clone)]
+pub struct SoundPacket {
+    /// The Opus payload.
+    pub data: Arc<[u8]>,
+    /// When it is due, on the same timeline as [`AccessUnit::pts`] (see [`super::lipsync`]).
+    pub pts: Duration,
+}
+
 /// WebRTC figures for the status line and `--stats-json`, shared with the session thread.
 #[derive(Debug, Clone, Default)]
 pub struct WhepStats(Arc<Counters>);
@@ -74,6 +84,8 @@ struct Counters {
     gaps: AtomicU64,
     reconnects: AtomicU64,
     frames: AtomicU64,
+    sound_packets: AtomicU64,
+    sound_dropped: AtomicU64,
 }
 
 /// A sample of [`WhepStats`], as `--stats-json` writes it under `webrtc`.
@@ -99,6 +111,10 @@ pub struct WebRtcSnapshot {
     pub reconnects: u64,
     /// Frames received.
     pub frames: u64,
+    /// Opus packets received.
+    pub sound_packets: u64,
+    /// Opus packets dropped because the decoder was behind.
+    pub sound_dropped: u64,
 }
 
 impl WhepStats {
@@ -118,6 +134,8 @@ impl WhepStats {
             gaps: c.gaps.load(Ordering::Relaxed),
             reconnects: c.reconnects.load(Ordering::Relaxed),
             frames: c.frames.load(Ordering::Relaxed),
+            sound_packets: c.sound_packets.load(Ordering::Relaxed),
+            sound_dropped: c.sound_dropped.load(Ordering::Relaxed),
         }
     }
 }
@@ -128,6 +146,7 @@ pub struct Session {
     socket: UdpSocket,
     local: SocketAddr,
     video: Mid,
+    audio: Mid,
     /// To DELETE on stop, when the server gave one.
     resource: Option<Url>,
     buf: Vec<u8>,
@@ -190,7 +209,7 @@ impl Session {
         }
         let mut api = rtc.sdp_api();
         let video = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
-        api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+        let audio = api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
         let Some((offer, pending)) = api.apply() else {
             return Err(WhepError::Local {
                 reason: "str0m made no offer".into(),
@@ -227,6 +246,7 @@ impl Session {
             socket,
             local,
             video,
+            audio,
             resource: answered.resource,
             buf: vec![0; DATAGRAM],
         };
@@ -327,6 +347,8 @@ impl Session {
 pub struct Feed {
     /// Access units for the decode thread.
     pub units: Sender<AccessUnit>,
+    /// Opus packets for the decode thread, placed on the picture's timeline.
+    pub sound: Sender<SoundPacket>,
     /// Shared figures.
     pub stats: WhepStats,
     /// Time zero of presentation timestamps.
@@ -404,7 +426,8 @@ fn receive_until_lost(
     lifecycle: &Lifecycle,
 ) -> Result<Option<String>, WhepError> {
     let stats = &feed.stats.0;
-    let mut jitter: JitterBuffer<Arc<[u8]>> = JitterBuffer::new(VIDEO_CLOCK_RATE);
+    let mut jitter: JitterBuffer<(u64, Arc<[u8]>)> = JitterBuffer::new(VIDEO_CLOCK_RATE);
+    let mut lipsync = LipSync::new(VIDEO_CLOCK_RATE, Instant::now());
     let mut gate = nal::KeyframeGate::new(KEYFRAME_RETRY);
     let mut last_media = Instant::now();
     let mut ice_lost = false;
@@ -423,8 +446,36 @@ fn receive_until_lost(
                 Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                     ice_lost = true;
                 }
+                Event::MediaData(data) if data.mid == session.audio => {
+                    stats.sound_packets.fetch_add(1, Ordering::Relaxed);
+                    let rtp = data.time.numer();
+                    let reported = lipsync.reported();
+                    lipsync.audio_arrived(rtp, data.network_time, sender_report(&data));
+                    if !reported && lipsync.reported() {
+                        debug!("WebRTC: sound lined up by the sender's reports from now");
+                    }
+                    // Before the first picture there is nothing to place it beside (and
+                    // nothing of the show to carry it yet).
+                    if let Some(due) = lipsync.audio_due(rtp)
+                        && let Some(pts) = due.checked_duration_since(feed.epoch)
+                    {
+                        let packet = SoundPacket {
+                            data: data.data.clone(),
+                            pts,
+                        };
+                        // A decoder that is behind loses sound, never the picture.
+                        if let Err(TrySendError::Full(_)) = feed.sound.try_send(packet) {
+                            stats.sound_dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
                 Event::MediaData(data) if data.mid == session.video => {
                     last_media = now;
+                    lipsync.video_arrived(
+                        data.time.numer(),
+                        data.network_time,
+                        sender_report(&data),
+                    );
                     stats.frames.fetch_add(1, Ordering::Relaxed);
                     if !data.contiguous {
                         stats.gaps.fetch_add(1, Ordering::Relaxed);
@@ -439,7 +490,8 @@ fn receive_until_lost(
                         }
                         continue;
                     }
-                    jitter.push(data.time.numer(), data.network_time, data.data.clone());
+                    let rtp = data.time.numer();
+                    jitter.push(rtp, data.network_time, (rtp, data.data.clone()));
                 }
                 Event::PeerStats(p) => {
                     // RTCP gives no RTT to a receive-only peer unless the sender answers
@@ -474,8 +526,10 @@ fn receive_until_lost(
             }
         }
         for r in jitter.pop_due(now) {
+            let (rtp, data) = r.item;
+            lipsync.video_released(rtp, r.due);
             let unit = AccessUnit {
-                data: r.item,
+                data,
                 pts: r.due.saturating_duration_since(feed.epoch),
                 show: r.show,
             };
@@ -512,6 +566,12 @@ fn receive_until_lost(
             return Ok(Some(format!("the connection failed ({e})")));
         }
     }
+}
+
+/// A packet's stream's latest sender report: its NTP time and RTP timestamp.
+fn sender_report(data: &MediaData) -> Option<(std::time::SystemTime, u64)> {
+    data.last_sender_info
+        .map(|s| (s.ntp_time, s.rtp_time.numer()))
 }
 
 /// The local address that routes toward the endpoint's host: the one address worth
