@@ -175,9 +175,10 @@ pub struct Args {
     #[arg(long, value_name = "FILE", help_heading = "Outputs")]
     pub record: Option<PathBuf>,
 
-    /// Which source's sound --record and the network outputs carry (AAC, in sync with the
-    /// picture): `0`, the --url source (the default), or `none`.
-    #[arg(long, value_name = "0|none", help_heading = "Outputs")]
+    /// Which source's sound the show has (--record and the network outputs carry it as AAC,
+    /// in sync with the picture; the analysis listens to it): `0`, the --url source (the
+    /// default), `N`, the Nth layer, or `none`.
+    #[arg(long, value_name = "0|N|none", help_heading = "Outputs")]
     pub audio_from: Option<String>,
 
     /// Replace the --record file if it exists (without it, an existing file is never touched).

@@ -144,9 +144,9 @@ pub struct StatusSnapshot {
 /// The sound in a status sample.
 #[derive(Debug, Clone, Serialize)]
 pub struct AudioSnapshot {
-    /// Whose sound: `url` (the --url source), or `audio-in` where the show has none and
-    /// the analysis listens to `--audio-in`.
-    pub source: &'static str,
+    /// Whose sound: `url` (the --url source), `layer N` (`--audio-from N`), or
+    /// `audio-in` where the show has none and the analysis listens to `--audio-in`.
+    pub source: String,
     /// The source's codec.
     pub codec: String,
     /// The source's sample rate (the outputs carry 48 kHz).
@@ -554,7 +554,7 @@ fn report_status(
         audio: audio_snapshot(
             show.sound
                 .as_deref()
-                .map(|r| (r, "url"))
+                .map(|r| (r, r.source.as_str()))
                 .or(show.analysis.as_deref().map(|a| (&a.0, "audio-in"))),
             show.heard.as_deref(),
             show.playback.as_deref(),
@@ -591,7 +591,7 @@ fn report_status(
 
 /// The show's sound, for the stats.
 fn audio_snapshot(
-    report: Option<(&crate::sound::SoundReport, &'static str)>,
+    report: Option<(&crate::sound::SoundReport, &str)>,
     heard: Option<&crate::sound::ShowSound>,
     playback: Option<&crate::sound::PlaybackState>,
     outputs: Option<&OutputStats>,
@@ -604,7 +604,7 @@ fn audio_snapshot(
         .max()
         .unwrap_or(0);
     Some(AudioSnapshot {
-        source,
+        source: source.to_string(),
         codec: report.info.codec.clone(),
         sample_rate: report.info.sample_rate,
         channels: report.info.channels,

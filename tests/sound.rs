@@ -119,7 +119,7 @@ fn no_sound_goes_out_where_there_is_none_or_none_is_asked_for() {
         LIMIT,
     );
     assert!(!has_sound(&pattern), "no sound where the show has none");
-    // A layer's sound is not carried yet: said at once, exit 2.
+    // A layer that is not there: said at once, exit 2.
     let run = run_with_limit(
         lucid()
             .args(["--no-preview", "--audio-from", "1", "--url"])
@@ -128,7 +128,64 @@ fn no_sound_goes_out_where_there_is_none_or_none_is_asked_for() {
             .arg(dir.path().join("x.mp4")),
         LIMIT,
     );
-    assert_one_clear_error(&run, 2, "--audio-from 1");
+    assert_one_clear_error(&run, 2, "--audio-from 1: there is no layer");
+    let run = run_with_limit(
+        lucid()
+            .args(["--no-preview", "--audio-from", "2", "--url"])
+            .arg(&input)
+            .arg("--layer")
+            .arg(&input)
+            .arg("--record")
+            .arg(dir.path().join("x.mp4")),
+        LIMIT,
+    );
+    assert_one_clear_error(&run, 2, "--audio-from 2: there are 1 layer(s)");
+}
+
+#[test]
+fn a_layer_s_sound_is_the_show_s_on_the_layer_s_pictures() {
+    // The --url clip clicks every 1.5 s; the layer above it (covering it) every 1.0 s, on
+    // its frames 0, 30, 60, ... With --audio-from 1 the recording carries the layer's
+    // clicks, each on the frame that shows its marker; a click of the --url source's
+    // would land half a second off any of them.
+    let dir = tempfile::tempdir().unwrap();
+    let base = clip_with_clicks(dir.path(), 6.0, "mp4", None);
+    let layer_dir = dir.path().join("layer");
+    std::fs::create_dir(&layer_dir).unwrap();
+    let layer = clip_with_clicks_every(&layer_dir, 6.0, "mkv", None, 1.0);
+    let out = dir.path().join("show.mkv");
+    let stats = dir.path().join("stats.jsonl");
+    record(
+        &base,
+        &out,
+        &[
+            "--layer",
+            layer.to_str().unwrap(),
+            "--audio-from",
+            "1",
+            "--stats-json",
+            stats.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(last_stats(&stats)["audio"]["source"], "layer 1");
+    let frames = frames_of(&out);
+    let found: Vec<(u64, f64)> = clicks(&sound_of(&out))
+        .into_iter()
+        .filter_map(|t| {
+            let nearest = frames
+                .iter()
+                .min_by(|a, b| (a.0 - t).abs().total_cmp(&(b.0 - t).abs()))?;
+            let marker = (nearest.1 as f64 / 30.0).round() as u64 * 30;
+            let (at, _) = frames.iter().find(|f| f.1 == marker)?;
+            Some((marker, t - at))
+        })
+        .collect();
+    assert_in_sync(
+        &found,
+        &[0, 30, 60, 90, 120, 150],
+        OFFLINE,
+        "the layer's sound",
+    );
 }
 
 #[test]

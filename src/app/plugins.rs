@@ -162,11 +162,12 @@ pub(super) fn build_app(show: Show) -> App {
     // Always there, even without layers: the overlay can add them.
     app.add_plugins(LayersPlugin {
         specs: config.layers.specs,
-        // Layers' sound is not carried (`--audio-from` takes only the --url source).
+        // Only the layer that gives the show's sound decodes it (`sound`).
         options: DecodeOptions {
             audio: false,
             ..config.decode.clone()
         },
+        sound: config.layers.sound,
         protocol: config.decode.source.protocol,
         fader: config.layers.fader,
     });

@@ -9,10 +9,12 @@
 //! layer still decoding) and live layers advance at their own rates.
 //!
 //! - this file: the layers' state, opening them and taking requests from the overlay.
-//! - [`advance`]: each presented frame, per layer; [`rate`]: who sets the pace.
+//! - [`advance`]: each presented frame, per layer; [`rate`]: who sets the pace;
+//!   [`sound`]: a layer's sound as the show's (`--audio-from N`).
 
 mod advance;
 mod rate;
+mod sound;
 
 use std::time::Duration;
 
@@ -31,6 +33,7 @@ use crate::source::{Protocol, SourceSpec};
 use crate::video::VideoSystems;
 use advance::{advance_layers, crossfade_key, finished, read_timings};
 use rate::{hold_offline, pick_display_rate, pick_output_rate};
+use sound::{LayerSound, forward_layer_sound};
 
 /// A live layer plays this much more than one segment behind its first frame's arrival.
 const LIVE_MARGIN: Duration = Duration::from_millis(500);
@@ -77,6 +80,8 @@ pub struct Layers {
     layers: Vec<Layer>,
     /// The video's stream time at the last presented frame, seconds.
     now: f64,
+    /// The video's first presented frame's time: `now` counts from it.
+    origin: Option<Duration>,
     /// Changes asked for by the overlay, applied before the next frame.
     requests: Vec<LayerRequest>,
 }
@@ -208,6 +213,8 @@ struct Layer {
     pending: Option<VideoFrame>,
     /// Added to the layer's timestamps to put them on the video's stream time.
     offset: Option<f64>,
+    /// Its sound is the show's (`--audio-from N`): its source decodes it.
+    sound: bool,
     textures: Option<LayerTextures>,
     shown: u64,
     loops: u64,
@@ -238,6 +245,7 @@ impl Layer {
             decode: None,
             pending: None,
             offset: None,
+            sound: false,
             textures: None,
             shown: 0,
             loops: 0,
@@ -268,6 +276,8 @@ pub struct LayersPlugin {
     pub protocol: Protocol,
     /// The crossfader as it starts.
     pub fader: Crossfader,
+    /// The layer whose sound is the show's (`--audio-from N`, 0-based), if one.
+    pub sound: Option<usize>,
 }
 
 #[derive(Resource, Clone)]
@@ -279,7 +289,11 @@ struct LayerOpening {
 impl Plugin for LayersPlugin {
     fn build(&self, app: &mut App) {
         super::render::build(app);
-        let layers = self.specs.iter().map(Layer::new).collect();
+        let mut layers: Vec<Layer> = self.specs.iter().map(Layer::new).collect();
+        if let Some((i, layer)) = self.sound.and_then(|i| Some((i, layers.get_mut(i)?))) {
+            layer.sound = true;
+            sound::build(app, i);
+        }
         app.insert_resource(Layers {
             layers,
             ..default()
@@ -307,6 +321,10 @@ impl Plugin for LayersPlugin {
                     .after(VideoSystems::Present)
                     .after(EffectSystems::Clock)
                     .after(EffectSystems::Inputs),
+                forward_layer_sound
+                    .run_if(resource_exists::<LayerSound>)
+                    .after(advance_layers)
+                    .after(take_opened),
                 crossfade_key,
                 read_timings,
             ),
@@ -316,23 +334,24 @@ impl Plugin for LayersPlugin {
 
 fn open_layers(mut layers: ResMut<Layers>, opening: Res<LayerOpening>, lifecycle: Res<Lifecycle>) {
     for (i, layer) in layers.layers.iter_mut().enumerate() {
-        layer.opening = Some(open(i, &layer.spec, &opening, &lifecycle));
+        layer.opening = Some(open(i, layer, &opening, &lifecycle));
     }
 }
 
-/// Opens a layer's source on a thread of its own (connecting can take seconds).
+/// Opens a layer's source on a thread of its own (connecting can take seconds); its sound
+/// is decoded when it is the show's.
 fn open(
     index: usize,
-    spec: &LayerSpec,
+    layer: &Layer,
     opening: &LayerOpening,
     lifecycle: &Lifecycle,
 ) -> Receiver<Result<DecodeThread>> {
     let (tx, rx) = bounded(1);
-    let (source, options, protocol) = (
-        spec.source.clone(),
-        opening.options.clone(),
-        opening.protocol,
-    );
+    let (source, protocol) = (layer.spec.source.clone(), opening.protocol);
+    let options = DecodeOptions {
+        audio: layer.sound,
+        ..opening.options.clone()
+    };
     let l = lifecycle.clone();
     lifecycle.spawn(&format!("lucid-layer{}-open", index + 1), move || {
         let opened = SourceSpec::resolve(Some(&source), protocol)
@@ -356,7 +375,7 @@ fn apply_requests(
             }
             LayerRequest::Add(spec) => {
                 let mut layer = Layer::new(&spec);
-                layer.opening = Some(open(layers.layers.len(), &spec, &opening, &lifecycle));
+                layer.opening = Some(open(layers.layers.len(), &layer, &opening, &lifecycle));
                 info!(
                     "layer {}: {} added",
                     layers.layers.len() + 1,

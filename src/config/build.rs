@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::files::{ShowScene, layer_specs, load_catalog, master_chain};
 use super::{
-    Config, ControlConfig, EffectsConfig, Invocation, LayersConfig, PlaybackConfig, SourceChoice,
-    WindowConfig, config_dir, config_root,
+    Config, ControlConfig, EffectsConfig, Invocation, LayersConfig, PlaybackConfig, SoundFrom,
+    SourceChoice, WindowConfig, config_dir, config_root,
 };
 use crate::cli::Args;
 use crate::compositor::Crossfader;
@@ -75,6 +75,7 @@ impl Config {
             &args.effect,
         )?;
         let specs = layer_specs(&catalog, &scene, args.layer.clone(), &args.layer_effect)?;
+        let sound = sound_from(&args, specs.len())?;
         let mut mappings = scene.scene.midi.clone();
         let mut audio_mappings = scene.scene.audio.clone();
         audio_mappings.extend(preset.as_ref().map(|p| p.audio.clone()).unwrap_or_default());
@@ -90,7 +91,7 @@ impl Config {
         Ok(Invocation::Run(Box::new(Config {
             source,
             decode: DecodeOptions {
-                audio: decode_sound(&args)?,
+                audio: sound == SoundFrom::Url,
                 force_cpu: args.force_cpu,
                 source: SourceOptions {
                     protocol,
@@ -119,6 +120,10 @@ impl Config {
                     _ => fader,
                 },
                 scene_source,
+                sound: match sound {
+                    SoundFrom::Layer(i) => Some(i),
+                    _ => None,
+                },
             },
             outputs: OutputConfig {
                 record: args.record.clone(),
@@ -203,25 +208,28 @@ fn check_outputs(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// Whether the source's sound is decoded: whenever `--audio-from` allows it, since the
-/// analysis (effects' `lucid.audio_*`, audio mappings, `--bpm audio`) always listens, and
-/// the outputs that carry sound (`--record`, a network `--output`) take it too.
-fn decode_sound(args: &Args) -> Result<bool> {
-    let allowed = match args.audio_from.as_deref().map(str::trim) {
-        None | Some("0") => true,
-        Some(n) if n.eq_ignore_ascii_case("none") => false,
-        Some(n) if n.parse::<u32>().is_ok() => {
-            return Err(LucidError::Usage(format!(
-                "--audio-from {n}: a layer's sound is not carried yet; use 0 (the --url source) or none"
-            )));
-        }
-        Some(other) => {
-            return Err(LucidError::Usage(format!(
-                "--audio-from takes 0 (the --url source) or none, got {other:?}"
-            )));
-        }
-    };
-    Ok(allowed)
+/// Whose sound the show has (`--audio-from`): the `--url` source's (the default), a
+/// layer's (1 = the first `--layer`, or the scene's first), or none. The analysis
+/// (effects' `lucid.audio_*`, audio mappings, `--bpm audio`) always listens to it, and the
+/// outputs that carry sound (`--record`, a network `--output`) take it too.
+fn sound_from(args: &Args, layers: usize) -> Result<SoundFrom> {
+    let usage = |m: String| Err(LucidError::Usage(m));
+    match args.audio_from.as_deref().map(str::trim) {
+        None | Some("0") => Ok(SoundFrom::Url),
+        Some(n) if n.eq_ignore_ascii_case("none") => Ok(SoundFrom::None),
+        Some(n) => match n.parse::<usize>() {
+            Ok(n) if (1..=layers).contains(&n) => Ok(SoundFrom::Layer(n - 1)),
+            Ok(n) if layers == 0 => usage(format!(
+                "--audio-from {n}: there is no layer; the show has only the --url source (0)"
+            )),
+            Ok(n) => usage(format!(
+                "--audio-from {n}: there are {layers} layer(s); use 0 (the --url source), 1..={layers} or none"
+            )),
+            Err(_) => usage(format!(
+                "--audio-from takes 0 (the --url source), a layer's number or none, got {n:?}"
+            )),
+        },
+    }
 }
 
 /// `--audio-in`: a file that exists and has sound that decodes, else a capture device by

@@ -105,6 +105,19 @@ pub struct LayersConfig {
     pub fader: Crossfader,
     /// The bottom source as the user named it (saved with a scene).
     pub scene_source: Option<String>,
+    /// The layer whose sound the show has (`--audio-from N`, 0-based), if one.
+    pub sound: Option<usize>,
+}
+
+/// Whose sound the show has (`--audio-from`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SoundFrom {
+    /// The `--url` source's.
+    Url,
+    /// A layer's (0-based).
+    Layer(usize),
+    /// None.
+    None,
 }
 
 /// The window.

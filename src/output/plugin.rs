@@ -15,7 +15,7 @@ use super::targets::OutputConfig;
 use super::writer::{FrameSink, OutputWriter};
 use crate::decode::ColorMatrix;
 use crate::lifecycle::Lifecycle;
-use crate::sound::{SoundSystems, SoundTaps};
+use crate::sound::{LayerSoundFeed, SoundSystems, SoundTaps};
 use crate::video::{FramePresented, OutputCanvas, Pacing, StreamReady, VideoSystems};
 
 /// The output threads, handed over once by the plugin that starts them (when the stream's
@@ -87,6 +87,10 @@ impl Plugin for OutputPlugin {
     }
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a Bevy system: each argument is a query or resource it reads"
+)]
 fn start_writer(
     mut commands: Commands,
     mut ready: MessageReader<StreamReady>,
@@ -95,18 +99,21 @@ fn start_writer(
     mut images: ResMut<Assets<Image>>,
     rate: Option<Res<crate::video::OutputRate>>,
     mut taps: ResMut<SoundTaps>,
+    layer_sound: Option<Res<LayerSoundFeed>>,
 ) {
     let Some(ready) = ready.read().last() else {
         return;
     };
     commands.remove_resource::<PendingOutputs>();
+    // A layer's sound (`--audio-from N`) is the show's, though its source is still opening.
+    let sound = ready.info.audio.is_some() || layer_sound.is_some();
     let config = OutputConfig {
         width: ready.output_size.x,
         height: ready.output_size.y,
         frame_rate: rate.map(|r| r.0).or(ready.info.frame_rate).unwrap_or(30.0),
         ..pending.config.clone()
     };
-    match OutputWriter::spawn(config.clone(), ready.info.audio.is_some(), &lifecycle) {
+    match OutputWriter::spawn(config.clone(), sound, &lifecycle) {
         Ok(mut writer) => {
             taps.0.extend(writer.sound_taps());
             let sink = writer.sink();

@@ -23,6 +23,8 @@ pub const TAP_QUEUE: usize = 512;
 /// The sound the show carries, for the status line, stats JSON and overlay.
 #[derive(Resource, Debug, Clone)]
 pub struct SoundReport {
+    /// Whose sound: `url` (the --url source's) or `layer N` (`--audio-from N`).
+    pub source: String,
     /// The source's sound.
     pub info: AudioInfo,
     /// Chunks dropped before the bus, and packets that did not decode.
@@ -51,6 +53,7 @@ impl SoundReport {
 /// Starts the `lucid-audio` thread handing `feed`'s chunks to every tap.
 pub fn start(feed: AudioFeed, taps: Vec<SoundTap>, lifecycle: &Lifecycle) -> SoundReport {
     let report = SoundReport {
+        source: "url".into(),
         info: feed.info.clone(),
         counters: feed.counters.clone(),
         level: Arc::default(),

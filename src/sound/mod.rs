@@ -13,5 +13,6 @@ pub mod plugin;
 
 pub use bus::{SoundReport, SoundTap};
 pub use plugin::{
-    AnalysisInput, AnalysisReport, PlaybackState, ShowSound, SoundPlugin, SoundSystems, SoundTaps,
+    AnalysisInput, AnalysisReport, LayerSoundFeed, PlaybackState, ShowSound, SoundPlugin,
+    SoundSystems, SoundTaps,
 };

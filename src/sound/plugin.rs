@@ -103,6 +103,17 @@ pub struct SoundPlugin {
     output: Option<(SoundTap, Arc<PresentationClock>, PlaybackReport)>,
 }
 
+/// The show's sound when a layer gives it (`--audio-from N`): the compositor inserts it
+/// empty at start, and fills it once the layer's source opens; its chunks are already on
+/// the show's stream time. While it is there, the `--url` source's sound is not the show's.
+#[derive(Resource)]
+pub struct LayerSoundFeed {
+    /// Which layer, as the user counts them (1 = the first `--layer`).
+    pub layer: usize,
+    /// The feed, once the layer's source opened with sound.
+    pub feed: Option<AudioFeed>,
+}
+
 /// What `--audio-out` has done, for the stats.
 #[derive(Resource, Debug, Clone)]
 pub struct PlaybackState(pub PlaybackReport);
@@ -264,32 +275,45 @@ fn start_bus(
     mut commands: Commands,
     mut ready: MessageReader<StreamReady>,
     mut taps: ResMut<SoundTaps>,
-    listening: Option<ResMut<Listening>>,
+    mut listening: Option<ResMut<Listening>>,
+    layer: Option<ResMut<LayerSoundFeed>>,
+    mut lead: Local<Option<i64>>,
     lifecycle: Res<Lifecycle>,
 ) {
-    let Some(ready) = ready.read().last() else {
-        return;
-    };
-    let interval = ready.info.frame_rate.map_or(0.0, |r| 2.0 / r.max(0.5));
-    let lead = (interval.clamp(0.25, 4.0) * f64::from(RATE)) as i64;
-    // With `--audio-in`, the analysis already listens to that: the show's sound goes to
-    // the outputs alone.
-    let listening_already = listening.is_some();
-    if let Some(mut l) = listening {
-        l.lead = lead;
+    let mut feed = None;
+    if let Some(ready) = ready.read().last() {
+        let interval = ready.info.frame_rate.map_or(0.0, |r| 2.0 / r.max(0.5));
+        *lead = Some((interval.clamp(0.25, 4.0) * f64::from(RATE)) as i64);
+        if let Some(l) = listening.as_mut() {
+            l.lead = lead.unwrap_or_default();
+        }
+        feed = ready.info.audio.clone();
     }
-    let Some(feed) = ready.info.audio.clone() else {
+    // A layer's sound, once the video is up and the layer's source opened.
+    let mut source = "url".to_string();
+    if let Some(mut layer) = layer {
+        source = format!("layer {}", layer.layer);
+        feed = None;
+        if lead.is_some() {
+            feed = layer.feed.take();
+        }
+    }
+    let (Some(feed), Some(lead)) = (feed, *lead) else {
         return;
     };
     let mut all = std::mem::take(&mut taps.0);
-    if !listening_already {
+    // With `--audio-in`, the analysis already listens to that: the show's sound goes to
+    // the outputs alone.
+    if listening.is_none() {
         let (tx, rx) = bounded(TAP_QUEUE);
         all.push(tx);
         let mut l = Listening::new(rx, Timeline::Show);
         l.lead = lead;
         commands.insert_resource(l);
     }
-    commands.insert_resource(bus::start(feed, all, &lifecycle));
+    let mut report = bus::start(feed, all, &lifecycle);
+    report.source = source;
+    commands.insert_resource(report);
 }
 
 /// Takes the sound that came; offline, holds presentation until the sound reaches past

@@ -1,8 +1,6 @@
 //! Each presented frame: every layer shows its newest due frame (uploaded into its own
 //! textures), ends as it was told to, and reports its pass time; X moves the crossfader.
 
-use std::time::Duration;
-
 use bevy::prelude::*;
 use bevy::render::render_resource::TextureFormat;
 use tracing::{info, warn};
@@ -28,7 +26,7 @@ pub(super) fn advance_layers(
     mut images: ResMut<Assets<Image>>,
     mut draws: ResMut<LayerDraws>,
     canvas: Option<Res<OutputCanvas>>,
-    mut clock: Local<Option<(Duration, f64)>>,
+    mut last: Local<f64>,
     mut fader: ResMut<Fader>,
     mut chains: ChainPasses,
 ) {
@@ -37,10 +35,10 @@ pub(super) fn advance_layers(
         return;
     };
     // The video's stream time since its first frame, and the step since the last tick.
-    let (first, last) = *clock.get_or_insert((tick.pts, 0.0));
+    let first = *layers.origin.get_or_insert(tick.pts);
     let now = tick.pts.saturating_sub(first).as_secs_f64();
-    let step = (now - last).max(0.0);
-    *clock = Some((first, now));
+    let step = (now - *last).max(0.0);
+    *last = now;
     // On the video's stream time, like the layers: a timed crossfade renders the same
     // offline as live.
     fader.0.advance(step);
@@ -160,7 +158,7 @@ pub(super) fn finished(
         SourceEnd::Finished if layer.spec.looped && !lifecycle.stopping() => {
             layer.loops += 1;
             layer.offset = None;
-            layer.opening = Some(open(index, &layer.spec, opening, lifecycle));
+            layer.opening = Some(open(index, layer, opening, lifecycle));
         }
         SourceEnd::Finished => {
             info!(
