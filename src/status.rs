@@ -164,6 +164,10 @@ pub struct AudioSnapshot {
     pub analysis: Option<AnalysisSnapshot>,
     /// `--audio-out`: what the device has played.
     pub out: Option<PlaybackSnapshot>,
+    /// With `--audio-out`: how far the sound the device plays is behind the picture on
+    /// screen, in milliseconds (negative: ahead), at its last buffer. Absent without a
+    /// device: the outputs place every sample by its timestamp, as the picture's.
+    pub av_offset_ms: Option<f64>,
 }
 
 /// `--audio-out` in a status sample.
@@ -626,6 +630,7 @@ fn audio_snapshot(
             underruns: p.0.underruns.load(Ordering::Relaxed),
             jumps: p.0.jumps.load(Ordering::Relaxed),
         }),
+        av_offset_ms: playback.and_then(|p| p.0.av_offset_ms()),
     })
 }
 

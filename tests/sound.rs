@@ -739,6 +739,9 @@ fn audio_out_plays_the_shows_sound_on_a_device() {
         s["audio"]["out"]["played_ms"].as_f64().unwrap() > 1000.0,
         "{s}"
     );
+    // Where the sound it plays is against the picture on screen: within the 40 ms goal.
+    let offset = s["audio"]["av_offset_ms"].as_f64().expect("av_offset_ms");
+    assert!(offset.abs() <= 40.0, "{s}");
     // What the device got: interleaved samples with the clicks in them (loud, 2 kHz).
     let bytes = std::fs::read(&played).unwrap();
     let loud = bytes

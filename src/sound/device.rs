@@ -6,7 +6,7 @@
 //! goes away mid-show is said once and opened again every two seconds while the picture
 //! goes on.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -64,6 +64,18 @@ pub struct PlaybackReport {
     pub jumps: Arc<AtomicU64>,
     /// Samples handed to the device.
     pub played: Arc<AtomicU64>,
+    /// How far the sound is behind the picture it sounds with, in samples (negative:
+    /// ahead), at the last buffer; `i64::MIN` before the first picture.
+    pub offset: Arc<AtomicI64>,
+}
+
+impl PlaybackReport {
+    /// How far the sound is behind the picture it sounds with, in milliseconds (negative:
+    /// ahead), at the device's last buffer.
+    pub fn av_offset_ms(&self) -> Option<f64> {
+        let offset = self.offset.load(Ordering::Relaxed);
+        (offset != i64::MIN).then(|| offset as f64 * 1000.0 / f64::from(SAMPLE_RATE))
+    }
 }
 
 /// Plays `sound` (the bus's tap) on the device named `name`, each sample when the
@@ -76,6 +88,7 @@ pub fn play(
 ) -> PlaybackReport {
     let report = PlaybackReport {
         device: name.clone(),
+        offset: Arc::new(AtomicI64::new(i64::MIN)),
         ..PlaybackReport::default()
     };
     let counters = report.clone();
@@ -133,10 +146,11 @@ fn open_output(
     };
     let stream_config = config.config();
     let channels = usize::from(stream_config.channels);
-    let (underruns, jumps, played) = (
+    let (underruns, jumps, played, offset) = (
         counters.underruns.clone(),
         counters.jumps.clone(),
         counters.played.clone(),
+        counters.offset.clone(),
     );
     // Runs on the audio thread: a short lock, no allocation after the first buffer.
     let mut scratch: Vec<f32> = Vec::new();
@@ -154,6 +168,9 @@ fn open_output(
         cursor.fill(out, channels, queue, due);
         underruns.store(cursor.underruns, Ordering::Relaxed);
         jumps.store(cursor.jumps, Ordering::Relaxed);
+        if let Some(o) = cursor.offset {
+            offset.store(o, Ordering::Relaxed);
+        }
         played.fetch_add((out.len() / channels.max(1)) as u64, Ordering::Relaxed);
     };
     let stream = match config.sample_format() {

@@ -150,6 +150,9 @@ pub struct Cursor {
     pub jumps: u64,
     /// Samples played as silence because theirs had not come.
     pub underruns: u64,
+    /// How far the sound last handed to the device is behind the picture it sounds with,
+    /// in samples (negative: ahead); `None` before the first picture.
+    pub offset: Option<i64>,
 }
 
 impl Cursor {
@@ -176,6 +179,7 @@ impl Cursor {
             }
             None => due,
         };
+        self.offset = Some(due - next);
         for frame in out.chunks_mut(channels) {
             let (l, r) = queue.get(next).unwrap_or_else(|| {
                 self.underruns += 1;
@@ -217,10 +221,12 @@ mod tests {
         c.fill(&mut out, 2, &mut q, Some(2256 + 480));
         assert_eq!(out[0], 1256.0);
         assert_eq!(c.jumps, 0);
+        assert_eq!(c.offset, Some(480), "the sound is 10 ms behind the picture");
         // A stall's worth (100 ms): the sound jumps to the picture.
         c.fill(&mut out, 2, &mut q, Some(2512 + 4800));
         assert_eq!(out[0], (2512 + 4800 - 1000) as f32);
         assert_eq!(c.jumps, 1);
+        assert_eq!(c.offset, Some(0), "on the picture again");
         assert_eq!(c.underruns, 0);
     }
 
