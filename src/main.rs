@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    lucid::app::session_env::settle();
     lucid::logging::init();
     // A panic is reported once, as an error, after the outputs were finalized (`app::run`
     // and every Lucid thread catch it); never as a backtrace that loses the recording.

@@ -7,9 +7,12 @@
 //! - [`signal`]: SIGINT/SIGTERM and the stop watchdog.
 //! - [`display`]: the window's display, checked before the renderer starts; [`x11`]: the
 //!   Xlib calls that check makes (unsafe: FFI).
+//! - [`session_env`]: the environment fixed before any thread starts (Mesa's device-select
+//!   layer off where there is no Wayland session to ask).
 
 mod display;
 mod plugins;
+pub mod session_env;
 mod shutdown;
 mod signal;
 mod x11;
