@@ -308,6 +308,11 @@ pub struct Args {
     #[arg(long, help_heading = "Show")]
     pub fullscreen: bool,
 
+    /// Installation mode: fullscreen on --monitor, cursor and overlay hidden, and no key or
+    /// window-close request ends the show or changes it (SIGTERM/SIGINT stop it cleanly).
+    #[arg(long, help_heading = "Show")]
+    pub kiosk: bool,
+
     /// Monitor for fullscreen, by index from 0 (as listed in the log at start).
     #[arg(long, value_name = "N", help_heading = "Show")]
     pub monitor: Option<usize>,

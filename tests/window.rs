@@ -345,13 +345,15 @@ fn window_shows_a_waiting_slate_until_the_stream_is_live() {
     assert!(err.contains("waiting for the stream (HTTP 404)"), "{err}");
 }
 
+/// Runs xdotool with a deadline: `search --sync` waits for ever for a window that is gone.
 fn xdotool(display: &str, args: &[&str]) {
-    let status = Command::new("xdotool")
+    let status = Command::new("timeout")
+        .args(["10", "xdotool"])
         .args(args)
         .env("DISPLAY", display)
         .status()
         .expect("xdotool is installed");
-    assert!(status.success(), "xdotool {args:?}");
+    assert!(status.success(), "xdotool {args:?}: {status}");
 }
 
 /// Gives Lucid's window the keyboard: Xvfb has no window manager to do it.
@@ -621,8 +623,16 @@ fn the_window_title_never_shows_credentials() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let out = Command::new("xdotool")
-        .args(["search", "--sync", "--name", "^Lucid", "getwindowname"])
+    let out = Command::new("timeout")
+        .args([
+            "10",
+            "xdotool",
+            "search",
+            "--sync",
+            "--name",
+            "^Lucid",
+            "getwindowname",
+        ])
         .env("DISPLAY", &x.display)
         .output()
         .expect("xdotool is installed");
@@ -896,4 +906,107 @@ fn x_crossfades_between_the_buses_in_a_window() {
     let err = log.join().unwrap();
     assert!(status.success(), "{status}; stderr:\n{err}");
     assert!(err.contains("crossfading to B"), "{err}");
+}
+
+/// Asks Lucid's window to close as a window manager's close button does (WM_DELETE_WINDOW,
+/// through `tests/peers/wm_close.py`: Xvfb has no window manager and xdotool cannot).
+fn ask_to_close(x: &Xvfb) {
+    let found = Command::new("timeout")
+        .args(["10", "xdotool", "search", "--sync", "--name", "^Lucid"])
+        .env("DISPLAY", &x.display)
+        .output()
+        .expect("xdotool is installed");
+    let id = String::from_utf8_lossy(&found.stdout)
+        .lines()
+        .next()
+        .expect("Lucid's window")
+        .trim()
+        .to_string();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/wm_close.py");
+    let status = Command::new("timeout")
+        .args(["10", "python3"])
+        .arg(script)
+        .arg(&id)
+        .env("DISPLAY", &x.display)
+        .status()
+        .unwrap();
+    assert!(status.success(), "wm_close.py {id}");
+}
+
+/// `--kiosk`: fullscreen with nothing over the picture, and nothing a visitor does reaches
+/// the show (keys that quit, black out, fade, leave fullscreen, open the overlay or move
+/// the crossfader; the window's close request). SIGTERM still ends it cleanly, recording
+/// finalized. The same close request ends a show that is not a kiosk (so it does reach
+/// Lucid's window).
+#[test]
+fn a_kiosk_ignores_every_key_and_close_request_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = bars_clip(dir.path(), 60);
+    let source = source_frame_rgb(&clip, 0);
+    let x = Xvfb::start();
+    // Not a kiosk: the close request ends the show.
+    let mut child = x
+        .lucid()
+        .args(["--url"])
+        .arg(&clip)
+        .args(["--hide-ui", "--duration", "50"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = collect_stderr(&mut child);
+    wait_until("the picture", &x, &mut child, |s| {
+        region_diff(s, &source, (0, 0, 320, 180)) < 10.0
+    });
+    ask_to_close(&x);
+    let status = wait_with_limit(&mut child, Duration::from_secs(10));
+    let err = log.join().unwrap();
+    assert!(status.success(), "{status}; stderr:\n{err}");
+    // A kiosk: a 320x180 output fills the 640x360 screen.
+    let record = dir.path().join("kiosk.mkv");
+    let mut child = x
+        .lucid()
+        .args(["--url"])
+        .arg(&clip)
+        .args(["--kiosk", "--width", "320", "--height", "180"])
+        .arg("--record")
+        .arg(&record)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = collect_stderr(&mut child);
+    wait_until("the picture to fill the screen", &x, &mut child, |s| {
+        region_diff(s, &source, WHOLE) < 10.0
+    });
+    focus_lucid(&x);
+    for key in [
+        "Escape", "q", "F1", "b", "f", "F11", "x", "space", "ctrl+q", "alt+F4",
+    ] {
+        xdotool(&x.display, &["key", key]);
+    }
+    xdotool(&x.display, &["mousemove", "320", "180", "click", "1"]);
+    ask_to_close(&x);
+    // Long enough for a fade to show and for a quit to have happened.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(child.try_wait().unwrap().is_none(), "the kiosk quit");
+    let shot = x.screenshot();
+    let d = region_diff(&shot, &source, WHOLE);
+    assert!(
+        d < 10.0,
+        "the picture changed under the keys (blackout, fade, overlay or windowed): {d:.1}"
+    );
+    send_signal(child.id(), "TERM");
+    let status = wait_with_limit(&mut child, Duration::from_secs(10));
+    let err = log.join().unwrap();
+    assert!(status.success(), "{status}; stderr:\n{err}");
+    for quiet in ["blackout", "fading", "freeze", "crossfading", "tempo"] {
+        assert!(
+            !err.contains(quiet),
+            "a key reached the show ({quiet}): {err}"
+        );
+    }
+    let (w, h, markers) = file_markers(&record);
+    assert_eq!((w, h), (320, 180));
+    assert!(markers.len() > 60, "the recording was finalized: {err}");
 }

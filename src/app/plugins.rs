@@ -7,7 +7,7 @@ use bevy::app::TerminalCtrlCHandlerPlugin;
 use bevy::prelude::*;
 use bevy::render::RenderPlugin;
 use bevy::render::diagnostic::RenderDiagnosticsPlugin;
-use bevy::window::{ExitCondition, PresentMode, WindowMode, WindowResolution};
+use bevy::window::{CursorOptions, ExitCondition, PresentMode, WindowMode, WindowResolution};
 use bevy::winit::WinitPlugin;
 use crossbeam_channel::{Receiver, Sender};
 
@@ -29,7 +29,7 @@ use crate::output::{OutputPlugin, OutputWriter, PipeFormat};
 use crate::overlay::OverlayPlugin;
 use crate::preview::PreviewPlugin;
 use crate::show::ShowPlugin;
-use crate::show::state::Cues;
+use crate::show::state::{Cues, KeyboardCaptured};
 use crate::sound::SoundPlugin;
 use crate::source::SourceSpec;
 use crate::status::{StatsFile, StatusPlugin};
@@ -108,11 +108,17 @@ pub(super) fn build_app(show: Show) -> App {
                 screenshot_dir: window.screenshot_dir.clone(),
                 monitor: window.monitor,
             },
-            OverlayPlugin {
+        ));
+        if window.kiosk {
+            // Nothing a visitor does reaches the show: every shortcut reads this, and no
+            // overlay is there to clear it.
+            app.insert_resource(KeyboardCaptured(true));
+        } else {
+            app.add_plugins(OverlayPlugin {
                 visible: window.overlay_visible,
                 presets_dir: window.presets_dir.clone(),
-            },
-        ));
+            });
+        }
     } else {
         app.add_plugins(HeadlessRunnerPlugin);
     }
@@ -139,7 +145,7 @@ pub(super) fn build_app(show: Show) -> App {
         .add_plugins(sound)
         .add_plugins(ShutdownPlugin {
             limit: playback.duration,
-            window: config.window.is_some(),
+            window: config.window.as_ref().is_some_and(|w| !w.kiosk),
         })
         .insert_resource(CanvasReaders { rgba });
     if timed {
@@ -151,7 +157,7 @@ pub(super) fn build_app(show: Show) -> App {
     if let Some((link, cues)) = daydream {
         app.add_plugins(DaydreamPlugin(link))
             .insert_resource(Cues(cues.unwrap_or_default()));
-        if config.window.is_some() {
+        if config.window.as_ref().is_some_and(|w| !w.kiosk) {
             app.add_plugins(DaydreamPanelPlugin);
         }
     }
@@ -218,6 +224,11 @@ fn bevy_plugins(
             resolution: WindowResolution::new(width, height),
             present_mode: PresentMode::AutoVsync,
             mode,
+            ..default()
+        }),
+        // Kiosk: no pointer over the picture.
+        primary_cursor_options: Some(CursorOptions {
+            visible: !window.kiosk,
             ..default()
         }),
         exit_condition: ExitCondition::DontExit,

@@ -80,9 +80,16 @@ impl Config {
         let mut audio_mappings = scene.scene.audio.clone();
         audio_mappings.extend(preset.as_ref().map(|p| p.audio.clone()).unwrap_or_default());
         mappings.extend(preset.map(|p| p.midi).unwrap_or_default());
+        if args.kiosk && args.no_preview {
+            return Err(LucidError::Usage(
+                "--kiosk shows the picture fullscreen: it needs the window (drop --no-preview)"
+                    .into(),
+            ));
+        }
         let window = (!args.no_preview).then(|| WindowConfig {
-            overlay_visible: !args.hide_ui,
-            fullscreen: args.fullscreen,
+            overlay_visible: !args.hide_ui && !args.kiosk,
+            fullscreen: args.fullscreen || args.kiosk,
+            kiosk: args.kiosk,
             monitor: args.monitor,
             fade: Duration::from_secs_f64(args.fade),
             screenshot_dir: args.screenshot_dir.clone().unwrap_or_else(|| ".".into()),

@@ -125,8 +125,11 @@ pub enum SoundFrom {
 pub struct WindowConfig {
     /// Show the overlay at start (no `--hide-ui`).
     pub overlay_visible: bool,
-    /// `--fullscreen`.
+    /// `--fullscreen` (always, with `--kiosk`).
     pub fullscreen: bool,
+    /// `--kiosk`: no key, click or close request reaches the show; cursor and overlay
+    /// hidden.
+    pub kiosk: bool,
     /// `--monitor`.
     pub monitor: Option<usize>,
     /// `--fade`.

@@ -30,7 +30,7 @@ pub struct ShowState {
 }
 
 /// Set by the overlay while egui wants the keyboard (typing a preset name), so shortcuts
-/// do not fire.
+/// do not fire; always set in kiosk mode (`--kiosk`), where no key reaches the show.
 #[derive(Resource, Debug, Default, Clone, Copy)]
 pub struct KeyboardCaptured(pub bool);
 
