@@ -233,6 +233,5 @@ fn bevy_plugins(
         }),
         exit_condition: ExitCondition::DontExit,
         close_when_requested: false,
-        ..default()
     })
 }
