@@ -433,9 +433,13 @@ impl Plugin for StatusPlugin {
             final_written: false,
         })
         .init_resource::<LatestStatus>()
-        .add_systems(Last, report_status);
+        .add_systems(Last, report_status.in_set(StatusSystems));
     }
 }
+
+/// Where the status is made (in `Last`): [`LatestStatus`] is fresh after it.
+#[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StatusSystems;
 
 /// The show's parts that report into the status: pacing, Daydream, tempo, OSC.
 #[derive(bevy::ecs::system::SystemParam)]

@@ -41,3 +41,121 @@ fn a_headless_run_under_a_service_manager_logs_no_false_errors_and_no_terminal_c
     );
     assert!(err.lines().any(|l| l.starts_with("status: ")), "{err}");
 }
+
+/// A service manager's notify socket: every datagram Lucid sends, with when it came.
+struct NotifySocket {
+    path: std::path::PathBuf,
+    messages: std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, String)>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl NotifySocket {
+    fn bind() -> NotifySocket {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let messages: std::sync::Arc<std::sync::Mutex<Vec<_>>> = Default::default();
+        let sink = messages.clone();
+        // Ends with the test process; bounded by the socket's read timeout per loop.
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 4096];
+            loop {
+                if let Ok(n) = socket.recv(&mut buf) {
+                    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    sink.lock().unwrap().push((std::time::Instant::now(), text));
+                }
+            }
+        });
+        NotifySocket {
+            path,
+            messages,
+            _dir: dir,
+        }
+    }
+
+    /// Each `KEY=value` line received, with when its datagram came.
+    fn lines(&self) -> Vec<(std::time::Instant, String)> {
+        self.messages
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|(t, m)| m.lines().map(|l| (*t, l.to_string())).collect::<Vec<_>>())
+            .collect()
+    }
+
+    fn pings(&self) -> Vec<std::time::Instant> {
+        self.lines()
+            .into_iter()
+            .filter(|(_, l)| l == "WATCHDOG=1")
+            .map(|(t, _)| t)
+            .collect()
+    }
+}
+
+#[test]
+fn systemd_hears_ready_watchdog_pings_the_status_and_stopping() {
+    let notify = NotifySocket::bind();
+    let out = run_with_limit(
+        lucid()
+            .env("NOTIFY_SOCKET", &notify.path)
+            .env("WATCHDOG_USEC", "400000")
+            .args(["--no-preview", "--duration", "3", "--pipe", "y4m"]),
+        LIMIT,
+    );
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    std::thread::sleep(Duration::from_millis(300));
+    let lines = notify.lines();
+    let keys: Vec<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
+    assert_eq!(
+        keys.iter().filter(|l| **l == "READY=1").count(),
+        1,
+        "{keys:?}"
+    );
+    assert!(
+        keys.iter()
+            .any(|l| l.starts_with("STATUS=") && l.contains("playing")),
+        "{keys:?}"
+    );
+    assert_eq!(keys.last(), Some(&"STOPPING=1"), "{keys:?}");
+    // Half of WATCHDOG_USEC: a ping every 200 ms over 3 s of show, never 400 ms apart.
+    let pings = notify.pings();
+    assert!(pings.len() >= 10, "{} pings: {keys:?}", pings.len());
+    let worst = pings.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    assert!(worst < Duration::from_millis(400), "pings {worst:?} apart");
+}
+
+#[test]
+fn a_frozen_render_loop_stops_the_watchdog_pings() {
+    let notify = NotifySocket::bind();
+    let mut child = lucid()
+        .env("NOTIFY_SOCKET", &notify.path)
+        .env("WATCHDOG_USEC", "400000")
+        .env("LUCID_TEST_FREEZE_AFTER_FRAMES", "45")
+        .args(["--no-preview", "--pipe", "y4m"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = collect_stderr(&mut child);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !notify.lines().iter().any(|(_, l)| l == "READY=1") {
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // 45 frames at 30 fps, then the loop hangs: no ping for the 2 s after.
+    std::thread::sleep(Duration::from_secs(4));
+    let silent_since = *notify.pings().last().expect("pings before the freeze");
+    assert!(
+        silent_since.elapsed() >= Duration::from_secs(2),
+        "pings go on from a frozen loop"
+    );
+    assert!(child.try_wait().unwrap().is_none(), "it hung, not ended");
+    send_signal(child.id(), "KILL");
+    let _ = wait_with_limit(&mut child, Duration::from_secs(10));
+    let err = err.join().unwrap();
+    assert!(err.contains("hangs on purpose"), "{err}");
+}

@@ -28,6 +28,7 @@ use crate::lifecycle::Lifecycle;
 use crate::output::{OutputPlugin, OutputWriter, PipeFormat};
 use crate::overlay::OverlayPlugin;
 use crate::preview::PreviewPlugin;
+use crate::service::ServicePlugin;
 use crate::show::ShowPlugin;
 use crate::show::state::{Cues, KeyboardCaptured};
 use crate::sound::SoundPlugin;
@@ -148,6 +149,12 @@ pub(super) fn build_app(show: Show) -> App {
             window: config.window.as_ref().is_some_and(|w| !w.kiosk),
         })
         .insert_resource(CanvasReaders { rgba });
+    if let Some(service) = config.service.clone() {
+        app.add_plugins(ServicePlugin {
+            config: service,
+            windowed: config.window.is_some(),
+        });
+    }
     if timed {
         app.add_plugins(RenderDiagnosticsPlugin);
     }

@@ -153,6 +153,7 @@ impl Config {
             cues,
             window,
             stats_json: args.stats_json.clone(),
+            service: crate::service::ServiceConfig::from_env(),
             analysis_input,
             audio_out,
         })))
