@@ -217,9 +217,15 @@ pub struct Args {
     #[arg(long, value_name = "FRAMES", help_heading = "Outputs")]
     pub gop: Option<u32>,
 
-    /// Listen for OSC on this UDP port (all interfaces). `--list-osc` shows the addresses.
-    #[arg(long, value_name = "PORT", help_heading = "Control")]
-    pub osc: Option<u16>,
+    /// Listen for OSC on this UDP port of 127.0.0.1, or on ADDR:PORT (0.0.0.0:9000 for
+    /// every interface: controllers on the stage network). `--list-osc` shows the addresses.
+    #[arg(long, value_name = "PORT|ADDR:PORT", help_heading = "Control")]
+    pub osc: Option<String>,
+
+    /// Take OSC only from senders in this network (CIDR, e.g. 192.168.1.0/24, or one
+    /// address); repeatable. Packets from elsewhere are dropped and counted.
+    #[arg(long, value_name = "CIDR", help_heading = "Control")]
+    pub osc_allow: Vec<String>,
 
     /// Send changed values (effect parameters, level, freeze) as OSC to HOST:PORT, for
     /// controller apps such as TouchOSC.

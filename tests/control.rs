@@ -19,6 +19,23 @@ fn send(socket: &UdpSocket, port: u16, addr: &str, args: Vec<OscType>) {
     socket.send_to(&bytes, ("127.0.0.1", port)).unwrap();
 }
 
+/// The local addresses UDP sockets on `port` are bound to, from the kernel's own table.
+fn udp_listeners(port: u16) -> Vec<String> {
+    let table = std::fs::read_to_string("/proc/net/udp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let local = line.split_whitespace().nth(1)?;
+            let (ip, p) = local.split_once(':')?;
+            (u16::from_str_radix(p, 16).ok()? == port).then(|| {
+                let ip = u32::from_str_radix(ip, 16).unwrap();
+                std::net::Ipv4Addr::from(ip.swap_bytes()).to_string()
+            })
+        })
+        .collect()
+}
+
 /// Eight seconds of mid grey, 4:2:0 (lossless YUV4MPEG2).
 fn gray_clip(dir: &std::path::Path) -> std::path::PathBuf {
     lavfi_file(
@@ -55,6 +72,8 @@ fn osc_changes_an_effect_in_the_output_and_feeds_the_value_back() {
     // Once frames flow, a controller moves the tint's amount to the top of its range;
     // nonsense around it is ignored.
     wait_for_presented(&stats, 30);
+    // A bare port is 127.0.0.1's: nobody else on a venue's network can reach it.
+    assert_eq!(udp_listeners(port), ["127.0.0.1"], "what --osc PORT binds");
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     send(&socket, port, "/lucid/nope", vec![OscType::Float(1.0)]);
     send(&socket, port, "/lucid/nope", vec![OscType::Float(1.0)]);
@@ -183,6 +202,52 @@ fn osc_moves_a_layers_own_effect() {
 }
 
 #[test]
+fn osc_from_outside_osc_allow_is_dropped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = gray_clip(dir.path());
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let stats = dir.path().join("stats.jsonl");
+    let mut cmd = lucid();
+    cmd.args(["--no-preview", "--pipe", "y4m", "--url"])
+        .arg(&input)
+        .args(["--effect", "tint:color=#ff0000,amount=0"])
+        .args(["--osc", &format!("127.0.0.1:{port}")])
+        .args(["--osc-allow", "10.0.0.0/8", "--osc-allow", "192.168.7.7"])
+        .arg("--stats-json")
+        .arg(&stats);
+    let (mut child, out, err) = spawn_piped(&mut cmd);
+    wait_for_presented(&stats, 30);
+    // 127.0.0.1 is not in the list: none of these may act.
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..5 {
+        send(
+            &socket,
+            port,
+            "/lucid/effect/tint/amount",
+            vec![OscType::Float(1.0)],
+        );
+    }
+    let status = wait_with_limit(&mut child, Duration::from_secs(90));
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    assert!(status.success(), "{err}");
+    let y4m = Y4m::parse(&out);
+    let (w, h) = (y4m.width as usize, y4m.height as usize);
+    let cr = |f: &[u8]| f[w * h + (w / 2) * (h / 2) + (w / 2) * (h / 4) + w / 4];
+    assert!(
+        y4m.frames.iter().all(|f| cr(f) < 150),
+        "a denied sender changed the picture"
+    );
+    let s = last_stats(&stats);
+    assert_eq!(s["control"]["osc_denied"], 5, "{s}");
+    assert_eq!(s["control"]["osc_received"], 0, "{s}");
+    assert_eq!(err.matches("outside --osc-allow").count(), 1, "{err}");
+}
+
+#[test]
 fn osc_addresses_are_listed_and_bad_osc_options_are_clear_errors() {
     let out = run_with_limit(lucid().arg("--list-osc"), Duration::from_secs(30));
     assert!(out.status.success());
@@ -202,6 +267,15 @@ fn osc_addresses_are_listed_and_bad_osc_options_are_clear_errors() {
     for (args, needle) in [
         (vec!["--osc", port.as_str()], "cannot listen on UDP port"),
         (vec!["--osc-feedback", "127.0.0.1:9000"], "add --osc PORT"),
+        (
+            vec!["--osc-allow", "10.0.0.0/8"],
+            "--osc-allow says whom OSC hears",
+        ),
+        (
+            vec!["--osc", "9000", "--osc-allow", "lan"],
+            "--osc-allow lan",
+        ),
+        (vec!["--osc", "example.org"], "--osc example.org"),
         (
             vec!["--osc", "0", "--osc-feedback", "nowhere"],
             "--osc-feedback nowhere",

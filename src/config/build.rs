@@ -144,7 +144,7 @@ impl Config {
                 on_screen: !args.no_preview,
             },
             control: ControlConfig {
-                osc: args.osc,
+                osc: osc_listen(&args)?,
                 feedback,
                 midi: args.midi.clone(),
                 mappings,
@@ -267,6 +267,19 @@ fn crossfader(args: &Args) -> Result<Crossfader> {
         seconds: args.crossfade.unwrap_or(2.0) as f32,
         curve: args.crossfade_curve.into(),
     })
+}
+
+/// `--osc` and `--osc-allow`, checked.
+fn osc_listen(args: &Args) -> Result<Option<crate::control::osc::OscListen>> {
+    match &args.osc {
+        None if !args.osc_allow.is_empty() => Err(LucidError::Usage(
+            "--osc-allow says whom OSC hears: add --osc PORT".into(),
+        )),
+        None => Ok(None),
+        Some(osc) => crate::control::osc::OscListen::parse(osc, &args.osc_allow)
+            .map(Some)
+            .map_err(LucidError::Usage),
+    }
 }
 
 /// `--osc-feedback`, resolved to an address.

@@ -7,6 +7,8 @@
 //! takes a bool, an int or a float (>= 0.5 is on) and no argument flips it.
 
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
@@ -219,26 +221,118 @@ pub fn messages(packet: OscPacket, out: &mut Vec<OscMessage>) {
     }
 }
 
-/// Binds `--osc PORT` on all interfaces (controllers are other machines on the stage
-/// network) and starts the listener; messages come out of the returned channel.
-pub fn listen(port: u16, lifecycle: &Lifecycle) -> Result<Receiver<OscMessage>> {
-    let socket = UdpSocket::bind(("0.0.0.0", port)).map_err(|e| {
+/// Where `--osc` listens and whom it hears (`--osc-allow`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OscListen {
+    /// The address bound: 127.0.0.1 unless the user names another.
+    pub bind: SocketAddr,
+    /// Senders taken; empty: everyone who can reach `bind`.
+    pub allow: Vec<ipnet::IpNet>,
+}
+
+impl OscListen {
+    /// `--osc PORT` (127.0.0.1) or `--osc ADDR:PORT`, and `--osc-allow CIDR...` (a bare
+    /// address is a network of one).
+    pub fn parse(osc: &str, allow: &[String]) -> std::result::Result<OscListen, String> {
+        let osc = osc.trim();
+        let bind = match osc.parse::<u16>() {
+            Ok(port) => SocketAddr::from(([127, 0, 0, 1], port)),
+            Err(_) => osc.parse::<SocketAddr>().map_err(|_| {
+                format!("--osc {osc}: use PORT (on 127.0.0.1) or ADDR:PORT, e.g. 0.0.0.0:9000")
+            })?,
+        };
+        let allow = allow
+            .iter()
+            .map(|a| {
+                let a = a.trim();
+                a.parse::<ipnet::IpNet>()
+                    .or_else(|_| a.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        format!("--osc-allow {a}: use a network (192.168.1.0/24) or an address")
+                    })
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(OscListen { bind, allow })
+    }
+
+    /// Whether a packet from `from` is heard.
+    pub fn allows(&self, from: &SocketAddr) -> bool {
+        let ip = match from.ip() {
+            std::net::IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        self.allow.is_empty() || self.allow.iter().any(|net| net.contains(&ip))
+    }
+}
+
+/// The OSC listener's messages, and what it dropped on the way.
+#[derive(Clone)]
+pub struct OscInput {
+    /// Messages, in order (bounded: a flood beyond it is dropped and counted).
+    pub messages: Receiver<OscMessage>,
+    denied: Arc<AtomicU64>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl OscInput {
+    /// Packets dropped because their sender is outside `--osc-allow`.
+    pub fn denied(&self) -> u64 {
+        self.denied.load(Ordering::Relaxed)
+    }
+
+    /// Messages dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// Messages queued for the frame loop: a second of 1000 messages, whatever a controller
+/// sends, so a flood never holds a frame up.
+const OSC_QUEUE: usize = 1024;
+
+/// Binds `listen.bind` (127.0.0.1 by default: on a venue's network anyone could drive the
+/// show; `--osc 0.0.0.0:PORT` opens it on purpose) and starts the listener.
+pub fn listen(listen: &OscListen, lifecycle: &Lifecycle) -> Result<OscInput> {
+    let at = listen.bind;
+    let socket = UdpSocket::bind(at).map_err(|e| {
         LucidError::Usage(format!(
-            "--osc {port}: cannot listen on UDP port {port}: {e}"
+            "--osc {at}: cannot listen on UDP port {}: {e}",
+            at.port()
         ))
     })?;
     // Short timeouts so the thread sees a stop.
     socket
         .set_read_timeout(Some(Duration::from_millis(100)))
-        .map_err(|e| LucidError::Usage(format!("--osc {port}: {e}")))?;
-    info!("OSC: listening on UDP port {port}");
-    let (tx, rx) = bounded(1024);
-    let l = lifecycle.clone();
-    lifecycle.spawn("lucid-osc", move || receive(&socket, &tx, &l));
-    Ok(rx)
+        .map_err(|e| LucidError::Usage(format!("--osc {at}: {e}")))?;
+    let only = if listen.allow.is_empty() {
+        String::new()
+    } else {
+        let nets: Vec<String> = listen.allow.iter().map(ToString::to_string).collect();
+        format!(", from {} only", nets.join(", "))
+    };
+    info!("OSC: listening on UDP {at}{only}");
+    let (tx, rx) = bounded(OSC_QUEUE);
+    let input = OscInput {
+        messages: rx,
+        denied: Arc::default(),
+        dropped: Arc::default(),
+    };
+    let (l, listen, counters) = (lifecycle.clone(), listen.clone(), input.clone());
+    lifecycle.spawn("lucid-osc", move || {
+        receive(&socket, &tx, &listen, &counters, &l);
+    });
+    Ok(input)
 }
 
-fn receive(socket: &UdpSocket, tx: &Sender<OscMessage>, lifecycle: &Lifecycle) {
+fn receive(
+    socket: &UdpSocket,
+    tx: &Sender<OscMessage>,
+    listen: &OscListen,
+    counters: &OscInput,
+    lifecycle: &Lifecycle,
+) {
     let mut buf = vec![0u8; rosc::decoder::MTU];
     let mut bad_packets = 0u64;
     while !lifecycle.stopping() {
@@ -257,6 +351,12 @@ fn receive(socket: &UdpSocket, tx: &Sender<OscMessage>, lifecycle: &Lifecycle) {
                 return;
             }
         };
+        if !listen.allows(&from) {
+            if counters.denied.fetch_add(1, Ordering::Relaxed) == 0 {
+                warn!("OSC: a packet from {from}, outside --osc-allow, dropped (counted from now)");
+            }
+            continue;
+        }
         match rosc::decoder::decode_udp(&buf[..n]) {
             Ok((_, packet)) => {
                 let mut all = Vec::new();
@@ -264,8 +364,11 @@ fn receive(socket: &UdpSocket, tx: &Sender<OscMessage>, lifecycle: &Lifecycle) {
                 for m in all {
                     match tx.try_send(m) {
                         Ok(()) => {}
-                        // The app applies them every frame; a flood beyond 1024 is dropped.
-                        Err(TrySendError::Full(_)) => {}
+                        // The frame loop applies them every frame; a flood beyond the
+                        // queue is dropped and counted, never waited for.
+                        Err(TrySendError::Full(_)) => {
+                            counters.dropped.fetch_add(1, Ordering::Relaxed);
+                        }
                         Err(TrySendError::Disconnected(_)) => return,
                     }
                 }
@@ -325,6 +428,44 @@ impl Feedback {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn osc_listens_on_loopback_unless_told_and_hears_only_the_allowed() {
+        let local = OscListen::parse("9000", &[]).unwrap();
+        assert_eq!(local.bind, "127.0.0.1:9000".parse().unwrap());
+        assert!(
+            local.allows(&"10.1.2.3:5000".parse().unwrap()),
+            "no list: all"
+        );
+        let open = OscListen::parse(
+            "0.0.0.0:9000",
+            &["192.168.1.0/24".into(), "10.0.0.7".into()],
+        )
+        .unwrap();
+        assert_eq!(open.bind, "0.0.0.0:9000".parse().unwrap());
+        assert!(open.allows(&"192.168.1.200:1".parse().unwrap()));
+        assert!(open.allows(&"10.0.0.7:1".parse().unwrap()));
+        assert!(!open.allows(&"10.0.0.8:1".parse().unwrap()));
+        assert!(!open.allows(&"192.168.2.1:1".parse().unwrap()));
+        // An IPv4 sender seen through an IPv6 socket.
+        assert!(open.allows(&"[::ffff:192.168.1.9]:1".parse().unwrap()));
+        let six = OscListen::parse("[::]:9000", &["fd00::/8".into()]).unwrap();
+        assert!(six.allows(&"[fd12::1]:1".parse().unwrap()));
+        assert!(!six.allows(&"[fe80::1]:1".parse().unwrap()));
+        for (osc, allow, needle) in [
+            ("nine", "", "--osc nine"),
+            ("1.2.3.4", "", "--osc 1.2.3.4"),
+            ("9000", "192.168.1.0/33", "--osc-allow 192.168.1.0/33"),
+            ("9000", "lan", "--osc-allow lan"),
+        ] {
+            let allow: Vec<String> = (!allow.is_empty())
+                .then(|| allow.into())
+                .into_iter()
+                .collect();
+            let e = OscListen::parse(osc, &allow).unwrap_err();
+            assert!(e.starts_with(needle), "{e}");
+        }
+    }
 
     fn msg(addr: &str, args: Vec<OscType>) -> OscMessage {
         OscMessage {

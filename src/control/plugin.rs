@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
 use crossbeam_channel::Receiver;
-use rosc::OscMessage;
 use tracing::{info, warn};
 
 use super::audio::{AudioMapping, Follower, Heard};
@@ -34,8 +33,8 @@ const FEEDBACK_EVERY: Duration = Duration::from_millis(50);
 
 /// OSC and MIDI.
 pub struct ControlConfig {
-    /// `--osc`: the UDP port to listen on.
-    pub osc: Option<u16>,
+    /// `--osc` and `--osc-allow`: where to listen, and whom to hear.
+    pub osc: Option<osc::OscListen>,
     /// `--osc-feedback`, resolved.
     pub feedback: Option<SocketAddr>,
     /// `--midi`: the port, by number or name.
@@ -70,8 +69,8 @@ impl Plugin for AudioMappingPlugin {
 
 /// Remote control: OSC in (`--osc`), feedback out (`--osc-feedback`), MIDI (`--midi`).
 pub struct ControlPlugin {
-    /// Messages from the OSC listener.
-    pub osc: Option<Receiver<OscMessage>>,
+    /// Messages from the OSC listener, and what it dropped.
+    pub osc: Option<osc::OscInput>,
     /// Where changed values go.
     pub feedback: Option<Feedback>,
     /// Messages from the MIDI input.
@@ -94,7 +93,8 @@ impl ControlPlugin {
         }
         let osc = config
             .osc
-            .map(|port| osc::listen(port, lifecycle))
+            .as_ref()
+            .map(|listen| osc::listen(listen, lifecycle))
             .transpose()?;
         let midi = config.midi.as_deref().map(MidiInput::open).transpose()?;
         let (midi, rx) = midi.map_or((None, None), |(m, rx)| (Some(m), Some(rx)));
@@ -112,7 +112,7 @@ impl ControlPlugin {
 }
 
 #[derive(Resource)]
-struct OscInbox(Receiver<OscMessage>);
+struct OscInbox(osc::OscInput);
 
 #[derive(Resource)]
 struct MidiInbox(Receiver<Timed>);
@@ -202,7 +202,9 @@ fn apply_osc(
     mut warned: Local<HashSet<String>>,
     mut taps: Local<TapTempo>,
 ) {
-    for message in inbox.0.try_iter() {
+    report.osc_denied = inbox.0.denied();
+    report.osc_dropped = inbox.0.dropped();
+    for message in inbox.0.messages.try_iter() {
         report.osc_received += 1;
         let outcome = osc::parse(&message)
             .map_err(|e| e.to_string())

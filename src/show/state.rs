@@ -60,6 +60,10 @@ pub struct ControlReport {
     pub osc_applied: u64,
     /// OSC messages ignored: unknown address, wrong type, no such effect or parameter.
     pub osc_rejected: u64,
+    /// OSC packets dropped because their sender is outside `--osc-allow`.
+    pub osc_denied: u64,
+    /// OSC messages dropped because more came than the show could take (a flood).
+    pub osc_dropped: u64,
     /// MIDI messages Lucid acts on, received (notes, CCs, clock ticks).
     pub midi_received: u64,
     /// MIDI messages a mapping turned into a change.
