@@ -314,6 +314,12 @@ pub struct Args {
     #[arg(long, help_heading = "Show")]
     pub fullscreen: bool,
 
+    /// Keep the show's live state in FILE (blackout/fade, freeze, crossfader, cue, the
+    /// master chain, layer opacities), written atomically within a second of a change,
+    /// and restore it at start: a restart after a crash or a power cut comes back as it was.
+    #[arg(long, value_name = "FILE", help_heading = "Show")]
+    pub state: Option<PathBuf>,
+
     /// Installation mode: fullscreen on --monitor, cursor and overlay hidden, and no key or
     /// window-close request ends the show or changes it (SIGTERM/SIGINT stop it cleanly).
     #[arg(long, help_heading = "Show")]

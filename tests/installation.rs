@@ -159,3 +159,136 @@ fn a_frozen_render_loop_stops_the_watchdog_pings() {
     let err = err.join().unwrap();
     assert!(err.contains("hangs on purpose"), "{err}");
 }
+
+fn osc(port: u16, addr: &str, value: f32) {
+    let packet = rosc::OscPacket::Message(rosc::OscMessage {
+        addr: addr.into(),
+        args: vec![rosc::OscType::Float(value)],
+    });
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .send_to(
+            &rosc::encoder::encode(&packet).unwrap(),
+            ("127.0.0.1", port),
+        )
+        .unwrap();
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The Cr sample at the picture's centre of a frame of a 4:2:0 Y4M.
+fn centre_cr(y4m: &Y4m, frame: &[u8]) -> u8 {
+    let (w, h) = (y4m.width as usize, y4m.height as usize);
+    frame[w * h + (w / 2) * (h / 2) + (w / 2) * (h / 4) + w / 4]
+}
+
+#[test]
+fn state_survives_a_sigkill_and_a_corrupt_state_file_is_set_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("show.state");
+    let stats = dir.path().join("stats.jsonl");
+    let port = free_udp_port();
+    // A show with a tint at nothing; OSC turns it up and freezes the picture.
+    let mut child = lucid()
+        .args([
+            "--no-preview",
+            "--pipe",
+            "y4m",
+            "--width",
+            "320",
+            "--height",
+            "180",
+        ])
+        .args(["--effect", "tint:color=#ff0000,amount=0"])
+        .args(["--osc", &port.to_string()])
+        .arg("--state")
+        .arg(&state)
+        .arg("--stats-json")
+        .arg(&stats)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = collect_stderr(&mut child);
+    wait_for_presented(&stats, 15);
+    osc(port, "/lucid/effect/tint/amount", 1.0);
+    osc(port, "/lucid/freeze", 1.0);
+    // Within a second of the change, the file says so.
+    let changed = std::time::Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&state).unwrap_or_default();
+        if text.contains("freeze: true") && text.contains("\"amount\": 1.0") {
+            break;
+        }
+        assert!(
+            changed.elapsed() < Duration::from_millis(1500),
+            "not on disk within a second: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Killed mid-show: nothing gets to finish.
+    send_signal(child.id(), "KILL");
+    let _ = wait_with_limit(&mut child, Duration::from_secs(10));
+    drop(err.join());
+    // It comes back as it was: tinted from its first frame, frozen.
+    let out = run_with_limit(
+        lucid()
+            .args([
+                "--no-preview",
+                "--pipe",
+                "y4m",
+                "--width",
+                "320",
+                "--height",
+                "180",
+            ])
+            .args(["--effect", "tint:color=#ff0000,amount=0", "--duration", "1"])
+            .arg("--state")
+            .arg(&state),
+        LIMIT,
+    );
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("state restored") && err.contains("freeze on"),
+        "{err}"
+    );
+    let y4m = Y4m::parse(&out.stdout);
+    let first = y4m.frames.first().expect("a frame");
+    // The test pattern's centre: Cr 104 untinted, 141 under the full red tint.
+    assert!(centre_cr(&y4m, first) > 125, "the tint came back: {err}");
+    // A file that is not a state: set aside, said, and the show plays as asked.
+    std::fs::write(&state, "(master: 0.5, freeze: tru").unwrap();
+    let out = run_with_limit(
+        lucid()
+            .args([
+                "--no-preview",
+                "--pipe",
+                "y4m",
+                "--width",
+                "320",
+                "--height",
+                "180",
+            ])
+            .args(["--effect", "tint:color=#ff0000,amount=0", "--duration", "1"])
+            .arg("--state")
+            .arg(&state),
+        LIMIT,
+    );
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("set aside as"), "{err}");
+    assert!(dir.path().join("show.state.corrupt").exists());
+    let y4m = Y4m::parse(&out.stdout);
+    assert!(
+        centre_cr(&y4m, &y4m.frames[0]) < 120,
+        "the command line's chain"
+    );
+    assert!(state.exists(), "a fresh state is kept again");
+}

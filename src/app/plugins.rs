@@ -30,6 +30,7 @@ use crate::overlay::OverlayPlugin;
 use crate::preview::PreviewPlugin;
 use crate::service::ServicePlugin;
 use crate::show::ShowPlugin;
+use crate::show::persist::{PersistPlugin, ShowSnapshot};
 use crate::show::state::{Cues, KeyboardCaptured};
 use crate::sound::SoundPlugin;
 use crate::source::SourceSpec;
@@ -149,6 +150,19 @@ pub(super) fn build_app(show: Show) -> App {
             window: config.window.as_ref().is_some_and(|w| !w.kiosk),
         })
         .insert_resource(CanvasReaders { rgba });
+    if let Some(path) = config.state.clone() {
+        let restored = match ShowSnapshot::load(&path) {
+            Ok(kept) => kept,
+            Err(why) => {
+                warn!(
+                    "--state {}: {why}; starting as the command line says",
+                    path.display()
+                );
+                None
+            }
+        };
+        app.add_plugins(PersistPlugin { path, restored });
+    }
     if let Some(service) = config.service.clone() {
         app.add_plugins(ServicePlugin {
             config: service,

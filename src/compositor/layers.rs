@@ -116,6 +116,11 @@ impl Layers {
         self.layers.is_empty()
     }
 
+    /// Each layer's opacity, bottom first.
+    pub fn opacities(&self) -> Vec<f32> {
+        self.layers.iter().map(|l| l.opacity).collect()
+    }
+
     /// Sets layer `index`'s opacity (from 0, bottom first); false when there is no such
     /// layer.
     pub fn set_opacity(&mut self, index: usize, opacity: f32) -> bool {

@@ -154,6 +154,7 @@ impl Config {
             window,
             stats_json: args.stats_json.clone(),
             service: crate::service::ServiceConfig::from_env(),
+            state: args.state.clone(),
             analysis_input,
             audio_out,
         })))

@@ -58,6 +58,8 @@ pub struct Config {
     pub window: Option<WindowConfig>,
     /// `--stats-json`.
     pub stats_json: Option<PathBuf>,
+    /// `--state FILE`.
+    pub state: Option<PathBuf>,
     /// The service manager that started Lucid (`NOTIFY_SOCKET`), if one listens.
     pub service: Option<crate::service::ServiceConfig>,
     /// `--audio-in`: what the analysis listens to instead of the show's sound.

@@ -30,6 +30,7 @@ const WARMUP_UPDATES: u32 = 3;
 )]
 pub(super) fn present_due_frame(
     mut warmup: Local<u32>,
+    mut uploaded_once: Local<bool>,
     lifecycle: Res<Lifecycle>,
     feed: Option<Res<VideoFeed>>,
     edge: Res<LiveEdgeSource>,
@@ -109,10 +110,12 @@ pub(super) fn present_due_frame(
             (tick.show, None)
         }
     };
-    // Frozen, a frame is dropped: the picture holds while time goes on.
+    // Frozen, a frame is dropped: the picture holds while time goes on. A show that starts
+    // frozen (a restored `--state`) still takes its first picture, to hold that.
     let shown = due.map(|frame| {
         let pts = frame.pts;
-        if !freeze.0 {
+        if !freeze.0 || !*uploaded_once {
+            *uploaded_once = true;
             upload(
                 frame,
                 &mut texture,
