@@ -232,6 +232,16 @@ pub struct Args {
     #[arg(long, value_name = "HOST:PORT", help_heading = "Control")]
     pub osc_feedback: Option<String>,
 
+    /// Serve the remote API on ADDR:PORT (or a port on 127.0.0.1): GET /api/status, GET
+    /// /metrics (Prometheus), POST /api/osc. A non-loopback address needs --http-token-file.
+    #[arg(long, value_name = "ADDR:PORT", help_heading = "Control")]
+    pub http: Option<String>,
+
+    /// Every HTTP request must carry `Authorization: Bearer <token>`, the token being this
+    /// file's first line (16 characters or more; the file readable by its owner alone).
+    #[arg(long, value_name = "FILE", help_heading = "Control")]
+    pub http_token_file: Option<PathBuf>,
+
     /// Print Lucid's OSC addresses, and exit.
     #[arg(long, help_heading = "Control")]
     pub list_osc: bool,

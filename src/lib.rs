@@ -32,6 +32,7 @@ pub mod output;
 pub mod overlay;
 pub mod preview;
 pub mod redact;
+pub mod remote;
 pub mod service;
 pub mod show;
 pub mod sound;

@@ -292,3 +292,148 @@ fn state_survives_a_sigkill_and_a_corrupt_state_file_is_set_aside() {
     );
     assert!(state.exists(), "a fresh state is kept again");
 }
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn the_http_api_answers_status_metrics_and_osc_to_the_token_holder_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let token = "lucid-test-token-0123456789";
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let port = free_tcp_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut cmd = lucid();
+    cmd.args([
+        "--no-preview",
+        "--pipe",
+        "y4m",
+        "--width",
+        "320",
+        "--height",
+        "180",
+    ])
+    .args(["--effect", "tint:color=#ff0000,amount=0", "--duration", "8"])
+    .args(["--http", &format!("127.0.0.1:{port}")])
+    .arg("--http-token-file")
+    .arg(&token_file);
+    let (mut child, out, err) = spawn_piped(&mut cmd);
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let bearer = format!("Bearer {token}");
+    let get = |path: &str, auth: Option<&str>| {
+        let mut r = http.get(format!("{base}{path}"));
+        if let Some(a) = auth {
+            r = r.header("Authorization", a);
+        }
+        r.send()
+    };
+    // Up, and playing.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status: serde_json::Value = loop {
+        if let Ok(r) = get("/api/status", Some(&bearer))
+            && r.status() == 200
+        {
+            let v: serde_json::Value = serde_json::from_str(&r.text().unwrap()).unwrap();
+            if v["presented"].as_u64().unwrap_or(0) > 10 {
+                break v;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the API never answered"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(status["state"], "playing", "{status}");
+    // Nobody else: no token, a wrong one.
+    assert_eq!(get("/api/status", None).unwrap().status(), 401);
+    assert_eq!(
+        get("/metrics", Some("Bearer lucid-test-token-0123456780"))
+            .unwrap()
+            .status(),
+        401
+    );
+    // Prometheus text.
+    let metrics = get("/metrics", Some(&bearer)).unwrap().text().unwrap();
+    for needle in [
+        "# HELP lucid_frames_shown_total",
+        "# TYPE lucid_frames_shown_total counter",
+        "# TYPE lucid_fps gauge",
+        "lucid_frames_dropped_total{where=\"clock\"}",
+        "# TYPE lucid_stalls_total counter",
+        "lucid_output_up{output=\"pipe\"} 1",
+        "# TYPE lucid_reconnects_total counter",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing:\n{metrics}");
+    }
+    let shown: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("lucid_frames_shown_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(shown > 10.0, "{metrics}");
+    // OSC over HTTP: applied, or a 400 that says why.
+    let post = |body: &str| {
+        http.post(format!("{base}/api/osc"))
+            .header("Authorization", &bearer)
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .unwrap()
+    };
+    let r = post(r#"{"address": "/lucid/effect/tint/amount", "args": [1.0]}"#);
+    assert_eq!(r.status(), 200, "{:?}", r.text());
+    let r = post(r#"{"address": "/lucid/nope", "args": [1.0]}"#);
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("/lucid/nope"));
+    let r = post("{not json");
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("not JSON"));
+    let status = wait_with_limit(&mut child, Duration::from_secs(60));
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    assert!(status.success(), "{err}");
+    assert!(!err.contains(token), "the token reached the log");
+    let y4m = Y4m::parse(&out);
+    assert!(centre_cr(&y4m, &y4m.frames[0]) < 120, "untinted at first");
+    assert!(
+        centre_cr(&y4m, y4m.frames.last().unwrap()) > 125,
+        "the OSC sent over HTTP tinted the picture"
+    );
+}
+
+#[test]
+fn the_http_api_is_refused_on_a_network_without_a_private_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "lucid-test-token-0123456789\n").unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let run = |args: &[&str]| {
+        run_with_limit(
+            lucid().args(["--no-preview", "--duration", "1"]).args(args),
+            LIMIT,
+        )
+    };
+    let out = run(&["--http", "0.0.0.0:0"]);
+    assert_one_clear_error(&out, 2, "add --http-token-file");
+    let out = run(&[
+        "--http",
+        "0.0.0.0:0",
+        "--http-token-file",
+        token_file.to_str().unwrap(),
+    ]);
+    assert_one_clear_error(&out, 2, "can be read by other users");
+    assert!(!stderr_of(&out).contains("0123456789"), "the token leaked");
+}

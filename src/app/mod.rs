@@ -112,7 +112,16 @@ fn play(mut config: Config) -> Result<()> {
         .transpose()?;
     // Bound before anything plays: a port in use is a clear error, not a silent show. The
     // MIDI connection lives as long as this function: dropping it closes the port.
-    let (control, _midi) = ControlPlugin::open(&config.control, &lifecycle)?;
+    let remote = config
+        .remote
+        .as_ref()
+        .map(|r| crate::remote::server::start(r, &lifecycle))
+        .transpose()?;
+    let (control, _midi) = ControlPlugin::open(
+        &config.control,
+        remote.as_ref().map(|r| r.requests.clone()),
+        &lifecycle,
+    )?;
     let sound = crate::sound::SoundPlugin::open(
         config.analysis_input.as_ref(),
         config.audio_out.as_deref(),
@@ -171,6 +180,7 @@ fn play(mut config: Config) -> Result<()> {
             offline,
             daydream,
             control,
+            remote,
             sound,
         });
         while app.plugins_state() == PluginsState::Adding {

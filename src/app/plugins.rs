@@ -58,6 +58,8 @@ pub(super) struct Show<'a> {
     pub daydream: Option<(DaydreamLink, Option<CueList>)>,
     /// OSC and MIDI, opened.
     pub control: Option<ControlPlugin>,
+    /// The HTTP API's server, started.
+    pub remote: Option<crate::remote::RemoteLink>,
     /// The sound's bus and analysis, with `--audio-in` opened.
     pub sound: SoundPlugin,
 }
@@ -90,6 +92,7 @@ pub(super) fn build_app(show: Show) -> App {
         offline,
         daydream,
         control,
+        remote,
         sound,
     } = show;
     let audio_mappings = config.control.audio.clone();
@@ -185,6 +188,9 @@ pub(super) fn build_app(show: Show) -> App {
     app.add_plugins(AudioMappingPlugin(audio_mappings));
     if let Some(control) = control {
         app.add_plugins(control);
+    }
+    if let Some(remote) = remote {
+        app.add_plugins(crate::remote::RemotePlugin(remote));
     }
     // Always there, even without layers: the overlay can add them.
     app.add_plugins(LayersPlugin {

@@ -155,6 +155,7 @@ impl Config {
             stats_json: args.stats_json.clone(),
             service: crate::service::ServiceConfig::from_env(),
             state: args.state.clone(),
+            remote: remote(&args)?,
             analysis_input,
             audio_out,
         })))
@@ -268,6 +269,19 @@ fn crossfader(args: &Args) -> Result<Crossfader> {
         seconds: args.crossfade.unwrap_or(2.0) as f32,
         curve: args.crossfade_curve.into(),
     })
+}
+
+/// `--http` and `--http-token-file`, checked (the token read now).
+fn remote(args: &Args) -> Result<Option<crate::remote::RemoteConfig>> {
+    match (&args.http, &args.http_token_file) {
+        (None, Some(_)) => Err(LucidError::Usage(
+            "--http-token-file guards the remote API: add --http ADDR:PORT".into(),
+        )),
+        (None, None) => Ok(None),
+        (Some(http), token) => crate::remote::RemoteConfig::parse(http, token.as_deref())
+            .map(Some)
+            .map_err(LucidError::Usage),
+    }
 }
 
 /// `--osc` and `--osc-allow`, checked.

@@ -60,6 +60,8 @@ pub struct Config {
     pub stats_json: Option<PathBuf>,
     /// `--state FILE`.
     pub state: Option<PathBuf>,
+    /// `--http` and its token.
+    pub remote: Option<crate::remote::RemoteConfig>,
     /// The service manager that started Lucid (`NOTIFY_SOCKET`), if one listens.
     pub service: Option<crate::service::ServiceConfig>,
     /// `--audio-in`: what the analysis listens to instead of the show's sound.

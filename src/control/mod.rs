@@ -13,6 +13,16 @@ use crate::effects::EffectCatalog;
 use crate::effects::chain::EffectInstance;
 use crate::effects::definition::{ParamKind, ParamValue};
 
+/// An OSC message from the HTTP API (`POST /api/osc`), applied like one from `--osc`, with
+/// where its outcome goes: Ok once applied, or why it was not.
+#[derive(Debug)]
+pub struct RemoteOsc {
+    /// The message.
+    pub message: rosc::OscMessage,
+    /// The answer.
+    pub reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
 /// An effect in the chain, by its place (from 0) or its effect's name (the first one).
 #[derive(Debug, Clone, PartialEq)]
 pub enum EffectRef {

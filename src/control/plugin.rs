@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use super::audio::{AudioMapping, Follower, Heard};
 use super::midi::{MidiClock, MidiControl, MidiEvent, MidiInput, MidiMapping, Timed};
 use super::osc::{self, Feedback};
-use super::{ControlAction, set_enabled, set_param};
+use super::{ControlAction, RemoteOsc, set_enabled, set_param};
 use crate::compositor::layers::{Fader, Layers};
 use crate::daydream::plugin::Steer;
 use crate::daydream::worker::SteerCommand;
@@ -71,6 +71,8 @@ impl Plugin for AudioMappingPlugin {
 pub struct ControlPlugin {
     /// Messages from the OSC listener, and what it dropped.
     pub osc: Option<osc::OscInput>,
+    /// OSC from the HTTP API (`--http`), each answered once applied.
+    pub remote: Option<Receiver<RemoteOsc>>,
     /// Where changed values go.
     pub feedback: Option<Feedback>,
     /// Messages from the MIDI input.
@@ -86,9 +88,10 @@ impl ControlPlugin {
     /// as long as the returned [`MidiInput`] lives.
     pub fn open(
         config: &ControlConfig,
+        remote: Option<Receiver<RemoteOsc>>,
         lifecycle: &Lifecycle,
     ) -> Result<(Option<ControlPlugin>, Option<MidiInput>)> {
-        if !config.any() {
+        if !config.any() && remote.is_none() {
             return Ok((None, None));
         }
         let osc = config
@@ -100,6 +103,7 @@ impl ControlPlugin {
         let (midi, rx) = midi.map_or((None, None), |(m, rx)| (Some(m), Some(rx)));
         let plugin = ControlPlugin {
             osc,
+            remote,
             feedback: config
                 .feedback
                 .map(|to| Feedback::start(to, lifecycle))
@@ -117,6 +121,9 @@ struct OscInbox(osc::OscInput);
 #[derive(Resource)]
 struct MidiInbox(Receiver<Timed>);
 
+#[derive(Resource)]
+struct RemoteInbox(Receiver<RemoteOsc>);
+
 #[derive(Resource, Clone)]
 struct OscFeedback(Feedback);
 
@@ -128,6 +135,10 @@ impl Plugin for ControlPlugin {
         if let Some(osc) = &self.osc {
             app.insert_resource(OscInbox(osc.clone()))
                 .add_systems(Update, apply_osc.before(VideoSystems::Present));
+        }
+        if let Some(remote) = &self.remote {
+            app.insert_resource(RemoteInbox(remote.clone()))
+                .add_systems(Update, apply_remote.before(VideoSystems::Present));
         }
         if let Some(midi) = &self.midi {
             app.insert_resource(MidiInbox(midi.clone()))
@@ -219,6 +230,24 @@ fn apply_osc(
                 }
             }
         }
+    }
+}
+
+/// OSC from the HTTP API: applied like `--osc`'s, and each asker told the outcome.
+fn apply_remote(
+    inbox: Res<RemoteInbox>,
+    mut controls: Controls,
+    mut report: ResMut<ControlReport>,
+    mut taps: Local<TapTempo>,
+) {
+    for RemoteOsc { message, reply } in inbox.0.try_iter() {
+        report.http_osc += 1;
+        let outcome = osc::parse(&message)
+            .map_err(|e| e.to_string())
+            .and_then(|action| apply(&action, &mut controls, &mut taps))
+            .map_err(|why| format!("{}: {why}", message.addr));
+        // The asker may have given up (a timeout): nothing to tell.
+        let _ = reply.send(outcome);
     }
 }
 

@@ -64,6 +64,14 @@ pub struct ControlReport {
     pub osc_denied: u64,
     /// OSC messages dropped because more came than the show could take (a flood).
     pub osc_dropped: u64,
+    /// HTTP requests answered (`--http`).
+    pub http_requests: u64,
+    /// HTTP requests refused for a missing or wrong token.
+    pub http_unauthorized: u64,
+    /// HTTP requests refused because the show's queue was full (a flood).
+    pub http_busy: u64,
+    /// OSC messages that came over HTTP (`POST /api/osc`) to the frame loop.
+    pub http_osc: u64,
     /// MIDI messages Lucid acts on, received (notes, CCs, clock ticks).
     pub midi_received: u64,
     /// MIDI messages a mapping turned into a change.
