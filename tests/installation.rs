@@ -401,6 +401,18 @@ fn the_http_api_answers_status_metrics_and_osc_to_the_token_holder_only() {
     let r = post("{not json");
     assert_eq!(r.status(), 400);
     assert!(r.text().unwrap().contains("not JSON"));
+    // The output as it is now, at its size or scaled down: real JPEGs FFmpeg decodes.
+    for (query, size) in [("", (320, 180)), ("?width=160", (160, 90))] {
+        let r = get(&format!("/api/snapshot.jpg{query}"), Some(&bearer)).unwrap();
+        assert_eq!(r.status(), 200, "snapshot{query}");
+        assert_eq!(r.headers()["content-type"], "image/jpeg");
+        let file = dir.path().join(format!("snapshot{}.jpg", size.0));
+        std::fs::write(&file, r.bytes().unwrap()).unwrap();
+        let (w, h, _) = file_markers(&file);
+        assert_eq!((w, h), size, "snapshot{query}");
+    }
+    let r = get("/api/snapshot.jpg?width=huge", Some(&bearer)).unwrap();
+    assert_eq!(r.status(), 400);
     let status = wait_with_limit(&mut child, Duration::from_secs(60));
     let (out, err) = (out.join().unwrap(), err.join().unwrap());
     assert!(status.success(), "{err}");

@@ -198,6 +198,38 @@ impl ImageSequence {
     }
 }
 
+/// One RGBA picture (`width * 4` bytes a row, tightly packed) as a JPEG file's bytes, at
+/// good quality (quantizer 4): the HTTP API's snapshot.
+pub fn jpeg_bytes(rgba: &[u8], width: u32, height: u32) -> std::result::Result<Vec<u8>, String> {
+    let row = width as usize * 4;
+    if width == 0 || height == 0 || rgba.len() < row * height as usize {
+        return Err("the picture is empty or short".into());
+    }
+    let rows: Vec<&[u8]> = rgba.chunks(row).take(height as usize).collect();
+    let codec = ff::encoder::find_by_name("mjpeg").ok_or("this FFmpeg has no mjpeg encoder")?;
+    let mut encoder = ff::codec::context::Context::new_with_codec(codec)
+        .encoder()
+        .video()
+        .map_err(|e| e.to_string())?;
+    encoder.set_width(width);
+    encoder.set_height(height);
+    encoder.set_format(ff::format::Pixel::YUVJ420P);
+    encoder.set_time_base(ff::Rational(1, 30));
+    encoder.set_color_range(ff::color::Range::JPEG);
+    encoder.set_flags(ff::codec::Flags::QSCALE);
+    encoder.set_global_quality(4 * FF_QP2LAMBDA);
+    let mut encoder = encoder.open_as(codec).map_err(|e| e.to_string())?;
+    let mut picture = ff::frame::Video::new(ff::format::Pixel::YUVJ420P, width, height);
+    rgba_to_jpeg_yuv(&rows, width as usize, &mut picture);
+    picture.set_pts(Some(0));
+    encoder.send_frame(&picture).map_err(|e| e.to_string())?;
+    let mut packet = ff::Packet::empty();
+    encoder
+        .receive_packet(&mut packet)
+        .map_err(|e| e.to_string())?;
+    Ok(packet.data().unwrap_or_default().to_vec())
+}
+
 /// FFmpeg's `FF_QP2LAMBDA`: quantizer to lambda units.
 const FF_QP2LAMBDA: i32 = 118;
 

@@ -3,6 +3,7 @@
 //!
 //! - `GET /api/status`: the same object as a `--stats-json` line.
 //! - `GET /metrics`: Prometheus text ([`metrics`], pure).
+//! - `GET /api/snapshot.jpg[?width=N]`: the output frame now, as a JPEG.
 //! - `POST /api/osc` with `{"address": "/lucid/...", "args": [...]}`: the whole OSC address
 //!   space; 200 once applied, 400 with the reason.
 //!

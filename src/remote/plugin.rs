@@ -1,15 +1,20 @@
 //! The frame loop's side of the HTTP API: the latest status goes to the server once it is
-//! made, and the server's counters into `control.http_*`. OSC over HTTP is applied by the
-//! control plugin, like `--osc`'s.
+//! made, and the server's counters into `control.http_*`; a snapshot asked for is read back
+//! from the output canvas and encoded on a thread of its own. OSC over HTTP is applied by
+//! the control plugin, like `--osc`'s.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bevy::prelude::*;
+use bevy::render::gpu_readback::{Readback, ReadbackComplete};
 
 use super::RemoteLink;
+use super::server::SnapshotRequest;
 use crate::show::state::ControlReport;
 use crate::status::{LatestStatus, StatusSystems};
+use crate::video::OutputCanvas;
 
 /// Feeds the HTTP server (started before the app, so a port in use is a usage error).
 pub struct RemotePlugin(pub RemoteLink);
@@ -21,6 +26,8 @@ impl Plugin for RemotePlugin {
     fn build(&self, app: &mut App) {
         app.insert_resource(Remote(self.0.clone()))
             .init_resource::<ControlReport>()
+            .init_resource::<PendingSnapshots>()
+            .add_systems(Update, take_snapshots)
             .add_systems(Last, publish.after(StatusSystems));
     }
 }
@@ -35,4 +42,64 @@ fn publish(remote: Res<Remote>, latest: Res<LatestStatus>, mut report: ResMut<Co
     {
         remote.0.status.send_replace(Some(Arc::new(status.clone())));
     }
+}
+
+/// Snapshots being read back, by the read-back entity: the canvas size, and the request.
+#[derive(Resource, Default)]
+struct PendingSnapshots(HashMap<Entity, (UVec2, SnapshotRequest)>);
+
+/// Starts a read-back of the canvas for each snapshot asked for.
+fn take_snapshots(
+    mut commands: Commands,
+    remote: Res<Remote>,
+    canvas: Option<Res<OutputCanvas>>,
+    mut pending: ResMut<PendingSnapshots>,
+) {
+    for request in remote.0.snapshots.try_iter() {
+        let Some(canvas) = canvas.as_ref() else {
+            let _ = request
+                .reply
+                .send(Err("no picture yet: the show is starting".into()));
+            continue;
+        };
+        let entity = commands
+            .spawn(Readback::texture(canvas.image.clone()))
+            .observe(deliver_snapshot)
+            .id();
+        pending.0.insert(entity, (canvas.size, request));
+    }
+}
+
+/// The canvas came back: unpadded, scaled and encoded on a thread, then answered.
+fn deliver_snapshot(
+    done: On<ReadbackComplete>,
+    mut pending: ResMut<PendingSnapshots>,
+    mut commands: Commands,
+) {
+    // A read-back repeats every frame until its entity goes: the first one answers.
+    let Some((size, request)) = pending.0.remove(&done.entity) else {
+        return;
+    };
+    commands.entity(done.entity).despawn();
+    let rgba: Vec<u8> = crate::output::readback_rows(&done.data, size.x as usize * 4)
+        .take(size.y as usize)
+        .flatten()
+        .copied()
+        .collect();
+    std::thread::spawn(move || {
+        let _ = request.reply.send(encode(rgba, size, request.width));
+    });
+}
+
+/// Scales down to `width` (aspect kept, even sides for 4:2:0) when asked, then JPEG.
+fn encode(rgba: Vec<u8>, size: UVec2, width: Option<u32>) -> Result<Vec<u8>, String> {
+    let full = image::RgbaImage::from_raw(size.x, size.y, rgba).ok_or("a short read-back")?;
+    let picture = match width.filter(|w| *w < size.x) {
+        Some(w) => {
+            let h = ((u64::from(size.y) * u64::from(w)) / u64::from(size.x)).max(2) as u32;
+            image::imageops::resize(&full, w & !1, h & !1, image::imageops::FilterType::Triangle)
+        }
+        None => full,
+    };
+    crate::output::images::jpeg_bytes(picture.as_raw(), picture.width(), picture.height())
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -32,11 +32,25 @@ const APPLY_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the server looks at the stop flag.
 const STOP_POLL: Duration = Duration::from_millis(100);
 
+/// A picture of the output asked for (`GET /api/snapshot.jpg`), with where it goes.
+#[derive(Debug)]
+pub struct SnapshotRequest {
+    /// `?width=`: scaled down to this width (aspect kept); never up.
+    pub width: Option<u32>,
+    /// The JPEG's bytes, or why there is none.
+    pub reply: oneshot::Sender<std::result::Result<Vec<u8>, String>>,
+}
+
+/// Snapshots asked for at once, at most; beyond it, 503.
+const SNAPSHOT_QUEUE: usize = 4;
+
 /// The frame loop's ends of the server's channels.
 #[derive(Clone)]
 pub struct RemoteLink {
     /// OSC messages to apply, each with where its answer goes.
     pub requests: Receiver<RemoteOsc>,
+    /// Snapshots to take.
+    pub snapshots: Receiver<SnapshotRequest>,
     /// Where the latest status goes.
     pub status: Arc<watch::Sender<Option<Arc<StatusSnapshot>>>>,
     /// Requests counted by the server.
@@ -58,6 +72,7 @@ pub struct RemoteCounters {
 struct Shared {
     token: Option<Token>,
     requests: Sender<RemoteOsc>,
+    snapshots: Sender<SnapshotRequest>,
     status: watch::Receiver<Option<Arc<StatusSnapshot>>>,
     counters: Arc<RemoteCounters>,
 }
@@ -70,11 +85,13 @@ pub fn start(config: &RemoteConfig, lifecycle: &Lifecycle) -> Result<RemoteLink>
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .map_err(|e| LucidError::Usage(format!("--http {at}: cannot listen: {e}")))?;
     let (requests_tx, requests) = bounded(REQUEST_QUEUE);
+    let (snapshots_tx, snapshots) = bounded(SNAPSHOT_QUEUE);
     let (status, status_rx) = watch::channel(None);
     let counters = Arc::new(RemoteCounters::default());
     let shared = Shared {
         token: config.token.clone(),
         requests: requests_tx,
+        snapshots: snapshots_tx,
         status: status_rx,
         counters: counters.clone(),
     };
@@ -90,6 +107,7 @@ pub fn start(config: &RemoteConfig, lifecycle: &Lifecycle) -> Result<RemoteLink>
     );
     Ok(RemoteLink {
         requests,
+        snapshots,
         status: Arc::new(status),
         counters,
     })
@@ -119,6 +137,7 @@ fn serve(listener: std::net::TcpListener, shared: Shared, lifecycle: &Lifecycle)
         let app = Router::new()
             .route("/api/status", get(status))
             .route("/metrics", get(metrics))
+            .route("/api/snapshot.jpg", get(snapshot))
             .route("/api/osc", post(osc))
             .layer(middleware::from_fn_with_state(shared.clone(), guard))
             .with_state(shared);
@@ -185,6 +204,43 @@ async fn metrics(State(shared): State<Shared>) -> Response {
         )
             .into_response(),
         None => starting(),
+    }
+}
+
+/// `GET /api/snapshot.jpg[?width=N]`: the output as it is now, read back from the GPU by
+/// the frame loop and encoded off it.
+async fn snapshot(
+    State(shared): State<Shared>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let width = match query.get("width").map(|w| w.parse::<u32>()) {
+        None => None,
+        Some(Ok(w)) if w >= 16 => Some(w),
+        Some(_) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                "width: a number of pixels, 16 or more\n",
+            )
+                .into_response();
+        }
+    };
+    let (reply, answer) = oneshot::channel();
+    if shared
+        .snapshots
+        .try_send(SnapshotRequest { width, reply })
+        .is_err()
+    {
+        shared.counters.busy.fetch_add(1, Ordering::Relaxed);
+        return (StatusCode::SERVICE_UNAVAILABLE, "busy: try again\n").into_response();
+    }
+    match tokio::time::timeout(APPLY_TIMEOUT, answer).await {
+        Ok(Ok(Ok(jpeg))) => ([(header::CONTENT_TYPE, "image/jpeg")], jpeg).into_response(),
+        Ok(Ok(Err(why))) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the show did not answer in time\n",
+        )
+            .into_response(),
     }
 }
 
