@@ -30,6 +30,7 @@ pub mod logging;
 pub mod midi_map;
 pub mod output;
 pub mod overlay;
+pub mod persist;
 pub mod preview;
 pub mod redact;
 pub mod remote;

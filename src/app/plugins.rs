@@ -30,7 +30,7 @@ use crate::overlay::OverlayPlugin;
 use crate::preview::PreviewPlugin;
 use crate::service::ServicePlugin;
 use crate::show::ShowPlugin;
-use crate::show::persist::{PersistPlugin, ShowSnapshot};
+use crate::persist::{PersistPlugin, ShowSnapshot};
 use crate::show::state::{Cues, KeyboardCaptured};
 use crate::sound::SoundPlugin;
 use crate::source::SourceSpec;

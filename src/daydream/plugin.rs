@@ -9,6 +9,7 @@ use super::Attached;
 pub use super::worker::SteerCommand;
 use super::worker::{self, Snapshot};
 use crate::lifecycle::Lifecycle;
+use crate::show::state::Cues;
 
 /// The attached stream as the app sees it.
 #[derive(Resource, Debug, Default, Clone)]
@@ -115,7 +116,23 @@ impl Plugin for DaydreamPlugin {
         app.insert_resource(link.state)
             .insert_resource(Steer(link.commands))
             .insert_resource(Snapshots(link.snapshots))
-            .add_systems(PreUpdate, receive_snapshots);
+            .add_systems(PreUpdate, receive_snapshots)
+            // After Update, where `--state` restores the show.
+            .add_systems(PostUpdate, resume_cue);
+    }
+}
+
+/// Once, at start: a cue already current (restored by `--state`) is sent to the stream, so
+/// a restart steers it back to where the show was.
+fn resume_cue(mut done: Local<bool>, cues: Option<ResMut<Cues>>, steer: Res<Steer>) {
+    if std::mem::replace(&mut *done, true) {
+        return;
+    }
+    let Some(mut cues) = cues else { return };
+    if let Some(i) = cues.0.current {
+        for command in cues.0.go(i) {
+            steer.send(command);
+        }
     }
 }
 

@@ -1,10 +1,8 @@
 //! Show controls for performing: blackout, fade to black, freeze frame, screenshots,
 //! fullscreen on a chosen monitor, and effect toggles on the number keys. Every control
 //! acts on the canvas (what the audience and the recordings see), never on the UI.
-//! [`state`] holds the UI-facing state the controls write and the overlay reads;
-//! [`persist`] keeps the live state in `--state FILE` across restarts.
+//! [`state`] holds the UI-facing state the controls write and the overlay reads.
 
-pub mod persist;
 pub mod state;
 
 use std::path::PathBuf;

@@ -19,8 +19,8 @@ use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use super::ShowState;
-use super::state::Cues;
+use crate::show::ShowState;
+use crate::show::state::Cues;
 use crate::compositor::layers::{Fader, Layers};
 use crate::effects::chain::{EffectChain, EffectInstance};
 use crate::effects::{EffectCatalog, MasterLevel};
@@ -176,7 +176,6 @@ struct Live<'w> {
     chain: ResMut<'w, EffectChain>,
     catalog: Res<'w, EffectCatalog>,
     layers: Option<ResMut<'w, Layers>>,
-    steer: Option<Res<'w, crate::daydream::plugin::Steer>>,
 }
 
 impl Live<'_> {
@@ -226,15 +225,11 @@ fn restore(mut persist: ResMut<Persist>, mut live: Live) {
             layers.set_opacity(i, *opacity);
         }
     }
+    // The Daydream plugin sends a current cue to the stream (in PostUpdate, after this).
     if let (Some(cues), Some(i)) = (live.cues.as_mut(), kept.cue)
         && i < cues.0.cues.len()
     {
-        let commands = cues.0.go(i);
-        if let Some(steer) = &live.steer {
-            for c in commands {
-                steer.send(c);
-            }
-        }
+        cues.0.current = Some(i);
     }
     info!(
         "state restored: master {:.2}, freeze {}, crossfader {:.2}, {} effect(s){}",
