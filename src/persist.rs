@@ -19,12 +19,12 @@ use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use crate::show::ShowState;
-use crate::show::state::Cues;
 use crate::compositor::layers::{Fader, Layers};
 use crate::effects::chain::{EffectChain, EffectInstance};
 use crate::effects::{EffectCatalog, MasterLevel};
 use crate::lifecycle::Lifecycle;
+use crate::show::ShowState;
+use crate::show::state::Cues;
 use crate::video::{Freeze, VideoSystems};
 
 /// How long after a change the state is on disk at the latest (a fader being dragged

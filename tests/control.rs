@@ -19,6 +19,18 @@ fn send(socket: &UdpSocket, port: u16, addr: &str, args: Vec<OscType>) {
     socket.send_to(&bytes, ("127.0.0.1", port)).unwrap();
 }
 
+/// Waits for Lucid to end (it must succeed) and reads what it piped.
+fn finish(
+    child: &mut std::process::Child,
+    out: std::thread::JoinHandle<Vec<u8>>,
+    err: std::thread::JoinHandle<String>,
+) -> (Y4m, String) {
+    let status = wait_with_limit(child, Duration::from_secs(90));
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    assert!(status.success(), "{err}");
+    (Y4m::parse(&out), err)
+}
+
 /// The local addresses UDP sockets on `port` are bound to, from the kernel's own table.
 fn udp_listeners(port: u16) -> Vec<String> {
     let table = std::fs::read_to_string("/proc/net/udp").unwrap();
@@ -110,15 +122,8 @@ fn osc_changes_an_effect_in_the_output_and_feeds_the_value_back() {
         send(&socket, port, "/lucid/tempo/tap", vec![]);
         std::thread::sleep(Duration::from_millis(400));
     }
-    let status = wait_with_limit(&mut child, Duration::from_secs(90));
-    let (out, err) = (out.join().unwrap(), err.join().unwrap());
-    assert!(status.success(), "{err}");
-
-    let y4m = Y4m::parse(&out);
-    let cr = |f: &[u8]| {
-        let (w, h) = (y4m.width as usize, y4m.height as usize);
-        f[w * h + (w / 2) * (h / 2) + (w / 2) * (h / 4) + w / 4]
-    };
+    let (y4m, err) = finish(&mut child, out, err);
+    let cr = |f: &[u8]| y4m.centre_chroma(f).1;
     let reds: Vec<bool> = y4m.frames.iter().map(|f| cr(f) > 150).collect();
     assert!(!reds[0], "starts untinted (Cr {})", cr(&y4m.frames[0]));
     assert!(*reds.last().unwrap(), "ends tinted");
@@ -182,14 +187,8 @@ fn osc_moves_a_layers_own_effect() {
         "/lucid/layer/1/effect/tint/amount",
         vec![OscType::Float(1.0)],
     );
-    let status = wait_with_limit(&mut child, Duration::from_secs(90));
-    let (out, err) = (out.join().unwrap(), err.join().unwrap());
-    assert!(status.success(), "{err}");
-    let y4m = Y4m::parse(&out);
-    let cb = |f: &[u8]| {
-        let (w, h) = (y4m.width as usize, y4m.height as usize);
-        f[w * h + (w / 2) * (h / 4) + w / 4]
-    };
+    let (y4m, err) = finish(&mut child, out, err);
+    let cb = |f: &[u8]| y4m.centre_chroma(f).0;
     let blue: Vec<bool> = y4m.frames.iter().map(|f| cb(f) > 200).collect();
     assert!(!blue[0], "starts white (Cb {})", cb(&y4m.frames[0]));
     let first = blue.iter().position(|b| *b).expect("the layer turns blue");
@@ -231,14 +230,9 @@ fn osc_from_outside_osc_allow_is_dropped_and_counted() {
             vec![OscType::Float(1.0)],
         );
     }
-    let status = wait_with_limit(&mut child, Duration::from_secs(90));
-    let (out, err) = (out.join().unwrap(), err.join().unwrap());
-    assert!(status.success(), "{err}");
-    let y4m = Y4m::parse(&out);
-    let (w, h) = (y4m.width as usize, y4m.height as usize);
-    let cr = |f: &[u8]| f[w * h + (w / 2) * (h / 2) + (w / 2) * (h / 4) + w / 4];
+    let (y4m, err) = finish(&mut child, out, err);
     assert!(
-        y4m.frames.iter().all(|f| cr(f) < 150),
+        y4m.frames.iter().all(|f| y4m.centre_chroma(f).1 < 150),
         "a denied sender changed the picture"
     );
     let s = last_stats(&stats);
@@ -333,12 +327,8 @@ fn a_midi_cc_mapped_in_a_preset_moves_an_effect() {
     let (mut child, out, err) = spawn_piped(&mut cmd);
     wait_for_presented(&stats, 30);
     port.send(&[0xB0, 21, 127]).unwrap();
-    let status = wait_with_limit(&mut child, Duration::from_secs(90));
-    let (out, err) = (out.join().unwrap(), err.join().unwrap());
-    assert!(status.success(), "{err}");
-    let y4m = Y4m::parse(&out);
-    let (w, h) = (y4m.width as usize, y4m.height as usize);
-    let cr = |f: &[u8]| f[w * h + (w / 2) * (h / 2) + (w / 2) * (h / 4) + w / 4];
+    let (y4m, _) = finish(&mut child, out, err);
+    let cr = |f: &[u8]| y4m.centre_chroma(f).1;
     assert!(cr(&y4m.frames[0]) < 140, "starts untinted");
     assert!(cr(y4m.frames.last().unwrap()) > 150, "the knob tinted it");
     let s = last_stats(&stats);

@@ -184,8 +184,30 @@ fn free_udp_port() -> u16 {
 
 /// The Cr sample at the picture's centre of a frame of a 4:2:0 Y4M.
 fn centre_cr(y4m: &Y4m, frame: &[u8]) -> u8 {
-    let (w, h) = (y4m.width as usize, y4m.height as usize);
-    frame[w * h + (w / 2) * (h / 2) + (w / 2) * (h / 4) + w / 4]
+    y4m.centre_chroma(frame).1
+}
+
+/// A second of the test pattern, tinted by `--state`'s chain or not at all.
+fn play_with_state(state: &std::path::Path) -> (Y4m, String) {
+    let out = run_with_limit(
+        lucid()
+            .args([
+                "--no-preview",
+                "--pipe",
+                "y4m",
+                "--width",
+                "320",
+                "--height",
+                "180",
+            ])
+            .args(["--effect", "tint:color=#ff0000,amount=0", "--duration", "1"])
+            .arg("--state")
+            .arg(state),
+        LIMIT,
+    );
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    (Y4m::parse(&out.stdout), err)
 }
 
 #[test]
@@ -237,55 +259,19 @@ fn state_survives_a_sigkill_and_a_corrupt_state_file_is_set_aside() {
     let _ = wait_with_limit(&mut child, Duration::from_secs(10));
     drop(err.join());
     // It comes back as it was: tinted from its first frame, frozen.
-    let out = run_with_limit(
-        lucid()
-            .args([
-                "--no-preview",
-                "--pipe",
-                "y4m",
-                "--width",
-                "320",
-                "--height",
-                "180",
-            ])
-            .args(["--effect", "tint:color=#ff0000,amount=0", "--duration", "1"])
-            .arg("--state")
-            .arg(&state),
-        LIMIT,
-    );
-    let err = stderr_of(&out);
-    assert!(out.status.success(), "{err}");
+    let (y4m, err) = play_with_state(&state);
     assert!(
         err.contains("state restored") && err.contains("freeze on"),
         "{err}"
     );
-    let y4m = Y4m::parse(&out.stdout);
     let first = y4m.frames.first().expect("a frame");
     // The test pattern's centre: Cr 104 untinted, 141 under the full red tint.
     assert!(centre_cr(&y4m, first) > 125, "the tint came back: {err}");
     // A file that is not a state: set aside, said, and the show plays as asked.
     std::fs::write(&state, "(master: 0.5, freeze: tru").unwrap();
-    let out = run_with_limit(
-        lucid()
-            .args([
-                "--no-preview",
-                "--pipe",
-                "y4m",
-                "--width",
-                "320",
-                "--height",
-                "180",
-            ])
-            .args(["--effect", "tint:color=#ff0000,amount=0", "--duration", "1"])
-            .arg("--state")
-            .arg(&state),
-        LIMIT,
-    );
-    let err = stderr_of(&out);
-    assert!(out.status.success(), "{err}");
+    let (y4m, err) = play_with_state(&state);
     assert!(err.contains("set aside as"), "{err}");
     assert!(dir.path().join("show.state.corrupt").exists());
-    let y4m = Y4m::parse(&out.stdout);
     assert!(
         centre_cr(&y4m, &y4m.frames[0]) < 120,
         "the command line's chain"

@@ -612,6 +612,14 @@ pub struct Y4m {
 }
 
 impl Y4m {
+    /// The Cb and Cr samples at a frame's centre (4:2:0 planes).
+    pub fn centre_chroma(&self, frame: &[u8]) -> (u8, u8) {
+        let (w, h) = (self.width as usize, self.height as usize);
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        let at = (ch / 2) * cw + cw / 2;
+        (frame[w * h + at], frame[w * h + cw * ch + at])
+    }
+
     pub fn parse(bytes: &[u8]) -> Y4m {
         let nl = bytes
             .iter()
