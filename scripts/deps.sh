@@ -2,7 +2,7 @@
 # System packages: FFmpeg (CLI and -dev libraries), clang/pkg-config for the FFmpeg
 # bindings, Mesa's Vulkan drivers (lavapipe runs Lucid where there is no GPU), and an X
 # server (Xvfb), xwd and X client libraries for windows; Python's venv for the WebRTC
-# tests' peer.
+# tests' peer; Chromium for the web remote's test.
 set -euo pipefail
 
 LUCID_PACKAGES=(
@@ -15,6 +15,8 @@ LUCID_PACKAGES=(
   python3 python3-venv
   # MIDI input (midir on ALSA).
   libasound2-dev
+  # The web remote's test drives a real headless Chromium.
+  chromium
 )
 
 lucid_install_deps() {

@@ -435,3 +435,84 @@ fn the_http_api_is_refused_on_a_network_without_a_private_token() {
     assert_one_clear_error(&out, 2, "can be read by other users");
     assert!(!stderr_of(&out).contains("0123456789"), "the token leaked");
 }
+
+#[test]
+fn the_web_remote_in_chromium_shows_the_show_and_its_controls_change_the_output() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let token = "lucid-test-token-0123456789";
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let port = free_tcp_port();
+    let mut child = lucid()
+        .args([
+            "--no-preview",
+            "--width",
+            "320",
+            "--height",
+            "180",
+            "--duration",
+            "60",
+        ])
+        .args(["--effect", "tint:color=#ff0000,amount=0"])
+        .args(["--http", &format!("127.0.0.1:{port}")])
+        .arg("--http-token-file")
+        .arg(&token_file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = collect_stderr(&mut child);
+    // A browser's Basic login (any user name, the token as the password).
+    use base64::Engine as _;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("remote:{token}"))
+    );
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/browser.py");
+    let browser = run_with_limit(
+        std::process::Command::new(support::whep::peer_python())
+            .arg(&script)
+            .arg(format!("http://127.0.0.1:{port}/"))
+            .arg(&basic),
+        Duration::from_secs(120),
+    );
+    let seen = String::from_utf8_lossy(&browser.stdout).into_owned();
+    assert!(
+        browser.status.success(),
+        "Chromium: {seen}\n{}",
+        stderr_of(&browser)
+    );
+    let seen: serde_json::Value = serde_json::from_str(seen.trim()).unwrap();
+    assert!(
+        seen["state"].as_str().unwrap().contains("playing"),
+        "{seen}"
+    );
+    assert!(
+        seen["sliders"].as_u64().unwrap() >= 2,
+        "mix and amount: {seen}"
+    );
+    assert!(
+        seen["red_after"].as_f64().unwrap() > seen["red_before"].as_f64().unwrap() + 20.0,
+        "the thumbnail showed the tint the slider asked for: {seen}"
+    );
+    assert_eq!(seen["freeze_on"], true, "{seen}");
+    // What the page did is what the show does.
+    let show: serde_json::Value = serde_json::from_str(
+        &reqwest::blocking::Client::new()
+            .get(format!("http://127.0.0.1:{port}/api/show"))
+            .header("Authorization", format!("Bearer {token}"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(show["values"]["/lucid/freeze"][0], 1.0, "{show}");
+    assert_eq!(show["values"]["/lucid/effect/0/amount"][0], 1.0, "{show}");
+    send_signal(child.id(), "INT");
+    let status = wait_with_limit(&mut child, Duration::from_secs(20));
+    let err = err.join().unwrap();
+    assert!(status.success(), "{err}");
+}

@@ -432,20 +432,15 @@ type SentValues = (Option<Instant>, BTreeMap<String, Vec<f32>>);
 /// Sends every value that changed since the last send: effect parameters, mix and
 /// enabled, the master level and freeze, whoever changed them (OSC, overlay, keys), and
 /// the sound's analysis (`/lucid/audio/level`, `bands`, `onset`, `bpm`).
-fn send_feedback(
-    feedback: Res<OscFeedback>,
-    chain: Res<EffectChain>,
-    catalog: Res<EffectCatalog>,
-    master: Res<MasterLevel>,
-    freeze: Res<Freeze>,
-    sound: Res<ShowSound>,
-    mut last: Local<SentValues>,
-) {
-    let now = Instant::now();
-    if last.0.is_some_and(|t| now - t < FEEDBACK_EVERY) {
-        return;
-    }
-    last.0 = Some(now);
+/// The show's values by OSC address, normalized as a controller sends them: what
+/// `--osc-feedback` sends and the web remote shows.
+pub fn osc_values(
+    chain: &EffectChain,
+    catalog: &EffectCatalog,
+    master: f32,
+    freeze: bool,
+    sound: &ShowSound,
+) -> BTreeMap<String, Vec<f32>> {
     let mut values = BTreeMap::new();
     for (i, effect) in chain.effects.iter().enumerate() {
         let base = format!("/lucid/effect/{i}");
@@ -462,8 +457,8 @@ fn send_feedback(
             }
         }
     }
-    values.insert("/lucid/master/level".into(), vec![master.level]);
-    values.insert("/lucid/freeze".into(), vec![f32::from(u8::from(freeze.0))]);
+    values.insert("/lucid/master/level".into(), vec![master]);
+    values.insert("/lucid/freeze".into(), vec![f32::from(u8::from(freeze))]);
     if sound.heard {
         values.insert("/lucid/audio/level".into(), vec![sound.level]);
         values.insert("/lucid/audio/bands".into(), sound.bands.to_vec());
@@ -472,6 +467,24 @@ fn send_feedback(
             values.insert("/lucid/audio/bpm".into(), vec![bpm as f32]);
         }
     }
+    values
+}
+
+fn send_feedback(
+    feedback: Res<OscFeedback>,
+    chain: Res<EffectChain>,
+    catalog: Res<EffectCatalog>,
+    master: Res<MasterLevel>,
+    freeze: Res<Freeze>,
+    sound: Res<ShowSound>,
+    mut last: Local<SentValues>,
+) {
+    let now = Instant::now();
+    if last.0.is_some_and(|t| now - t < FEEDBACK_EVERY) {
+        return;
+    }
+    last.0 = Some(now);
+    let values = osc_values(&chain, &catalog, master.level, freeze.0, &sound);
     for (address, v) in &values {
         if last.1.get(address) != Some(v) {
             feedback.0.send(address.clone(), v);

@@ -97,13 +97,30 @@ impl Token {
         Ok(Token(token.to_string()))
     }
 
-    /// Whether an `Authorization` header carries this token. The comparison takes the
-    /// same time wherever the first difference is, so timing tells nothing of the token.
+    /// Whether an `Authorization` header carries this token: `Bearer <token>` (scripts,
+    /// Prometheus), or `Basic` with the token as the password (what a browser sends once
+    /// its login prompt was answered: the web remote). The comparison takes the same time
+    /// wherever the first difference is, so timing tells nothing of the token.
     pub fn admits(&self, authorization: Option<&str>) -> bool {
-        let Some(given) = authorization.and_then(|h| h.strip_prefix("Bearer ")) else {
+        let Some(header) = authorization else {
             return false;
         };
-        constant_time_eq(given.trim().as_bytes(), self.0.as_bytes())
+        let given = if let Some(bearer) = header.strip_prefix("Bearer ") {
+            bearer.trim().to_string()
+        } else if let Some(basic) = header.strip_prefix("Basic ") {
+            use base64::Engine as _;
+            let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(basic.trim()) else {
+                return false;
+            };
+            let text = String::from_utf8_lossy(&decoded).into_owned();
+            match text.split_once(':') {
+                Some((_, password)) => password.to_string(),
+                None => return false,
+            }
+        } else {
+            return false;
+        };
+        constant_time_eq(given.as_bytes(), self.0.as_bytes())
     }
 }
 
@@ -152,6 +169,11 @@ mod tests {
         assert!(token.admits(Some("Bearer 0123456789abcdef-secret")));
         assert!(!token.admits(Some("Bearer 0123456789abcdef-secreT")));
         assert!(!token.admits(Some("0123456789abcdef-secret")));
+        // A browser's Basic login: any user, the token as the password.
+        // base64("remote:0123456789abcdef-secret")
+        assert!(token.admits(Some("Basic cmVtb3RlOjAxMjM0NTY3ODlhYmNkZWYtc2VjcmV0")));
+        assert!(!token.admits(Some("Basic cmVtb3RlOnNlY3JldA==")));
+        assert!(!token.admits(Some("Basic !!!")));
         assert!(!token.admits(None));
         std::fs::write(&file, "short\n").unwrap();
         assert!(Token::read(&file).unwrap_err().contains("16 characters"));

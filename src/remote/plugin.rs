@@ -12,8 +12,13 @@ use bevy::render::gpu_readback::{Readback, ReadbackComplete};
 
 use super::RemoteLink;
 use super::server::SnapshotRequest;
-use crate::show::state::ControlReport;
+use crate::compositor::layers::Fader;
+use crate::effects::chain::EffectChain;
+use crate::effects::{EffectCatalog, MasterLevel};
+use crate::show::state::{ControlReport, Cues};
+use crate::sound::ShowSound;
 use crate::status::{LatestStatus, StatusSystems};
+use crate::video::Freeze;
 use crate::video::OutputCanvas;
 
 /// Feeds the HTTP server (started before the app, so a port in use is a usage error).
@@ -27,7 +32,7 @@ impl Plugin for RemotePlugin {
         app.insert_resource(Remote(self.0.clone()))
             .init_resource::<ControlReport>()
             .init_resource::<PendingSnapshots>()
-            .add_systems(Update, take_snapshots)
+            .add_systems(Update, (take_snapshots, publish_show))
             .add_systems(Last, publish.after(StatusSystems));
     }
 }
@@ -42,6 +47,57 @@ fn publish(remote: Res<Remote>, latest: Res<LatestStatus>, mut report: ResMut<Co
     {
         remote.0.status.send_replace(Some(Arc::new(status.clone())));
     }
+}
+
+/// The show's values for the web remote, at most four times a second, when they changed.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a Bevy system: each argument is a query or resource it reads"
+)]
+fn publish_show(
+    remote: Res<Remote>,
+    chain: Res<EffectChain>,
+    catalog: Res<EffectCatalog>,
+    master: Res<MasterLevel>,
+    freeze: Res<Freeze>,
+    sound: Res<ShowSound>,
+    extra: (Option<Res<Fader>>, Option<Res<Cues>>),
+    mut last: Local<Option<(std::time::Instant, serde_json::Value)>>,
+) {
+    let now = std::time::Instant::now();
+    if last
+        .as_ref()
+        .is_some_and(|(t, _)| now - *t < std::time::Duration::from_millis(250))
+    {
+        return;
+    }
+    let (fader, cues) = extra;
+    let values =
+        crate::control::plugin::osc_values(&chain, &catalog, master.level, freeze.0, &sound);
+    let effects: Vec<serde_json::Value> = chain
+        .effects
+        .iter()
+        .map(|e| {
+            let params: Vec<String> = catalog
+                .get(&e.effect)
+                .map(|d| d.params.iter().map(|p| p.name.clone()).collect())
+                .unwrap_or_default();
+            serde_json::json!({"effect": e.effect, "params": params})
+        })
+        .collect();
+    let show = serde_json::json!({
+        "values": values,
+        "effects": effects,
+        "crossfader": fader.map(|f| f.0.target),
+        "cues": cues.as_ref().map(|c| c.0.cues.iter().map(|q| q.name.clone()).collect::<Vec<_>>()).unwrap_or_default(),
+        "cue": cues.and_then(|c| c.0.current),
+    });
+    if last.as_ref().is_some_and(|(_, v)| *v == show) {
+        *last = Some((now, show));
+        return;
+    }
+    remote.0.show.send_replace(Some(Arc::new(show.clone())));
+    *last = Some((now, show));
 }
 
 /// Snapshots being read back, by the read-back entity: the canvas size, and the request.

@@ -53,6 +53,8 @@ pub struct RemoteLink {
     pub snapshots: Receiver<SnapshotRequest>,
     /// Where the latest status goes.
     pub status: Arc<watch::Sender<Option<Arc<StatusSnapshot>>>>,
+    /// Where the show's controls and their values go (the web remote's `/api/show`).
+    pub show: Arc<watch::Sender<Option<Arc<serde_json::Value>>>>,
     /// Requests counted by the server.
     pub counters: Arc<RemoteCounters>,
 }
@@ -74,6 +76,7 @@ struct Shared {
     requests: Sender<RemoteOsc>,
     snapshots: Sender<SnapshotRequest>,
     status: watch::Receiver<Option<Arc<StatusSnapshot>>>,
+    show: watch::Receiver<Option<Arc<serde_json::Value>>>,
     counters: Arc<RemoteCounters>,
 }
 
@@ -87,12 +90,14 @@ pub fn start(config: &RemoteConfig, lifecycle: &Lifecycle) -> Result<RemoteLink>
     let (requests_tx, requests) = bounded(REQUEST_QUEUE);
     let (snapshots_tx, snapshots) = bounded(SNAPSHOT_QUEUE);
     let (status, status_rx) = watch::channel(None);
+    let (show, show_rx) = watch::channel(None);
     let counters = Arc::new(RemoteCounters::default());
     let shared = Shared {
         token: config.token.clone(),
         requests: requests_tx,
         snapshots: snapshots_tx,
         status: status_rx,
+        show: show_rx,
         counters: counters.clone(),
     };
     let l = lifecycle.clone();
@@ -109,6 +114,7 @@ pub fn start(config: &RemoteConfig, lifecycle: &Lifecycle) -> Result<RemoteLink>
         requests,
         snapshots,
         status: Arc::new(status),
+        show: Arc::new(show),
         counters,
     })
 }
@@ -135,7 +141,9 @@ fn serve(listener: std::net::TcpListener, shared: Shared, lifecycle: &Lifecycle)
             }
         };
         let app = Router::new()
+            .route("/", get(remote_page))
             .route("/api/status", get(status))
+            .route("/api/show", get(show))
             .route("/metrics", get(metrics))
             .route("/api/snapshot.jpg", get(snapshot))
             .route("/api/osc", post(osc))
@@ -192,6 +200,24 @@ fn starting() -> Response {
 async fn status(State(shared): State<Shared>) -> Response {
     match latest(&shared) {
         Some(s) => axum::Json(s.as_ref().clone()).into_response(),
+        None => starting(),
+    }
+}
+
+/// The web remote: one page, embedded in the binary.
+async fn remote_page() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        include_str!("../../assets/remote/index.html"),
+    )
+        .into_response()
+}
+
+/// The show's controls and their values now, by OSC address (normalized as a controller
+/// sends them), with the crossfader and the cue list.
+async fn show(State(shared): State<Shared>) -> Response {
+    match shared.show.borrow().clone() {
+        Some(v) => axum::Json(v.as_ref().clone()).into_response(),
         None => starting(),
     }
 }
