@@ -516,3 +516,102 @@ fn the_web_remote_in_chromium_shows_the_show_and_its_controls_change_the_output(
     let err = err.join().unwrap();
     assert!(status.success(), "{err}");
 }
+
+#[test]
+fn a_flood_of_osc_and_http_requests_is_counted_and_never_holds_the_show_up() {
+    let port = free_udp_port();
+    let http_port = free_tcp_port();
+    let dir = tempfile::tempdir().unwrap();
+    let stats = dir.path().join("stats.jsonl");
+    let mut cmd = lucid();
+    cmd.args([
+        "--no-preview",
+        "--pipe",
+        "y4m",
+        "--width",
+        "160",
+        "--height",
+        "90",
+    ])
+    .args(["--effect", "tint:color=#ff0000,amount=0", "--duration", "6"])
+    .args(["--osc", &port.to_string()])
+    .args(["--http", &format!("127.0.0.1:{http_port}")])
+    .arg("--stats-json")
+    .arg(&stats);
+    let (mut child, out, err) = spawn_piped(&mut cmd);
+    wait_for_presented(&stats, 15);
+    // 20 000 OSC bundles of 40 messages each, as fast as the sender goes (the kernel drops
+    // some before Lucid reads them: only Lucid's own count is asserted).
+    let bundle = rosc::OscPacket::Bundle(rosc::OscBundle {
+        timetag: rosc::OscTime::from((0, 1)),
+        content: (0..40)
+            .map(|_| {
+                rosc::OscPacket::Message(rosc::OscMessage {
+                    addr: "/lucid/effect/tint/amount".into(),
+                    args: vec![rosc::OscType::Float(0.0)],
+                })
+            })
+            .collect(),
+    });
+    let bytes = rosc::encoder::encode(&bundle).unwrap();
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..20_000 {
+        let _ = socket.send_to(&bytes, ("127.0.0.1", port));
+    }
+    // And 200 HTTP requests at once, from 8 threads.
+    let url = format!("http://127.0.0.1:{http_port}/api/osc");
+    let codes: Vec<u16> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..8)
+            .map(|_| {
+                let url = url.clone();
+                s.spawn(move || {
+                    let http = reqwest::blocking::Client::new();
+                    (0..25)
+                        .map(|_| {
+                            http.post(&url)
+                                .header("Content-Type", "application/json")
+                                .body(r#"{"address": "/lucid/effect/tint/amount", "args": [0.0]}"#)
+                                .send()
+                                .map_or(0, |r| r.status().as_u16())
+                        })
+                        .collect::<Vec<u16>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    assert!(
+        codes.iter().all(|c| *c == 200 || *c == 503),
+        "every request answered, applied or busy: {codes:?}"
+    );
+    // Still steerable: this one lands.
+    osc(port, "/lucid/effect/tint/amount", 1.0);
+    let status = wait_with_limit(&mut child, Duration::from_secs(60));
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    assert!(status.success(), "{err}");
+    let y4m = Y4m::parse(&out);
+    // Six seconds at 30 fps: the show went on through the flood (a loop held up by it
+    // would have come short by the flood's length).
+    assert!(
+        y4m.frames.len() >= 150,
+        "{} frames: {err}",
+        y4m.frames.len()
+    );
+    assert!(
+        centre_cr(&y4m, y4m.frames.last().unwrap()) > 125,
+        "the last message applied"
+    );
+    let s = last_stats(&stats);
+    let c = &s["control"];
+    let heard = c["osc_received"].as_u64().unwrap() + c["osc_dropped"].as_u64().unwrap();
+    assert!(heard > 1000, "{s}");
+    assert!(heard <= 20_000 * 40 + 1, "{s}");
+    assert_eq!(
+        c["http_busy"].as_u64().unwrap(),
+        codes.iter().filter(|c| **c == 503).count() as u64,
+        "{s}"
+    );
+}
