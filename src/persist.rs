@@ -123,8 +123,8 @@ struct Persist {
     tx: Sender<ShowSnapshot>,
     restore: Option<ShowSnapshot>,
     last: Option<ShowSnapshot>,
-    /// A change not yet handed to the writer, and since when.
-    pending: Option<(Instant, ShowSnapshot)>,
+    /// Since when a change has waited to be handed to the writer.
+    pending: Option<Instant>,
 }
 
 impl Plugin for PersistPlugin {
@@ -243,20 +243,17 @@ fn restore(mut persist: ResMut<Persist>, mut live: Live) {
     );
 }
 
-/// Each frame: a changed state goes to the writer, at most every [`WRITE_EVERY`].
-fn keep(mut persist: ResMut<Persist>, live: Live) {
+/// Each frame: a changed state goes to the writer, at most every [`WRITE_EVERY`], and at
+/// once when the show is stopping (its last frames may be its last).
+fn keep(mut persist: ResMut<Persist>, live: Live, lifecycle: Res<Lifecycle>) {
     let now = live.snapshot();
     if persist.last.as_ref() == Some(&now) {
         persist.pending = None;
         return;
     }
-    let since = match &persist.pending {
-        Some((since, _)) => *since,
-        None => Instant::now(),
-    };
-    let first = persist.last.is_none();
-    persist.pending = Some((since, now.clone()));
-    if !first && since.elapsed() < WRITE_EVERY {
+    let since = *persist.pending.get_or_insert_with(Instant::now);
+    let waited = since.elapsed() >= WRITE_EVERY;
+    if persist.last.is_some() && !waited && !lifecycle.stopping() {
         return;
     }
     match persist.tx.try_send(now.clone()) {

@@ -179,15 +179,20 @@ fn notify(
         service.last_ping = Some(now);
         message.push("WATCHDOG=1".to_string());
     }
-    if let Some(line) = latest.0.as_ref().map(|s| s.line()) {
-        let due = service
+    // The line is made at most once a second, and sent when it changed.
+    let status_due = service
+        .last_status
+        .as_ref()
+        .is_none_or(|(t, _)| now - *t >= STATUS_EVERY);
+    if status_due && let Some(line) = latest.0.as_ref().map(|s| s.line()) {
+        if service
             .last_status
             .as_ref()
-            .is_none_or(|(t, last)| now - *t >= STATUS_EVERY && *last != line);
-        if due {
+            .is_none_or(|(_, last)| *last != line)
+        {
             message.push(status_message(&line));
-            service.last_status = Some((now, line));
         }
+        service.last_status = Some((now, line));
     }
     if lifecycle.stopping() && !service.stopping {
         service.stopping = true;
