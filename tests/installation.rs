@@ -307,7 +307,12 @@ fn the_http_api_answers_status_metrics_and_osc_to_the_token_holder_only() {
         "--height",
         "180",
     ])
-    .args(["--effect", "tint:color=#ff0000,amount=0", "--duration", "8"])
+    .args([
+        "--effect",
+        "tint:color=#ff0000,amount=0",
+        "--duration",
+        "60",
+    ])
     .args(["--http", &format!("127.0.0.1:{port}")])
     .arg("--http-token-file")
     .arg(&token_file);
@@ -399,9 +404,20 @@ fn the_http_api_answers_status_metrics_and_osc_to_the_token_holder_only() {
     }
     let r = get("/api/snapshot.jpg?width=huge", Some(&bearer)).unwrap();
     assert_eq!(r.status(), 400);
-    let status = wait_with_limit(&mut child, Duration::from_secs(60));
+    // Stopped over HTTP, long before its --duration: cleanly, the pipe complete.
+    let stop = |auth: &str| {
+        http.post(format!("{base}/api/stop"))
+            .header("Authorization", auth)
+            .send()
+            .unwrap()
+            .status()
+    };
+    assert_eq!(stop("Bearer not-the-token"), 401);
+    assert_eq!(stop(&bearer), 200);
+    let status = wait_with_limit(&mut child, Duration::from_secs(10));
     let (out, err) = (out.join().unwrap(), err.join().unwrap());
     assert!(status.success(), "{err}");
+    assert!(err.contains("stop requested over HTTP"), "{err}");
     assert!(!err.contains(token), "the token reached the log");
     let y4m = Y4m::parse(&out);
     assert!(centre_cr(&y4m, &y4m.frames[0]) < 120, "untinted at first");

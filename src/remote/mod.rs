@@ -4,6 +4,7 @@
 //! - `GET /api/status`: the same object as a `--stats-json` line.
 //! - `GET /metrics`: Prometheus text ([`metrics`], pure).
 //! - `GET /api/snapshot.jpg[?width=N]`: the output frame now, as a JPEG.
+//! - `POST /api/stop`: ends the show as SIGTERM does (a kiosk ignores keys and close).
 //! - `POST /api/osc` with `{"address": "/lucid/...", "args": [...]}`: the whole OSC address
 //!   space; 200 once applied, 400 with the reason.
 //!

@@ -72,6 +72,7 @@ pub struct RemoteCounters {
 
 #[derive(Clone)]
 struct Shared {
+    lifecycle: Lifecycle,
     token: Option<Token>,
     requests: Sender<RemoteOsc>,
     snapshots: Sender<SnapshotRequest>,
@@ -93,6 +94,7 @@ pub fn start(config: &RemoteConfig, lifecycle: &Lifecycle) -> Result<RemoteLink>
     let (show, show_rx) = watch::channel(None);
     let counters = Arc::new(RemoteCounters::default());
     let shared = Shared {
+        lifecycle: lifecycle.clone(),
         token: config.token.clone(),
         requests: requests_tx,
         snapshots: snapshots_tx,
@@ -147,6 +149,7 @@ fn serve(listener: std::net::TcpListener, shared: Shared, lifecycle: &Lifecycle)
             .route("/metrics", get(metrics))
             .route("/api/snapshot.jpg", get(snapshot))
             .route("/api/osc", post(osc))
+            .route("/api/stop", post(stop_show))
             .layer(middleware::from_fn_with_state(shared.clone(), guard))
             .with_state(shared);
         let stopped = async move {
@@ -231,6 +234,13 @@ async fn metrics(State(shared): State<Shared>) -> Response {
             .into_response(),
         None => starting(),
     }
+}
+
+/// `POST /api/stop`: ends the show as SIGTERM does (outputs finalized); a kiosk's way out.
+async fn stop_show(State(shared): State<Shared>) -> Response {
+    info!("stop requested over HTTP");
+    shared.lifecycle.request_stop();
+    (StatusCode::OK, "stopping\n").into_response()
 }
 
 /// `GET /api/snapshot.jpg[?width=N]`: the output as it is now, read back from the GPU by
