@@ -279,6 +279,18 @@ fn state_survives_a_sigkill_and_a_corrupt_state_file_is_set_aside() {
     assert!(state.exists(), "a fresh state is kept again");
 }
 
+/// The HTTP tests' bearer token.
+const TOKEN: &str = "lucid-test-token-0123456789";
+
+/// A token file holding [`TOKEN`], with these permissions.
+fn write_token_file(dir: &std::path::Path, mode: u32) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let file = dir.join("token");
+    std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+    file
+}
+
 fn free_tcp_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -289,12 +301,9 @@ fn free_tcp_port() -> u16 {
 
 #[test]
 fn the_http_api_answers_status_metrics_and_osc_to_the_token_holder_only() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let token = "lucid-test-token-0123456789";
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, format!("{token}\n")).unwrap();
-    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let token_file = write_token_file(dir.path(), 0o600);
+    let token = TOKEN;
     let port = free_tcp_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut cmd = lucid();
@@ -429,11 +438,8 @@ fn the_http_api_answers_status_metrics_and_osc_to_the_token_holder_only() {
 
 #[test]
 fn the_http_api_is_refused_on_a_network_without_a_private_token() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, "lucid-test-token-0123456789\n").unwrap();
-    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let token_file = write_token_file(dir.path(), 0o644);
     let run = |args: &[&str]| {
         run_with_limit(
             lucid().args(["--no-preview", "--duration", "1"]).args(args),
@@ -454,12 +460,9 @@ fn the_http_api_is_refused_on_a_network_without_a_private_token() {
 
 #[test]
 fn the_web_remote_in_chromium_shows_the_show_and_its_controls_change_the_output() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let token = "lucid-test-token-0123456789";
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, format!("{token}\n")).unwrap();
-    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let token_file = write_token_file(dir.path(), 0o600);
+    let token = TOKEN;
     let port = free_tcp_port();
     let mut child = lucid()
         .args([
