@@ -634,3 +634,84 @@ fn a_flood_of_osc_and_http_requests_is_counted_and_never_holds_the_show_up() {
         "{s}"
     );
 }
+
+#[test]
+fn a_restored_daydream_cue_is_sent_to_the_stream_again() {
+    use support::daydream::{FakeDaydream, KEY};
+    use support::whep::WhepPeer;
+    let peer = WhepPeer::start(&[]);
+    let fake = FakeDaydream::start(Some(peer.url()));
+    let dir = tempfile::tempdir().unwrap();
+    let cues = dir.path().join("cues.ron");
+    std::fs::write(
+        &cues,
+        r#"(cues: [
+            (name: "lake", prompt: "a quiet lake"),
+            (name: "forest", prompt: "a misty forest"),
+            (name: "city", prompt: "a burning city"),
+        ])"#,
+    )
+    .unwrap();
+    let state = dir.path().join("show.state");
+    let stats = dir.path().join("stats.jsonl");
+    let port = free_udp_port();
+    let show = |extra: &[&str]| {
+        let mut cmd = lucid();
+        cmd.env("DAYDREAM_API_KEY", KEY)
+            .args([
+                "--daydream-api",
+                &fake.url(),
+                "--daydream-stream",
+                "str_existing",
+            ])
+            .arg("--cues")
+            .arg(&cues)
+            .arg("--state")
+            .arg(&state)
+            .arg("--stats-json")
+            .arg(&stats)
+            .args(["--no-preview", "--pipe", "y4m"])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        cmd
+    };
+    // Cue 3 over OSC's new address; the state keeps it.
+    let mut child = show(&["--osc", &port.to_string()]).spawn().unwrap();
+    let err = collect_stderr(&mut child);
+    wait_for_presented(&stats, 10);
+    osc(port, "/lucid/cue/3", 0.0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&state)
+        .unwrap_or_default()
+        .contains("cue: Some(2)")
+    {
+        assert!(std::time::Instant::now() < deadline, "cue 3 never kept");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    send_signal(child.id(), "KILL");
+    let _ = wait_with_limit(&mut child, Duration::from_secs(10));
+    drop(err.join());
+    let before = fake.with_method("PATCH").len();
+    assert!(
+        fake.with_method("PATCH")
+            .iter()
+            .any(|p| p.json()["params"]["prompt"] == "a burning city"),
+        "cue 3 reached Daydream"
+    );
+    // The restart steers the stream back to cue 3 by itself.
+    let mut child = show(&["--duration", "3"]).spawn().unwrap();
+    let err = collect_stderr(&mut child);
+    let status = wait_with_limit(&mut child, Duration::from_secs(60));
+    let err = err.join().unwrap();
+    assert!(status.success(), "{err}");
+    assert!(err.contains("cue 3"), "{err}");
+    let again = fake.with_method("PATCH");
+    assert!(
+        again[before..]
+            .iter()
+            .any(|p| p.json()["params"]["prompt"] == "a burning city"),
+        "the restored cue was sent again: {} PATCHes after the restart",
+        again.len() - before
+    );
+}

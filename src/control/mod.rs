@@ -97,6 +97,8 @@ pub enum ControlAction {
     CueNext,
     /// The previous cue.
     CuePrevious,
+    /// Cue n of `--cues`, counted from 1 (as the web remote's list shows them).
+    CueGo(usize),
     /// A tap of the tempo.
     Tap,
     /// Set the tempo, beats per minute.

@@ -55,6 +55,7 @@ pub const ADDRESSES: &[(&str, &str)] = &[
     ),
     ("/lucid/cue/next", "the next cue of --cues"),
     ("/lucid/cue/previous", "the previous cue"),
+    ("/lucid/cue/<n>", "cue n of --cues, from 1"),
     (
         "/lucid/crossfade",
         "float 0 (bus A) .. 1 (bus B): the crossfader, at once",
@@ -190,6 +191,10 @@ pub fn parse(message: &OscMessage) -> std::result::Result<ControlAction, OscReje
         },
         ["lucid", "cue", "next"] => ControlAction::CueNext,
         ["lucid", "cue", "previous"] => ControlAction::CuePrevious,
+        ["lucid", "cue", n] => match n.parse::<usize>() {
+            Ok(cue) if cue >= 1 => ControlAction::CueGo(cue),
+            _ => return Err(OscRejection::UnknownAddress),
+        },
         ["lucid", "crossfade"] => ControlAction::Crossfade(one_float(args)?.clamp(0.0, 1.0)),
         ["lucid", "crossfade", "go"] => ControlAction::CrossfadeGo,
         ["lucid", "layer", n, "opacity"] => match n.parse::<usize>() {
@@ -517,6 +522,14 @@ mod tests {
         assert_eq!(
             parse(&msg("/lucid/cue/next", vec![])),
             Ok(ControlAction::CueNext)
+        );
+        assert_eq!(
+            parse(&msg("/lucid/cue/3", vec![])),
+            Ok(ControlAction::CueGo(3))
+        );
+        assert_eq!(
+            parse(&msg("/lucid/cue/0", vec![])),
+            Err(OscRejection::UnknownAddress)
         );
         assert_eq!(
             parse(&msg("/lucid/tempo/bpm", vec![OscType::Double(128.0)])),

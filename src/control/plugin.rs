@@ -398,7 +398,7 @@ fn apply(
                 return Err(format!("no layer {layer} (there are {})", layers.len()));
             }
         }
-        ControlAction::CueNext | ControlAction::CuePrevious => {
+        ControlAction::CueNext | ControlAction::CuePrevious | ControlAction::CueGo(_) => {
             redraw = false;
             let (Some(steer), Some(cues)) = (c.steer.as_ref(), c.cues.as_mut()) else {
                 return Err("no Daydream cues (--cues) are loaded".into());
@@ -406,10 +406,15 @@ fn apply(
             if cues.0.cues.is_empty() {
                 return Err("no Daydream cues (--cues) are loaded".into());
             }
-            let commands = if *action == ControlAction::CueNext {
-                cues.0.go_next()
-            } else {
-                cues.0.go_previous()
+            let commands = match action {
+                ControlAction::CueNext => cues.0.go_next(),
+                ControlAction::CuePrevious => cues.0.go_previous(),
+                ControlAction::CueGo(n) if *n <= cues.0.cues.len() => cues.0.go(n - 1),
+                ControlAction::CueGo(n) => {
+                    return Err(format!("no cue {n} (there are {})", cues.0.cues.len()));
+                }
+                // The arm's other actions are the two above.
+                _ => Vec::new(),
             };
             if let Some(i) = cues.0.current {
                 info!("cue {} (OSC)", i + 1);
