@@ -618,23 +618,35 @@ mod tests {
         );
     }
 
+    /// 4 s into a live clock started at `t0`: a frame is shown with the edge at 6 s, then
+    /// the edge estimate jumps to 3.7 s ahead of it (1.2 s more than time moved). Returns
+    /// the frame shown before the jump and the tick after it.
+    fn edge_jumps_4_s_in(
+        clock: &mut PresentationClock,
+        rx: &Receiver<VideoFrame>,
+        t0: Instant,
+    ) -> (Duration, Tick) {
+        let at = t0 + Duration::from_secs(4);
+        let shown = clock
+            .tick(at, rx, Some(Duration::from_secs(6)))
+            .show
+            .unwrap()
+            .pts;
+        let t = clock.tick(
+            at + Duration::from_millis(1),
+            rx,
+            Some(shown + Duration::from_millis(3700)),
+        );
+        (shown, t)
+    }
+
     #[test]
     fn while_the_edge_settles_a_jump_ahead_is_caught_up_at_once() {
         let t0 = Instant::now();
         let (mut clock, rx) = live_clock(300, t0, Duration::from_secs(2));
         // 4 s in, the reloads have found that the origin publishes 1.2 s earlier than the
         // first load suggested: the edge is 1.2 s further ahead (3.7 s behind, target 2.5).
-        let at = t0 + Duration::from_secs(4);
-        let shown = clock
-            .tick(at, &rx, Some(Duration::from_secs(6)))
-            .show
-            .unwrap()
-            .pts;
-        let t = clock.tick(
-            at + Duration::from_millis(1),
-            &rx,
-            Some(shown + Duration::from_millis(3700)),
-        );
+        let (shown, t) = edge_jumps_4_s_in(&mut clock, &rx, t0);
         assert!(t.catch_up, "dropped to the target, not steered for 40 s");
         let now_shown = t
             .show
@@ -664,17 +676,7 @@ mod tests {
         // The first playlist load was retried (HTTP 503): the same jump as above is the
         // retry's delay, and the frames behind it still play.
         clock.edge_load_retried();
-        let at = t0 + Duration::from_secs(4);
-        let shown = clock
-            .tick(at, &rx, Some(Duration::from_secs(6)))
-            .show
-            .unwrap()
-            .pts;
-        let t = clock.tick(
-            at + Duration::from_millis(1),
-            &rx,
-            Some(shown + Duration::from_millis(3700)),
-        );
+        let (_, t) = edge_jumps_4_s_in(&mut clock, &rx, t0);
         assert!(!t.catch_up);
         assert_eq!(t.skipped, 0);
         assert_eq!(clock.rate(), FAST, "steered by speed instead");

@@ -28,7 +28,9 @@ pub(super) struct LayerSound {
     /// Dropped once the layer has no more sound to give (it ended or was removed): the
     /// bus then ends, and whoever waits for the rest of the sound knows it has it all.
     tx: Option<Sender<AudioChunk>>,
-    /// The feed's receiving end, until the layer's first run opens and says what it is.
+    /// The feed's receiving end, until the layer's first run opens and says what it is
+    /// (taken then: `None` means a run's sound was taken, and no run left means all of it
+    /// was handed on).
     rx: Option<Receiver<AudioChunk>>,
     /// Each run's sound, oldest first, with the offset of its pictures once known.
     runs: VecDeque<(Receiver<AudioChunk>, Option<f64>)>,
@@ -36,8 +38,6 @@ pub(super) struct LayerSound {
     held: Option<AudioChunk>,
     /// Said once that the layer has no sound.
     warned: bool,
-    /// A run's sound was taken (runs then empty means all of it was handed on).
-    started: bool,
     counters: Arc<AudioCounters>,
 }
 
@@ -51,7 +51,6 @@ pub(super) fn build(app: &mut App, index: usize) {
         runs: VecDeque::new(),
         held: None,
         warned: false,
-        started: false,
         counters: Arc::default(),
     })
     .insert_resource(LayerSoundFeed {
@@ -91,7 +90,6 @@ pub(super) fn forward_layer_sound(
             });
         }
         sound.runs.push_back((opened.chunks, None));
-        sound.started = true;
     }
     // The newest run's pictures got their offset (its first frame was shown).
     if let (Some(offset), Some((_, slot))) = (layer.offset, sound.runs.back_mut())
@@ -106,7 +104,8 @@ pub(super) fn forward_layer_sound(
     let last_run = !layer.spec.looped
         || (matches!(layer.state, LayerState::Ended | LayerState::Failed)
             && layer.opening.is_none());
-    if last_run && sound.started && sound.runs.is_empty() && sound.held.is_none() {
+    let started = sound.rx.is_none();
+    if last_run && started && sound.runs.is_empty() && sound.held.is_none() {
         sound.tx = None;
     }
 }
@@ -192,7 +191,6 @@ mod tests {
             runs: VecDeque::from([(run1, Some(1.0)), (run2, None)]),
             held: None,
             warned: false,
-            started: true,
             counters: Arc::default(),
         };
         for ms in [0, 20, 40] {
