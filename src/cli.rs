@@ -335,6 +335,13 @@ pub struct Args {
     #[arg(long, help_heading = "Show")]
     pub kiosk: bool,
 
+    /// The hours the show is open, local time: "mon-fri 09:00-18:00, sat 10:00-16:00" (a
+    /// bare HH:MM-HH:MM is every day; an end before the start runs past midnight). Out of
+    /// hours the picture fades to black (--fade) and the sources close; in hours they open
+    /// again and the picture fades in.
+    #[arg(long, value_name = "HOURS", help_heading = "Show")]
+    pub schedule: Option<String>,
+
     /// Monitor for fullscreen, by index from 0 (as listed in the log at start).
     #[arg(long, value_name = "N", help_heading = "Show")]
     pub monitor: Option<usize>,

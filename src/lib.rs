@@ -34,6 +34,7 @@ pub mod persist;
 pub mod preview;
 pub mod redact;
 pub mod remote;
+pub mod schedule;
 pub mod service;
 pub mod show;
 pub mod sound;

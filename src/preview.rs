@@ -13,7 +13,9 @@ use bevy_egui::{
 
 use crate::daydream::DaydreamState;
 use crate::lifecycle::Lifecycle;
-use crate::video::{OutputCanvas, PendingStream, PlaybackStats, StreamReady, letterbox};
+use crate::video::{
+    OutputCanvas, PendingStream, PlaybackStats, SourceClosed, StreamReady, letterbox,
+};
 
 /// No new frame for this long while playing shows the interruption notice.
 const INTERRUPTED_AFTER: f64 = 2.0;
@@ -118,6 +120,7 @@ fn slate(
     stats: Res<PlaybackStats>,
     lifecycle: Res<Lifecycle>,
     daydream: Option<Res<DaydreamState>>,
+    closed: Option<Res<SourceClosed>>,
 ) -> Result {
     let ctx = contexts.ctx_mut()?;
     let mut viewport = egui::Ui::new(
@@ -127,6 +130,11 @@ fn slate(
             .layer_id(egui::LayerId::background())
             .max_rect(ctx.viewport_rect()),
     );
+    // Closed out of the schedule's hours, or opening again when they begin: the picture
+    // is black on purpose, not waiting for anything.
+    if closed.is_some() || pending.as_ref().is_some_and(|p| p.reopening) {
+        return Ok(());
+    }
     if let Some(pending) = pending {
         let waited = pending.since.elapsed().as_secs();
         egui::CentralPanel::default()

@@ -164,11 +164,15 @@ fn notify(
     stats: Res<PlaybackStats>,
     latest: Res<LatestStatus>,
     lifecycle: Res<Lifecycle>,
+    closed: Option<Res<crate::video::SourceClosed>>,
 ) {
     let now = Instant::now();
     service.updates = service.updates.saturating_add(1);
     let mut message = Vec::new();
-    let up = stats.presented > 0 || (service.windowed && service.updates >= SLATE_UPDATES);
+    // Out of the schedule's hours at start, the show is up in its closed state.
+    let up = stats.presented > 0
+        || closed.is_some()
+        || (service.windowed && service.updates >= SLATE_UPDATES);
     if up && !service.ready {
         service.ready = true;
         message.push("READY=1".to_string());

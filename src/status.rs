@@ -39,6 +39,8 @@ pub enum PlaybackState {
     Stalled,
     /// Stopping: end of stream, `--duration`, a signal or an error.
     Ended,
+    /// Out of the schedule's hours: the sources are closed on purpose.
+    Closed,
 }
 
 /// How far an offline render is.
@@ -139,6 +141,10 @@ pub struct StatusSnapshot {
     /// The output clock's rate, when one runs (`--fps`, or offline the fastest layer's);
     /// absent, the `--url` video's frames set the pace.
     pub output_fps: Option<f64>,
+    /// With `--schedule`: `on` in hours, `off` out of them.
+    pub schedule: Option<&'static str>,
+    /// With `--schedule`: when it next opens or closes, RFC 3339 in local time.
+    pub schedule_next_change: Option<String>,
 }
 
 /// The sound in a status sample.
@@ -289,6 +295,13 @@ impl StatusSnapshot {
                 )
             })
             .unwrap_or_default();
+        let schedule = self
+            .schedule
+            .map(|s| {
+                let until = self.schedule_next_change.as_deref().unwrap_or_default();
+                format!(" | schedule {s} until {until}")
+            })
+            .unwrap_or_default();
         let outputs: String = self
             .outputs
             .iter()
@@ -301,10 +314,11 @@ impl StatusSnapshot {
             )
             .collect();
         format!(
-            "{}{}{:?} | {}x{}{} | {:.1} fps | {} shown, {} skipped, {} dropped, {} stalls{}{}{}{} | {}",
+            "{}{}{:?}{} | {}x{}{} | {:.1} fps | {} shown, {} skipped, {} dropped, {} stalls{}{}{}{} | {}",
             progress,
             protocol,
             self.state,
+            schedule,
             self.width,
             self.height,
             self.rendition
@@ -454,6 +468,8 @@ struct ShowReports<'w> {
     analysis: Option<Res<'w, crate::sound::AnalysisReport>>,
     playback: Option<Res<'w, crate::sound::PlaybackState>>,
     heard: Option<Res<'w, crate::sound::ShowSound>>,
+    schedule: Option<Res<'w, crate::schedule::plugin::ScheduleStatus>>,
+    closed: Option<Res<'w, crate::video::SourceClosed>>,
 }
 
 #[expect(
@@ -488,6 +504,8 @@ fn report_status(
     let frame_time = 1.0 / stream.as_ref().and_then(|s| s.0.frame_rate).unwrap_or(30.0);
     let state = if lifecycle.stopping() {
         PlaybackState::Ended
+    } else if show.closed.is_some() {
+        PlaybackState::Closed
     } else if pending.is_some() {
         PlaybackState::Waiting
     } else if stats.presented == 0 {
@@ -574,6 +592,8 @@ fn report_status(
         layers: show.layers.map(|l| l.reports()).unwrap_or_default(),
         output_ticks_missed: show.ticks.as_ref().map(|t| t.missed),
         output_fps: show.ticks.map(|t| t.fps()),
+        schedule: show.schedule.as_ref().map(|s| s.state()),
+        schedule_next_change: show.schedule.and_then(|s| s.next_change_rfc3339()),
     };
     latest.0 = Some(snap.clone());
     if let Some((tx, dropped)) = &out.json

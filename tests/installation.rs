@@ -715,3 +715,221 @@ fn a_restored_daydream_cue_is_sent_to_the_stream_again() {
         again.len() - before
     );
 }
+
+/// Seconds into today, UTC (the children below run with `TZ=UTC`).
+fn utc_seconds_of_day() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 86_400
+}
+
+/// Waits for the next whole second of the wall clock: the second (UTC, into the day) and
+/// the instant it began, so times in a schedule are times on the test's own clock.
+fn next_whole_second() -> (u64, std::time::Instant) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    std::thread::sleep(Duration::from_nanos(
+        1_000_000_000 - u64::from(now.subsec_nanos()),
+    ));
+    ((now.as_secs() + 1) % 86_400, std::time::Instant::now())
+}
+
+/// `HH:MM:SS` of a second of the day (wrapping past midnight).
+fn clock(seconds: u64) -> String {
+    let s = seconds % 86_400;
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+#[test]
+fn out_of_hours_no_request_reaches_the_sources_and_the_stats_say_when_it_opens() {
+    let live = LiveOrigin::start(OriginOptions::default());
+    let layer = LiveOrigin::start(OriginOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let stats = temp_path(&dir, "stats.jsonl");
+    // Opens in two hours, for an hour: now is out of hours, whatever the time of day.
+    let now = utc_seconds_of_day();
+    let opens = (now / 60 + 120) * 60;
+    let hours = format!("{}-{}", &clock(opens)[..5], &clock(opens + 3600)[..5]);
+    let before = live.origin.requests.lock().unwrap().len();
+    assert_eq!(before, 0);
+    let mut child = lucid()
+        .env("TZ", "UTC")
+        .args([
+            "--url",
+            &live.master_url(),
+            "--no-preview",
+            "--schedule",
+            &hours,
+        ])
+        .args(["--layer", &layer.master_url()])
+        .arg("--stats-json")
+        .arg(&stats)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = collect_stderr(&mut child);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while newest_stats(&stats).is_none_or(|s| s["uptime_s"].as_f64() < Some(4.0)) {
+        assert!(std::time::Instant::now() < deadline, "no stats");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    send_signal(child.id(), "TERM");
+    let status = wait_with_limit(&mut child, LIMIT);
+    let err = err.join().unwrap();
+    assert!(status.success(), "{err}");
+    let s = last_stats(&stats);
+    assert_eq!(s["schedule"], "off", "{s}");
+    assert_eq!(s["state"], "closed", "{s}");
+    assert_eq!(s["presented"], 0, "{s}");
+    let next = s["schedule_next_change"].as_str().unwrap_or_default();
+    assert!(
+        next.ends_with(&format!("T{}+00:00", clock(opens))),
+        "opens at {}: {s}",
+        clock(opens)
+    );
+    assert_eq!(s["layers"][0]["state"], "closed", "{s}");
+    for origin in [&live, &layer] {
+        let requests = origin.origin.requests.lock().unwrap().clone();
+        assert!(requests.is_empty(), "out of hours, yet: {requests:?}");
+    }
+}
+
+#[test]
+fn hours_that_begin_and_end_open_and_close_the_sources_twice() {
+    let live = LiveOrigin::start(OriginOptions::default());
+    let layer = LiveOrigin::start(OriginOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let (stats, record) = (temp_path(&dir, "stats.jsonl"), temp_path(&dir, "show.mp4"));
+    // Two openings of 8 s, 6 s apart, starting 10 s from now (time for a loaded machine
+    // to start the renderer first).
+    let (t0, start) = next_whole_second();
+    let at = |s: u64| start + Duration::from_secs(s);
+    let hours = format!(
+        "{}-{}, {}-{}",
+        clock(t0 + 10),
+        clock(t0 + 18),
+        clock(t0 + 24),
+        clock(t0 + 32)
+    );
+    let mut child = lucid()
+        .env("TZ", "UTC")
+        .args(["--url", &live.master_url(), "--no-preview", "--fade", "0.5"])
+        .args(["--schedule", &hours, "--layer", &layer.master_url()])
+        .arg("--stats-json")
+        .arg(&stats)
+        .arg("--record")
+        .arg(&record)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(temp_path(&dir, "log")).unwrap())
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(temp_path(&dir, "log")).unwrap_or_default();
+    let requests =
+        || live.origin.requests.lock().unwrap().len() + layer.origin.requests.lock().unwrap().len();
+    let layer_shown = || {
+        newest_stats(&stats)
+            .and_then(|s| s["layers"][0]["shown"].as_u64())
+            .unwrap_or(0)
+    };
+    let sleep_until = |t: std::time::Instant| {
+        std::thread::sleep(t.saturating_duration_since(std::time::Instant::now()))
+    };
+    let presented = || {
+        newest_stats(&stats)
+            .and_then(|s| s["presented"].as_u64())
+            .unwrap_or(0)
+    };
+    // Before the first opening: nothing asked of the origin.
+    sleep_until(at(9));
+    assert_eq!(requests(), 0, "before hours");
+    if let Some(s) = newest_stats(&stats) {
+        assert_eq!(s["state"], "closed", "{s}");
+    }
+    // In hours: it plays.
+    sleep_until(at(17));
+    let first_run = presented();
+    assert!(first_run > 30, "frames in the first opening: {first_run}");
+    assert!(layer_shown() > 10, "the layer plays too");
+    assert_eq!(newest_stats(&stats).unwrap()["schedule"], "on");
+    // Closed (after a 0.5 s fade; a request under way may finish): no request from 2 s
+    // after the end to the next opening.
+    sleep_until(at(20));
+    let (asked, shown, layer_was) = (requests(), presented(), layer_shown());
+    sleep_until(at(23) + Duration::from_millis(500));
+    assert_eq!(
+        requests(),
+        asked,
+        "requests while closed: the stream's {:?}, the layer's {:?}\n{}",
+        live.origin.requests.lock().unwrap(),
+        layer.origin.requests.lock().unwrap(),
+        log()
+    );
+    assert_eq!(presented(), shown, "frames while closed");
+    let s = newest_stats(&stats).unwrap();
+    assert_eq!(
+        (s["schedule"].clone(), s["state"].clone()),
+        ("off".into(), "closed".into())
+    );
+    // The second opening plays again.
+    sleep_until(at(31));
+    assert!(requests() > asked, "the source opened again");
+    assert!(presented() > shown + 30, "frames in the second opening");
+    assert!(layer_shown() > layer_was + 10, "the layer plays again");
+    sleep_until(at(34));
+    send_signal(child.id(), "TERM");
+    let status = wait_with_limit(&mut child, LIMIT);
+    assert!(status.success(), "{}", log());
+    // The recording goes on across the closed hours: its times keep rising, with a gap
+    // about as long as the source was closed, and its frames fade to black before it.
+    let mut frames: Vec<(f64, u8)> = Vec::new();
+    decode_timed(&record, |t, f| {
+        let (w, h) = (f.width() as usize, f.height() as usize);
+        let (stride, y) = (f.stride(0), f.data(0));
+        let centre = y[h / 2 * stride + w / 2];
+        frames.push((t, centre));
+    });
+    let gaps: Vec<(f64, f64)> = frames
+        .windows(2)
+        .filter(|w| w[1].0 - w[0].0 > 1.0)
+        .map(|w| (w[0].0, w[1].0 - w[0].0))
+        .collect();
+    assert!(frames.windows(2).all(|w| w[1].0 > w[0].0), "times rise");
+    assert_eq!(gaps.len(), 1, "one closed stretch: {gaps:?}");
+    assert!(
+        (4.0..10.0).contains(&gaps[0].1),
+        "the gap is the closed time: {gaps:?}"
+    );
+    let before_gap: Vec<u8> = frames
+        .iter()
+        .filter(|(t, _)| *t <= gaps[0].0)
+        .map(|(_, y)| *y)
+        .collect();
+    let last = *before_gap.last().unwrap();
+    assert!(last <= 20, "faded to black before closing: luma {last}");
+    assert!(
+        before_gap.iter().any(|y| *y > 40),
+        "a picture before the fade: {before_gap:?}"
+    );
+}
+
+#[test]
+fn a_malformed_schedule_is_a_usage_error_naming_the_bad_part() {
+    let out = run_with_limit(
+        lucid().args([
+            "--no-preview",
+            "--schedule",
+            "mon-fri 09:00-18:00, sta 10:00-16:00",
+        ]),
+        LIMIT,
+    );
+    assert_one_clear_error(&out, 2, "in \"sta 10:00-16:00\": \"sta\" is not a day");
+    let out = run_with_limit(
+        lucid().args(["--no-preview", "--schedule", "09:00-25:00"]),
+        LIMIT,
+    );
+    assert_one_clear_error(&out, 2, "\"25:00\" is not a time of day");
+}

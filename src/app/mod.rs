@@ -37,6 +37,7 @@ use crate::lifecycle::{Lifecycle, panic_message};
 use crate::output::WriterSlot;
 use crate::source::SourceSpec;
 use crate::status::StatsFile;
+use crate::video::SourceConnector;
 use plugins::Show;
 
 /// How often a wait on the main thread looks at the stop flag.
@@ -140,21 +141,22 @@ fn play(mut config: Config) -> Result<()> {
     // Open the stream in the background: the app (and a window with its waiting slate)
     // runs while a stream that is not live yet is polled for, and a stop is seen at once
     // whatever the network is doing.
-    let (connected_tx, mut connected_rx) = crossbeam_channel::bounded(1);
-    let opener = lifecycle.clone();
-    let options = config.decode.clone();
     let offline = plugins::renders_offline(&config, &spec);
-    lifecycle.spawn("lucid-connect", move || {
-        let _ = connected_tx.send(DecodeThread::spawn(&spec, options, &opener));
-    });
-    if config.window.is_none() {
+    let connector = SourceConnector::new(spec, config.decode.clone());
+    // Out of the schedule's hours nothing is opened: the schedule opens it when they begin.
+    let open_now = config
+        .schedule
+        .as_ref()
+        .is_none_or(crate::schedule::plugin::starts_open);
+    let mut connection = open_now.then(|| connector.connect(&lifecycle));
+    if let Some(connected_rx) = connection.as_mut().filter(|_| config.window.is_none()) {
         // Headless there is no slate to show: wait here, so bad input fails before the
         // renderer starts, with nothing but its one error line.
-        match wait_for_open(&connected_rx, &lifecycle) {
+        match wait_for_open(connected_rx, &lifecycle) {
             Ok(Some(decode)) => {
                 let (tx, rx) = crossbeam_channel::bounded(1);
                 let _ = tx.send(Ok(decode));
-                connected_rx = rx;
+                *connected_rx = rx;
             }
             Ok(None) => {
                 finish_side_outputs(&writer, stats_file);
@@ -174,7 +176,9 @@ fn play(mut config: Config) -> Result<()> {
             config,
             source_name: source_name.as_str(),
             lifecycle: &lifecycle,
-            connection: connected_rx,
+            connector,
+            connection,
+            opened: open_now,
             stats_file: stats_file.as_ref(),
             writer_started,
             offline,

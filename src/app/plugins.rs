@@ -46,8 +46,13 @@ pub(super) struct Show<'a> {
     pub source_name: &'a str,
     /// The run's stop flag and error.
     pub lifecycle: &'a Lifecycle,
-    /// Delivers the opened stream (or why it failed).
-    pub connection: Receiver<Result<DecodeThread>>,
+    /// Opens the bottom source (again, after the schedule closed it).
+    pub connector: crate::video::SourceConnector,
+    /// Delivers the opened stream (or why it failed); `None` when it starts closed (out
+    /// of the schedule's hours).
+    pub connection: Option<Receiver<Result<DecodeThread>>>,
+    /// The source was opened at start (in the schedule's hours, or no schedule).
+    pub opened: bool,
     /// `--stats-json`, opened.
     pub stats_file: Option<&'a StatsFile>,
     /// Where the output plugin hands its writer, once started.
@@ -71,6 +76,8 @@ pub(super) fn renders_offline(config: &Config, spec: &SourceSpec) -> bool {
     let outputs = &config.outputs;
     config.window.is_none()
         && !config.playback.realtime
+        // Hours are wall-clock time.
+        && config.schedule.is_none()
         && outputs.pipe.is_none()
         && outputs.any()
         && outputs.files_only()
@@ -86,7 +93,9 @@ pub(super) fn build_app(show: Show) -> App {
         config,
         source_name,
         lifecycle,
+        connector,
         connection,
+        opened,
         stats_file,
         writer_started,
         offline,
@@ -136,6 +145,7 @@ pub(super) fn build_app(show: Show) -> App {
     let rgba = config.window.is_some() || config.outputs.pipe == Some(PipeFormat::Rgba);
     app.insert_resource(lifecycle.clone())
         .add_plugins(VideoPlugin::new(
+            connector,
             connection,
             playback.requested,
             playback.latency,
@@ -165,6 +175,12 @@ pub(super) fn build_app(show: Show) -> App {
             }
         };
         app.add_plugins(PersistPlugin { path, restored });
+    }
+    if let Some(schedule) = config.schedule.clone() {
+        app.add_plugins(crate::schedule::plugin::SchedulePlugin {
+            config: schedule,
+            opened,
+        });
     }
     if let Some(service) = config.service.clone() {
         app.add_plugins(ServicePlugin {
@@ -203,6 +219,7 @@ pub(super) fn build_app(show: Show) -> App {
         sound: config.layers.sound,
         protocol: config.decode.source.protocol,
         fader: config.layers.fader,
+        open_at_start: opened,
     });
     if let Some(fps) = playback.fps {
         app.insert_resource(OutputRate(fps));

@@ -55,6 +55,8 @@ pub enum LayerState {
     Ended,
     /// Its source failed: holding the last frame (or faded out); `error` says why.
     Failed,
+    /// Its source is closed on purpose (out of the schedule's hours).
+    Closed,
 }
 
 /// One layer as the status line and stats JSON show it.
@@ -95,6 +97,10 @@ pub enum LayerRequest {
     Remove(usize),
     /// Swap layer `index` with the one above it.
     Raise(usize),
+    /// Close every layer's source (out of the schedule's hours): no request reaches them.
+    CloseSources,
+    /// Open every closed layer's source again, as at start.
+    ReopenSources,
 }
 
 /// How long a playing layer may go without a new frame (in video time) before it counts as
@@ -283,6 +289,9 @@ pub struct LayersPlugin {
     pub fader: Crossfader,
     /// The layer whose sound is the show's (`--audio-from N`, 0-based), if one.
     pub sound: Option<usize>,
+    /// Open their sources at start; false out of the schedule's hours (they start
+    /// closed, and [`LayerRequest::ReopenSources`] opens them).
+    pub open_at_start: bool,
 }
 
 #[derive(Resource, Clone)]
@@ -295,6 +304,11 @@ impl Plugin for LayersPlugin {
     fn build(&self, app: &mut App) {
         super::render::build(app);
         let mut layers: Vec<Layer> = self.specs.iter().map(Layer::new).collect();
+        if !self.open_at_start {
+            for layer in &mut layers {
+                layer.state = LayerState::Closed;
+            }
+        }
         if let Some((i, layer)) = self.sound.and_then(|i| Some((i, layers.get_mut(i)?))) {
             layer.sound = true;
             sound::build(app, i);
@@ -339,7 +353,9 @@ impl Plugin for LayersPlugin {
 
 fn open_layers(mut layers: ResMut<Layers>, opening: Res<LayerOpening>, lifecycle: Res<Lifecycle>) {
     for (i, layer) in layers.layers.iter_mut().enumerate() {
-        layer.opening = Some(open(i, layer, &opening, &lifecycle));
+        if layer.state != LayerState::Closed {
+            layer.opening = Some(open(i, layer, &opening, &lifecycle));
+        }
     }
 }
 
@@ -396,6 +412,34 @@ fn apply_requests(
                 crate::lifecycle::spawn_thread("lucid-layer-remove", move || drop(layer));
             }
             LayerRequest::Raise(i) if i + 1 < layers.layers.len() => layers.layers.swap(i, i + 1),
+            LayerRequest::CloseSources => {
+                for layer in &mut layers.layers {
+                    let (decode, opening) = (layer.decode.take(), layer.opening.take());
+                    layer.pending = None;
+                    // Hidden until its source shows a new frame: not hours-old pictures.
+                    layer.textures = None;
+                    layer.state = LayerState::Closed;
+                    crate::lifecycle::spawn_thread("lucid-layer-close", move || {
+                        drop((decode, opening))
+                    });
+                }
+            }
+            LayerRequest::ReopenSources => {
+                for i in 0..layers.layers.len() {
+                    if layers.layers[i].state != LayerState::Closed {
+                        continue;
+                    }
+                    let layer = &mut layers.layers[i];
+                    layer.state = LayerState::Connecting;
+                    // Its timestamps start anew: aligned again at its first frame.
+                    layer.offset = None;
+                    layer.last_shown = None;
+                    layer.fade = 1.0;
+                    layer.error = None;
+                    let rx = open(i, &layers.layers[i], &opening, &lifecycle);
+                    layers.layers[i].opening = Some(rx);
+                }
+            }
             LayerRequest::Remove(_) | LayerRequest::Raise(_) => {}
         }
     }

@@ -155,11 +155,25 @@ impl Config {
             stats_json: args.stats_json.clone(),
             service: crate::service::ServiceConfig::from_env(),
             state: args.state.clone(),
+            schedule: schedule(&args)?,
             remote: remote(&args)?,
             analysis_input,
             audio_out,
         })))
     }
+}
+
+/// `--schedule`, parsed; a bad part is named.
+fn schedule(args: &Args) -> Result<Option<crate::schedule::ScheduleConfig>> {
+    let Some(text) = &args.schedule else {
+        return Ok(None);
+    };
+    let hours = crate::schedule::Schedule::parse(text)
+        .map_err(|e| LucidError::Usage(format!("--schedule \"{text}\": {e}")))?;
+    Ok(Some(crate::schedule::ScheduleConfig {
+        hours,
+        fade: Duration::from_secs_f64(args.fade),
+    }))
 }
 
 /// Sizes, durations, rates and ranges that parse but make no sense.

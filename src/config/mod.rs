@@ -60,6 +60,8 @@ pub struct Config {
     pub stats_json: Option<PathBuf>,
     /// `--state FILE`.
     pub state: Option<PathBuf>,
+    /// `--schedule`: the hours the show is open.
+    pub schedule: Option<crate::schedule::ScheduleConfig>,
     /// `--http` and its token.
     pub remote: Option<crate::remote::RemoteConfig>,
     /// The service manager that started Lucid (`NOTIFY_SOCKET`), if one listens.

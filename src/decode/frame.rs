@@ -105,6 +105,7 @@ pub fn frame_queue(
 ) -> (FrameSender, FrameReceiver) {
     let (tx, rx) = bounded(capacity);
     let dropped = Arc::new(AtomicU64::new(0));
+    let closed = Arc::new(AtomicBool::new(false));
     (
         FrameSender {
             tx,
@@ -112,8 +113,13 @@ pub fn frame_queue(
             policy,
             dropped: dropped.clone(),
             stop,
+            closed: closed.clone(),
         },
-        FrameReceiver { rx, dropped },
+        FrameReceiver {
+            rx,
+            dropped,
+            closed,
+        },
     )
 }
 
@@ -125,13 +131,24 @@ pub struct FrameSender {
     policy: QueuePolicy,
     dropped: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
+    /// Set when the render side's end is dropped: `oldest` keeps the channel connected, so
+    /// a disconnect alone would never tell the decode thread (and its source) to end.
+    closed: Arc<AtomicBool>,
 }
 
-/// The render side's end of the queue.
+/// The render side's end of the queue. Dropping it ends the decode thread at its next
+/// frame (a removed layer, a source closed out of the schedule's hours).
 pub struct FrameReceiver {
     /// Frames in decode order.
     pub rx: Receiver<VideoFrame>,
     dropped: Arc<AtomicU64>,
+    closed: Arc<AtomicBool>,
+}
+
+impl Drop for FrameReceiver {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
 }
 
 impl FrameReceiver {
@@ -150,7 +167,7 @@ impl FrameSender {
             QueuePolicy::DropOldest { patience } => patience,
         };
         loop {
-            if self.stop.load(Ordering::Relaxed) {
+            if self.stop.load(Ordering::Relaxed) || self.closed.load(Ordering::Relaxed) {
                 return false;
             }
             match self.tx.send_timeout(frame, wait) {
@@ -186,6 +203,17 @@ mod tests {
             height: 2,
             picture: Picture::Rgba(vec![0; 16]),
         }
+    }
+
+    #[test]
+    fn a_dropped_receiver_ends_the_sender_even_though_it_holds_a_receiver_of_its_own() {
+        let policy = QueuePolicy::DropOldest {
+            patience: Duration::from_millis(5),
+        };
+        let (tx, rx) = frame_queue(3, policy, Arc::new(AtomicBool::new(false)));
+        assert!(tx.send(frame(0)));
+        drop(rx);
+        assert!(!tx.send(frame(1)), "the decode thread is told to end");
     }
 
     #[test]

@@ -63,13 +63,26 @@ impl Default for EffectClock {
 /// The master level applied after the chain: 1 normal, 0 black. Fades move it.
 #[derive(Resource, Debug, Clone, Copy)]
 pub struct MasterLevel {
-    /// Current level.
+    /// Current level, as the show's controls set it (blackout, fades).
     pub level: f32,
+    /// The schedule's own fade (`--schedule`), 0 out of hours: apart from `level`, so the
+    /// show's blackout or fade is as it was when hours begin again.
+    pub schedule: f32,
+}
+
+impl MasterLevel {
+    /// The level the picture is shown at: the show's times the schedule's.
+    pub fn shown(&self) -> f32 {
+        self.level * self.schedule
+    }
 }
 
 impl Default for MasterLevel {
     fn default() -> Self {
-        MasterLevel { level: 1.0 }
+        MasterLevel {
+            level: 1.0,
+            schedule: 1.0,
+        }
     }
 }
 
@@ -457,7 +470,7 @@ fn build_chain_frame(
     *frame = ChainFrame {
         passes: chain_passes,
         keep_output,
-        master: (master.level < 1.0).then(|| passes.master(master.level, canvas.size)),
+        master: (master.shown() < 1.0).then(|| passes.master(master.shown(), canvas.size)),
         spectrum,
     };
 }

@@ -26,8 +26,9 @@ use tracing::info;
 pub use canvas::{letterbox, letterbox_rect, output_size, video_image, video_planes};
 pub use ticks::OutputTicks;
 
-use crate::decode::{DecodeThread, FrameReceiver, SourceEnd, StreamInfo};
+use crate::decode::{DecodeOptions, DecodeThread, FrameReceiver, SourceEnd, StreamInfo};
 use crate::lifecycle::Lifecycle;
+use crate::source::SourceSpec;
 use crate::source::hls::LiveEdge;
 use canvas::setup_canvas;
 use clock::{LatencyPolicy, PresentationClock};
@@ -173,6 +174,75 @@ pub struct PendingStream {
     rx: Receiver<crate::Result<DecodeThread>>,
     /// When Lucid started waiting.
     pub since: Instant,
+    /// Opened again after a [`SourceSwitch::Close`] (the schedule's hours began): the
+    /// canvas and the outputs are there already.
+    pub reopening: bool,
+}
+
+/// Opens the bottom source (`--url`, or what Daydream said to play) on a thread of its
+/// own: at start, and again when the schedule reopens it.
+#[derive(Resource, Clone)]
+pub struct SourceConnector {
+    spec: SourceSpec,
+    options: DecodeOptions,
+}
+
+impl SourceConnector {
+    /// Opens `spec` with `options` each time [`connect`](Self::connect) is called.
+    pub fn new(spec: SourceSpec, options: DecodeOptions) -> Self {
+        SourceConnector { spec, options }
+    }
+
+    /// Starts opening the source; the receiver gets the decode thread, or why it failed.
+    pub fn connect(&self, lifecycle: &Lifecycle) -> Receiver<crate::Result<DecodeThread>> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (spec, options, opener) = (self.spec.clone(), self.options.clone(), lifecycle.clone());
+        lifecycle.spawn("lucid-connect", move || {
+            let _ = tx.send(DecodeThread::spawn(&spec, options, &opener));
+        });
+        rx
+    }
+}
+
+/// Closes the bottom source, or opens it again (the schedule's hours). Closed, no request
+/// reaches the source; the canvas keeps its last picture, and nothing is presented.
+#[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceSwitch {
+    /// Stop the source and its decode thread.
+    Close,
+    /// Open it again, as at start.
+    Reopen,
+}
+
+/// Present while the bottom source is closed on purpose ([`SourceSwitch::Close`]).
+#[derive(Resource, Debug, Clone, Copy)]
+pub struct SourceClosed {
+    /// When it closed.
+    pub since: Instant,
+}
+
+/// Keeps stream time going on across a reopen: a reopened source's timestamps start
+/// anew, and the outputs need them to go on from where they were (by the time closed).
+#[derive(Resource, Debug, Default, Clone, Copy)]
+struct StreamTime {
+    /// The source's timestamp that maps to `base`.
+    first: Duration,
+    /// Stream time of `first`.
+    base: Duration,
+    /// Set by a reopen: the stream time to go on from, and when the source closed; taken
+    /// by the first frame after it.
+    resume: Option<(Duration, Instant)>,
+}
+
+impl StreamTime {
+    /// The stream time of a frame with timestamp `pts`.
+    fn map(&mut self, pts: Duration) -> Duration {
+        if let Some((last, closed)) = self.resume.take() {
+            self.first = pts;
+            self.base = last + closed.elapsed();
+        }
+        self.base + pts.saturating_sub(self.first)
+    }
 }
 
 /// Sent once, in the update the stream opened and the canvas was created.
@@ -188,23 +258,28 @@ pub struct StreamReady {
 /// background, so the app (and its window, with a waiting slate) runs while the stream
 /// is not live yet; the canvas is created when it opens.
 pub struct VideoPlugin {
-    connection: Receiver<crate::Result<DecodeThread>>,
+    connector: SourceConnector,
+    connection: Option<Receiver<crate::Result<DecodeThread>>>,
     requested: (Option<u32>, Option<u32>),
     latency: Option<Duration>,
     offline: bool,
 }
 
 impl VideoPlugin {
-    /// `connection` delivers the opened stream (or why it failed); `requested` is the
-    /// user's `--width`/`--height`; `latency` overrides the latency target (live HLS);
-    /// `offline` asks for offline pacing, which applies if the stream turns out finite.
+    /// `connection` delivers the opened stream (or why it failed), `None` when the show
+    /// starts closed (out of the schedule's hours); `connector` opens it again;
+    /// `requested` is the user's `--width`/`--height`; `latency` overrides the latency
+    /// target (live HLS); `offline` asks for offline pacing, which applies if the stream
+    /// turns out finite.
     pub fn new(
-        connection: Receiver<crate::Result<DecodeThread>>,
+        connector: SourceConnector,
+        connection: Option<Receiver<crate::Result<DecodeThread>>>,
         requested: (Option<u32>, Option<u32>),
         latency: Option<Duration>,
         offline: bool,
     ) -> Self {
         VideoPlugin {
+            connector,
             connection,
             requested,
             latency,
@@ -226,14 +301,22 @@ pub struct OutputRate(pub f64);
 
 impl Plugin for VideoPlugin {
     fn build(&self, app: &mut App) {
-        let rx = self.connection.clone();
         render::build(app);
-        app.add_message::<FramePresented>()
-            .add_message::<StreamReady>()
-            .insert_resource(PendingStream {
+        match self.connection.clone() {
+            Some(rx) => app.insert_resource(PendingStream {
                 rx,
                 since: Instant::now(),
-            })
+                reopening: false,
+            }),
+            None => app.insert_resource(SourceClosed {
+                since: Instant::now(),
+            }),
+        };
+        app.add_message::<FramePresented>()
+            .add_message::<StreamReady>()
+            .add_message::<SourceSwitch>()
+            .insert_resource(self.connector.clone())
+            .init_resource::<StreamTime>()
             .insert_resource(VideoSettings {
                 requested: self.requested,
                 latency: self.latency,
@@ -249,6 +332,7 @@ impl Plugin for VideoPlugin {
             .add_systems(
                 Update,
                 (
+                    switch_source,
                     attach_stream.run_if(resource_exists::<PendingStream>),
                     present_due_frame.in_set(VideoSystems::Present),
                     watch_source_end,
@@ -274,6 +358,7 @@ fn attach_stream(
     readers: Option<Res<CanvasReaders>>,
     mut ready: MessageWriter<StreamReady>,
     rate: Option<Res<OutputRate>>,
+    canvas: Option<Res<OutputCanvas>>,
 ) {
     let decode = match pending.rx.try_recv() {
         Ok(Ok(decode)) => decode,
@@ -295,6 +380,24 @@ fn attach_stream(
     };
     commands.remove_resource::<PendingStream>();
     let info = decode.info;
+    if let Some(canvas) = canvas.filter(|_| pending.reopening) {
+        info!(
+            "stream open again: {}x{}, output {}x{}",
+            info.width, info.height, canvas.size.x, canvas.size.y
+        );
+        let offline = settings.offline && !info.live;
+        attach_feed(
+            &mut commands,
+            decode.frames,
+            decode.end,
+            decode.handle,
+            &info,
+            offline,
+            &settings,
+        );
+        commands.insert_resource(StreamDescription(info));
+        return;
+    }
     let (w, h) = output_size(
         settings.requested.0,
         settings.requested.1,
@@ -312,12 +415,6 @@ fn attach_stream(
         )));
         return;
     }
-    let policy = info.live_edge.as_ref().map(|_| {
-        LatencyPolicy::for_segments(
-            info.segment_duration.unwrap_or(Duration::from_secs(2)),
-            settings.latency,
-        )
-    });
     info!(
         "stream {}x{}{}, output {w}x{h}",
         info.width,
@@ -326,30 +423,21 @@ fn attach_stream(
             .map(|r| format!(" @ {r:.2} fps"))
             .unwrap_or_default(),
     );
-    commands.insert_resource(VideoFeed {
-        frames: decode.frames,
-        end: decode.end,
-        ended: None,
-        _thread: decode.handle,
-    });
     let offline = settings.offline && !info.live;
     if offline {
         info!(
             "rendering offline: every frame, as fast as the machine allows (--realtime paces it)"
         );
     }
-    commands.insert_resource(Pacing {
+    attach_feed(
+        &mut commands,
+        decode.frames,
+        decode.end,
+        decode.handle,
+        &info,
         offline,
-        ..default()
-    });
-    commands.insert_resource(Clock(if offline {
-        PresentationClock::every_frame()
-    } else if info.paced_upstream {
-        PresentationClock::on_arrival()
-    } else {
-        PresentationClock::new(policy)
-    }));
-    commands.insert_resource(LiveEdgeSource(info.live_edge.clone()));
+        &settings,
+    );
     if let Some(rate) = rate {
         info!("output at {:.2} fps (--fps)", rate.0);
         commands.insert_resource(OutputTicks::new(rate.0));
@@ -364,6 +452,94 @@ fn attach_stream(
         readers.is_none_or(|r| r.rgba),
     );
     ready.write(StreamReady { info, output_size });
+}
+
+/// The opened stream's feed, pacing, clock and live edge.
+fn attach_feed(
+    commands: &mut Commands,
+    frames: FrameReceiver,
+    end: Receiver<SourceEnd>,
+    thread: crate::decode::DecodeJoin,
+    info: &StreamInfo,
+    offline: bool,
+    settings: &VideoSettings,
+) {
+    let policy = info.live_edge.as_ref().map(|_| {
+        LatencyPolicy::for_segments(
+            info.segment_duration.unwrap_or(Duration::from_secs(2)),
+            settings.latency,
+        )
+    });
+    commands.insert_resource(VideoFeed {
+        frames,
+        end,
+        ended: None,
+        _thread: thread,
+    });
+    commands.insert_resource(Pacing {
+        offline,
+        ..default()
+    });
+    commands.insert_resource(Clock(if offline {
+        PresentationClock::every_frame()
+    } else if info.paced_upstream {
+        PresentationClock::on_arrival()
+    } else {
+        PresentationClock::new(policy)
+    }));
+    commands.insert_resource(LiveEdgeSource(info.live_edge.clone()));
+}
+
+/// Closes the bottom source or opens it again ([`SourceSwitch`]).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a Bevy system: each argument is a query or resource it reads"
+)]
+fn switch_source(
+    mut commands: Commands,
+    mut switches: MessageReader<SourceSwitch>,
+    connector: Res<SourceConnector>,
+    lifecycle: Res<Lifecycle>,
+    closed: Option<Res<SourceClosed>>,
+    stats: Res<PlaybackStats>,
+    mut time: ResMut<StreamTime>,
+    mut next_due: ResMut<NextFrameDue>,
+    canvas: Option<Res<OutputCanvas>>,
+) {
+    let Some(&switch) = switches.read().last() else {
+        return;
+    };
+    match (switch, closed) {
+        (SourceSwitch::Close, None) => {
+            info!("closing the source");
+            commands.insert_resource(SourceClosed {
+                since: Instant::now(),
+            });
+            commands.remove_resource::<PendingStream>();
+            commands.insert_resource(LiveEdgeSource(None));
+            next_due.0 = None;
+            // The decode thread is waited for when its feed drops (see DecodeJoin): not on
+            // the frame loop, where a source blocked on the network would hold up a frame.
+            commands.queue(|world: &mut World| {
+                if let Some(feed) = world.remove_resource::<VideoFeed>() {
+                    crate::lifecycle::spawn_thread("lucid-source-close", move || drop(feed));
+                }
+            });
+        }
+        (SourceSwitch::Reopen, Some(closed)) => {
+            info!("opening the source again");
+            commands.remove_resource::<SourceClosed>();
+            if let Some((_, last)) = stats.pts_span {
+                time.resume = Some((last, closed.since));
+            }
+            commands.insert_resource(PendingStream {
+                rx: connector.connect(&lifecycle),
+                since: Instant::now(),
+                reopening: canvas.is_some(),
+            });
+        }
+        _ => {}
+    }
 }
 
 #[cfg(test)]

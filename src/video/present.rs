@@ -12,7 +12,7 @@ use super::render::{CanvasFrame, video_params};
 use super::ticks::OutputTicks;
 use super::{
     Clock, FramePresented, Freeze, LiveEdgeSource, NextFrameDue, OutputCanvas, Pacing,
-    PlaybackStats, RedrawCanvas, VideoFeed, VideoTexture,
+    PlaybackStats, RedrawCanvas, StreamTime, VideoFeed, VideoTexture,
 };
 use crate::decode::{Picture, SourceEnd, VideoFrame};
 use crate::lifecycle::Lifecycle;
@@ -42,10 +42,11 @@ pub(super) fn present_due_frame(
     mut canvas_frame: ResMut<CanvasFrame>,
     mut presented: MessageWriter<FramePresented>,
     freeze: Res<Freeze>,
-    (mut redraw, pacing, ticks): (
+    (mut redraw, pacing, ticks, mut time): (
         ResMut<RedrawCanvas>,
         Res<Pacing>,
         Option<ResMut<OutputTicks>>,
+        ResMut<StreamTime>,
     ),
 ) {
     let (Some(mut texture), Some(canvas), Some(feed)) = (texture, canvas, feed) else {
@@ -113,7 +114,7 @@ pub(super) fn present_due_frame(
     // Frozen, a frame is dropped: the picture holds while time goes on. A show that starts
     // frozen (a restored `--state`) still takes its first picture, to hold that.
     let shown = due.map(|frame| {
-        let pts = frame.pts;
+        let pts = time.map(frame.pts);
         if !freeze.0 || !*uploaded_once {
             *uploaded_once = true;
             upload(

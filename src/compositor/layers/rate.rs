@@ -22,7 +22,9 @@ pub(super) fn hold_offline(layers: Res<Layers>, pacing: Option<ResMut<Pacing>>) 
                         .as_ref()
                         .is_some_and(|d| d.frames.rx.is_empty() && d.end.is_empty())
             }
-            LayerState::Stalled | LayerState::Ended | LayerState::Failed => false,
+            LayerState::Stalled | LayerState::Ended | LayerState::Failed | LayerState::Closed => {
+                false
+            }
         });
     if pacing.layers_waiting != waiting {
         pacing.layers_waiting = waiting;
