@@ -126,6 +126,12 @@ pub struct Args {
     #[arg(long, help_heading = "Effects")]
     pub list_effects: bool,
 
+    /// Compile every effect (the built-ins and --effects-dir's .wgsl and ISF .fs files) as
+    /// the GPU will get it, print `ok NAME` or `error NAME: reason` for each and `N of M
+    /// effects load`, and exit (1 when any fails): a linter for effect authors and for CI.
+    #[arg(long, help_heading = "Effects")]
+    pub check_effects: bool,
+
     /// The show's tempo in beats per minute (20-300), or `audio` to follow the sound's
     /// hits: effects get `lucid.bpm` and `lucid.beat`. The T key taps a tempo in the window.
     #[arg(

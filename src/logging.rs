@@ -28,8 +28,10 @@ impl Write for StderrLine {
     }
 }
 
-/// Default filter: Lucid at info, the GPU stack only when something is wrong.
-const DEFAULT_FILTER: &str = "info,wgpu=error,wgpu_core=error,wgpu_hal=error,naga=warn,bevy_render=warn,bevy_winit=warn,bevy_app=warn,bevy_asset=warn";
+/// Default filter: Lucid at info, the GPU stack only when something is wrong. naga is off:
+/// its validator logs an ERROR line of its own for a shader it then rejects, and every
+/// rejection already reaches the user with its place in the file.
+const DEFAULT_FILTER: &str = "info,wgpu=error,wgpu_core=error,wgpu_hal=error,naga=off,bevy_render=warn,bevy_winit=warn,bevy_app=warn,bevy_asset=warn";
 
 /// Installs the stderr logger. `RUST_LOG` overrides the filter.
 pub fn init() {

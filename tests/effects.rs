@@ -736,3 +736,157 @@ fn finite_input_gets_stream_time_and_renders_the_same_twice() {
         }
     }
 }
+
+/// ISF files as VJs have them: written in the ISF dialect (`gl_FragColor`, `IMG_*`,
+/// `texture2D`, `isf_FragNormCoord` with its origin at the bottom left), in a folder.
+fn isf_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Color Invert.fs"),
+        r#"/*{
+    "ISFVSN": "2",
+    "DESCRIPTION": "Inverts the RGB channels of the input",
+    "INPUTS": [ { "NAME": "inputImage", "TYPE": "image" } ]
+}*/
+void main() {
+    vec4 srcPixel = IMG_THIS_PIXEL(inputImage);
+    gl_FragColor = vec4(1.0 - srcPixel.r, 1.0 - srcPixel.g, 1.0 - srcPixel.b, srcPixel.a);
+}
+"#,
+    )
+    .unwrap();
+    // The mirror is ISF's own coordinates: `y > 0.5` is the top half, reflected down.
+    std::fs::write(
+        dir.path().join("Flip Mirror.fs"),
+        r#"/*{
+    "ISFVSN": "2",
+    "INPUTS": [
+        { "NAME": "inputImage", "TYPE": "image" },
+        { "NAME": "horizontal", "TYPE": "bool", "DEFAULT": true },
+        { "NAME": "a", "TYPE": "float", "MIN": 0.0, "MAX": 2.0, "DEFAULT": 1.0 }
+    ]
+}*/
+varying vec2 mirrored;
+void main() {
+    mirrored = isf_FragNormCoord;
+    if (horizontal && mirrored.x > 0.5) mirrored.x = 1.0 - mirrored.x;
+    if (mirrored.y > 0.5) mirrored.y = 1.0 - mirrored.y;
+    vec4 c = texture2D(inputImage, mirrored);
+    c.a = a;
+    gl_FragColor = c;
+}
+"#,
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn golden_isf_inversion() {
+    let clip = clip();
+    let dir = isf_dir();
+    let out = render(
+        &clip.path,
+        &[
+            "--effects-dir",
+            dir.path().to_str().unwrap(),
+            "--effect",
+            "Color Invert",
+        ],
+    );
+    let input = &clip.base[FRAMES - 1];
+    let expected = input.map(1.0, |x, y, _, _| input.texel(x, y).map(|c| 1.0 - c));
+    assert_golden("ISF inversion", &out[FRAMES - 1], &expected, input);
+}
+
+#[test]
+fn golden_isf_mirror_in_isf_coordinates_with_its_inputs_set() {
+    let clip = clip();
+    let dir = isf_dir();
+    let out = render(
+        &clip.path,
+        &[
+            "--effects-dir",
+            dir.path().to_str().unwrap(),
+            "--effect",
+            "Flip Mirror:horizontal=false",
+        ],
+    );
+    let input = &clip.base[FRAMES - 1];
+    // Top-left coordinates here: ISF's top half (its y > 0.5) is our v < 0.5.
+    let expected = input.map(1.0, |_, _, u, v| {
+        let v = if v < 0.5 { 1.0 - v } else { v };
+        input.sample(u, v)
+    });
+    assert_golden("ISF mirror", &out[FRAMES - 1], &expected, input);
+}
+
+#[test]
+fn check_effects_lists_each_effect_and_places_an_isf_error_on_the_fs_line() {
+    let dir = isf_dir();
+    let broken = "/*{\n \"INPUTS\": [ { \"NAME\": \"inputImage\", \"TYPE\": \"image\" } ]\n}*/\nvoid main() {\n    vec4 c = IMG_THIS_PIXEL(inputImage);\n    gl_FragColor = c * undefinedThing;\n}\n";
+    std::fs::write(dir.path().join("Broken.fs"), broken).unwrap();
+    std::fs::write(
+        dir.path().join("Wipe.fs"),
+        "/*{ \"INPUTS\": [ {\"NAME\": \"startImage\", \"TYPE\": \"image\"}, {\"NAME\": \"endImage\", \"TYPE\": \"image\"}, {\"NAME\": \"progress\", \"TYPE\": \"float\"} ] }*/\nvoid main() { gl_FragColor = vec4(progress); }\n",
+    )
+    .unwrap();
+    let out = run_with_limit(
+        lucid()
+            .arg("--check-effects")
+            .arg("--effects-dir")
+            .arg(dir.path()),
+        LIMIT,
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{text}{}", stderr_of(&out));
+    assert!(text.lines().any(|l| l == "ok Color Invert"), "{text}");
+    assert!(text.lines().any(|l| l == "ok Flip Mirror"), "{text}");
+    assert!(
+        text.lines().any(|l| l == "ok tint"),
+        "built-ins too: {text}"
+    );
+    let broken_line = text
+        .lines()
+        .find(|l| l.starts_with("error Broken: "))
+        .unwrap();
+    assert!(
+        broken_line.contains("Broken.fs:6:") && broken_line.contains("undefinedThing"),
+        "the .fs line, not the generated code's: {broken_line}"
+    );
+    let wipe = text
+        .lines()
+        .find(|l| l.starts_with("error Wipe: "))
+        .unwrap();
+    assert!(wipe.contains("transition"), "named, not black: {wipe}");
+    let total = text
+        .lines()
+        .filter(|l| l.starts_with("ok ") || l.starts_with("error "))
+        .count();
+    assert!(
+        text.ends_with(&format!("{} of {total} effects load\n", total - 2)),
+        "{text}"
+    );
+    // Asking for the broken one at start is a usage error.
+    let out = run_with_limit(
+        lucid()
+            .args([
+                "--no-preview",
+                "--duration",
+                "1",
+                "--pipe",
+                "y4m",
+                "--effect",
+                "Broken",
+            ])
+            .arg("--effects-dir")
+            .arg(dir.path()),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("Broken.fs:6:"),
+        "{}",
+        stderr_of(&out)
+    );
+}

@@ -83,6 +83,13 @@ pub fn run(invocation: Invocation) -> Result<()> {
             print_listing(&text);
         }
         Invocation::ListEffects(catalog) => print_listing(&catalog.describe()),
+        Invocation::CheckEffects(catalog) => {
+            let (report, failed) = catalog.check();
+            print_listing(&report);
+            if failed > 0 {
+                return Err(LucidError::EffectsFailed(failed));
+            }
+        }
         Invocation::Run(config) => return play(*config),
     }
     Ok(())

@@ -66,6 +66,10 @@ impl Config {
         if args.list_effects {
             return Ok(Invocation::ListEffects(catalog));
         }
+        if args.check_effects {
+            return Ok(Invocation::CheckEffects(catalog));
+        }
+        catalog.warn_failed();
         let preset = args.preset.as_deref().map(Preset::load).transpose()?;
         let chain = master_chain(
             &catalog,

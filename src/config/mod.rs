@@ -32,6 +32,8 @@ pub enum Invocation {
     ListAudio,
     /// `--list-effects`: the effects of this catalog.
     ListEffects(EffectCatalog),
+    /// `--check-effects`: whether each effect of this catalog compiles.
+    CheckEffects(EffectCatalog),
     /// Play.
     Run(Box<Config>),
 }

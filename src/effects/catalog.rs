@@ -103,14 +103,18 @@ impl EffectCatalog {
                 },
             );
         }
-        for change in catalog.rescan() {
-            if let CatalogChange::Failed(name) = change
-                && let Some(e) = catalog.entries.get(&name).and_then(|e| e.error.as_ref())
-            {
+        catalog.rescan();
+        catalog
+    }
+
+    /// Logs each effect that does not compile (at the start of a show; `--check-effects`
+    /// lists them instead).
+    pub fn warn_failed(&self) {
+        for (name, entry) in &self.entries {
+            if let Some(e) = &entry.error {
                 warn!("effect {name} does not compile: {e}");
             }
         }
-        catalog
     }
 
     /// Names of the effects that can run, for messages and the UI.
@@ -137,7 +141,7 @@ impl EffectCatalog {
         };
         let mut files: Vec<PathBuf> = listing
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "wgsl"))
+            .filter(|p| p.extension().is_some_and(|x| x == "wgsl" || x == "fs"))
             .collect();
         files.sort();
         let mut changes = Vec::new();
@@ -153,17 +157,35 @@ impl EffectCatalog {
             let Ok(meta) = std::fs::metadata(&path) else {
                 continue;
             };
+            // An ISF filter's `.vs` is part of it: a change to either reloads it.
+            let vs_path = path.with_extension("vs");
+            let vs_meta = (path.extension().is_some_and(|x| x == "fs"))
+                .then(|| std::fs::metadata(&vs_path).ok())
+                .flatten();
             let stamp = (
-                meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                meta.len(),
+                meta.modified().unwrap_or(SystemTime::UNIX_EPOCH).max(
+                    vs_meta
+                        .as_ref()
+                        .and_then(|m| m.modified().ok())
+                        .unwrap_or(SystemTime::UNIX_EPOCH),
+                ),
+                meta.len() + vs_meta.as_ref().map_or(0, |m| m.len()),
             );
             if self.files.get(&path) == Some(&stamp) {
                 continue;
             }
             self.files.insert(path.clone(), stamp);
             let origin = path.display().to_string();
-            let parsed = read_effect_file(&path, &meta)
-                .and_then(|text| EffectDef::parse(&stem, &origin, Some(&path), &text));
+            let parsed = read_effect_file(&path, &meta).and_then(|text| match &vs_meta {
+                _ if path.extension().is_some_and(|x| x == "fs") => {
+                    let vs = vs_meta
+                        .as_ref()
+                        .map(|m| read_effect_file(&vs_path, m))
+                        .transpose()?;
+                    super::isf::parse(&stem, &origin, Some(&path), &text, vs.as_deref())
+                }
+                _ => EffectDef::parse(&stem, &origin, Some(&path), &text),
+            });
             // The entry is found by path (the header may rename the effect).
             let owned = self
                 .entries
@@ -230,6 +252,28 @@ impl EffectCatalog {
 }
 
 impl EffectCatalog {
+    /// `--check-effects`: a line per effect (`ok NAME`, `error NAME: reason`), then `N of
+    /// M effects load`; and how many failed.
+    pub fn check(&self) -> (String, usize) {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let mut failed = 0;
+        for (name, entry) in &self.entries {
+            match &entry.error {
+                Some(e) => {
+                    failed += 1;
+                    let _ = writeln!(out, "error {name}: {e}");
+                }
+                None => {
+                    let _ = writeln!(out, "ok {name}");
+                }
+            }
+        }
+        let total = self.entries.len();
+        let _ = writeln!(out, "{} of {total} effects load", total - failed);
+        (out, failed)
+    }
+
     /// `--list-effects`: every effect with its parameters, ranges and defaults.
     pub fn describe(&self) -> String {
         use std::fmt::Write as _;

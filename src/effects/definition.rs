@@ -38,8 +38,8 @@ pub const MAX_PARAMS: usize = 16;
 pub const PARAMS_BYTES: usize = MAX_PARAMS * 16;
 
 /// Bytes of the globals uniform block (`lucid`: resolution, time, frame, mix, tempo,
-/// layer, and the sound's bands, level and onset pulse).
-pub const GLOBALS_BYTES: usize = 64;
+/// layer, the sound's bands, level and onset pulse, the time step and the local date).
+pub const GLOBALS_BYTES: usize = 80;
 
 /// Why an effect file could not be used.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -13,6 +13,7 @@
 pub mod catalog;
 pub mod chain;
 pub mod definition;
+pub mod isf;
 pub mod params;
 pub mod render;
 pub mod shader;
@@ -46,6 +47,10 @@ pub struct EffectClock {
     pub frame: u32,
     /// True when `time` is wall time.
     pub live: bool,
+    /// `time`'s step at the last presented frame (ISF's `TIMEDELTA`).
+    pub delta: f32,
+    /// Local year, month, day and seconds since midnight at the last frame (ISF's `DATE`).
+    pub date: [f32; 4],
     start: Instant,
 }
 
@@ -55,6 +60,8 @@ impl Default for EffectClock {
             time: 0.0,
             frame: 0,
             live: true,
+            delta: 0.0,
+            date: [0.0; 4],
             start: Instant::now(),
         }
     }
@@ -349,11 +356,27 @@ fn advance_clock(
     }
     if let Some(frame) = presented.read().last() {
         clock.frame = frame.number as u32;
-        clock.time = if clock.live {
+        let time = if clock.live {
             clock.start.elapsed().as_secs_f32()
         } else {
             frame.pts.as_secs_f32()
         };
+        clock.delta = if clock.frame == 0 {
+            0.0
+        } else {
+            (time - clock.time).max(0.0)
+        };
+        clock.time = time;
+        let now = jiff::Zoned::now();
+        let midnight = now.start_of_day().map_or(0.0, |m| {
+            (now.timestamp().as_millisecond() - m.timestamp().as_millisecond()) as f32 / 1000.0
+        });
+        clock.date = [
+            f32::from(now.year()),
+            f32::from(now.month()),
+            f32::from(now.day()),
+            midnight,
+        ];
     }
 }
 
@@ -383,6 +406,8 @@ impl ChainPasses<'_> {
             audio_bands: self.sound.as_ref().map_or([0.0; 4], |s| s.bands),
             audio_level: self.sound.as_ref().map_or(0.0, |s| s.level),
             audio_onset: self.sound.as_ref().map_or(0.0, |s| s.pulse),
+            time_delta: self.clock.delta,
+            date: self.clock.date,
         })
     }
 

@@ -29,6 +29,10 @@ pub struct Globals {
     pub audio_level: f32,
     /// 1 at a hit, falling to 0 over 150 ms.
     pub audio_onset: f32,
+    /// `time`'s step since the last frame (ISF's `TIMEDELTA`).
+    pub time_delta: f32,
+    /// Local year, month, day and seconds since midnight (ISF's `DATE`).
+    pub date: [f32; 4],
 }
 
 /// The globals block as the shader sees it.
@@ -48,8 +52,12 @@ pub fn pack_globals(globals: &Globals) -> [u8; GLOBALS_BYTES] {
         globals.audio_bands[3].to_bits(),
         globals.audio_level.to_bits(),
         globals.audio_onset.to_bits(),
+        globals.time_delta.to_bits(),
         0,
-        0,
+        globals.date[0].to_bits(),
+        globals.date[1].to_bits(),
+        globals.date[2].to_bits(),
+        globals.date[3].to_bits(),
     ];
     let mut out = [0u8; GLOBALS_BYTES];
     for (i, w) in words.iter().enumerate() {
@@ -82,7 +90,10 @@ struct LucidGlobals {
     audio_bands: vec4<f32>,
     audio_level: f32,
     audio_onset: f32,
-    _lucid_pad: vec2<f32>,
+    time_delta: f32,
+    _lucid_pad: f32,
+    // Local year, month, day and seconds since midnight.
+    date: vec4<f32>,
 };
 
 @group(0) @binding(0) var lucid_input: texture_2d<f32>;

@@ -61,6 +61,9 @@ pub enum LucidError {
     /// The render device or window could not be set up.
     #[error("renderer failed: {0}")]
     Render(String),
+    /// `--check-effects` found effects that do not compile (the listing says which).
+    #[error("{0} effect(s) do not load")]
+    EffectsFailed(usize),
     /// A bug: a thread panicked. Outputs were finalized anyway.
     #[error("internal error in thread {thread}: {message}")]
     Internal {
@@ -106,6 +109,7 @@ impl LucidError {
                 _ => 5,
             },
             LucidError::Render(_) => 8,
+            LucidError::EffectsFailed(_) => 1,
             LucidError::Internal { .. } => EXIT_INTERNAL,
         }
     }

@@ -1,0 +1,535 @@
+//! ISF (the Interactive Shader Format of VDMX, Resolume Wire, Millumin and others) as Lucid
+//! effects: a `.fs` file's JSON header becomes the effect's parameters, and its GLSL (with
+//! the `.vs` beside it, if any) is rewritten from the ISF dialect into GLSL 4.50 with Lucid's
+//! bindings, compiled by naga's GLSL front end and written out as the WGSL every effect runs
+//! as. Errors point at the `.fs` (or `.vs`) line and column, not at the generated code.
+//!
+//! What runs: single-pass filters (an `inputImage`), with `float`, `long`, `bool`, `event`,
+//! `color`, `point2D`, `audio` and `audioFFT` inputs (the sound's spectrum), `TIME`,
+//! `TIMEDELTA`, `FRAMEINDEX`, `DATE`, `RENDERSIZE`, `PASSINDEX`, `isf_FragNormCoord`, the
+//! `IMG_*` functions and `texture2D` on the inputs. A vertex shader's work is done per pixel
+//! (ISF vertex shaders compute varyings that are affine in the position, which the
+//! rasterizer's interpolation leaves as they are). What does not run yet is named:
+//! generators, transitions, other image inputs, `IMPORTED` and `PASSES`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::definition::{EffectDef, EffectError, MAX_PARAMS};
+use super::params::{ParamDef, ParamKind, ParamValue};
+
+/// Lines of GLSL Lucid puts before the `.fs`'s own (kept blank where its header was, so a
+/// line of the `.fs` keeps its number after them).
+const PRELUDE: &str = r#"#version 450
+layout(location = 0) in vec2 lucid_uv;
+layout(location = 0) out vec4 lucid_out;
+layout(set = 0, binding = 0) uniform texture2D lucid_input;
+layout(set = 0, binding = 1) uniform sampler lucid_sampler;
+layout(set = 0, binding = 2) uniform LucidGlobals {
+    vec2 resolution;
+    float time;
+    uint frame;
+    float mix_amount;
+    float bpm;
+    float beat;
+    float layer;
+    vec4 audio_bands;
+    float audio_level;
+    float audio_onset;
+    float time_delta;
+    float lucid_pad;
+    vec4 date;
+} lucid;
+layout(set = 0, binding = 6) uniform texture2D lucid_spectrum;
+vec4 gl_FragColor_isf;
+vec4 isf_FragCoord;
+vec2 isf_FragNormCoord;
+vec4 isf_Position;
+const int inputImage = 0;
+const int isf_audio = 1;
+vec3 isf_encode(vec3 c) {
+    vec3 lo = c * 12.92;
+    vec3 hi = 1.055 * pow(max(c, vec3(0.0031308)), vec3(1.0 / 2.4)) - 0.055;
+    return mix(hi, lo, vec3(lessThanEqual(c, vec3(0.0031308))));
+}
+vec4 isf_norm(int image, vec2 c) {
+    if (image == isf_audio) {
+        return vec4(vec3(texture(sampler2D(lucid_spectrum, lucid_sampler), vec2(c.x, 0.5)).r), 1.0);
+    }
+    vec4 s = textureLod(sampler2D(lucid_input, lucid_sampler), vec2(c.x, 1.0 - c.y), 0.0);
+    return vec4(isf_encode(s.rgb), s.a);
+}
+vec2 isf_size(int image) {
+    if (image == isf_audio) {
+        return vec2(textureSize(sampler2D(lucid_spectrum, lucid_sampler), 0));
+    }
+    return lucid.resolution;
+}
+vec4 isf_pixel(int image, vec2 p) { return isf_norm(image, p / isf_size(image)); }
+void isf_vertShaderInit() {}
+void vv_vertShaderInit() {}
+#define vv_FragNormCoord isf_FragNormCoord
+#define _inputImage_imgRect vec4(0.0, 0.0, lucid.resolution)
+#define _inputImage_imgSize lucid.resolution
+#define _inputImage_flip false
+#define gl_FragColor gl_FragColor_isf
+#define gl_FragCoord isf_FragCoord
+#define gl_Position isf_Position
+#define texture2D(image, c) isf_norm(image, c)
+#define texture2DRect(image, c) isf_pixel(image, c)
+#define IMG_NORM_PIXEL(image, c) isf_norm(image, c)
+#define IMG_PIXEL(image, c) isf_pixel(image, c)
+#define IMG_THIS_PIXEL(image) isf_norm(image, isf_FragNormCoord)
+#define IMG_THIS_NORM_PIXEL(image) isf_norm(image, isf_FragNormCoord)
+#define IMG_SIZE(image) isf_size(image)
+#define TIME lucid.time
+#define TIMEDELTA lucid.time_delta
+#define FRAMEINDEX int(lucid.frame)
+#define RENDERSIZE lucid.resolution
+#define PASSINDEX 0
+#define DATE lucid.date
+"#;
+
+/// An ISF file's kind, by its inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsfKind {
+    /// Takes `inputImage`: an effect in a chain.
+    Filter,
+    /// `startImage`, `endImage` and `progress`: a transition.
+    Transition,
+    /// No image in: a source.
+    Generator,
+}
+
+/// Loads an ISF filter from the text of its `.fs` (and `.vs`, when one is beside it) as a
+/// Lucid effect named `name`.
+pub fn parse(
+    name: &str,
+    origin: &str,
+    path: Option<&Path>,
+    fs: &str,
+    vs: Option<&str>,
+) -> Result<EffectDef, EffectError> {
+    let header_err = |reason: String| EffectError::Header {
+        path: origin.to_string(),
+        reason,
+    };
+    let (header, body) = split_header(fs)
+        .ok_or_else(|| header_err("an ISF file starts with a /*{ ... }*/ JSON header".into()))?;
+    let header: Value =
+        serde_json::from_str(header).map_err(|e| header_err(format!("the JSON header: {e}")))?;
+    let inputs = header
+        .get("INPUTS")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let kind = kind_of(&inputs);
+    match kind {
+        IsfKind::Filter => {}
+        IsfKind::Transition => {
+            return Err(header_err(
+                "a transition (startImage, endImage, progress): not supported yet".into(),
+            ));
+        }
+        IsfKind::Generator => {
+            return Err(header_err(
+                "a generator (no inputImage): ISF sources are not supported yet".into(),
+            ));
+        }
+    }
+    if let Some(passes) = header.get("PASSES").and_then(Value::as_array)
+        && (passes.len() > 1
+            || passes
+                .iter()
+                .any(|p| p.get("TARGET").is_some() || p.get("PERSISTENT").is_some()))
+    {
+        return Err(header_err(format!(
+            "PASSES ({} pass(es), render targets): multi-pass ISF is not supported yet",
+            passes.len()
+        )));
+    }
+    if header.get("IMPORTED").is_some_and(|v| !is_empty(v)) {
+        return Err(header_err("IMPORTED images: not supported yet".into()));
+    }
+    let mut params = Vec::new();
+    let mut defines = String::new();
+    let mut assigns = String::new();
+    for input in &inputs {
+        let Some(input_name) = input.get("NAME").and_then(Value::as_str) else {
+            return Err(header_err("an input without a NAME".into()));
+        };
+        let ty = input.get("TYPE").and_then(Value::as_str).unwrap_or("");
+        if input_name == "inputImage" {
+            continue;
+        }
+        if !is_identifier(input_name) {
+            return Err(header_err(format!("input '{input_name}': not a GLSL name")));
+        }
+        let member = format!("lucid_params.p{}", params.len());
+        let (kind, default, define) = match ty {
+            "float" => {
+                let min = number(input.get("MIN")).unwrap_or(0.0);
+                let max = number(input.get("MAX")).unwrap_or(1.0).max(min + 1e-6);
+                let default = number(input.get("DEFAULT")).unwrap_or(min).clamp(min, max);
+                (
+                    ParamKind::Float { min, max },
+                    ParamValue::Float(default),
+                    ("float", member.clone()),
+                )
+            }
+            "long" => {
+                let values: Vec<f32> = input
+                    .get("VALUES")
+                    .and_then(Value::as_array)
+                    .map(|v| v.iter().filter_map(|x| number(Some(x))).collect())
+                    .unwrap_or_default();
+                let min = number(input.get("MIN"))
+                    .or_else(|| values.iter().copied().reduce(f32::min))
+                    .unwrap_or(0.0);
+                let max = number(input.get("MAX"))
+                    .or_else(|| values.iter().copied().reduce(f32::max))
+                    .unwrap_or(min + 1.0)
+                    .max(min + 1.0);
+                let default = number(input.get("DEFAULT")).unwrap_or(min).clamp(min, max);
+                (
+                    ParamKind::Float { min, max },
+                    ParamValue::Float(default),
+                    ("int", format!("int(floor({member} + 0.5))")),
+                )
+            }
+            "bool" | "event" => {
+                let default = input
+                    .get("DEFAULT")
+                    .map(|v| {
+                        v.as_bool()
+                            .unwrap_or_else(|| v.as_f64().unwrap_or(0.0) != 0.0)
+                    })
+                    .unwrap_or(false);
+                (
+                    ParamKind::Bool,
+                    ParamValue::Bool(default && ty == "bool"),
+                    ("bool", format!("({member} != 0u)")),
+                )
+            }
+            "color" => {
+                let c = numbers(input.get("DEFAULT"));
+                let default = [
+                    c.first().copied().unwrap_or(1.0),
+                    c.get(1).copied().unwrap_or(1.0),
+                    c.get(2).copied().unwrap_or(1.0),
+                    c.get(3).copied().unwrap_or(1.0),
+                ]
+                .map(|v| v.clamp(0.0, 1.0));
+                (
+                    ParamKind::Color,
+                    ParamValue::Color(default),
+                    ("vec4", member.clone()),
+                )
+            }
+            "point2D" => {
+                let p = numbers(input.get("DEFAULT"));
+                let default = [
+                    p.first().copied().unwrap_or(0.0),
+                    p.get(1).copied().unwrap_or(0.0),
+                ];
+                (
+                    ParamKind::Point,
+                    ParamValue::Point(default),
+                    ("vec2", member.clone()),
+                )
+            }
+            "audio" | "audioFFT" => {
+                let _ = writeln!(defines, "const int {input_name} = isf_audio;");
+                continue;
+            }
+            "image" => {
+                return Err(header_err(format!(
+                    "image input '{input_name}': only inputImage is supported yet"
+                )));
+            }
+            other => {
+                return Err(header_err(format!(
+                    "input '{input_name}': unknown TYPE '{other}'"
+                )));
+            }
+        };
+        if params.len() == MAX_PARAMS {
+            return Err(header_err(format!("more than {MAX_PARAMS} inputs")));
+        }
+        // Real variables, as ISF's own uniforms are: a macro would also replace a swizzle
+        // (`.a` of an input called `a`) or a local of the same name.
+        let (ty, value) = define;
+        let _ = writeln!(defines, "{ty} {input_name};");
+        let _ = writeln!(assigns, "    {input_name} = {value};");
+        params.push(ParamDef {
+            name: input_name.to_string(),
+            kind,
+            default,
+        });
+    }
+    let glsl = compose(&params, &defines, &assigns, body, vs);
+    let lines_before =
+        PRELUDE.lines().count() + params_block(&params).lines().count() + defines.lines().count();
+    let wgsl = compile(&glsl, origin, lines_before, fs.lines().count())?;
+    super::definition::validate(&wgsl, origin)?;
+    let description = header
+        .get("DESCRIPTION")
+        .and_then(Value::as_str)
+        .unwrap_or("ISF filter")
+        .to_string();
+    Ok(EffectDef {
+        name: name.to_string(),
+        description,
+        params,
+        origin: origin.to_string(),
+        path: path.map(Path::to_path_buf),
+        uses_previous: false,
+        wgsl,
+    })
+}
+
+/// The kind an ISF file is, by its inputs.
+pub fn kind_of(inputs: &[Value]) -> IsfKind {
+    let has = |name: &str| {
+        inputs
+            .iter()
+            .any(|i| i.get("NAME").and_then(Value::as_str) == Some(name))
+    };
+    if has("startImage") && has("endImage") && has("progress") {
+        IsfKind::Transition
+    } else if has("inputImage") {
+        IsfKind::Filter
+    } else {
+        IsfKind::Generator
+    }
+}
+
+/// The JSON of the header and the text after it, with the header's lines left blank (the
+/// text keeps its line numbers).
+fn split_header(fs: &str) -> Option<(&str, String)> {
+    let start = fs.find("/*")?;
+    if !fs[..start].trim().is_empty() {
+        return None;
+    }
+    let end = start + fs[start..].find("*/")?;
+    let json = &fs[start + 2..end];
+    let blank = "\n".repeat(fs[..end + 2].matches('\n').count());
+    Some((json, format!("{blank}{}", &fs[end + 2..])))
+}
+
+fn params_block(params: &[ParamDef]) -> String {
+    let mut s = String::from("layout(set = 0, binding = 3) uniform LucidParams {\n");
+    for (i, p) in params.iter().enumerate() {
+        let _ = match p.kind {
+            ParamKind::Float { .. } => writeln!(s, "    float p{i}; float p{i}a, p{i}b, p{i}c;"),
+            ParamKind::Bool => writeln!(s, "    uint p{i}; float p{i}a, p{i}b, p{i}c;"),
+            ParamKind::Point => writeln!(s, "    vec2 p{i}; vec2 p{i}a;"),
+            ParamKind::Color => writeln!(s, "    vec4 p{i};"),
+        };
+    }
+    for i in params.len()..MAX_PARAMS {
+        let _ = writeln!(s, "    vec4 lucid_unused{i};");
+    }
+    s.push_str("} lucid_params;\n");
+    s
+}
+
+/// The whole GLSL: Lucid's prelude, the parameters, the `.fs` (ISF's `main` renamed, its
+/// varyings plain globals), the `.vs`'s `main` as a function run first, and the entry
+/// point that mixes the result with the input as every Lucid effect does.
+fn compose(
+    params: &[ParamDef],
+    defines: &str,
+    assigns: &str,
+    fs: String,
+    vs: Option<&str>,
+) -> String {
+    let mut s = String::from(PRELUDE);
+    s.push_str(&params_block(params));
+    s.push_str(defines);
+    s.push_str(&plain_globals(
+        &rename_main(&fs, "isf_main"),
+        &["in", "varying"],
+    ));
+    if !s.ends_with('\n') {
+        s.push('\n');
+    }
+    if let Some(vs) = vs {
+        let vs = split_header(vs).map_or(vs.to_string(), |(_, b)| b);
+        // Its varyings are the `.fs`'s: declared there already.
+        let kept: String = rename_main(&vs, "isf_vs_main")
+            .lines()
+            .map(|l| {
+                let t = l.trim_start();
+                if t.starts_with("out ") || t.starts_with("varying ") {
+                    ""
+                } else {
+                    l
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        s.push_str(&kept);
+        s.push('\n');
+    }
+    s.push_str("void main() {\n");
+    s.push_str(assigns);
+    s.push_str("    isf_FragNormCoord = vec2(lucid_uv.x, 1.0 - lucid_uv.y);\n");
+    s.push_str("    isf_FragCoord = vec4(isf_FragNormCoord * lucid.resolution, 0.0, 1.0);\n");
+    if vs.is_some() {
+        s.push_str("    isf_vs_main();\n");
+    }
+    s.push_str(
+        "    isf_main();\n\
+         \x20   vec4 lucid_src = isf_norm(inputImage, isf_FragNormCoord);\n\
+         \x20   vec4 lucid_fx = clamp(gl_FragColor_isf, vec4(0.0), vec4(1.0));\n\
+         \x20   float lucid_amount = clamp(lucid.mix_amount, 0.0, 1.0);\n\
+         \x20   float lucid_alpha = lucid.layer > 0.5 ? mix(lucid_src.a, lucid_fx.a, lucid_amount) : 1.0;\n\
+         \x20   lucid_out = vec4(mix(lucid_src.rgb, lucid_fx.rgb, lucid_amount), lucid_alpha);\n\
+         }\n",
+    );
+    s
+}
+
+/// `void main(` becomes `void NAME(`.
+fn rename_main(text: &str, name: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = find_word(rest, "main") {
+        let after = rest[at + 4..].trim_start();
+        out.push_str(&rest[..at]);
+        if after.starts_with('(') {
+            out.push_str(name);
+        } else {
+            out.push_str("main");
+        }
+        rest = &rest[at + 4..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The index of `word` as a whole identifier in `text`.
+fn find_word(text: &str, word: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut from = 0;
+    while let Some(i) = text[from..].find(word) {
+        let at = from + i;
+        let end = at + word.len();
+        if (at == 0 || !ident(bytes[at - 1])) && (end == bytes.len() || !ident(bytes[end])) {
+            return Some(at);
+        }
+        from = end;
+    }
+    None
+}
+
+/// Global declarations qualified `in`/`varying` (ISF's varyings) become plain globals: the
+/// fragment's code computes them itself.
+fn plain_globals(text: &str, qualifiers: &[&str]) -> String {
+    text.lines()
+        .map(|l| {
+            let t = l.trim_start();
+            for q in qualifiers {
+                if let Some(rest) = t.strip_prefix(q)
+                    && rest.starts_with([' ', '\t'])
+                {
+                    return format!("{}{}", &l[..l.len() - t.len()], " ".repeat(q.len()) + rest);
+                }
+            }
+            l.to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// GLSL to WGSL through naga; an error names the `.fs` line (or the `.vs`'s, past it).
+fn compile(
+    glsl: &str,
+    origin: &str,
+    lines_before: usize,
+    fs_lines: usize,
+) -> Result<String, EffectError> {
+    let options = naga::front::glsl::Options::from(naga::ShaderStage::Fragment);
+    let mut frontend = naga::front::glsl::Frontend::default();
+    let located = |line: usize, col: usize| {
+        let line = line.saturating_sub(lines_before);
+        if line == 0 {
+            format!("{origin} (in Lucid's ISF definitions: a built-in name used otherwise?)")
+        } else if line <= fs_lines {
+            format!("{origin}:{line}:{col}")
+        } else {
+            format!(
+                "{}:{}:{col}",
+                origin.trim_end_matches(".fs").to_string() + ".vs",
+                line - fs_lines
+            )
+        }
+    };
+    let mut module = frontend.parse(&options, glsl).map_err(|errors| {
+        let first = errors.errors.first();
+        let (line, col) = first
+            .map(|e| {
+                let loc = e.meta.location(glsl);
+                (loc.line_number as usize, loc.line_position as usize)
+            })
+            .unwrap_or((0, 0));
+        let message = first.map(|e| e.kind.to_string()).unwrap_or_default();
+        EffectError::Compile {
+            short: format!("{}: {message}", located(line, col)),
+            full: errors.emit_to_string_with_path(glsl, origin),
+        }
+    })?;
+    for entry in &mut module.entry_points {
+        entry.name = "lucid_fragment".into();
+    }
+    let info = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::default(),
+    )
+    .validate(&module)
+    .map_err(|e| {
+        let short = format!("{origin}: {}", e.as_inner());
+        EffectError::Compile {
+            full: short.clone(),
+            short,
+        }
+    })?;
+    naga::back::wgsl::write_string(&module, &info, naga::back::wgsl::WriterFlags::empty()).map_err(
+        |e| {
+            let short = format!("{origin}: writing WGSL: {e}");
+            EffectError::Compile {
+                full: short.clone(),
+                short,
+            }
+        },
+    )
+}
+
+fn number(v: Option<&Value>) -> Option<f32> {
+    v.and_then(Value::as_f64).map(|f| f as f32)
+}
+
+fn numbers(v: Option<&Value>) -> Vec<f32> {
+    v.and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|x| number(Some(x))).collect())
+        .unwrap_or_default()
+}
+
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        Value::Null => true,
+        _ => false,
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
