@@ -890,3 +890,77 @@ fn check_effects_lists_each_effect_and_places_an_isf_error_on_the_fs_line() {
         stderr_of(&out)
     );
 }
+
+#[test]
+fn golden_isf_generator_colour_input_as_the_source_and_as_a_layer() {
+    let dir = isf_dir();
+    std::fs::write(
+        dir.path().join("Solid Fill.fs"),
+        r#"/*{
+    "ISFVSN": "2",
+    "DESCRIPTION": "One colour, with a stripe at the bottom in ISF's coordinates",
+    "INPUTS": [ { "NAME": "fill", "TYPE": "color", "DEFAULT": [1.0, 1.0, 1.0, 1.0] } ]
+}*/
+void main() {
+    gl_FragColor = isf_FragNormCoord.y < 0.25 ? vec4(0.0, 0.0, 0.0, 1.0) : fill;
+}
+"#,
+    )
+    .unwrap();
+    let (w, h) = (64usize, 48usize);
+    let frames = |args: &[&str]| -> Vec<u8> {
+        let out = run_with_limit(
+            lucid()
+                .args(["--no-preview", "--pipe", "rgba", "--duration", "0.5"])
+                .args(["--width", &w.to_string(), "--height", &h.to_string()])
+                .arg("--effects-dir")
+                .arg(dir.path())
+                .args(args),
+            LIMIT,
+        );
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        assert!(
+            out.stdout.len() >= w * h * 4 * 5,
+            "frames came: {}",
+            stderr_of(&out)
+        );
+        out.stdout[out.stdout.len() - w * h * 4..].to_vec()
+    };
+    let at = |f: &[u8], x: usize, y: usize| {
+        let i = (y * w + x) * 4;
+        [f[i], f[i + 1], f[i + 2]]
+    };
+    let close = |a: [u8; 3], b: [u8; 3]| a.iter().zip(b).all(|(x, y)| x.abs_diff(y) <= 2);
+    // The bottom source: the colour above, the stripe at the bottom (ISF's y < 0.25).
+    let f = frames(&["--url", "isf:Solid Fill:fill=#3366cc"]);
+    assert!(
+        close(at(&f, w / 2, h / 4), [0x33, 0x66, 0xcc]),
+        "{:?}",
+        at(&f, w / 2, h / 4)
+    );
+    assert!(
+        close(at(&f, w / 2, h - 2), [0, 0, 0]),
+        "{:?}",
+        at(&f, w / 2, h - 2)
+    );
+    // A layer at half opacity over the test pattern's picture: half its colour.
+    let f = frames(&[
+        "--layer",
+        "isf:Solid Fill:fill=#ff0000:opacity=0.5",
+        "--url",
+        "canvas:64x48",
+    ]);
+    let p = at(&f, w / 2, h / 4);
+    assert!(
+        p[0].abs_diff(128) <= 3 && p[1] <= 2 && p[2] <= 2,
+        "half red over black: {p:?}"
+    );
+    // A filter is not a source.
+    let out = run_with_limit(
+        lucid()
+            .args(["--no-preview", "--url", "isf:Color Invert", "--effects-dir"])
+            .arg(dir.path()),
+        LIMIT,
+    );
+    assert_one_clear_error(&out, 2, "not an ISF generator");
+}

@@ -5,7 +5,9 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use super::files::{ShowScene, layer_specs, load_catalog, master_chain};
+use super::files::{
+    GENERATOR_PREFIX, ShowScene, generator_source, layer_specs, load_catalog, master_chain,
+};
 use super::{
     Config, ControlConfig, EffectsConfig, Invocation, LayersConfig, PlaybackConfig, SoundFrom,
     SourceChoice, WindowConfig, config_dir, config_root,
@@ -57,11 +59,6 @@ impl Config {
         let scene = ShowScene::load(args.scene.as_deref())?;
         let scene_source = args.url.clone().or(scene.scene.source.clone());
         let protocol = args.protocol.into();
-        // A Daydream stream says what to play once it is attached.
-        let source = match daydream {
-            Some(options) => SourceChoice::Daydream(options),
-            None => SourceChoice::Play(SourceSpec::resolve(scene_source.as_deref(), protocol)?),
-        };
         let catalog = load_catalog(args.effects_dir.as_deref())?;
         if args.list_effects {
             return Ok(Invocation::ListEffects(catalog));
@@ -70,15 +67,45 @@ impl Config {
             return Ok(Invocation::CheckEffects(catalog));
         }
         catalog.warn_failed();
+        // An ISF generator (`isf:NAME`) plays as a black canvas with it first in the chain.
+        let canvas = (
+            args.width.unwrap_or(1280),
+            args.height.unwrap_or(720),
+            args.fps.map_or(30, |f| f.round().clamp(1.0, 240.0) as u32),
+        );
+        let generator = scene_source
+            .as_deref()
+            .filter(|s| s.starts_with(GENERATOR_PREFIX))
+            .map(|s| generator_source(&catalog, s, canvas))
+            .transpose()?;
+        // A Daydream stream says what to play once it is attached.
+        let source = match (daydream, &generator) {
+            (Some(options), _) => SourceChoice::Daydream(options),
+            (None, Some((canvas, _))) => {
+                SourceChoice::Play(SourceSpec::resolve(Some(canvas), protocol)?)
+            }
+            (None, None) => {
+                SourceChoice::Play(SourceSpec::resolve(scene_source.as_deref(), protocol)?)
+            }
+        };
         let preset = args.preset.as_deref().map(Preset::load).transpose()?;
-        let chain = master_chain(
+        let mut chain = master_chain(
             &catalog,
             &scene,
             args.preset.as_deref(),
             preset.as_ref(),
             &args.effect,
         )?;
-        let specs = layer_specs(&catalog, &scene, args.layer.clone(), &args.layer_effect)?;
+        if let Some((_, effect)) = generator {
+            chain.effects.insert(0, effect);
+        }
+        let specs = layer_specs(
+            &catalog,
+            &scene,
+            args.layer.clone(),
+            &args.layer_effect,
+            canvas,
+        )?;
         let sound = sound_from(&args, specs.len())?;
         let mut mappings = scene.scene.midi.clone();
         let mut audio_mappings = scene.scene.audio.clone();

@@ -89,6 +89,29 @@ fn check_saved_effects(
     Ok(())
 }
 
+/// How a source names an ISF generator: `isf:NAME[:PARAM=VALUE,...]`.
+pub(super) const GENERATOR_PREFIX: &str = "isf:";
+
+/// An ISF generator as a source: the black canvas it draws on (`canvas:WxH@FPS`) and the
+/// generator, with its parameters, to run first in that source's chain.
+pub(super) fn generator_source(
+    catalog: &EffectCatalog,
+    source: &str,
+    (width, height, rate): (u32, u32, u32),
+) -> Result<(String, EffectInstance)> {
+    let arg = source.strip_prefix(GENERATOR_PREFIX).unwrap_or(source);
+    let effect = parse_effect(catalog, arg)
+        .map_err(|e| LucidError::Usage(e.to_string().replace("--effect ", source)))?;
+    let generator = catalog.get(&effect.effect).is_some_and(|d| d.generator);
+    if !generator {
+        return Err(LucidError::Usage(format!(
+            "{source}: '{}' is not an ISF generator (it has an inputImage: use it with --effect)",
+            effect.effect
+        )));
+    }
+    Ok((format!("canvas:{width}x{height}@{rate}"), effect))
+}
+
 /// One `--effect`/`--layer-effect` effect, checked against the catalog.
 fn parse_effect(catalog: &EffectCatalog, arg: &str) -> Result<EffectInstance> {
     let name = arg.split(':').next().unwrap_or_default().trim();
@@ -109,6 +132,7 @@ pub(super) fn layer_specs(
     scene: &ShowScene,
     extra: Vec<LayerSpec>,
     layer_effects: &[String],
+    canvas: (u32, u32, u32),
 ) -> Result<Vec<LayerSpec>> {
     let mut specs: Vec<_> = scene.scene.layers.clone();
     if let Some(path) = &scene.path {
@@ -117,7 +141,14 @@ pub(super) fn layer_specs(
             check_saved_effects(catalog, &what, &layer.effects)?;
         }
     }
-    specs.extend(extra);
+    for mut spec in extra {
+        if spec.source.starts_with(GENERATOR_PREFIX) {
+            let (source, generator) = generator_source(catalog, &spec.source, canvas)?;
+            spec.source = source;
+            spec.effects.insert(0, generator);
+        }
+        specs.push(spec);
+    }
     if specs.len() > MAX_LAYERS {
         return Err(LucidError::Usage(format!(
             "{} layers (the scene's and --layer's); a show holds at most {MAX_LAYERS}",

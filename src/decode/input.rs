@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use ffmpeg_next as ff;
 
-use super::{DecodeError, TEST_PATTERN};
+use super::DecodeError;
 use crate::error::Result;
 use crate::redact::Redacted;
 use crate::source::hls::{HlsStream, SegmentReader};
@@ -23,7 +23,8 @@ const SEGMENT_PROTOCOLS: &str = "lucid-none";
 pub(super) enum DemuxInput {
     Hls(HlsStream),
     Ffmpeg(String),
-    TestPattern,
+    /// A lavfi graph: the test pattern, a generator's black canvas.
+    Lavfi(String),
 }
 
 /// Opens a demuxer on the HLS byte stream, restricted to the segment formats HLS allows
@@ -101,11 +102,11 @@ pub(super) fn open_input(
                 .any(|s| url.starts_with(&format!("{s}://")));
             Ok((demuxer, live, None, None))
         }
-        DemuxInput::TestPattern => {
+        DemuxInput::Lavfi(graph) => {
             let lavfi = ff::device::input::video()
                 .find(|f| f.name() == "lavfi")
                 .ok_or_else(|| open_err(ff::Error::DemuxerNotFound))?;
-            let ctx = ff::format::open(TEST_PATTERN, &lavfi).map_err(open_err)?;
+            let ctx = ff::format::open(&graph, &lavfi).map_err(open_err)?;
             Ok((ctx.input(), false, None, None))
         }
     }

@@ -94,7 +94,14 @@ impl DecodeThread {
             }
             None => match spec {
                 SourceSpec::Ffmpeg(s) => InputKind::Demux(DemuxInput::Ffmpeg(s.clone())),
-                _ => InputKind::Demux(DemuxInput::TestPattern),
+                SourceSpec::Canvas {
+                    width,
+                    height,
+                    rate,
+                } => InputKind::Demux(DemuxInput::Lavfi(format!(
+                    "color=c=black:size={width}x{height}:rate={rate},format=yuv420p"
+                ))),
+                _ => InputKind::Demux(DemuxInput::Lavfi(super::TEST_PATTERN.into())),
             },
         };
         let (info_tx, info_rx) = bounded(1);

@@ -96,6 +96,8 @@ pub struct EffectDef {
     pub path: Option<PathBuf>,
     /// True when the shader reads the previous output frame (feedback).
     pub uses_previous: bool,
+    /// An ISF generator: it draws without an input (a source: `isf:NAME`).
+    pub generator: bool,
     /// The complete WGSL: the user's text, then Lucid's prelude.
     pub wgsl: String,
 }
@@ -204,6 +206,7 @@ impl EffectDef {
             origin: origin.to_string(),
             path: path.map(Path::to_path_buf),
             uses_previous: text.contains("previous_color"),
+            generator: false,
             wgsl,
         })
     }

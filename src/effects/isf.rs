@@ -4,13 +4,14 @@
 //! bindings, compiled by naga's GLSL front end and written out as the WGSL every effect runs
 //! as. Errors point at the `.fs` (or `.vs`) line and column, not at the generated code.
 //!
-//! What runs: single-pass filters (an `inputImage`), with `float`, `long`, `bool`, `event`,
+//! What runs: single-pass filters (an `inputImage`) and generators (none: they draw on a
+//! black canvas, as sources: `isf:NAME`), with `float`, `long`, `bool`, `event`,
 //! `color`, `point2D`, `audio` and `audioFFT` inputs (the sound's spectrum), `TIME`,
 //! `TIMEDELTA`, `FRAMEINDEX`, `DATE`, `RENDERSIZE`, `PASSINDEX`, `isf_FragNormCoord`, the
 //! `IMG_*` functions and `texture2D` on the inputs. A vertex shader's work is done per pixel
 //! (ISF vertex shaders compute varyings that are affine in the position, which the
 //! rasterizer's interpolation leaves as they are). What does not run yet is named:
-//! generators, transitions, other image inputs, `IMPORTED` and `PASSES`.
+//! transitions, other image inputs, `IMPORTED` and `PASSES`.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -126,18 +127,10 @@ pub fn parse(
         .cloned()
         .unwrap_or_default();
     let kind = kind_of(&inputs);
-    match kind {
-        IsfKind::Filter => {}
-        IsfKind::Transition => {
-            return Err(header_err(
-                "a transition (startImage, endImage, progress): not supported yet".into(),
-            ));
-        }
-        IsfKind::Generator => {
-            return Err(header_err(
-                "a generator (no inputImage): ISF sources are not supported yet".into(),
-            ));
-        }
+    if kind == IsfKind::Transition {
+        return Err(header_err(
+            "a transition (startImage, endImage, progress): not supported yet".into(),
+        ));
     }
     if let Some(passes) = header.get("PASSES").and_then(Value::as_array)
         && (passes.len() > 1
@@ -277,7 +270,10 @@ pub fn parse(
     let description = header
         .get("DESCRIPTION")
         .and_then(Value::as_str)
-        .unwrap_or("ISF filter")
+        .unwrap_or(match kind {
+            IsfKind::Generator => "ISF generator",
+            _ => "ISF filter",
+        })
         .to_string();
     Ok(EffectDef {
         name: name.to_string(),
@@ -286,6 +282,7 @@ pub fn parse(
         origin: origin.to_string(),
         path: path.map(Path::to_path_buf),
         uses_previous: false,
+        generator: kind == IsfKind::Generator,
         wgsl,
     })
 }

@@ -76,6 +76,16 @@ pub enum SourceSpec {
     },
     /// Anything else FFmpeg opens by itself: a file path, `rtmp://`, `srt://`, ...
     Ffmpeg(String),
+    /// `canvas:WxH[@FPS]`: black frames at that size and rate, for a generator (an ISF
+    /// source: `isf:NAME` plays as this canvas with the generator first in its chain).
+    Canvas {
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+        /// Frames a second.
+        rate: u32,
+    },
 }
 
 impl SourceSpec {
@@ -86,6 +96,13 @@ impl SourceSpec {
         let Some(raw) = url.map(str::trim) else {
             return Ok(SourceSpec::TestPattern);
         };
+        if let Some(canvas) = raw.strip_prefix("canvas:") {
+            return canvas_spec(canvas).ok_or_else(|| {
+                LucidError::Usage(format!(
+                    "{raw}: a canvas is canvas:WIDTHxHEIGHT[@FPS] (16 to 8192 pixels, 1 to 240 fps)"
+                ))
+            });
+        }
         let conflict = |what: &str| {
             LucidError::Usage(format!(
                 "--url is {what}, which --protocol {} cannot play",
@@ -159,8 +176,35 @@ impl SourceSpec {
             SourceSpec::Hls(url) | SourceSpec::Whep { url, .. } => Redacted::url(url),
             SourceSpec::Playback { id, .. } => Redacted::text(&format!("playback id {id}")),
             SourceSpec::Ffmpeg(s) => Redacted::text(s),
+            SourceSpec::Canvas {
+                width,
+                height,
+                rate,
+            } => Redacted::text(&format!("canvas {width}x{height} @ {rate} fps")),
         }
     }
+}
+
+/// `WxH[@FPS]`.
+fn canvas_spec(text: &str) -> Option<SourceSpec> {
+    let (size, rate) = text.split_once('@').unwrap_or((text, "30"));
+    let (w, h) = size.split_once('x')?;
+    let side = |v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|v| (16..=8192).contains(v))
+    };
+    let rate = rate
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|r| (1..=240).contains(r))?;
+    Some(SourceSpec::Canvas {
+        width: side(w)? & !1,
+        height: side(h)? & !1,
+        rate,
+    })
 }
 
 /// A network stream, opened.
@@ -219,7 +263,9 @@ pub fn open_network(
         ))
     };
     Ok(Some(match spec {
-        SourceSpec::TestPattern | SourceSpec::Ffmpeg(_) => return Ok(None),
+        SourceSpec::TestPattern | SourceSpec::Ffmpeg(_) | SourceSpec::Canvas { .. } => {
+            return Ok(None);
+        }
         SourceSpec::Hls(url) => OpenedSource::hls(hls(url)?, None),
         SourceSpec::Whep { url, fallback } => match (whep(url), fallback) {
             (Ok(s), _) => OpenedSource::whep(s, None),
