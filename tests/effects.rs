@@ -964,3 +964,106 @@ void main() {
     );
     assert_one_clear_error(&out, 2, "not an ISF generator");
 }
+
+/// An ISF file in a folder of its own.
+fn isf_file(name: &str, text: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(format!("{name}.fs")), text).unwrap();
+    dir
+}
+
+#[test]
+fn golden_isf_persistent_multi_pass_feedback_over_frames() {
+    // Pass 0 keeps a running mean in a persistent float target; pass 1 shows it.
+    let dir = isf_file(
+        "Running Mean",
+        r#"/*{
+    "ISFVSN": "2",
+    "INPUTS": [ { "NAME": "inputImage", "TYPE": "image" } ],
+    "PASSES": [ { "TARGET": "acc", "PERSISTENT": true, "FLOAT": true }, {} ]
+}*/
+void main() {
+    if (PASSINDEX == 0) {
+        gl_FragColor = mix(IMG_THIS_PIXEL(acc), IMG_THIS_PIXEL(inputImage), 0.5);
+    } else {
+        gl_FragColor = vec4(IMG_THIS_PIXEL(acc).rgb, 1.0);
+    }
+}
+"#,
+    );
+    let clip = clip();
+    let out = render(
+        &clip.path,
+        &[
+            "--effects-dir",
+            dir.path().to_str().unwrap(),
+            "--effect",
+            "Running Mean",
+        ],
+    );
+    let mut mean = Img::black(W, H);
+    for (n, frame) in out.iter().enumerate() {
+        let input = &clip.base[n];
+        let prev = mean.clone();
+        mean = input.map(1.0, |x, y, _, _| {
+            let (a, b) = (prev.texel(x, y), input.texel(x, y));
+            [0, 1, 2].map(|i| 0.5 * a[i] + 0.5 * b[i])
+        });
+        // Halving 8-bit values lands on half steps, which the GPU and this reference
+        // round apart: within one step everywhere, but on a third of the values.
+        let (d, moved) = (diff(frame, &mean), diff(input, &mean));
+        assert!(
+            d.mean < 0.6 && d.max <= 2,
+            "frame {n}: rendered differs from the running mean (mean {:.3}, max {})",
+            d.mean,
+            d.max
+        );
+        assert!(
+            n == 0 || moved.mean > 3.0,
+            "frame {n}: the mean is the input"
+        );
+    }
+}
+
+#[test]
+fn isf_pass_sizes_follow_their_width_and_height_expressions() {
+    let dir = isf_file(
+        "Sizes",
+        r#"/*{
+    "ISFVSN": "2",
+    "INPUTS": [
+        { "NAME": "inputImage", "TYPE": "image" },
+        { "NAME": "divide", "TYPE": "float", "MIN": 1.0, "MAX": 8.0, "DEFAULT": 4.0 }
+    ],
+    "PASSES": [
+        { "TARGET": "small", "WIDTH": "floor($WIDTH/$divide)", "HEIGHT": "max($HEIGHT/4.0, 2.0) + 1" },
+        {}
+    ]
+}*/
+void main() {
+    if (PASSINDEX == 0) {
+        gl_FragColor = vec4(RENDERSIZE / 255.0, 0.0, 1.0);
+    } else {
+        vec2 size = IMG_SIZE(small);
+        vec4 seen = IMG_NORM_PIXEL(small, vec2(0.5));
+        gl_FragColor = vec4(size.x / 255.0, size.y / 255.0, seen.r, 1.0);
+    }
+}
+"#,
+    );
+    let out = render(
+        &clip().path,
+        &[
+            "--effects-dir",
+            dir.path().to_str().unwrap(),
+            "--effect",
+            "Sizes:divide=5",
+        ],
+    );
+    let last = &out[FRAMES - 1];
+    let px = last
+        .texel(W as i64 / 2, H as i64 / 2)
+        .map(|c| (c * 255.0).round() as u32);
+    // 320/5 = 64 wide, 180/4 + 1 = 46 high; the small pass saw its own RENDERSIZE.
+    assert_eq!(px, [64, 46, 64], "size and RENDERSIZE of the target pass");
+}

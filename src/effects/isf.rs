@@ -11,7 +11,9 @@
 //! `IMG_*` functions and `texture2D` on the inputs. A vertex shader's work is done per pixel
 //! (ISF vertex shaders compute varyings that are affine in the position, which the
 //! rasterizer's interpolation leaves as they are). What does not run yet is named:
-//! transitions, other image inputs, `IMPORTED` and `PASSES`.
+//! transitions, other image inputs and `IMPORTED`. Multi-pass `PASSES` render into named
+//! targets (up to [`MAX_TARGETS`], ping-ponged so a pass may read what it writes; kept
+//! between frames; 16-bit float with `FLOAT`), sized by `WIDTH`/`HEIGHT` expressions.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -44,6 +46,18 @@ layout(set = 0, binding = 2) uniform LucidGlobals {
     vec4 date;
 } lucid;
 layout(set = 0, binding = 6) uniform texture2D lucid_spectrum;
+layout(set = 0, binding = 7) uniform texture2D lucid_target0;
+layout(set = 0, binding = 8) uniform texture2D lucid_target1;
+layout(set = 0, binding = 9) uniform texture2D lucid_target2;
+layout(set = 0, binding = 10) uniform texture2D lucid_target3;
+layout(set = 0, binding = 11) uniform texture2D lucid_target4;
+layout(set = 0, binding = 12) uniform texture2D lucid_target5;
+layout(set = 0, binding = 13) uniform texture2D lucid_target6;
+layout(set = 0, binding = 14) uniform texture2D lucid_target7;
+layout(set = 0, binding = 15) uniform texture2D lucid_target8;
+layout(set = 0, binding = 16) uniform texture2D lucid_target9;
+layout(set = 0, binding = 17) uniform texture2D lucid_target10;
+layout(set = 0, binding = 18) uniform texture2D lucid_target11;
 vec4 gl_FragColor_isf;
 vec4 isf_FragCoord;
 vec2 isf_FragNormCoord;
@@ -56,16 +70,42 @@ vec3 isf_encode(vec3 c) {
     return mix(hi, lo, vec3(lessThanEqual(c, vec3(0.0031308))));
 }
 vec4 isf_norm(int image, vec2 c) {
+    vec2 f = vec2(c.x, 1.0 - c.y);
     if (image == isf_audio) {
-        return vec4(vec3(texture(sampler2D(lucid_spectrum, lucid_sampler), vec2(c.x, 0.5)).r), 1.0);
+        return vec4(vec3(textureLod(sampler2D(lucid_spectrum, lucid_sampler), vec2(c.x, 0.5), 0.0).r), 1.0);
     }
-    vec4 s = textureLod(sampler2D(lucid_input, lucid_sampler), vec2(c.x, 1.0 - c.y), 0.0);
+    if (image == 2) { return textureLod(sampler2D(lucid_target0, lucid_sampler), f, 0.0); }
+    if (image == 3) { return textureLod(sampler2D(lucid_target1, lucid_sampler), f, 0.0); }
+    if (image == 4) { return textureLod(sampler2D(lucid_target2, lucid_sampler), f, 0.0); }
+    if (image == 5) { return textureLod(sampler2D(lucid_target3, lucid_sampler), f, 0.0); }
+    if (image == 6) { return textureLod(sampler2D(lucid_target4, lucid_sampler), f, 0.0); }
+    if (image == 7) { return textureLod(sampler2D(lucid_target5, lucid_sampler), f, 0.0); }
+    if (image == 8) { return textureLod(sampler2D(lucid_target6, lucid_sampler), f, 0.0); }
+    if (image == 9) { return textureLod(sampler2D(lucid_target7, lucid_sampler), f, 0.0); }
+    if (image == 10) { return textureLod(sampler2D(lucid_target8, lucid_sampler), f, 0.0); }
+    if (image == 11) { return textureLod(sampler2D(lucid_target9, lucid_sampler), f, 0.0); }
+    if (image == 12) { return textureLod(sampler2D(lucid_target10, lucid_sampler), f, 0.0); }
+    if (image == 13) { return textureLod(sampler2D(lucid_target11, lucid_sampler), f, 0.0); }
+    vec4 s = textureLod(sampler2D(lucid_input, lucid_sampler), f, 0.0);
     return vec4(isf_encode(s.rgb), s.a);
 }
 vec2 isf_size(int image) {
     if (image == isf_audio) {
         return vec2(textureSize(sampler2D(lucid_spectrum, lucid_sampler), 0));
     }
+    if (image == 2) { return vec2(textureSize(sampler2D(lucid_target0, lucid_sampler), 0)); }
+    if (image == 3) { return vec2(textureSize(sampler2D(lucid_target1, lucid_sampler), 0)); }
+    if (image == 4) { return vec2(textureSize(sampler2D(lucid_target2, lucid_sampler), 0)); }
+    if (image == 5) { return vec2(textureSize(sampler2D(lucid_target3, lucid_sampler), 0)); }
+    if (image == 6) { return vec2(textureSize(sampler2D(lucid_target4, lucid_sampler), 0)); }
+    if (image == 7) { return vec2(textureSize(sampler2D(lucid_target5, lucid_sampler), 0)); }
+    if (image == 8) { return vec2(textureSize(sampler2D(lucid_target6, lucid_sampler), 0)); }
+    if (image == 9) { return vec2(textureSize(sampler2D(lucid_target7, lucid_sampler), 0)); }
+    if (image == 10) { return vec2(textureSize(sampler2D(lucid_target8, lucid_sampler), 0)); }
+    if (image == 11) { return vec2(textureSize(sampler2D(lucid_target9, lucid_sampler), 0)); }
+    if (image == 12) { return vec2(textureSize(sampler2D(lucid_target10, lucid_sampler), 0)); }
+    if (image == 13) { return vec2(textureSize(sampler2D(lucid_target11, lucid_sampler), 0)); }
+    if (image == inputImage) { return vec2(textureSize(sampler2D(lucid_input, lucid_sampler), 0)); }
     return lucid.resolution;
 }
 vec4 isf_pixel(int image, vec2 p) { return isf_norm(image, p / isf_size(image)); }
@@ -89,7 +129,6 @@ void vv_vertShaderInit() {}
 #define TIMEDELTA lucid.time_delta
 #define FRAMEINDEX int(lucid.frame)
 #define RENDERSIZE lucid.resolution
-#define PASSINDEX 0
 #define DATE lucid.date
 "#;
 
@@ -132,16 +171,68 @@ pub fn parse(
             "a transition (startImage, endImage, progress): not supported yet".into(),
         ));
     }
-    if let Some(passes) = header.get("PASSES").and_then(Value::as_array)
-        && (passes.len() > 1
-            || passes
-                .iter()
-                .any(|p| p.get("TARGET").is_some() || p.get("PERSISTENT").is_some()))
-    {
+    let pass_list = header
+        .get("PASSES")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let persistent_buffers: Vec<String> = match header.get("PERSISTENT_BUFFERS") {
+        Some(Value::Array(names)) => names
+            .iter()
+            .filter_map(|n| n.as_str().map(str::to_string))
+            .collect(),
+        Some(Value::Object(o)) => o.keys().cloned().collect(),
+        _ => Vec::new(),
+    };
+    let mut targets: Vec<Target> = Vec::new();
+    let mut passes: Vec<(Option<usize>, Option<SizeExpr>, Option<SizeExpr>)> = Vec::new();
+    for pass in &pass_list {
+        let target = match pass.get("TARGET").and_then(Value::as_str) {
+            Some(name) if !is_identifier(name) => {
+                return Err(header_err(format!("TARGET '{name}': not a GLSL name")));
+            }
+            Some(name) => {
+                let k = match targets.iter().position(|t| t.name == name) {
+                    Some(k) => k,
+                    None => {
+                        targets.push(Target {
+                            name: name.to_string(),
+                            persistent: false,
+                            float: false,
+                        });
+                        targets.len() - 1
+                    }
+                };
+                let t = &mut targets[k];
+                t.persistent |=
+                    truthy(pass.get("PERSISTENT")) || persistent_buffers.iter().any(|n| n == name);
+                t.float |= truthy(pass.get("FLOAT"));
+                Some(k)
+            }
+            None => None,
+        };
+        let size = |key: &str| -> Result<Option<SizeExpr>, EffectError> {
+            match pass.get(key) {
+                None => Ok(None),
+                Some(Value::Number(n)) => Ok(Some(SizeExpr(n.to_string()))),
+                Some(Value::String(e)) => {
+                    SizeExpr::check(e)
+                        .map_err(|why| header_err(format!("{key} \"{e}\": {why}")))?;
+                    Ok(Some(SizeExpr(e.clone())))
+                }
+                Some(other) => Err(header_err(format!("{key}: {other} is not a size"))),
+            }
+        };
+        passes.push((target, size("WIDTH")?, size("HEIGHT")?));
+    }
+    if targets.len() > MAX_TARGETS {
         return Err(header_err(format!(
-            "PASSES ({} pass(es), render targets): multi-pass ISF is not supported yet",
-            passes.len()
+            "{} render targets in PASSES: at most {MAX_TARGETS} are supported",
+            targets.len()
         )));
+    }
+    if passes.is_empty() {
+        passes.push((None, None, None));
     }
     if header.get("IMPORTED").is_some_and(|v| !is_empty(v)) {
         return Err(header_err("IMPORTED images: not supported yet".into()));
@@ -262,11 +353,40 @@ pub fn parse(
             default,
         });
     }
-    let glsl = compose(&params, &defines, &assigns, body, vs);
-    let lines_before =
-        PRELUDE.lines().count() + params_block(&params).lines().count() + defines.lines().count();
-    let wgsl = compile(&glsl, origin, lines_before, fs.lines().count())?;
-    super::definition::validate(&wgsl, origin)?;
+    for (k, t) in targets.iter().enumerate() {
+        let _ = writeln!(defines, "const int {} = {};", t.name, 2 + k);
+    }
+    let last = passes.len() - 1;
+    let mut compiled = Vec::with_capacity(passes.len());
+    for (i, (target, width, height)) in passes.into_iter().enumerate() {
+        let pass_defines = format!("{defines}#define PASSINDEX {i}\n");
+        let glsl = compose(
+            &params,
+            &pass_defines,
+            &assigns,
+            body.clone(),
+            vs,
+            i == last,
+        );
+        let lines_before = PRELUDE.lines().count()
+            + params_block(&params).lines().count()
+            + pass_defines.lines().count();
+        let wgsl = compile(&glsl, origin, lines_before, fs.lines().count())?;
+        super::definition::validate(&wgsl, origin)?;
+        compiled.push(Pass {
+            wgsl,
+            target,
+            width,
+            height,
+        });
+    }
+    let wgsl = compiled[last].wgsl.clone();
+    let multi = (compiled.len() > 1 || !targets.is_empty()).then(|| {
+        std::sync::Arc::new(Passes {
+            passes: compiled,
+            targets,
+        })
+    });
     let description = header
         .get("DESCRIPTION")
         .and_then(Value::as_str)
@@ -283,8 +403,230 @@ pub fn parse(
         path: path.map(Path::to_path_buf),
         uses_previous: false,
         generator: kind == IsfKind::Generator,
+        passes: multi,
         wgsl,
     })
+}
+
+/// Most render targets an ISF effect's `PASSES` may name (each is a texture binding).
+pub const MAX_TARGETS: usize = 12;
+
+/// A multi-pass ISF effect: its passes in order and the targets they render into.
+#[derive(Debug)]
+pub struct Passes {
+    /// In order; the last one's output is the effect's.
+    pub passes: Vec<Pass>,
+    /// The named targets, in order of first use (image `2 + index` in the shaders).
+    pub targets: Vec<Target>,
+}
+
+/// One pass.
+#[derive(Debug)]
+pub struct Pass {
+    /// Its shader (`PASSINDEX` set; the last mixes with the input like any effect).
+    pub wgsl: String,
+    /// The target it renders into (the last pass also renders the output).
+    pub target: Option<usize>,
+    /// `WIDTH`, `HEIGHT`: the canvas's when absent.
+    pub width: Option<SizeExpr>,
+    /// See `width`.
+    pub height: Option<SizeExpr>,
+}
+
+/// A render target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    /// Its name in the shader.
+    pub name: String,
+    /// Keeps its content from frame to frame (feedback).
+    pub persistent: bool,
+    /// 16-bit float texels instead of 8-bit.
+    pub float: bool,
+}
+
+/// A pass's `WIDTH` or `HEIGHT`: an expression of `$WIDTH`, `$HEIGHT` and the inputs
+/// (`floor($WIDTH/4.0)`, `$WIDTH*min(0.5,1.0)`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SizeExpr(pub String);
+
+impl SizeExpr {
+    /// Parses `text` once with made-up values, so a bad expression fails at load.
+    fn check(text: &str) -> Result<(), String> {
+        SizeExpr(text.to_string()).eval(&|_| Some(1.0)).map(|_| ())
+    }
+
+    /// The value, with `var` giving `$NAME`'s.
+    pub fn eval(&self, var: &dyn Fn(&str) -> Option<f64>) -> Result<f64, String> {
+        let tokens = tokenize(&self.0)?;
+        let mut p = ExprParser {
+            tokens: &tokens,
+            at: 0,
+            var,
+        };
+        let v = p.sum()?;
+        if p.at != tokens.len() {
+            return Err(format!("unexpected '{}'", tokens[p.at]));
+        }
+        Ok(v)
+    }
+
+    /// The size in pixels for a `canvas` side, `canvas`/`other` being `$WIDTH`/`$HEIGHT`
+    /// as the pass's side is a width or a height, and `param` an input's value.
+    pub fn pixels(
+        expr: Option<&SizeExpr>,
+        (width, height): (u32, u32),
+        canvas_side: u32,
+        param: &dyn Fn(&str) -> Option<f64>,
+    ) -> u32 {
+        let Some(expr) = expr else {
+            return canvas_side;
+        };
+        let var = |name: &str| match name {
+            "WIDTH" => Some(f64::from(width)),
+            "HEIGHT" => Some(f64::from(height)),
+            other => param(other),
+        };
+        expr.eval(&var)
+            .ok()
+            .filter(|v| v.is_finite())
+            .map_or(canvas_side, |v| v.round().clamp(1.0, 8192.0) as u32)
+    }
+}
+
+fn tokenize(text: &str) -> Result<Vec<String>, String> {
+    let mut tokens = Vec::new();
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+        } else if "+-*/(),".contains(c) {
+            tokens.push(c.to_string());
+            i += 1;
+        } else if c.is_ascii_digit() || c == '.' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
+                i += 1;
+            }
+            tokens.push(chars[start..i].iter().collect());
+        } else if c == '$' || c.is_ascii_alphabetic() || c == '_' {
+            let start = i;
+            i += 1;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            tokens.push(chars[start..i].iter().collect());
+        } else {
+            return Err(format!("'{c}' is not part of a size expression"));
+        }
+    }
+    Ok(tokens)
+}
+
+struct ExprParser<'a> {
+    tokens: &'a [String],
+    at: usize,
+    var: &'a dyn Fn(&str) -> Option<f64>,
+}
+
+impl ExprParser<'_> {
+    fn peek(&self) -> Option<&str> {
+        self.tokens.get(self.at).map(String::as_str)
+    }
+
+    fn next(&mut self) -> Option<String> {
+        let t = self.tokens.get(self.at).cloned();
+        self.at += 1;
+        t
+    }
+
+    fn sum(&mut self) -> Result<f64, String> {
+        let mut v = self.product()?;
+        while let Some(op) = self.peek().filter(|t| *t == "+" || *t == "-") {
+            let plus = op == "+";
+            self.at += 1;
+            let r = self.product()?;
+            v = if plus { v + r } else { v - r };
+        }
+        Ok(v)
+    }
+
+    fn product(&mut self) -> Result<f64, String> {
+        let mut v = self.unary()?;
+        while let Some(op) = self.peek().filter(|t| *t == "*" || *t == "/") {
+            let times = op == "*";
+            self.at += 1;
+            let r = self.unary()?;
+            v = if times { v * r } else { v / r };
+        }
+        Ok(v)
+    }
+
+    fn unary(&mut self) -> Result<f64, String> {
+        if self.peek() == Some("-") {
+            self.at += 1;
+            return Ok(-self.unary()?);
+        }
+        self.atom()
+    }
+
+    fn atom(&mut self) -> Result<f64, String> {
+        let token = self.next().ok_or("the expression ends too soon")?;
+        if token == "(" {
+            let v = self.sum()?;
+            return match self.next().as_deref() {
+                Some(")") => Ok(v),
+                _ => Err("a '(' is not closed".into()),
+            };
+        }
+        if let Some(name) = token.strip_prefix('$') {
+            return (self.var)(name).ok_or_else(|| format!("${name} is not known"));
+        }
+        if let Ok(v) = token.parse::<f64>() {
+            return Ok(v);
+        }
+        // A function: floor, ceil, round, abs, min, max, pow, sqrt.
+        if self.next().as_deref() != Some("(") {
+            return Err(format!("'{token}' is not a number, $VARIABLE or function"));
+        }
+        let mut args = vec![self.sum()?];
+        while self.peek() == Some(",") {
+            self.at += 1;
+            args.push(self.sum()?);
+        }
+        if self.next().as_deref() != Some(")") {
+            return Err(format!("{token}( is not closed"));
+        }
+        let one = |f: fn(f64) -> f64| match args.as_slice() {
+            [a] => Ok(f(*a)),
+            _ => Err(format!("{token} takes one value")),
+        };
+        let two = |f: fn(f64, f64) -> f64| match args.as_slice() {
+            [a, b] => Ok(f(*a, *b)),
+            _ => Err(format!("{token} takes two values")),
+        };
+        match token.as_str() {
+            "floor" => one(f64::floor),
+            "ceil" => one(f64::ceil),
+            "round" => one(f64::round),
+            "abs" => one(f64::abs),
+            "sqrt" => one(f64::sqrt),
+            "min" => two(f64::min),
+            "max" => two(f64::max),
+            "pow" => two(f64::powf),
+            other => Err(format!("'{other}' is not a function of size expressions")),
+        }
+    }
+}
+
+fn truthy(v: Option<&Value>) -> bool {
+    match v {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
+        Some(Value::String(s)) => !matches!(s.trim(), "" | "0" | "false" | "FALSE"),
+        _ => false,
+    }
 }
 
 /// The kind an ISF file is, by its inputs.
@@ -342,6 +684,7 @@ fn compose(
     assigns: &str,
     fs: String,
     vs: Option<&str>,
+    last: bool,
 ) -> String {
     let mut s = String::from(PRELUDE);
     s.push_str(&params_block(params));
@@ -377,6 +720,11 @@ fn compose(
     s.push_str("    isf_FragCoord = vec4(isf_FragNormCoord * lucid.resolution, 0.0, 1.0);\n");
     if vs.is_some() {
         s.push_str("    isf_vs_main();\n");
+    }
+    if !last {
+        // A pass into a target: what the shader wrote, as it wrote it.
+        s.push_str("    isf_main();\n    lucid_out = gl_FragColor_isf;\n}\n");
+        return s;
     }
     s.push_str(
         "    isf_main();\n\

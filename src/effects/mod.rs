@@ -150,6 +150,8 @@ impl EffectsPlugin {
 #[derive(Resource, Default)]
 pub struct EffectShaders {
     by_name: BTreeMap<String, (Arc<EffectDef>, Handle<Shader>)>,
+    /// A multi-pass ISF effect's passes' shaders, by effect and pass.
+    by_pass: BTreeMap<(String, usize), (Arc<EffectDef>, Handle<Shader>)>,
     master: Option<(Arc<EffectDef>, Handle<Shader>)>,
 }
 
@@ -437,14 +439,71 @@ impl ChainPasses<'_> {
                 .by_name
                 .insert(inst.effect.clone(), (def.clone(), handle.clone()));
             keep_output |= def.uses_previous;
+            let isf = def
+                .passes
+                .as_ref()
+                .map(|multi| self.isf_frame(inst, &def, multi, size, layer));
             passes.push(PassFrame {
                 key: inst.effect.clone(),
                 shader: handle,
                 globals: self.globals(size, inst.mix, layer),
                 params: def.pack(|name| inst.value(&def, name)),
+                isf,
             });
         }
         (passes, keep_output)
+    }
+
+    /// A multi-pass ISF effect's passes over a `size` picture: each pass's shader, size
+    /// (its `WIDTH`/`HEIGHT`, which may use the inputs) and globals.
+    fn isf_frame(
+        &mut self,
+        inst: &chain::EffectInstance,
+        def: &Arc<EffectDef>,
+        multi: &isf::Passes,
+        size: UVec2,
+        layer: bool,
+    ) -> render::IsfFrame {
+        let param = |name: &str| match inst.value(def, name).or(def.param(name).map(|p| p.default))
+        {
+            Some(definition::ParamValue::Float(f)) => Some(f64::from(f)),
+            Some(definition::ParamValue::Bool(b)) => Some(f64::from(u8::from(b))),
+            _ => None,
+        };
+        let canvas = (size.x, size.y);
+        let passes = multi
+            .passes
+            .iter()
+            .enumerate()
+            .map(|(i, pass)| {
+                let pass_size = UVec2::new(
+                    isf::SizeExpr::pixels(pass.width.as_ref(), canvas, size.x, &param),
+                    isf::SizeExpr::pixels(pass.height.as_ref(), canvas, size.y, &param),
+                );
+                let key = (inst.effect.clone(), i);
+                let shader = match self.shaders.by_pass.get(&key) {
+                    Some((d, h)) if Arc::ptr_eq(d, def) => h.clone(),
+                    _ => self.assets.add(Shader::from_wgsl(
+                        pass.wgsl.clone(),
+                        format!("{}#{i}", def.origin),
+                    )),
+                };
+                self.shaders
+                    .by_pass
+                    .insert(key, (def.clone(), shader.clone()));
+                render::SubPassFrame {
+                    shader,
+                    globals: self.globals(pass_size, inst.mix, layer),
+                    out_globals: self.globals(size, inst.mix, layer),
+                    size: pass_size,
+                    target: pass.target,
+                }
+            })
+            .collect();
+        render::IsfFrame {
+            passes,
+            float: multi.targets.iter().map(|t| t.float).collect(),
+        }
     }
 
     /// The sound's spectrum as the renderer takes it (a byte a bin); empty when it has not
@@ -478,6 +537,7 @@ impl ChainPasses<'_> {
             shader: handle.clone(),
             globals,
             params: def.pack(|_| Some(definition::ParamValue::Float(level.max(0.0)))),
+            isf: None,
         }
     }
 }

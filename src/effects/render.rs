@@ -26,6 +26,7 @@ use bevy::render::{
 };
 
 use super::definition::{GLOBALS_BYTES, PARAMS_BYTES};
+use super::isf::MAX_TARGETS;
 use crate::sound::analysis::SPECTRUM_BINS;
 use crate::video::pass::{
     begin_pass, bilinear_sampler, extent, queue_fullscreen_pipeline, sized_texture,
@@ -43,6 +44,32 @@ pub struct PassFrame {
     pub globals: [u8; GLOBALS_BYTES],
     /// `params` block.
     pub params: Vec<u8>,
+    /// A multi-pass ISF effect's passes; `None` for a one-pass effect.
+    pub isf: Option<IsfFrame>,
+}
+
+/// A multi-pass ISF effect's passes for this frame.
+#[derive(Clone, Debug)]
+pub struct IsfFrame {
+    /// In order; the last one also draws the effect's output.
+    pub passes: Vec<SubPassFrame>,
+    /// Per render target: 16-bit float texels.
+    pub float: Vec<bool>,
+}
+
+/// One pass of a multi-pass ISF effect.
+#[derive(Clone, Debug)]
+pub struct SubPassFrame {
+    /// Its shader.
+    pub shader: Handle<Shader>,
+    /// Globals at its own size (`RENDERSIZE`).
+    pub globals: [u8; GLOBALS_BYTES],
+    /// Globals at the output's size, for the last pass's output.
+    pub out_globals: [u8; GLOBALS_BYTES],
+    /// The size it renders at.
+    pub size: UVec2,
+    /// The target it renders into.
+    pub target: Option<usize>,
 }
 
 /// Everything the renderer needs for this frame's chain.
@@ -92,24 +119,29 @@ pub struct EffectLayout {
     sampler: Sampler,
     spectrum: Texture,
     spectrum_view: TextureView,
+    /// Bound where a multi-pass effect's target would be.
+    blank: TextureView,
 }
 
 fn init_layout(mut commands: Commands, device: Res<RenderDevice>) {
-    let layout = BindGroupLayoutDescriptor::new(
-        "lucid_effect_layout",
-        &BindGroupLayoutEntries::sequential(
-            ShaderStages::FRAGMENT,
-            (
-                texture_2d(TextureSampleType::Float { filterable: true }),
-                sampler(SamplerBindingType::Filtering),
-                uniform_buffer_sized(false, Some((GLOBALS_BYTES as u64).try_into().unwrap())),
-                uniform_buffer_sized(false, Some((PARAMS_BYTES as u64).try_into().unwrap())),
-                texture_2d(TextureSampleType::Float { filterable: true }),
-                texture_2d(TextureSampleType::Float { filterable: true }),
-                texture_2d(TextureSampleType::Float { filterable: true }),
-            ),
-        ),
-    );
+    let texture = || texture_2d(TextureSampleType::Float { filterable: true });
+    let mut entries = vec![
+        texture(),
+        sampler(SamplerBindingType::Filtering),
+        uniform_buffer_sized(false, Some((GLOBALS_BYTES as u64).try_into().unwrap())),
+        uniform_buffer_sized(false, Some((PARAMS_BYTES as u64).try_into().unwrap())),
+        texture(),
+        texture(),
+        texture(),
+    ];
+    // A multi-pass ISF effect's render targets; a blank texel for everyone else.
+    entries.extend((0..MAX_TARGETS).map(|_| texture()));
+    let entries: Vec<BindGroupLayoutEntry> = entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| e.build(i as u32, ShaderStages::FRAGMENT))
+        .collect();
+    let layout = BindGroupLayoutDescriptor::new("lucid_effect_layout", &entries);
     // Bilinear, clamped: effects sample between pixels (zoom, rotation, blur taps).
     let sampler = bilinear_sampler(&device, "lucid_effect_sampler");
     // One row of bins, filtered between them by the same sampler; silent (zero) until the
@@ -123,18 +155,30 @@ fn init_layout(mut commands: Commands, device: Res<RenderDevice>) {
         &[],
     );
     let spectrum_view = spectrum.create_view(&TextureViewDescriptor::default());
+    let blank = sized_texture(
+        &device,
+        "lucid_effect_blank",
+        UVec2::ONE,
+        CANVAS_RAW_FORMAT,
+        TextureUsages::TEXTURE_BINDING,
+        &[],
+    )
+    .create_view(&TextureViewDescriptor::default());
     commands.insert_resource(EffectLayout {
         layout,
         sampler,
         spectrum,
         spectrum_view,
+        blank,
     });
 }
 
 /// Effect pipelines by shader, and each effect's last one that worked.
 #[derive(Resource, Default)]
 pub struct EffectPipelines {
-    by_shader: HashMap<AssetId<Shader>, CachedRenderPipelineId>,
+    by_shader: HashMap<(AssetId<Shader>, TextureFormat), CachedRenderPipelineId>,
+    /// Multi-pass ISF effects' render targets, by chain slot (the pass's label).
+    targets: HashMap<String, Vec<TargetTextures>>,
     /// Per effect: the newest pipeline that was ready.
     last_good: HashMap<String, CachedRenderPipelineId>,
     reported: HashSet<CachedRenderPipelineId>,
@@ -154,12 +198,62 @@ impl EffectPipelines {
     }
 }
 
+/// One render target of a multi-pass ISF effect: two textures, so a pass can read what
+/// the target held while it writes its new content (feedback); kept between frames.
+struct TargetTextures {
+    size: UVec2,
+    format: TextureFormat,
+    _textures: [Texture; 2],
+    views: [TextureView; 2],
+    /// The one holding the current content.
+    front: usize,
+}
+
 /// One effect pass ready to record: its pipeline and its uniforms, written for this frame.
 pub struct PreparedPass {
     label: String,
     pipeline: CachedRenderPipelineId,
     globals: Buffer,
     params: Buffer,
+    /// A multi-pass ISF effect's passes (then `pipeline` and `globals` are its last's).
+    subs: Vec<PreparedSub>,
+}
+
+/// One pass of a multi-pass ISF effect, ready to record.
+struct PreparedSub {
+    /// Renders into `write` (its target's format).
+    pipeline: CachedRenderPipelineId,
+    globals: Buffer,
+    /// The last pass: its pipeline and globals for the effect's output.
+    output: Option<(CachedRenderPipelineId, Buffer)>,
+    params: Buffer,
+    /// Each target's current content, as this pass reads it.
+    reads: Vec<TextureView>,
+    /// Its target's other texture, which it writes.
+    write: Option<TextureView>,
+}
+
+/// The uniform buffer pairs a chain has, grown as needed.
+fn buffer_pair(
+    device: &RenderDevice,
+    buffers: &mut Vec<(Buffer, Buffer)>,
+    slot: usize,
+) -> (Buffer, Buffer) {
+    while buffers.len() <= slot {
+        let make = |label: &str, size: usize| {
+            device.create_buffer(&BufferDescriptor {
+                label: Some(label),
+                size: size as u64,
+                usage: BufferUsages::UNIFORM | BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        };
+        buffers.push((
+            make("lucid_effect_globals", GLOBALS_BYTES),
+            make("lucid_effect_params", PARAMS_BYTES),
+        ));
+    }
+    buffers[slot].clone()
 }
 
 /// Where one effect pass reads and writes.
@@ -204,74 +298,212 @@ impl EffectPassPrep<'_> {
         buffers: &mut Vec<(Buffer, Buffer)>,
         label: &str,
     ) -> Vec<Option<PreparedPass>> {
-        let Some(layout) = self.layout.as_ref() else {
+        if self.layout.is_none() {
             return Vec::new();
-        };
+        }
         let mut prepared = Vec::with_capacity(frames.len());
         // The uniform buffer pair of the next pass that runs.
         let mut slot = 0;
         for (i, pass) in frames.iter().enumerate() {
-            let id = *self
-                .pipelines
-                .by_shader
-                .entry(pass.shader.id())
-                .or_insert_with(|| {
-                    // Effects store encoded values through the plain view.
-                    queue_fullscreen_pipeline(
-                        &self.cache,
-                        &self.fullscreen,
-                        format!("lucid_effect_{}", pass.key),
-                        &layout.layout,
-                        pass.shader.clone(),
-                        "lucid_fragment",
-                        CANVAS_RAW_FORMAT,
-                    )
-                });
-            let pipeline = match self.cache.get_render_pipeline_state(id) {
-                CachedPipelineState::Ok(_) => {
-                    self.pipelines.ready(&pass.key, id);
-                    Some(id)
-                }
-                CachedPipelineState::Err(e) => {
-                    if self.pipelines.reported.insert(id)
-                        && let Ok(mut errors) = self.errors.0.lock()
-                    {
-                        errors.push((pass.key.clone(), e.to_string()));
-                    }
-                    self.pipelines.last_good.get(&pass.key).copied()
-                }
-                _ => self.pipelines.last_good.get(&pass.key).copied(),
-            };
-            let Some(pipeline) = pipeline else {
+            let label = format!("{label}/{i}_{}", pass.key);
+            if let Some(isf) = &pass.isf {
+                let prepared_isf = self.prepare_isf(pass, isf, &label, buffers, &mut slot);
+                prepared.push(prepared_isf);
+                continue;
+            }
+            let Some(pipeline) = self.pipeline(&pass.key, &pass.shader, CANVAS_RAW_FORMAT, true)
+            else {
                 prepared.push(None);
                 continue;
             };
-            if buffers.len() <= slot {
-                let make = |label: &str, size: usize| {
-                    self.device.create_buffer(&BufferDescriptor {
-                        label: Some(label),
-                        size: size as u64,
-                        usage: BufferUsages::UNIFORM | BufferUsages::COPY_DST,
-                        mapped_at_creation: false,
-                    })
-                };
-                buffers.push((
-                    make("lucid_effect_globals", GLOBALS_BYTES),
-                    make("lucid_effect_params", PARAMS_BYTES),
-                ));
-            }
-            let (globals, params) = buffers[slot].clone();
+            let (globals, params) = buffer_pair(&self.device, buffers, slot);
             slot += 1;
             self.queue.write_buffer(&globals, 0, &pass.globals);
             self.queue.write_buffer(&params, 0, &pass.params);
             prepared.push(Some(PreparedPass {
-                label: format!("{label}/{i}_{}", pass.key),
+                label,
                 pipeline,
                 globals,
                 params,
+                subs: Vec::new(),
             }));
         }
         prepared
+    }
+
+    /// The pipeline of `shader` writing `format`: its own once compiled; until then (or if it
+    /// failed) the effect's last good one where `fallback` allows it.
+    fn pipeline(
+        &mut self,
+        key: &str,
+        shader: &Handle<Shader>,
+        format: TextureFormat,
+        fallback: bool,
+    ) -> Option<CachedRenderPipelineId> {
+        let layout = self.layout.as_ref()?;
+        let id = *self
+            .pipelines
+            .by_shader
+            .entry((shader.id(), format))
+            .or_insert_with(|| {
+                // Effects store encoded values through the plain view.
+                queue_fullscreen_pipeline(
+                    &self.cache,
+                    &self.fullscreen,
+                    format!("lucid_effect_{key}"),
+                    &layout.layout,
+                    shader.clone(),
+                    "lucid_fragment",
+                    format,
+                )
+            });
+        match self.cache.get_render_pipeline_state(id) {
+            CachedPipelineState::Ok(_) => {
+                if fallback {
+                    self.pipelines.ready(key, id);
+                }
+                Some(id)
+            }
+            CachedPipelineState::Err(e) => {
+                if self.pipelines.reported.insert(id)
+                    && let Ok(mut errors) = self.errors.0.lock()
+                {
+                    errors.push((key.to_string(), e.to_string()));
+                }
+                fallback
+                    .then(|| self.pipelines.last_good.get(key).copied())
+                    .flatten()
+            }
+            _ => fallback
+                .then(|| self.pipelines.last_good.get(key).copied())
+                .flatten(),
+        }
+    }
+
+    /// A multi-pass ISF effect: every pass's pipelines (the effect waits until all are
+    /// ready), uniforms and targets, ping-ponged in pass order.
+    fn prepare_isf(
+        &mut self,
+        pass: &PassFrame,
+        isf: &IsfFrame,
+        label: &str,
+        buffers: &mut Vec<(Buffer, Buffer)>,
+        slot: &mut usize,
+    ) -> Option<PreparedPass> {
+        let blank = self.layout.as_ref()?.blank.clone();
+        let format = |k: usize| {
+            if isf.float.get(k).copied().unwrap_or(false) {
+                TextureFormat::Rgba16Float
+            } else {
+                CANVAS_RAW_FORMAT
+            }
+        };
+        let last = isf.passes.len().checked_sub(1)?;
+        let mut pipelines = Vec::with_capacity(isf.passes.len());
+        for (i, sub) in isf.passes.iter().enumerate() {
+            let key = format!("{}#{i}", pass.key);
+            let into = match sub.target {
+                Some(k) => Some(self.pipeline(&key, &sub.shader, format(k), false)?),
+                None => None,
+            };
+            let out = match i == last {
+                true => Some(self.pipeline(&key, &sub.shader, CANVAS_RAW_FORMAT, false)?),
+                false => None,
+            };
+            pipelines.push((into, out));
+        }
+        // Each target at the size of the pass that writes it first.
+        let wanted: Vec<(UVec2, TextureFormat)> = (0..isf.float.len())
+            .map(|k| {
+                let size = isf
+                    .passes
+                    .iter()
+                    .find(|p| p.target == Some(k))
+                    .map_or(UVec2::ONE, |p| p.size.max(UVec2::ONE));
+                (size, format(k))
+            })
+            .collect();
+        let device = self.device.clone();
+        let targets = self.pipelines.targets.entry(label.to_string()).or_default();
+        targets.truncate(wanted.len());
+        for (k, (size, format)) in wanted.iter().enumerate() {
+            if targets
+                .get(k)
+                .is_some_and(|t| t.size == *size && t.format == *format)
+            {
+                continue;
+            }
+            let make = || {
+                sized_texture(
+                    &device,
+                    "lucid_isf_target",
+                    *size,
+                    *format,
+                    TextureUsages::TEXTURE_BINDING | TextureUsages::RENDER_ATTACHMENT,
+                    &[],
+                )
+            };
+            let textures = [make(), make()];
+            let views = [
+                textures[0].create_view(&TextureViewDescriptor::default()),
+                textures[1].create_view(&TextureViewDescriptor::default()),
+            ];
+            let made = TargetTextures {
+                size: *size,
+                format: *format,
+                _textures: textures,
+                views,
+                front: 0,
+            };
+            if k < targets.len() {
+                targets[k] = made;
+            } else {
+                targets.push(made);
+            }
+        }
+        let mut subs = Vec::with_capacity(isf.passes.len());
+        for (sub, (into, out)) in isf.passes.iter().zip(pipelines) {
+            let reads: Vec<TextureView> = (0..MAX_TARGETS)
+                .map(|k| {
+                    targets
+                        .get(k)
+                        .map_or(blank.clone(), |t| t.views[t.front].clone())
+                })
+                .collect();
+            let write = sub.target.and_then(|k| targets.get_mut(k)).map(|t| {
+                t.front = 1 - t.front;
+                t.views[t.front].clone()
+            });
+            let (globals, params) = buffer_pair(&device, buffers, *slot);
+            *slot += 1;
+            self.queue.write_buffer(&globals, 0, &sub.globals);
+            self.queue.write_buffer(&params, 0, &pass.params);
+            let output = match out {
+                Some(out) => {
+                    let (out_globals, _) = buffer_pair(&device, buffers, *slot);
+                    *slot += 1;
+                    self.queue.write_buffer(&out_globals, 0, &sub.out_globals);
+                    Some((out, out_globals))
+                }
+                None => None,
+            };
+            subs.push(PreparedSub {
+                pipeline: into.or(output.as_ref().map(|o| o.0))?,
+                globals,
+                output,
+                params,
+                reads,
+                write,
+            });
+        }
+        let (pipeline, globals) = subs.last()?.output.clone()?;
+        Some(PreparedPass {
+            label: label.to_string(),
+            pipeline,
+            params: subs.last()?.params.clone(),
+            globals,
+            subs,
+        })
     }
 
     /// Writes this frame's spectrum ([`SPECTRUM_BINS`] bytes) for every pass to read.
@@ -337,25 +569,106 @@ impl EffectPassRunner<'_> {
         ) else {
             return false;
         };
-        let bind_group = ctx.render_device().create_bind_group(
-            "lucid_effect_bind_group",
-            &self.cache.get_bind_group_layout(&layout.layout),
-            &BindGroupEntries::sequential((
-                targets.source,
-                &layout.sampler,
-                pass.globals.as_entire_binding(),
-                pass.params.as_entire_binding(),
-                targets.history,
-                targets.source_encoded,
-                &layout.spectrum_view,
-            )),
-        );
+        if !pass.subs.is_empty() {
+            return self.run_isf(ctx, diagnostics, pass, &targets);
+        }
+        let blanks: Vec<TextureView> = (0..MAX_TARGETS).map(|_| layout.blank.clone()).collect();
+        let bind_group = self.bind_group(ctx, pass, &pass.globals, &pass.params, &targets, &blanks);
         let span = diagnostics.time_span(ctx.command_encoder(), pass.label.clone());
         {
             let mut render_pass = begin_pass(ctx, "lucid_effect_pass", targets.destination, false);
             render_pass.set_render_pipeline(pipeline);
             render_pass.set_bind_group(0, &bind_group, &[]);
             render_pass.draw(0..3, 0..1);
+        }
+        span.end(ctx.command_encoder());
+        true
+    }
+
+    fn bind_group(
+        &self,
+        ctx: &mut RenderContext,
+        _pass: &PreparedPass,
+        globals: &Buffer,
+        params: &Buffer,
+        targets: &EffectTargets,
+        reads: &[TextureView],
+    ) -> BindGroup {
+        let layout = self.layout.as_ref().expect("checked by the caller");
+        let mut entries = vec![
+            BindGroupEntry {
+                binding: 0,
+                resource: BindingResource::TextureView(targets.source),
+            },
+            BindGroupEntry {
+                binding: 1,
+                resource: BindingResource::Sampler(&layout.sampler),
+            },
+            BindGroupEntry {
+                binding: 2,
+                resource: globals.as_entire_binding(),
+            },
+            BindGroupEntry {
+                binding: 3,
+                resource: params.as_entire_binding(),
+            },
+            BindGroupEntry {
+                binding: 4,
+                resource: BindingResource::TextureView(targets.history),
+            },
+            BindGroupEntry {
+                binding: 5,
+                resource: BindingResource::TextureView(targets.source_encoded),
+            },
+            BindGroupEntry {
+                binding: 6,
+                resource: BindingResource::TextureView(&layout.spectrum_view),
+            },
+        ];
+        entries.extend(reads.iter().enumerate().map(|(k, view)| BindGroupEntry {
+            binding: 7 + k as u32,
+            resource: BindingResource::TextureView(view),
+        }));
+        ctx.render_device().create_bind_group(
+            "lucid_effect_bind_group",
+            &self.cache.get_bind_group_layout(&layout.layout),
+            &entries,
+        )
+    }
+
+    /// Records a multi-pass ISF effect: each pass into its target, the last also into the
+    /// destination.
+    fn run_isf<D: RecordDiagnostics>(
+        &self,
+        ctx: &mut RenderContext,
+        diagnostics: &D,
+        pass: &PreparedPass,
+        targets: &EffectTargets,
+    ) -> bool {
+        let span = diagnostics.time_span(ctx.command_encoder(), pass.label.clone());
+        for sub in &pass.subs {
+            let Some(pipeline) = self.cache.get_render_pipeline(sub.pipeline) else {
+                span.end(ctx.command_encoder());
+                return false;
+            };
+            if let Some(write) = &sub.write {
+                let bind_group =
+                    self.bind_group(ctx, pass, &sub.globals, &sub.params, targets, &sub.reads);
+                let mut render_pass = begin_pass(ctx, "lucid_isf_pass", write, false);
+                render_pass.set_render_pipeline(pipeline);
+                render_pass.set_bind_group(0, &bind_group, &[]);
+                render_pass.draw(0..3, 0..1);
+            }
+            if let Some((out, globals)) = &sub.output
+                && let Some(out) = self.cache.get_render_pipeline(*out)
+            {
+                let bind_group =
+                    self.bind_group(ctx, pass, globals, &sub.params, targets, &sub.reads);
+                let mut render_pass = begin_pass(ctx, "lucid_isf_pass", targets.destination, false);
+                render_pass.set_render_pipeline(out);
+                render_pass.set_bind_group(0, &bind_group, &[]);
+                render_pass.draw(0..3, 0..1);
+            }
         }
         span.end(ctx.command_encoder());
         true
