@@ -334,3 +334,70 @@ fn a_midi_cc_mapped_in_a_preset_moves_an_effect() {
     let s = last_stats(&stats);
     assert_eq!(s["control"]["midi_applied"], 1, "{s}");
 }
+
+#[test]
+fn an_isf_event_set_over_osc_is_a_one_frame_pulse() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = gray_clip(dir.path());
+    std::fs::write(
+        dir.path().join("Flash.fs"),
+        r#"/*{
+    "ISFVSN": "2",
+    "INPUTS": [
+        { "NAME": "inputImage", "TYPE": "image" },
+        { "NAME": "flash", "TYPE": "event" }
+    ]
+}*/
+void main() {
+    gl_FragColor = flash ? vec4(1.0) : IMG_THIS_PIXEL(inputImage);
+}
+"#,
+    )
+    .unwrap();
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let stats = dir.path().join("stats.jsonl");
+    let mut cmd = lucid();
+    cmd.args(["--no-preview", "--pipe", "y4m", "--duration", "5", "--url"])
+        .arg(&input)
+        .arg("--effects-dir")
+        .arg(dir.path())
+        .args(["--effect", "Flash", "--osc", &port.to_string()])
+        .arg("--stats-json")
+        .arg(&stats);
+    let (mut child, out, err) = spawn_piped(&mut cmd);
+    wait_for_presented(&stats, 30);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    send(
+        &socket,
+        port,
+        "/lucid/effect/Flash/flash",
+        vec![OscType::Int(1)],
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    send(
+        &socket,
+        port,
+        "/lucid/effect/0/flash",
+        vec![OscType::Int(1)],
+    );
+    let (y4m, err) = finish(&mut child, out, err);
+    let luma =
+        |f: &[u8]| f[y4m.width as usize * (y4m.height as usize / 2) + y4m.width as usize / 2];
+    let white: Vec<usize> = y4m
+        .frames
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| luma(f) > 200)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(
+        white.len(),
+        2,
+        "two pulses, one frame each: frames {white:?}\n{err}"
+    );
+    assert!(white[0] >= 30 && white[1] > white[0] + 10, "{white:?}");
+}

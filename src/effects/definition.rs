@@ -98,6 +98,8 @@ pub struct EffectDef {
     pub uses_previous: bool,
     /// An ISF generator: it draws without an input (a source: `isf:NAME`).
     pub generator: bool,
+    /// ISF `event` inputs: pulses, set back to false once a frame has drawn them.
+    pub pulses: Vec<String>,
     /// A multi-pass ISF effect's passes (`wgsl` is then its last pass's).
     pub passes: Option<std::sync::Arc<super::isf::Passes>>,
     /// The complete WGSL: the user's text, then Lucid's prelude.
@@ -209,6 +211,7 @@ impl EffectDef {
             path: path.map(Path::to_path_buf),
             uses_previous: text.contains("previous_color"),
             generator: false,
+            pulses: Vec::new(),
             passes: None,
             wgsl,
         })

@@ -240,6 +240,7 @@ pub fn parse(
     let mut params = Vec::new();
     let mut defines = String::new();
     let mut assigns = String::new();
+    let mut pulses = Vec::new();
     for input in &inputs {
         let Some(input_name) = input.get("NAME").and_then(Value::as_str) else {
             return Err(header_err("an input without a NAME".into()));
@@ -284,6 +285,9 @@ pub fn parse(
                 )
             }
             "bool" | "event" => {
+                if ty == "event" {
+                    pulses.push(input_name.to_string());
+                }
                 let default = input
                     .get("DEFAULT")
                     .map(|v| {
@@ -403,6 +407,7 @@ pub fn parse(
         path: path.map(Path::to_path_buf),
         uses_previous: false,
         generator: kind == IsfKind::Generator,
+        pulses,
         passes: multi,
         wgsl,
     })

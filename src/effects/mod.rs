@@ -194,6 +194,7 @@ impl Plugin for EffectsPlugin {
                     build_chain_frame
                         .after(EffectSystems::Clock)
                         .after(EffectSystems::Inputs),
+                    end_pulses.after(build_chain_frame),
                 ),
             );
         if self.tempo == tempo::TempoSource::Sound {
@@ -539,6 +540,39 @@ impl ChainPasses<'_> {
             params: def.pack(|_| Some(definition::ParamValue::Float(level.max(0.0)))),
             isf: None,
         }
+    }
+}
+
+/// ISF `event` inputs are pulses: true for the one frame drawn after they were set, then
+/// false again (in the master chain).
+fn end_pulses(
+    mut presented: MessageReader<FramePresented>,
+    mut chain: ResMut<EffectChain>,
+    catalog: Res<EffectCatalog>,
+) {
+    if presented.read().count() == 0 {
+        return;
+    }
+    let on = definition::ParamValue::Bool(true);
+    let fired: Vec<(usize, String)> = chain
+        .effects
+        .iter()
+        .enumerate()
+        .flat_map(|(i, inst)| {
+            let pulses = catalog
+                .get(&inst.effect)
+                .map(|d| d.pulses.clone())
+                .unwrap_or_default();
+            pulses
+                .into_iter()
+                .filter(|name| inst.params.get(name) == Some(&on))
+                .map(move |name| (i, name))
+        })
+        .collect();
+    for (i, name) in fired {
+        chain.effects[i]
+            .params
+            .insert(name, definition::ParamValue::Bool(false));
     }
 }
 
