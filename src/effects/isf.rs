@@ -69,46 +69,6 @@ vec3 isf_encode(vec3 c) {
     vec3 hi = 1.055 * pow(max(c, vec3(0.0031308)), vec3(1.0 / 2.4)) - 0.055;
     return mix(hi, lo, vec3(lessThanEqual(c, vec3(0.0031308))));
 }
-vec4 isf_norm(int image, vec2 c) {
-    vec2 f = vec2(c.x, 1.0 - c.y);
-    if (image == isf_audio) {
-        return vec4(vec3(textureLod(sampler2D(lucid_spectrum, lucid_sampler), vec2(c.x, 0.5), 0.0).r), 1.0);
-    }
-    if (image == 2) { return textureLod(sampler2D(lucid_target0, lucid_sampler), f, 0.0); }
-    if (image == 3) { return textureLod(sampler2D(lucid_target1, lucid_sampler), f, 0.0); }
-    if (image == 4) { return textureLod(sampler2D(lucid_target2, lucid_sampler), f, 0.0); }
-    if (image == 5) { return textureLod(sampler2D(lucid_target3, lucid_sampler), f, 0.0); }
-    if (image == 6) { return textureLod(sampler2D(lucid_target4, lucid_sampler), f, 0.0); }
-    if (image == 7) { return textureLod(sampler2D(lucid_target5, lucid_sampler), f, 0.0); }
-    if (image == 8) { return textureLod(sampler2D(lucid_target6, lucid_sampler), f, 0.0); }
-    if (image == 9) { return textureLod(sampler2D(lucid_target7, lucid_sampler), f, 0.0); }
-    if (image == 10) { return textureLod(sampler2D(lucid_target8, lucid_sampler), f, 0.0); }
-    if (image == 11) { return textureLod(sampler2D(lucid_target9, lucid_sampler), f, 0.0); }
-    if (image == 12) { return textureLod(sampler2D(lucid_target10, lucid_sampler), f, 0.0); }
-    if (image == 13) { return textureLod(sampler2D(lucid_target11, lucid_sampler), f, 0.0); }
-    vec4 s = textureLod(sampler2D(lucid_input, lucid_sampler), f, 0.0);
-    return vec4(isf_encode(s.rgb), s.a);
-}
-vec2 isf_size(int image) {
-    if (image == isf_audio) {
-        return vec2(textureSize(sampler2D(lucid_spectrum, lucid_sampler), 0));
-    }
-    if (image == 2) { return vec2(textureSize(sampler2D(lucid_target0, lucid_sampler), 0)); }
-    if (image == 3) { return vec2(textureSize(sampler2D(lucid_target1, lucid_sampler), 0)); }
-    if (image == 4) { return vec2(textureSize(sampler2D(lucid_target2, lucid_sampler), 0)); }
-    if (image == 5) { return vec2(textureSize(sampler2D(lucid_target3, lucid_sampler), 0)); }
-    if (image == 6) { return vec2(textureSize(sampler2D(lucid_target4, lucid_sampler), 0)); }
-    if (image == 7) { return vec2(textureSize(sampler2D(lucid_target5, lucid_sampler), 0)); }
-    if (image == 8) { return vec2(textureSize(sampler2D(lucid_target6, lucid_sampler), 0)); }
-    if (image == 9) { return vec2(textureSize(sampler2D(lucid_target7, lucid_sampler), 0)); }
-    if (image == 10) { return vec2(textureSize(sampler2D(lucid_target8, lucid_sampler), 0)); }
-    if (image == 11) { return vec2(textureSize(sampler2D(lucid_target9, lucid_sampler), 0)); }
-    if (image == 12) { return vec2(textureSize(sampler2D(lucid_target10, lucid_sampler), 0)); }
-    if (image == 13) { return vec2(textureSize(sampler2D(lucid_target11, lucid_sampler), 0)); }
-    if (image == inputImage) { return vec2(textureSize(sampler2D(lucid_input, lucid_sampler), 0)); }
-    return lucid.resolution;
-}
-vec4 isf_pixel(int image, vec2 p) { return isf_norm(image, p / isf_size(image)); }
 void isf_vertShaderInit() {}
 void vv_vertShaderInit() {}
 #define vv_FragNormCoord isf_FragNormCoord
@@ -241,6 +201,7 @@ pub fn parse(
     let mut defines = String::new();
     let mut assigns = String::new();
     let mut pulses = Vec::new();
+    let mut audio = false;
     for input in &inputs {
         let Some(input_name) = input.get("NAME").and_then(Value::as_str) else {
             return Err(header_err("an input without a NAME".into()));
@@ -329,6 +290,7 @@ pub fn parse(
                 )
             }
             "audio" | "audioFFT" => {
+                audio = true;
                 let _ = writeln!(defines, "const int {input_name} = isf_audio;");
                 continue;
             }
@@ -360,11 +322,13 @@ pub fn parse(
     for (k, t) in targets.iter().enumerate() {
         let _ = writeln!(defines, "const int {} = {};", t.name, 2 + k);
     }
+    let images = image_functions(targets.len(), audio);
     let last = passes.len() - 1;
     let mut compiled = Vec::with_capacity(passes.len());
     for (i, (target, width, height)) in passes.into_iter().enumerate() {
         let pass_defines = format!("{defines}#define PASSINDEX {i}\n");
         let glsl = compose(
+            &images,
             &params,
             &pass_defines,
             &assigns,
@@ -373,6 +337,7 @@ pub fn parse(
             i == last,
         );
         let lines_before = PRELUDE.lines().count()
+            + images.lines().count()
             + params_block(&params).lines().count()
             + pass_defines.lines().count();
         let wgsl = compile(&glsl, origin, lines_before, fs.lines().count())?;
@@ -663,6 +628,36 @@ fn split_header(fs: &str) -> Option<(&str, String)> {
     Some((json, format!("{blank}{}", &fs[end + 2..])))
 }
 
+/// `isf_norm`, `isf_size` and `isf_pixel` for the images this effect has: the input, the
+/// sound (`audio`/`audioFFT` inputs) and `targets` render targets. Only those branches are
+/// made: each costs every sample a comparison.
+fn image_functions(targets: usize, audio: bool) -> String {
+    let mut norm =
+        String::from("vec4 isf_norm(int image, vec2 c) {\n    vec2 f = vec2(c.x, 1.0 - c.y);\n");
+    let mut size = String::from("vec2 isf_size(int image) {\n");
+    if audio {
+        norm.push_str("    if (image == isf_audio) { return vec4(vec3(textureLod(sampler2D(lucid_spectrum, lucid_sampler), vec2(c.x, 0.5), 0.0).r), 1.0); }\n");
+        size.push_str("    if (image == isf_audio) { return vec2(textureSize(sampler2D(lucid_spectrum, lucid_sampler), 0)); }\n");
+    }
+    for k in 0..targets {
+        let _ = writeln!(
+            norm,
+            "    if (image == {}) {{ return textureLod(sampler2D(lucid_target{k}, lucid_sampler), f, 0.0); }}",
+            2 + k
+        );
+        let _ = writeln!(
+            size,
+            "    if (image == {}) {{ return vec2(textureSize(sampler2D(lucid_target{k}, lucid_sampler), 0)); }}",
+            2 + k
+        );
+    }
+    norm.push_str("    vec4 s = textureLod(sampler2D(lucid_input, lucid_sampler), f, 0.0);\n    return vec4(isf_encode(s.rgb), s.a);\n}\n");
+    size.push_str("    return vec2(textureSize(sampler2D(lucid_input, lucid_sampler), 0));\n}\n");
+    format!(
+        "{norm}{size}vec4 isf_pixel(int image, vec2 p) {{ return isf_norm(image, p / isf_size(image)); }}\n"
+    )
+}
+
 fn params_block(params: &[ParamDef]) -> String {
     let mut s = String::from("layout(set = 0, binding = 3) uniform LucidParams {\n");
     for (i, p) in params.iter().enumerate() {
@@ -684,6 +679,7 @@ fn params_block(params: &[ParamDef]) -> String {
 /// varyings plain globals), the `.vs`'s `main` as a function run first, and the entry
 /// point that mixes the result with the input as every Lucid effect does.
 fn compose(
+    images: &str,
     params: &[ParamDef],
     defines: &str,
     assigns: &str,
@@ -692,6 +688,7 @@ fn compose(
     last: bool,
 ) -> String {
     let mut s = String::from(PRELUDE);
+    s.push_str(images);
     s.push_str(&params_block(params));
     s.push_str(defines);
     s.push_str(&plain_globals(

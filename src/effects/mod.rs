@@ -21,13 +21,13 @@ pub mod tempo;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
 use tracing::{info, warn};
 
 use crate::sound::{ShowSound, SoundSystems};
-use crate::video::{FramePresented, OutputCanvas, StreamReady, VideoSystems};
+use crate::video::{FramePresented, OutputCanvas, Pacing, StreamReady, VideoSystems};
 use chain::EffectChain;
 use definition::{EffectDef, Globals, pack_globals};
 use render::{ChainFrame, PassFrame, RenderEffectErrors};
@@ -195,6 +195,7 @@ impl Plugin for EffectsPlugin {
                         .after(EffectSystems::Clock)
                         .after(EffectSystems::Inputs),
                     end_pulses.after(build_chain_frame),
+                    hold_first_frame.before(VideoSystems::Present),
                 ),
             );
         if self.tempo == tempo::TempoSource::Sound {
@@ -206,7 +207,9 @@ impl Plugin for EffectsPlugin {
                     .after(EffectSystems::Clock),
             );
         }
-        render::build(app, errors);
+        let ready = render::ChainReady::default();
+        app.insert_resource(ready.clone());
+        render::build(app, errors, ready);
     }
 }
 
@@ -540,6 +543,27 @@ impl ChainPasses<'_> {
             params: def.pack(|_| Some(definition::ParamValue::Float(level.max(0.0)))),
             isf: None,
         }
+    }
+}
+
+/// How long the first frame waits for the chain's pipelines (a shader compiling cold on a
+/// CPU renderer takes seconds; a pipeline that never builds must not hold the show).
+const FIRST_FRAME_WAIT: Duration = Duration::from_secs(15);
+
+/// Holds the first frame until every effect in the chain can run.
+fn hold_first_frame(
+    ready: Res<render::ChainReady>,
+    chain: Res<EffectChain>,
+    pacing: Option<ResMut<Pacing>>,
+    mut since: Local<Option<Instant>>,
+) {
+    let Some(mut pacing) = pacing else { return };
+    let started = *since.get_or_insert_with(Instant::now);
+    let waiting = !chain.effects.is_empty()
+        && !ready.0.load(std::sync::atomic::Ordering::Relaxed)
+        && started.elapsed() < FIRST_FRAME_WAIT;
+    if pacing.effects_waiting != waiting {
+        pacing.effects_waiting = waiting;
     }
 }
 

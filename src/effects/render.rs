@@ -86,19 +86,25 @@ pub struct ChainFrame {
     pub spectrum: Vec<u8>,
 }
 
+/// Whether every pass of the last prepared master chain had a pipeline to run (false
+/// while one is still compiling): shared by both worlds.
+#[derive(Resource, Clone, Default)]
+pub struct ChainReady(pub Arc<std::sync::atomic::AtomicBool>);
+
 /// Pipeline failures the render world found (Bevy-side shader or pipeline errors), for
 /// the main world to log and show. naga catches nearly everything before this.
 #[derive(Resource, Clone, Default)]
 pub struct RenderEffectErrors(pub Arc<Mutex<Vec<(String, String)>>>);
 
 /// Registers the render-world side. Called from [`super::EffectsPlugin`].
-pub(super) fn build(app: &mut App, errors: RenderEffectErrors) {
+pub(super) fn build(app: &mut App, errors: RenderEffectErrors, ready: ChainReady) {
     app.add_plugins(ExtractResourcePlugin::<ChainFrame>::default());
     let Some(render_app) = app.get_sub_app_mut(RenderApp) else {
         return;
     };
     render_app
         .insert_resource(errors)
+        .insert_resource(ready)
         .init_resource::<EffectPipelines>()
         .init_resource::<PreparedChain>()
         .add_systems(RenderStartup, init_layout)
@@ -690,6 +696,7 @@ fn prepare_chain(
     mut view: ResMut<CanvasView>,
     mut prep: EffectPassPrep,
     mut prepared: ResMut<PreparedChain>,
+    ready: Res<ChainReady>,
 ) {
     prepared.passes.clear();
     prepared.master = None;
@@ -713,6 +720,10 @@ fn prepare_chain(
     let mut buffers = std::mem::take(&mut prepared.buffers);
     let mut passes = prep.prepare(&all, &mut buffers, "lucid_effect");
     prepared.buffers = buffers;
+    ready.0.store(
+        passes.iter().all(Option::is_some),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     if frame.master.is_some() {
         prepared.master = passes.pop().flatten();
     }

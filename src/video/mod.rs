@@ -157,6 +157,10 @@ pub struct Pacing {
     /// Set by the sound while it has not reached past the next frame: offline rendering
     /// waits, so every frame is measured on the same sound whatever the machine's speed.
     pub sound_waiting: bool,
+    /// Set by the effects while a chain effect's pipeline is still compiling before the
+    /// first frame: that frame waits for it (a recording's first frames carry the chain),
+    /// for a bounded time.
+    pub effects_waiting: bool,
 }
 
 /// The live edge of a live HLS stream, for latency steering.

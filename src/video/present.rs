@@ -64,6 +64,11 @@ pub(super) fn present_due_frame(
         *warmup += 1;
         return;
     }
+    if pacing.effects_waiting && stats.presented == 0 {
+        // Drawn, not presented: the render world keeps compiling the chain's pipelines.
+        canvas_frame.draw = true;
+        return;
+    }
     if pacing.offline && (pacing.outputs_full || pacing.layers_waiting || pacing.sound_waiting) {
         // Offline, a full output queue waits (nothing may be dropped), and so does a layer
         // still decoding or sound still on its way (the frame must composite and measure
