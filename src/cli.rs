@@ -177,6 +177,12 @@ pub struct Args {
     )]
     pub crossfade_curve: CurveArg,
 
+    /// An ISF transition (from --effects-dir) the A/B crossfader plays instead of its plain
+    /// mix: its startImage is bus A's picture, endImage bus B's, and progress the
+    /// crossfader's position after its curve, `NAME[:PARAM=VALUE,...]`.
+    #[arg(long, value_name = "NAME", help_heading = "Layers")]
+    pub transition: Option<String>,
+
     /// Record the rendered output (never the UI) as H.264; `.mp4` or `.mkv` picks the container.
     #[arg(long, value_name = "FILE", help_heading = "Outputs")]
     pub record: Option<PathBuf>,

@@ -827,8 +827,8 @@ fn check_effects_lists_each_effect_and_places_an_isf_error_on_the_fs_line() {
     let broken = "/*{\n \"INPUTS\": [ { \"NAME\": \"inputImage\", \"TYPE\": \"image\" } ]\n}*/\nvoid main() {\n    vec4 c = IMG_THIS_PIXEL(inputImage);\n    gl_FragColor = c * undefinedThing;\n}\n";
     std::fs::write(dir.path().join("Broken.fs"), broken).unwrap();
     std::fs::write(
-        dir.path().join("Wipe.fs"),
-        "/*{ \"INPUTS\": [ {\"NAME\": \"startImage\", \"TYPE\": \"image\"}, {\"NAME\": \"endImage\", \"TYPE\": \"image\"}, {\"NAME\": \"progress\", \"TYPE\": \"float\"} ] }*/\nvoid main() { gl_FragColor = vec4(progress); }\n",
+        dir.path().join("Mask.fs"),
+        "/*{ \"INPUTS\": [ {\"NAME\": \"inputImage\", \"TYPE\": \"image\"}, {\"NAME\": \"maskImage\", \"TYPE\": \"image\"} ] }*/\nvoid main() { gl_FragColor = IMG_THIS_PIXEL(maskImage); }\n",
     )
     .unwrap();
     let out = run_with_limit(
@@ -854,11 +854,11 @@ fn check_effects_lists_each_effect_and_places_an_isf_error_on_the_fs_line() {
         broken_line.contains("Broken.fs:6:") && broken_line.contains("undefinedThing"),
         "the .fs line, not the generated code's: {broken_line}"
     );
-    let wipe = text
+    let mask = text
         .lines()
-        .find(|l| l.starts_with("error Wipe: "))
+        .find(|l| l.starts_with("error Mask: "))
         .unwrap();
-    assert!(wipe.contains("transition"), "named, not black: {wipe}");
+    assert!(mask.contains("maskImage"), "named, not black: {mask}");
     let total = text
         .lines()
         .filter(|l| l.starts_with("ok ") || l.starts_with("error "))
@@ -1066,4 +1066,77 @@ void main() {
         .map(|c| (c * 255.0).round() as u32);
     // 320/5 = 64 wide, 180/4 + 1 = 46 high; the small pass saw its own RENDERSIZE.
     assert_eq!(px, [64, 46, 64], "size and RENDERSIZE of the target pass");
+}
+
+#[test]
+fn golden_isf_transition_on_the_crossfader_at_its_midpoint() {
+    let dir = isf_file(
+        "Wipe",
+        r#"/*{ "ISFVSN": "2", "INPUTS": [
+  { "NAME": "startImage", "TYPE": "image" },
+  { "NAME": "endImage", "TYPE": "image" },
+  { "NAME": "progress", "TYPE": "float", "MIN": 0.0, "MAX": 1.0, "DEFAULT": 0.0 } ] }*/
+void main() {
+    gl_FragColor = isf_FragNormCoord.x < progress ? IMG_THIS_PIXEL(endImage) : IMG_THIS_PIXEL(startImage);
+}
+"#,
+    );
+    std::fs::write(
+        dir.path().join("Solid Fill.fs"),
+        "/*{ \"INPUTS\": [ { \"NAME\": \"fill\", \"TYPE\": \"color\" } ] }*/\nvoid main() { gl_FragColor = fill; }\n",
+    )
+    .unwrap();
+    let record = dir.path().join("wipe.mp4");
+    // Bus A red, bus B blue; the crossfader goes from A to B over 2 s of video.
+    let out = run_with_limit(
+        lucid()
+            .args(["--no-preview", "--url", "canvas:320x180", "--duration", "3"])
+            .arg("--effects-dir")
+            .arg(dir.path())
+            .args(["--layer", "isf:Solid Fill:fill=#ff0000:bus=a"])
+            .args(["--layer", "isf:Solid Fill:fill=#0000ff:bus=b"])
+            .args(["--transition", "Wipe", "--crossfade", "2", "--record"])
+            .arg(&record),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    // Each frame: where the wipe's edge is (B, blue, left of it; A, red, right of it).
+    let mut edges: Vec<(f64, f64)> = Vec::new();
+    let mut mixed = 0;
+    decode_timed(&record, |t, f| {
+        let (w, h) = (f.width() as usize, f.height() as usize);
+        let (stride, y) = (f.stride(0), f.data(0));
+        let (cstride, cb) = (f.stride(1), f.data(1));
+        let row = h / 2;
+        // Blue has a high Cb; red a low one; a plain mix of the two would sit between.
+        let blue: Vec<bool> = (0..w / 2)
+            .map(|x| cb[row / 2 * cstride + x] > 160)
+            .collect();
+        let red = |x: usize| cb[row / 2 * cstride + x] < 110;
+        if y[row * stride + 2] < 20 && y[row * stride + w - 3] < 20 {
+            return; // the layers' first frame is not there yet
+        }
+        if (0..w / 2).any(|x| !blue[x] && !red(x)) {
+            mixed += 1;
+        }
+        let edge = blue.iter().position(|b| !b).unwrap_or(w / 2) as f64 / (w / 2) as f64;
+        edges.push((t, edge));
+    });
+    let t0 = edges.first().map(|e| e.0).unwrap_or_default();
+    assert!(edges.len() > 40, "{} frames with both sides", edges.len());
+    // The edge follows progress = time / 2 s (the wipe's own quantisation: 2 px).
+    let far: Vec<&(f64, f64)> = edges
+        .iter()
+        .filter(|(t, e)| (e - ((t - t0 + 1.0 / 30.0) / 2.0).min(1.0)).abs() > 0.06)
+        .collect();
+    assert!(
+        far.len() <= 2,
+        "edge off its progress: {far:?} of {edges:?}"
+    );
+    let mid = edges.iter().find(|(_, e)| (0.45..=0.55).contains(e));
+    assert!(mid.is_some(), "a frame at the midpoint: {edges:?}");
+    assert!(
+        mixed <= 2,
+        "{mixed} frames mixed the sides instead of wiping"
+    );
 }

@@ -220,6 +220,7 @@ pub(super) fn build_app(show: Show) -> App {
         protocol: config.decode.source.protocol,
         fader: config.layers.fader,
         open_at_start: opened,
+        transition: config.layers.transition,
     });
     if let Some(fps) = playback.fps {
         app.insert_resource(OutputRate(fps));

@@ -292,7 +292,13 @@ pub struct LayersPlugin {
     /// Open their sources at start; false out of the schedule's hours (they start
     /// closed, and [`LayerRequest::ReopenSources`] opens them).
     pub open_at_start: bool,
+    /// `--transition`: the ISF transition the crossfader plays instead of its mix.
+    pub transition: Option<crate::effects::chain::EffectInstance>,
 }
+
+/// The crossfader's transition (`--transition`), when one is set.
+#[derive(Resource, Debug, Clone)]
+pub struct FaderTransition(pub crate::effects::chain::EffectInstance);
 
 #[derive(Resource, Clone)]
 struct LayerOpening {
@@ -303,6 +309,9 @@ struct LayerOpening {
 impl Plugin for LayersPlugin {
     fn build(&self, app: &mut App) {
         super::render::build(app);
+        if let Some(t) = &self.transition {
+            app.insert_resource(FaderTransition(t.clone()));
+        }
         let mut layers: Vec<Layer> = self.specs.iter().map(Layer::new).collect();
         if !self.open_at_start {
             for layer in &mut layers {
@@ -318,6 +327,7 @@ impl Plugin for LayersPlugin {
             ..default()
         })
         .insert_resource(Fader(self.fader))
+        .insert_resource(crate::compositor::render::TransitionDraw::default())
         .insert_resource(LayerOpening {
             options: self.options.clone(),
             protocol: self.protocol,

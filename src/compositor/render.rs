@@ -45,6 +45,9 @@ const LAYER_UNIFORM_BYTES: u64 = 64;
 pub struct LayerDraw {
     /// The layer's number, from 1 (names its timing span `lucid_layer/N`).
     pub number: usize,
+    /// Its side of the crossfader, when a transition draws the two sides apart (else
+    /// `Both`: one picture, the sides weighted by the crossfader).
+    pub bus: crate::compositor::Bus,
     /// Y, Cb, Cr planes (the chroma slots are bound, unused, for an RGBA picture too).
     pub planes: [Handle<Image>; 3],
     /// The picture of an RGB source.
@@ -69,6 +72,11 @@ pub struct LayerDraw {
 #[derive(Resource, Clone, Debug, Default, ExtractResource)]
 pub struct LayerDraws(pub Vec<LayerDraw>);
 
+/// The crossfader's transition pass (`--transition`) this frame: bus A's picture and bus
+/// B's are drawn apart, and it mixes them.
+#[derive(Resource, Clone, Debug, Default, ExtractResource)]
+pub struct TransitionDraw(pub Option<PassFrame>);
+
 /// Registers the render-world side.
 pub(super) fn build(app: &mut App) {
     embed_shader(
@@ -78,7 +86,9 @@ pub(super) fn build(app: &mut App) {
         "shaders/layer.wgsl",
     );
     app.init_resource::<LayerDraws>()
-        .add_plugins(ExtractResourcePlugin::<LayerDraws>::default());
+        .init_resource::<TransitionDraw>()
+        .add_plugins(ExtractResourcePlugin::<LayerDraws>::default())
+        .add_plugins(ExtractResourcePlugin::<TransitionDraw>::default());
     let Some(render_app) = app.get_sub_app_mut(RenderApp) else {
         return;
     };
@@ -114,6 +124,27 @@ struct PreparedLayers {
     ready: Vec<(usize, LayerDraw)>,
     /// The layers with effects, by number.
     chains: HashMap<usize, LayerChain>,
+    /// The transition, prepared, with the textures it keeps the video's picture (`base`)
+    /// and bus A's (`start`) in while bus B is drawn.
+    transition: Option<PreparedTransition>,
+    transition_buffers: Vec<(Buffer, Buffer)>,
+}
+
+struct PreparedTransition {
+    pass: PreparedPass,
+    size: UVec2,
+    base: CanvasTexture,
+    start: CanvasTexture,
+}
+
+impl PreparedLayers {
+    /// The draws of one side (`Both` layers are on each).
+    fn side(&self, bus: crate::compositor::Bus) -> impl Iterator<Item = &(usize, LayerDraw)> {
+        use crate::compositor::Bus;
+        self.ready
+            .iter()
+            .filter(move |(_, d)| d.bus == Bus::Both || d.bus == bus)
+    }
 }
 
 /// A layer's own effect chain in the render world: two textures at its picture's size that
@@ -175,8 +206,13 @@ fn init_layer_pipeline(
     });
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a Bevy system: each argument is a query or resource it reads"
+)]
 fn prepare_layers(
     draws: Res<LayerDraws>,
+    transition: Res<TransitionDraw>,
     images: Res<RenderAssets<GpuImage>>,
     device: Res<RenderDevice>,
     queue: Res<RenderQueue>,
@@ -249,7 +285,46 @@ fn prepare_layers(
         queue.write_buffer(&prepared.buffers[slot], 0, &bytes);
         prepared.ready.push((slot, draw.clone()));
     }
-    view.add_planned_passes(prepared.ready.len());
+    // A transition draws each side apart from the video's picture, then mixes them.
+    let size = view.size();
+    let pass = transition
+        .0
+        .as_ref()
+        .filter(|_| prep.ready())
+        .and_then(|t| {
+            prep.prepare(
+                std::slice::from_ref(t),
+                &mut prepared.transition_buffers,
+                "lucid_transition",
+            )
+            .pop()
+            .flatten()
+        });
+    prepared.transition = pass.map(|pass| {
+        let keep = prepared.transition.take().filter(|t| t.size == size);
+        let (base, start) = match keep {
+            Some(t) => (t.base, t.start),
+            None => (
+                CanvasTexture::create_copyable(&device, "lucid_transition_base", size),
+                CanvasTexture::create_copyable(&device, "lucid_transition_start", size),
+            ),
+        };
+        PreparedTransition {
+            pass,
+            size,
+            base,
+            start,
+        }
+    });
+    let passes = match prepared.transition {
+        Some(_) => {
+            prepared.side(crate::compositor::Bus::A).count()
+                + prepared.side(crate::compositor::Bus::B).count()
+                + 1
+        }
+        None => prepared.ready.len(),
+    };
+    view.add_planned_passes(passes);
 }
 
 fn draw_layers(
@@ -271,95 +346,156 @@ fn draw_layers(
     let layout = cache.get_bind_group_layout(&pipeline.layout);
     let diagnostics = ctx.diagnostic_recorder();
     let diagnostics = diagnostics.as_deref();
-    for (slot, draw) in &prepared.ready {
-        let picture = draw.rgba.as_ref().unwrap_or(&draw.planes[0]);
-        let (Some(first), Some(u), Some(v)) = (
-            images.get(picture),
-            images.get(&draw.planes[1]),
-            images.get(&draw.planes[2]),
-        ) else {
-            continue;
-        };
-        let uniform = &prepared.buffers[*slot];
-        let planes_with = |backdrop, shown| {
-            layer_entries(
-                [backdrop, shown, &u.texture_view, &v.texture_view],
-                &pipeline.sampler,
-                uniform,
-            )
-        };
-        // The layer's whole work (its effects and its blend) is its time.
-        let span = diagnostics.time_span(
-            ctx.command_encoder(),
-            format!("lucid_layer/{}", draw.number),
-        );
-        let chain = prepared
-            .chains
-            .get(&draw.number)
-            .filter(|c| !c.passes.is_empty());
-        let shown = match (chain, cache.get_render_pipeline(pipeline.picture)) {
-            (Some(chain), Some(picture_pipeline)) => {
-                let bind_group = ctx.render_device().create_bind_group(
-                    "lucid_layer_picture_bind_group",
-                    &layout,
-                    &planes_with(&first.texture_view, &first.texture_view),
-                );
-                {
-                    let mut pass = begin_pass(
-                        &mut ctx,
-                        "lucid_layer_picture_pass",
-                        &chain.textures[0].raw,
-                        false,
-                    );
-                    pass.set_render_pipeline(picture_pipeline);
-                    pass.set_bind_group(0, &bind_group, &[]);
-                    pass.draw(0..3, 0..1);
-                }
-                let mut current = 0;
-                for effect in &chain.passes {
-                    let (source, destination) =
-                        (&chain.textures[current], &chain.textures[1 - current]);
-                    if runner.run(
-                        &mut ctx,
-                        &diagnostics,
-                        effect,
-                        EffectTargets {
-                            source: &source.srgb,
-                            source_encoded: &source.raw,
-                            history: &chain.history.1,
-                            destination: &destination.raw,
-                        },
-                    ) {
-                        current = 1 - current;
+    // Each layer's picture: its own, or its effects' result, made at its first blend (run
+    // once, even when a transition draws it on both sides).
+    let mut shown: HashMap<usize, TextureView> = HashMap::new();
+    let mut blend =
+        |(slot, draw): &(usize, LayerDraw), view: &mut CanvasView, ctx: &mut RenderContext| {
+            let picture = draw.rgba.as_ref().unwrap_or(&draw.planes[0]);
+            let (Some(first), Some(u), Some(v)) = (
+                images.get(picture),
+                images.get(&draw.planes[1]),
+                images.get(&draw.planes[2]),
+            ) else {
+                return true;
+            };
+            let uniform = &prepared.buffers[*slot];
+            let planes_with = |backdrop, shown| {
+                layer_entries(
+                    [backdrop, shown, &u.texture_view, &v.texture_view],
+                    &pipeline.sampler,
+                    uniform,
+                )
+            };
+            // The layer's whole work (its effects and its blend) is its time.
+            let span = diagnostics.time_span(
+                ctx.command_encoder(),
+                format!("lucid_layer/{}", draw.number),
+            );
+            if let std::collections::hash_map::Entry::Vacant(slot) = shown.entry(draw.number) {
+                let chain = prepared
+                    .chains
+                    .get(&draw.number)
+                    .filter(|c| !c.passes.is_empty());
+                let picture = match (chain, cache.get_render_pipeline(pipeline.picture)) {
+                    (Some(chain), Some(picture_pipeline)) => {
+                        let bind_group = ctx.render_device().create_bind_group(
+                            "lucid_layer_picture_bind_group",
+                            &layout,
+                            &planes_with(&first.texture_view, &first.texture_view),
+                        );
+                        {
+                            let mut pass = begin_pass(
+                                ctx,
+                                "lucid_layer_picture_pass",
+                                &chain.textures[0].raw,
+                                false,
+                            );
+                            pass.set_render_pipeline(picture_pipeline);
+                            pass.set_bind_group(0, &bind_group, &[]);
+                            pass.draw(0..3, 0..1);
+                        }
+                        let mut current = 0;
+                        for effect in &chain.passes {
+                            let (source, destination) =
+                                (&chain.textures[current], &chain.textures[1 - current]);
+                            if runner.run(
+                                ctx,
+                                &diagnostics,
+                                effect,
+                                EffectTargets {
+                                    source: &source.srgb,
+                                    source_encoded: &source.raw,
+                                    history: &chain.history.1,
+                                    destination: &destination.raw,
+                                    start: None,
+                                },
+                            ) {
+                                current = 1 - current;
+                            }
+                        }
+                        if chain.keep_output {
+                            ctx.command_encoder().copy_texture_to_texture(
+                                chain.textures[current].texture.as_image_copy(),
+                                chain.history.0.as_image_copy(),
+                                extent(chain.size),
+                            );
+                        }
+                        chain.textures[current].raw.clone()
                     }
-                }
-                if chain.keep_output {
-                    ctx.command_encoder().copy_texture_to_texture(
-                        chain.textures[current].texture.as_image_copy(),
-                        chain.history.0.as_image_copy(),
-                        extent(chain.size),
-                    );
-                }
-                &chain.textures[current].raw
+                    _ => first.texture_view.clone(),
+                };
+                slot.insert(picture);
             }
-            _ => &first.texture_view,
-        };
-        let Some(post) = view.post_process_write() else {
+            let Some(post) = view.post_process_write() else {
+                span.end(ctx.command_encoder());
+                return false;
+            };
+            let bind_group = ctx.render_device().create_bind_group(
+                "lucid_layer_bind_group",
+                &layout,
+                &planes_with(post.source_encoded, &shown[&draw.number]),
+            );
+            {
+                let mut pass = begin_pass(ctx, "lucid_layer_pass", post.destination, false);
+                pass.set_render_pipeline(render);
+                pass.set_bind_group(0, &bind_group, &[]);
+                pass.draw(0..3, 0..1);
+            }
             span.end(ctx.command_encoder());
-            return;
+            true
         };
-        let bind_group = ctx.render_device().create_bind_group(
-            "lucid_layer_bind_group",
-            &layout,
-            &planes_with(post.source_encoded, shown),
-        );
-        {
-            let mut pass = begin_pass(&mut ctx, "lucid_layer_pass", post.destination, false);
-            pass.set_render_pipeline(render);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.draw(0..3, 0..1);
+    let Some(transition) = &prepared.transition else {
+        for draw in &prepared.ready {
+            if !blend(draw, &mut view, &mut ctx) {
+                return;
+            }
         }
-        span.end(ctx.command_encoder());
+        return;
+    };
+    // The crossfader's transition: bus A drawn over the video's picture and kept aside,
+    // the picture put back, bus B drawn over it, and the transition mixes the two.
+    let copy = |ctx: &mut RenderContext, from: &Texture, to: &Texture| {
+        ctx.command_encoder().copy_texture_to_texture(
+            from.as_image_copy(),
+            to.as_image_copy(),
+            extent(transition.size),
+        );
+    };
+    let Some(current) = view.current().cloned() else {
+        return;
+    };
+    copy(&mut ctx, &current, &transition.base.texture);
+    for draw in prepared.side(crate::compositor::Bus::A) {
+        if !blend(draw, &mut view, &mut ctx) {
+            return;
+        }
+    }
+    let Some(current) = view.current().cloned() else {
+        return;
+    };
+    copy(&mut ctx, &current, &transition.start.texture);
+    copy(&mut ctx, &transition.base.texture, &current);
+    for draw in prepared.side(crate::compositor::Bus::B) {
+        if !blend(draw, &mut view, &mut ctx) {
+            return;
+        }
+    }
+    if runner.ready_to_run(&transition.pass)
+        && let Some(post) = view.post_process_write()
+    {
+        runner.run(
+            &mut ctx,
+            &diagnostics,
+            &transition.pass,
+            EffectTargets {
+                source: post.source,
+                source_encoded: post.source_encoded,
+                history: &transition.start.srgb,
+                destination: post.destination,
+                start: Some(&transition.start.raw),
+            },
+        );
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::files::{
     GENERATOR_PREFIX, ShowScene, generator_source, layer_specs, load_catalog, master_chain,
+    transition,
 };
 use super::{
     Config, ControlConfig, EffectsConfig, Invocation, LayersConfig, PlaybackConfig, SoundFrom,
@@ -99,6 +100,11 @@ impl Config {
         if let Some((_, effect)) = generator {
             chain.effects.insert(0, effect);
         }
+        let fader_transition = args
+            .transition
+            .as_deref()
+            .map(|t| transition(&catalog, t))
+            .transpose()?;
         let specs = layer_specs(
             &catalog,
             &scene,
@@ -162,6 +168,7 @@ impl Config {
                     SoundFrom::Layer(i) => Some(i),
                     _ => None,
                 },
+                transition: fader_transition,
             },
             outputs: OutputConfig {
                 record: args.record.clone(),

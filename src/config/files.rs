@@ -114,6 +114,17 @@ pub(super) fn generator_source(
 
 /// One `--effect`/`--layer-effect` effect, checked against the catalog.
 fn parse_effect(catalog: &EffectCatalog, arg: &str) -> Result<EffectInstance> {
+    let inst = parse_any_effect(catalog, arg)?;
+    if catalog.get(&inst.effect).is_some_and(|d| d.transition) {
+        return Err(LucidError::Usage(format!(
+            "--effect {arg}: '{}' is an ISF transition: the crossfader plays it (--transition)",
+            inst.effect
+        )));
+    }
+    Ok(inst)
+}
+
+fn parse_any_effect(catalog: &EffectCatalog, arg: &str) -> Result<EffectInstance> {
     let name = arg.split(':').next().unwrap_or_default().trim();
     if let Some(e) = broken_effect(catalog, name) {
         return Err(e);
@@ -123,6 +134,19 @@ fn parse_effect(catalog: &EffectCatalog, arg: &str) -> Result<EffectInstance> {
         |n| catalog.get(n).map(|d| (*d).clone()),
         &catalog.names(),
     )
+}
+
+/// `--transition NAME[:PARAM=VALUE,...]`: an ISF transition, checked against the catalog.
+pub(super) fn transition(catalog: &EffectCatalog, arg: &str) -> Result<EffectInstance> {
+    let inst = parse_any_effect(catalog, arg)
+        .map_err(|e| LucidError::Usage(e.to_string().replace("--effect ", "--transition ")))?;
+    if !catalog.get(&inst.effect).is_some_and(|d| d.transition) {
+        return Err(LucidError::Usage(format!(
+            "--transition {arg}: '{}' is not an ISF transition (startImage, endImage, progress)",
+            inst.effect
+        )));
+    }
+    Ok(inst)
 }
 
 /// The scene's layers, then `--layer`'s (`extra`), with their effect chains (the scene's,

@@ -117,6 +117,8 @@ pub struct LayersConfig {
     pub scene_source: Option<String>,
     /// The layer whose sound the show has (`--audio-from N`, 0-based), if one.
     pub sound: Option<usize>,
+    /// `--transition`: the ISF transition the crossfader plays.
+    pub transition: Option<crate::effects::chain::EffectInstance>,
 }
 
 /// Whose sound the show has (`--audio-from`).

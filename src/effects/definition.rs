@@ -98,6 +98,9 @@ pub struct EffectDef {
     pub uses_previous: bool,
     /// An ISF generator: it draws without an input (a source: `isf:NAME`).
     pub generator: bool,
+    /// An ISF transition (`startImage`, `endImage`, `progress`): the crossfader's
+    /// (`--transition`), not a chain's.
+    pub transition: bool,
     /// ISF `event` inputs: pulses, set back to false once a frame has drawn them.
     pub pulses: Vec<String>,
     /// A multi-pass ISF effect's passes (`wgsl` is then its last pass's).
@@ -211,6 +214,7 @@ impl EffectDef {
             path: path.map(Path::to_path_buf),
             uses_previous: text.contains("previous_color"),
             generator: false,
+            transition: false,
             pulses: Vec::new(),
             passes: None,
             wgsl,

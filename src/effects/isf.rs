@@ -11,7 +11,9 @@
 //! `IMG_*` functions and `texture2D` on the inputs. A vertex shader's work is done per pixel
 //! (ISF vertex shaders compute varyings that are affine in the position, which the
 //! rasterizer's interpolation leaves as they are). What does not run yet is named:
-//! transitions, other image inputs and `IMPORTED`. Multi-pass `PASSES` render into named
+//! other image inputs and `IMPORTED`. Transitions (`startImage`, `endImage`, `progress`)
+//! drive the crossfader (`--transition`): B is the picture the pass reads, A is bound in
+//! the last target slot. Multi-pass `PASSES` render into named
 //! targets (up to [`MAX_TARGETS`], ping-ponged so a pass may read what it writes; kept
 //! between frames; 16-bit float with `FLOAT`), sized by `WIDTH`/`HEIGHT` expressions.
 
@@ -126,11 +128,7 @@ pub fn parse(
         .cloned()
         .unwrap_or_default();
     let kind = kind_of(&inputs);
-    if kind == IsfKind::Transition {
-        return Err(header_err(
-            "a transition (startImage, endImage, progress): not supported yet".into(),
-        ));
-    }
+    let transition = kind == IsfKind::Transition;
     let pass_list = header
         .get("PASSES")
         .and_then(Value::as_array)
@@ -208,6 +206,10 @@ pub fn parse(
         };
         let ty = input.get("TYPE").and_then(Value::as_str).unwrap_or("");
         if input_name == "inputImage" {
+            continue;
+        }
+        // A transition's two pictures: the crossfader's A and B sides.
+        if transition && (input_name == "startImage" || input_name == "endImage") {
             continue;
         }
         if !is_identifier(input_name) {
@@ -322,7 +324,19 @@ pub fn parse(
     for (k, t) in targets.iter().enumerate() {
         let _ = writeln!(defines, "const int {} = {};", t.name, 2 + k);
     }
-    let images = image_functions(targets.len(), audio);
+    if transition {
+        if targets.len() >= MAX_TARGETS {
+            return Err(header_err(format!(
+                "a transition with {} render targets: at most {} (its start image takes one)",
+                targets.len(),
+                MAX_TARGETS - 1
+            )));
+        }
+        // B is the picture the pass draws over; A comes in the last target slot.
+        let _ = writeln!(defines, "const int endImage = inputImage;");
+        let _ = writeln!(defines, "const int startImage = {};", 2 + START_SLOT);
+    }
+    let images = image_functions(targets.len(), audio, transition);
     let last = passes.len() - 1;
     let mut compiled = Vec::with_capacity(passes.len());
     for (i, (target, width, height)) in passes.into_iter().enumerate() {
@@ -361,6 +375,7 @@ pub fn parse(
         .and_then(Value::as_str)
         .unwrap_or(match kind {
             IsfKind::Generator => "ISF generator",
+            IsfKind::Transition => "ISF transition",
             _ => "ISF filter",
         })
         .to_string();
@@ -372,6 +387,7 @@ pub fn parse(
         path: path.map(Path::to_path_buf),
         uses_previous: false,
         generator: kind == IsfKind::Generator,
+        transition,
         pulses,
         passes: multi,
         wgsl,
@@ -380,6 +396,9 @@ pub fn parse(
 
 /// Most render targets an ISF effect's `PASSES` may name (each is a texture binding).
 pub const MAX_TARGETS: usize = 12;
+
+/// The target slot a transition's start image (the crossfader's A side) is bound in.
+pub const START_SLOT: usize = MAX_TARGETS - 1;
 
 /// A multi-pass ISF effect: its passes in order and the targets they render into.
 #[derive(Debug)]
@@ -631,7 +650,7 @@ fn split_header(fs: &str) -> Option<(&str, String)> {
 /// `isf_norm`, `isf_size` and `isf_pixel` for the images this effect has: the input, the
 /// sound (`audio`/`audioFFT` inputs) and `targets` render targets. Only those branches are
 /// made: each costs every sample a comparison.
-fn image_functions(targets: usize, audio: bool) -> String {
+fn image_functions(targets: usize, audio: bool, start: bool) -> String {
     let mut norm =
         String::from("vec4 isf_norm(int image, vec2 c) {\n    vec2 f = vec2(c.x, 1.0 - c.y);\n");
     let mut size = String::from("vec2 isf_size(int image) {\n");
@@ -639,7 +658,8 @@ fn image_functions(targets: usize, audio: bool) -> String {
         norm.push_str("    if (image == isf_audio) { return vec4(vec3(textureLod(sampler2D(lucid_spectrum, lucid_sampler), vec2(c.x, 0.5), 0.0).r), 1.0); }\n");
         size.push_str("    if (image == isf_audio) { return vec2(textureSize(sampler2D(lucid_spectrum, lucid_sampler), 0)); }\n");
     }
-    for k in 0..targets {
+    let slots = (0..targets).chain(start.then_some(START_SLOT));
+    for k in slots {
         let _ = writeln!(
             norm,
             "    if (image == {}) {{ return textureLod(sampler2D(lucid_target{k}, lucid_sampler), f, 0.0); }}",

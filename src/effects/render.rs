@@ -26,7 +26,7 @@ use bevy::render::{
 };
 
 use super::definition::{GLOBALS_BYTES, PARAMS_BYTES};
-use super::isf::MAX_TARGETS;
+use super::isf::{MAX_TARGETS, START_SLOT};
 use crate::sound::analysis::SPECTRUM_BINS;
 use crate::video::pass::{
     begin_pass, bilinear_sampler, extent, queue_fullscreen_pipeline, sized_texture,
@@ -272,6 +272,8 @@ pub struct EffectTargets<'a> {
     pub history: &'a TextureView,
     /// Where the pass writes (plain view).
     pub destination: &'a TextureView,
+    /// A transition's start image (the crossfader's A side, plain view).
+    pub start: Option<&'a TextureView>,
 }
 
 /// Prepares effect passes: the master chain's here, a compositor layer's in
@@ -578,8 +580,11 @@ impl EffectPassRunner<'_> {
         if !pass.subs.is_empty() {
             return self.run_isf(ctx, diagnostics, pass, &targets);
         }
-        let blanks: Vec<TextureView> = (0..MAX_TARGETS).map(|_| layout.blank.clone()).collect();
-        let bind_group = self.bind_group(ctx, pass, &pass.globals, &pass.params, &targets, &blanks);
+        let mut reads: Vec<TextureView> = (0..MAX_TARGETS).map(|_| layout.blank.clone()).collect();
+        if let Some(start) = targets.start {
+            reads[START_SLOT] = start.clone();
+        }
+        let bind_group = self.bind_group(ctx, pass, &pass.globals, &pass.params, &targets, &reads);
         let span = diagnostics.time_span(ctx.command_encoder(), pass.label.clone());
         {
             let mut render_pass = begin_pass(ctx, "lucid_effect_pass", targets.destination, false);
@@ -761,6 +766,7 @@ fn run_chain(
                     source_encoded: post.source_encoded,
                     history: history_view,
                     destination: post.destination,
+                    start: None,
                 },
             );
         }

@@ -61,7 +61,9 @@ pub(super) fn setup_canvas(
     rgba_read: bool,
 ) {
     let mut target = Image::new_target_texture(size.x, size.y, CANVAS_FORMAT, None);
-    target.texture_descriptor.usage |= TextureUsages::COPY_SRC;
+    // Copied from (outputs' readback, feedback) and into (a transition restores the
+    // video's picture before drawing the crossfader's B side).
+    target.texture_descriptor.usage |= TextureUsages::COPY_SRC | TextureUsages::COPY_DST;
     // The video pass writes, and the YUV pass reads, the encoded bytes (render::CanvasView).
     target.texture_descriptor.view_formats = &[CANVAS_RAW_FORMAT];
     // Nothing on the CPU reads the canvas's initial pixels: the render world takes them.

@@ -135,7 +135,28 @@ impl CanvasTexture {
             CANVAS_FORMAT,
             TextureUsages::RENDER_ATTACHMENT
                 | TextureUsages::TEXTURE_BINDING
-                | TextureUsages::COPY_SRC,
+                | TextureUsages::COPY_SRC
+                // A transition puts the video's picture back before drawing bus B.
+                | TextureUsages::COPY_DST,
+            &[CANVAS_RAW_FORMAT],
+        ))
+    }
+
+    /// As [`create`](Self::create), and a copy can land in it (a picture kept aside).
+    pub fn create_copyable(
+        device: &RenderDevice,
+        label: &'static str,
+        size: UVec2,
+    ) -> CanvasTexture {
+        CanvasTexture::new(pass::sized_texture(
+            device,
+            label,
+            size,
+            CANVAS_FORMAT,
+            TextureUsages::RENDER_ATTACHMENT
+                | TextureUsages::TEXTURE_BINDING
+                | TextureUsages::COPY_SRC
+                | TextureUsages::COPY_DST,
             &[CANVAS_RAW_FORMAT],
         ))
     }

@@ -7,7 +7,7 @@ use tracing::{info, warn};
 
 use super::*;
 use crate::compositor::AtEnd;
-use crate::compositor::render::{LayerDraw, LayerDraws};
+use crate::compositor::render::{LayerDraw, LayerDraws, TransitionDraw};
 use crate::decode::SourceEnd;
 use crate::decode::frame::{Picture, VideoFrame};
 use crate::effects::ChainPasses;
@@ -29,6 +29,7 @@ pub(super) fn advance_layers(
     mut last: Local<f64>,
     mut fader: ResMut<Fader>,
     mut chains: ChainPasses,
+    (transition, mut transition_draw): (Option<Res<FaderTransition>>, ResMut<TransitionDraw>),
 ) {
     let Some(canvas) = canvas else { return };
     let Some(tick) = presented.read().last().copied() else {
@@ -59,7 +60,12 @@ pub(super) fn advance_layers(
         let Some(textures) = &layer.textures else {
             continue;
         };
-        let opacity = layer.opacity * layer.fade * fader.0.weight(layer.spec.bus);
+        // With a transition, each side is drawn whole and the transition mixes them.
+        let weight = match transition {
+            Some(_) => 1.0,
+            None => fader.0.weight(layer.spec.bus),
+        };
+        let opacity = layer.opacity * layer.fade * weight;
         if opacity <= 0.0 || layer.muted {
             continue;
         }
@@ -70,6 +76,11 @@ pub(super) fn advance_layers(
             effects,
             keep_output,
             number: i + 1,
+            bus: if transition.is_some() {
+                layer.spec.bus
+            } else {
+                crate::compositor::Bus::Both
+            },
             planes: textures.planes.clone(),
             rgba: textures.rgba.clone(),
             video: textures.video,
@@ -83,6 +94,21 @@ pub(super) fn advance_layers(
             ),
         });
     }
+    transition_draw.0 = transition.and_then(|t| {
+        let mut inst = t.0.clone();
+        // `progress` is the crossfader's position after its curve.
+        inst.params.insert(
+            "progress".into(),
+            crate::effects::definition::ParamValue::Float(
+                fader.0.weight(crate::compositor::Bus::B),
+            ),
+        );
+        chains
+            .build(std::slice::from_ref(&inst), canvas.size, false)
+            .0
+            .into_iter()
+            .next()
+    });
 }
 
 /// Each layer's pass time, from Bevy's render diagnostics (present with `--stats-json`, a
