@@ -3,6 +3,7 @@
 //! it windowed or headless, and reports how it ended.
 //!
 //! - [`plugins`]: the app, one plugin per feature, each taking its part of the config.
+//! - [`check`]: `--check-effects`, one headless show per effect.
 //! - [`shutdown`]: how a show ends (duration, window, stop requests, draining outputs).
 //! - [`signal`]: SIGINT/SIGTERM and the stop watchdog.
 //! - [`display`]: the window's display, checked before the renderer starts; [`x11`]: the
@@ -10,6 +11,7 @@
 //! - [`session_env`]: the environment fixed before any thread starts (Mesa's device-select
 //!   layer off where there is no Wayland session to ask).
 
+mod check;
 mod display;
 mod plugins;
 pub mod session_env;
@@ -84,7 +86,9 @@ pub fn run(invocation: Invocation) -> Result<()> {
         }
         Invocation::ListEffects(catalog) => print_listing(&catalog.describe()),
         Invocation::CheckEffects(catalog) => {
-            let (report, failed) = catalog.check();
+            let (report, failed) = check::check_effects(&catalog, &mut |line| {
+                tracing::info!("{line}");
+            });
             print_listing(&report);
             if failed > 0 {
                 return Err(LucidError::EffectsFailed(failed));

@@ -252,28 +252,6 @@ impl EffectCatalog {
 }
 
 impl EffectCatalog {
-    /// `--check-effects`: a line per effect (`ok NAME`, `error NAME: reason`), then `N of
-    /// M effects load`; and how many failed.
-    pub fn check(&self) -> (String, usize) {
-        use std::fmt::Write as _;
-        let mut out = String::new();
-        let mut failed = 0;
-        for (name, entry) in &self.entries {
-            match &entry.error {
-                Some(e) => {
-                    failed += 1;
-                    let _ = writeln!(out, "error {name}: {e}");
-                }
-                None => {
-                    let _ = writeln!(out, "ok {name}");
-                }
-            }
-        }
-        let total = self.entries.len();
-        let _ = writeln!(out, "{} of {total} effects load", total - failed);
-        (out, failed)
-    }
-
     /// `--list-effects`: every effect with its parameters, ranges and defaults.
     pub fn describe(&self) -> String {
         use std::fmt::Write as _;

@@ -31,8 +31,9 @@ pub use super::params::{ParamDef, ParamKind, ParamValue};
 pub(super) use super::shader::compose;
 pub use super::shader::{Globals, MAX_SHADER_MEMORY, pack_globals, validate};
 
-/// Most parameters an effect may declare (the parameter block is 16 bytes each).
-pub const MAX_PARAMS: usize = 16;
+/// Most parameters an effect may declare (the parameter block is 16 bytes each; ISF files
+/// with twenty-odd inputs exist).
+pub const MAX_PARAMS: usize = 32;
 
 /// Bytes of the parameter uniform block every effect gets (fixed so buffers are reused).
 pub const PARAMS_BYTES: usize = MAX_PARAMS * 16;
@@ -104,7 +105,7 @@ pub struct EffectDef {
     /// ISF `event` inputs: pulses, set back to false once a frame has drawn them.
     pub pulses: Vec<String>,
     /// A multi-pass ISF effect's passes (`wgsl` is then its last pass's).
-    pub passes: Option<std::sync::Arc<super::isf::Passes>>,
+    pub passes: Option<std::sync::Arc<super::passes::Passes>>,
     /// The complete WGSL: the user's text, then Lucid's prelude.
     pub wgsl: String,
 }

@@ -24,6 +24,7 @@ use serde_json::Value;
 
 use super::definition::{EffectDef, EffectError, MAX_PARAMS};
 use super::params::{ParamDef, ParamKind, ParamValue};
+use super::passes::{ImportedImage, MAX_TARGETS, Pass, Passes, START_SLOT, SizeExpr, Target};
 
 /// Lines of GLSL Lucid puts before the `.fs`'s own (kept blank where its header was, so a
 /// line of the `.fs` keeps its number after them).
@@ -192,9 +193,6 @@ pub fn parse(
     if passes.is_empty() {
         passes.push((None, None, None));
     }
-    if header.get("IMPORTED").is_some_and(|v| !is_empty(v)) {
-        return Err(header_err("IMPORTED images: not supported yet".into()));
-    }
     let mut params = Vec::new();
     let mut defines = String::new();
     let mut assigns = String::new();
@@ -324,6 +322,29 @@ pub fn parse(
     for (k, t) in targets.iter().enumerate() {
         let _ = writeln!(defines, "const int {} = {};", t.name, 2 + k);
     }
+    let imported = imported_images(&header, path).map_err(header_err)?;
+    for (j, image) in imported.iter().enumerate() {
+        let _ = writeln!(
+            defines,
+            "const int {} = {};",
+            image.name,
+            2 + targets.len() + j
+        );
+    }
+    let slots = targets.len() + imported.len();
+    if slots > MAX_TARGETS || (transition && slots >= MAX_TARGETS) {
+        return Err(header_err(format!(
+            "{} render targets and {} imported images: at most {} together{}",
+            targets.len(),
+            imported.len(),
+            MAX_TARGETS,
+            if transition {
+                ", less the transition's start image"
+            } else {
+                ""
+            }
+        )));
+    }
     if transition {
         if targets.len() >= MAX_TARGETS {
             return Err(header_err(format!(
@@ -336,7 +357,7 @@ pub fn parse(
         let _ = writeln!(defines, "const int endImage = inputImage;");
         let _ = writeln!(defines, "const int startImage = {};", 2 + START_SLOT);
     }
-    let images = image_functions(targets.len(), audio, transition);
+    let images = image_functions(slots, audio, transition);
     let last = passes.len() - 1;
     let mut compiled = Vec::with_capacity(passes.len());
     for (i, (target, width, height)) in passes.into_iter().enumerate() {
@@ -364,10 +385,11 @@ pub fn parse(
         });
     }
     let wgsl = compiled[last].wgsl.clone();
-    let multi = (compiled.len() > 1 || !targets.is_empty()).then(|| {
+    let multi = (compiled.len() > 1 || !targets.is_empty() || !imported.is_empty()).then(|| {
         std::sync::Arc::new(Passes {
             passes: compiled,
             targets,
+            imported: imported.into_iter().map(std::sync::Arc::new).collect(),
         })
     });
     let description = header
@@ -394,219 +416,64 @@ pub fn parse(
     })
 }
 
-/// Most render targets an ISF effect's `PASSES` may name (each is a texture binding).
-pub const MAX_TARGETS: usize = 12;
+/// Largest imported image side (a texture every GPU takes).
+const MAX_IMPORTED_SIDE: u32 = 4096;
 
-/// The target slot a transition's start image (the crossfader's A side) is bound in.
-pub const START_SLOT: usize = MAX_TARGETS - 1;
-
-/// A multi-pass ISF effect: its passes in order and the targets they render into.
-#[derive(Debug)]
-pub struct Passes {
-    /// In order; the last one's output is the effect's.
-    pub passes: Vec<Pass>,
-    /// The named targets, in order of first use (image `2 + index` in the shaders).
-    pub targets: Vec<Target>,
-}
-
-/// One pass.
-#[derive(Debug)]
-pub struct Pass {
-    /// Its shader (`PASSINDEX` set; the last mixes with the input like any effect).
-    pub wgsl: String,
-    /// The target it renders into (the last pass also renders the output).
-    pub target: Option<usize>,
-    /// `WIDTH`, `HEIGHT`: the canvas's when absent.
-    pub width: Option<SizeExpr>,
-    /// See `width`.
-    pub height: Option<SizeExpr>,
-}
-
-/// A render target.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Target {
-    /// Its name in the shader.
-    pub name: String,
-    /// Keeps its content from frame to frame (feedback).
-    pub persistent: bool,
-    /// 16-bit float texels instead of 8-bit.
-    pub float: bool,
-}
-
-/// A pass's `WIDTH` or `HEIGHT`: an expression of `$WIDTH`, `$HEIGHT` and the inputs
-/// (`floor($WIDTH/4.0)`, `$WIDTH*min(0.5,1.0)`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct SizeExpr(pub String);
-
-impl SizeExpr {
-    /// Parses `text` once with made-up values, so a bad expression fails at load.
-    fn check(text: &str) -> Result<(), String> {
-        SizeExpr(text.to_string()).eval(&|_| Some(1.0)).map(|_| ())
-    }
-
-    /// The value, with `var` giving `$NAME`'s.
-    pub fn eval(&self, var: &dyn Fn(&str) -> Option<f64>) -> Result<f64, String> {
-        let tokens = tokenize(&self.0)?;
-        let mut p = ExprParser {
-            tokens: &tokens,
-            at: 0,
-            var,
-        };
-        let v = p.sum()?;
-        if p.at != tokens.len() {
-            return Err(format!("unexpected '{}'", tokens[p.at]));
-        }
-        Ok(v)
-    }
-
-    /// The size in pixels for a `canvas` side, `canvas`/`other` being `$WIDTH`/`$HEIGHT`
-    /// as the pass's side is a width or a height, and `param` an input's value.
-    pub fn pixels(
-        expr: Option<&SizeExpr>,
-        (width, height): (u32, u32),
-        canvas_side: u32,
-        param: &dyn Fn(&str) -> Option<f64>,
-    ) -> u32 {
-        let Some(expr) = expr else {
-            return canvas_side;
-        };
-        let var = |name: &str| match name {
-            "WIDTH" => Some(f64::from(width)),
-            "HEIGHT" => Some(f64::from(height)),
-            other => param(other),
-        };
-        expr.eval(&var)
-            .ok()
-            .filter(|v| v.is_finite())
-            .map_or(canvas_side, |v| v.round().clamp(1.0, 8192.0) as u32)
-    }
-}
-
-fn tokenize(text: &str) -> Result<Vec<String>, String> {
-    let mut tokens = Vec::new();
-    let chars: Vec<char> = text.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if c.is_whitespace() {
-            i += 1;
-        } else if "+-*/(),".contains(c) {
-            tokens.push(c.to_string());
-            i += 1;
-        } else if c.is_ascii_digit() || c == '.' {
-            let start = i;
-            while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
-                i += 1;
+/// The `IMPORTED` images (`{"NAME": {"PATH": "file.png"}}` or `[{"NAME":, "PATH":}]`),
+/// read from beside the `.fs`.
+fn imported_images(header: &Value, fs: Option<&Path>) -> Result<Vec<ImportedImage>, String> {
+    let entries: Vec<(String, String)> = match header.get("IMPORTED") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Object(o)) => o
+            .iter()
+            .map(|(name, v)| {
+                let path = v.get("PATH").and_then(Value::as_str).unwrap_or_default();
+                (name.clone(), path.to_string())
+            })
+            .collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| {
+                let name = v.get("NAME").and_then(Value::as_str).unwrap_or_default();
+                let path = v.get("PATH").and_then(Value::as_str).unwrap_or_default();
+                (name.to_string(), path.to_string())
+            })
+            .collect(),
+        Some(other) => return Err(format!("IMPORTED: {other} is not a list of images")),
+    };
+    let folder = fs.and_then(Path::parent).unwrap_or(Path::new("."));
+    entries
+        .into_iter()
+        .map(|(name, path)| {
+            if !is_identifier(&name) {
+                return Err(format!("IMPORTED '{name}': not a GLSL name"));
             }
-            tokens.push(chars[start..i].iter().collect());
-        } else if c == '$' || c.is_ascii_alphabetic() || c == '_' {
-            let start = i;
-            i += 1;
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
-                i += 1;
+            if path.is_empty() {
+                return Err(format!("IMPORTED '{name}': no PATH"));
             }
-            tokens.push(chars[start..i].iter().collect());
-        } else {
-            return Err(format!("'{c}' is not part of a size expression"));
-        }
-    }
-    Ok(tokens)
-}
-
-struct ExprParser<'a> {
-    tokens: &'a [String],
-    at: usize,
-    var: &'a dyn Fn(&str) -> Option<f64>,
-}
-
-impl ExprParser<'_> {
-    fn peek(&self) -> Option<&str> {
-        self.tokens.get(self.at).map(String::as_str)
-    }
-
-    fn next(&mut self) -> Option<String> {
-        let t = self.tokens.get(self.at).cloned();
-        self.at += 1;
-        t
-    }
-
-    fn sum(&mut self) -> Result<f64, String> {
-        let mut v = self.product()?;
-        while let Some(op) = self.peek().filter(|t| *t == "+" || *t == "-") {
-            let plus = op == "+";
-            self.at += 1;
-            let r = self.product()?;
-            v = if plus { v + r } else { v - r };
-        }
-        Ok(v)
-    }
-
-    fn product(&mut self) -> Result<f64, String> {
-        let mut v = self.unary()?;
-        while let Some(op) = self.peek().filter(|t| *t == "*" || *t == "/") {
-            let times = op == "*";
-            self.at += 1;
-            let r = self.unary()?;
-            v = if times { v * r } else { v / r };
-        }
-        Ok(v)
-    }
-
-    fn unary(&mut self) -> Result<f64, String> {
-        if self.peek() == Some("-") {
-            self.at += 1;
-            return Ok(-self.unary()?);
-        }
-        self.atom()
-    }
-
-    fn atom(&mut self) -> Result<f64, String> {
-        let token = self.next().ok_or("the expression ends too soon")?;
-        if token == "(" {
-            let v = self.sum()?;
-            return match self.next().as_deref() {
-                Some(")") => Ok(v),
-                _ => Err("a '(' is not closed".into()),
-            };
-        }
-        if let Some(name) = token.strip_prefix('$') {
-            return (self.var)(name).ok_or_else(|| format!("${name} is not known"));
-        }
-        if let Ok(v) = token.parse::<f64>() {
-            return Ok(v);
-        }
-        // A function: floor, ceil, round, abs, min, max, pow, sqrt.
-        if self.next().as_deref() != Some("(") {
-            return Err(format!("'{token}' is not a number, $VARIABLE or function"));
-        }
-        let mut args = vec![self.sum()?];
-        while self.peek() == Some(",") {
-            self.at += 1;
-            args.push(self.sum()?);
-        }
-        if self.next().as_deref() != Some(")") {
-            return Err(format!("{token}( is not closed"));
-        }
-        let one = |f: fn(f64) -> f64| match args.as_slice() {
-            [a] => Ok(f(*a)),
-            _ => Err(format!("{token} takes one value")),
-        };
-        let two = |f: fn(f64, f64) -> f64| match args.as_slice() {
-            [a, b] => Ok(f(*a, *b)),
-            _ => Err(format!("{token} takes two values")),
-        };
-        match token.as_str() {
-            "floor" => one(f64::floor),
-            "ceil" => one(f64::ceil),
-            "round" => one(f64::round),
-            "abs" => one(f64::abs),
-            "sqrt" => one(f64::sqrt),
-            "min" => two(f64::min),
-            "max" => two(f64::max),
-            "pow" => two(f64::powf),
-            other => Err(format!("'{other}' is not a function of size expressions")),
-        }
-    }
+            let file = folder.join(&path);
+            let image = image::ImageReader::open(&file)
+                .map_err(|e| format!("IMPORTED '{name}': {}: {e}", file.display()))?
+                .with_guessed_format()
+                .map_err(|e| format!("IMPORTED '{name}': {}: {e}", file.display()))?
+                .decode()
+                .map_err(|e| format!("IMPORTED '{name}': {}: {e}", file.display()))?;
+            if image.width().max(image.height()) > MAX_IMPORTED_SIDE {
+                return Err(format!(
+                    "IMPORTED '{name}': {} is {}x{} (at most {MAX_IMPORTED_SIDE} a side)",
+                    file.display(),
+                    image.width(),
+                    image.height()
+                ));
+            }
+            let rgba = image.to_rgba8();
+            Ok(ImportedImage {
+                name,
+                size: rgba.dimensions(),
+                rgba: rgba.into_raw(),
+            })
+        })
+        .collect()
 }
 
 fn truthy(v: Option<&Value>) -> bool {
@@ -853,13 +720,20 @@ fn compile(
     for entry in &mut module.entry_points {
         entry.name = "lucid_fragment".into();
     }
+    return_zero_at_the_end(&mut module);
+    convert_returned_scalars(&mut module);
     let info = naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),
         naga::valid::Capabilities::default(),
     )
     .validate(&module)
     .map_err(|e| {
-        let short = format!("{origin}: {}", e.as_inner());
+        let mut short = format!("{origin}: {}", e.as_inner());
+        let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e.as_inner());
+        while let Some(inner) = source {
+            let _ = write!(short, ": {inner}");
+            source = inner.source();
+        }
         EffectError::Compile {
             full: short.clone(),
             short,
@@ -876,6 +750,179 @@ fn compile(
     )
 }
 
+/// A function that can reach its end without returning its value (`if ... return a; else
+/// if ... return b;` and nothing after) is undefined in GLSL, and every GL driver returns
+/// zero there; naga refuses it (its front end ends such paths with a value-less `return`).
+/// Those paths return zero here.
+fn return_zero_at_the_end(module: &mut naga::Module) {
+    for (_, function) in module.functions.iter_mut() {
+        let Some(result) = &function.result else {
+            continue;
+        };
+        let zero = function.expressions.append(
+            naga::Expression::ZeroValue(result.ty),
+            naga::Span::UNDEFINED,
+        );
+        give_returns(&mut function.body, zero);
+        if !matches!(function.body.last(), Some(naga::Statement::Return { .. })) {
+            function.body.push(
+                naga::Statement::Return { value: Some(zero) },
+                naga::Span::UNDEFINED,
+            );
+        }
+    }
+}
+
+/// GLSL converts a returned `int` to a `float` function's type (`return 0;`); naga does
+/// not. Each such return gets the conversion.
+fn convert_returned_scalars(module: &mut naga::Module) {
+    use naga::{Expression, Scalar, TypeInner};
+    let mut fixes = Vec::new();
+    for (handle, function) in module.functions.iter() {
+        let Some(result) = &function.result else {
+            continue;
+        };
+        let TypeInner::Scalar(want) = module.types[result.ty].inner else {
+            continue;
+        };
+        let ctx = naga::proc::ResolveContext::with_locals(
+            module,
+            &function.local_variables,
+            &function.arguments,
+        );
+        let mut typifier = naga::front::Typifier::new();
+        let mut returned = Vec::new();
+        collect_returns(&function.body, &mut returned);
+        let mismatched: Vec<_> = returned
+            .into_iter()
+            .filter(|e| {
+                typifier.grow(*e, &function.expressions, &ctx).is_ok()
+                    && matches!(
+                        typifier.get(*e, &module.types),
+                        TypeInner::Scalar(Scalar { kind, .. }) if *kind != want.kind
+                    )
+            })
+            .collect();
+        if !mismatched.is_empty() {
+            fixes.push((handle, want, mismatched));
+        }
+    }
+    for (handle, want, mismatched) in fixes {
+        let function = &mut module.functions[handle];
+        let converted: Vec<_> = mismatched
+            .iter()
+            .map(|e| {
+                let to = function.expressions.append(
+                    Expression::As {
+                        expr: *e,
+                        kind: want.kind,
+                        convert: Some(want.width),
+                    },
+                    naga::Span::UNDEFINED,
+                );
+                (*e, to)
+            })
+            .collect();
+        convert_in(&mut function.body, &converted);
+    }
+}
+
+fn collect_returns(block: &naga::Block, out: &mut Vec<naga::Handle<naga::Expression>>) {
+    for statement in block.iter() {
+        match statement {
+            naga::Statement::Return { value: Some(e) } => out.push(*e),
+            naga::Statement::Block(inner) => collect_returns(inner, out),
+            naga::Statement::If { accept, reject, .. } => {
+                collect_returns(accept, out);
+                collect_returns(reject, out);
+            }
+            naga::Statement::Switch { cases, .. } => {
+                for case in cases {
+                    collect_returns(&case.body, out);
+                }
+            }
+            naga::Statement::Loop {
+                body, continuing, ..
+            } => {
+                collect_returns(body, out);
+                collect_returns(continuing, out);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Each `return e` of `converted`'s `(e, to)` becomes `emit to; return to`.
+fn convert_in(
+    block: &mut naga::Block,
+    converted: &[(
+        naga::Handle<naga::Expression>,
+        naga::Handle<naga::Expression>,
+    )],
+) {
+    for statement in block.iter_mut() {
+        match statement {
+            naga::Statement::Return { value: Some(e) } => {
+                if let Some((_, to)) = converted.iter().find(|(from, _)| from == e) {
+                    let mut replacement = naga::Block::with_capacity(2);
+                    replacement.push(
+                        naga::Statement::Emit(naga::Range::new_from_bounds(*to, *to)),
+                        naga::Span::UNDEFINED,
+                    );
+                    replacement.push(
+                        naga::Statement::Return { value: Some(*to) },
+                        naga::Span::UNDEFINED,
+                    );
+                    *statement = naga::Statement::Block(replacement);
+                }
+            }
+            naga::Statement::Block(inner) => convert_in(inner, converted),
+            naga::Statement::If { accept, reject, .. } => {
+                convert_in(accept, converted);
+                convert_in(reject, converted);
+            }
+            naga::Statement::Switch { cases, .. } => {
+                for case in cases {
+                    convert_in(&mut case.body, converted);
+                }
+            }
+            naga::Statement::Loop {
+                body, continuing, ..
+            } => {
+                convert_in(body, converted);
+                convert_in(continuing, converted);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Every value-less `return` in `block` (and the blocks in it) returns `zero`.
+fn give_returns(block: &mut naga::Block, zero: naga::Handle<naga::Expression>) {
+    for statement in block.iter_mut() {
+        match statement {
+            naga::Statement::Return { value } if value.is_none() => *value = Some(zero),
+            naga::Statement::Block(inner) => give_returns(inner, zero),
+            naga::Statement::If { accept, reject, .. } => {
+                give_returns(accept, zero);
+                give_returns(reject, zero);
+            }
+            naga::Statement::Switch { cases, .. } => {
+                for case in cases {
+                    give_returns(&mut case.body, zero);
+                }
+            }
+            naga::Statement::Loop {
+                body, continuing, ..
+            } => {
+                give_returns(body, zero);
+                give_returns(continuing, zero);
+            }
+            _ => {}
+        }
+    }
+}
+
 fn number(v: Option<&Value>) -> Option<f32> {
     v.and_then(Value::as_f64).map(|f| f as f32)
 }
@@ -884,15 +931,6 @@ fn numbers(v: Option<&Value>) -> Vec<f32> {
     v.and_then(Value::as_array)
         .map(|a| a.iter().filter_map(|x| number(Some(x))).collect())
         .unwrap_or_default()
-}
-
-fn is_empty(v: &Value) -> bool {
-    match v {
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.is_empty(),
-        Value::Null => true,
-        _ => false,
-    }
 }
 
 fn is_identifier(s: &str) -> bool {

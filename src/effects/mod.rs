@@ -15,6 +15,7 @@ pub mod chain;
 pub mod definition;
 pub mod isf;
 pub mod params;
+pub mod passes;
 pub mod render;
 pub mod shader;
 pub mod tempo;
@@ -464,7 +465,7 @@ impl ChainPasses<'_> {
         &mut self,
         inst: &chain::EffectInstance,
         def: &Arc<EffectDef>,
-        multi: &isf::Passes,
+        multi: &passes::Passes,
         size: UVec2,
         layer: bool,
     ) -> render::IsfFrame {
@@ -481,8 +482,8 @@ impl ChainPasses<'_> {
             .enumerate()
             .map(|(i, pass)| {
                 let pass_size = UVec2::new(
-                    isf::SizeExpr::pixels(pass.width.as_ref(), canvas, size.x, &param),
-                    isf::SizeExpr::pixels(pass.height.as_ref(), canvas, size.y, &param),
+                    passes::SizeExpr::pixels(pass.width.as_ref(), canvas, size.x, &param),
+                    passes::SizeExpr::pixels(pass.height.as_ref(), canvas, size.y, &param),
                 );
                 let key = (inst.effect.clone(), i);
                 let shader = match self.shaders.by_pass.get(&key) {
@@ -507,6 +508,7 @@ impl ChainPasses<'_> {
         render::IsfFrame {
             passes,
             float: multi.targets.iter().map(|t| t.float).collect(),
+            imported: multi.imported.clone(),
         }
     }
 

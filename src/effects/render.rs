@@ -26,7 +26,7 @@ use bevy::render::{
 };
 
 use super::definition::{GLOBALS_BYTES, PARAMS_BYTES};
-use super::isf::{MAX_TARGETS, START_SLOT};
+use super::passes::{ImportedImage, MAX_TARGETS, START_SLOT};
 use crate::sound::analysis::SPECTRUM_BINS;
 use crate::video::pass::{
     begin_pass, bilinear_sampler, extent, queue_fullscreen_pipeline, sized_texture,
@@ -55,6 +55,8 @@ pub struct IsfFrame {
     pub passes: Vec<SubPassFrame>,
     /// Per render target: 16-bit float texels.
     pub float: Vec<bool>,
+    /// `IMPORTED` images, bound after the targets.
+    pub imported: Vec<Arc<ImportedImage>>,
 }
 
 /// One pass of a multi-pass ISF effect.
@@ -185,6 +187,8 @@ pub struct EffectPipelines {
     by_shader: HashMap<(AssetId<Shader>, TextureFormat), CachedRenderPipelineId>,
     /// Multi-pass ISF effects' render targets, by chain slot (the pass's label).
     targets: HashMap<String, Vec<TargetTextures>>,
+    /// ISF effects' imported images, uploaded once, by chain slot: (which image, view).
+    imported: HashMap<String, Vec<(Arc<ImportedImage>, TextureView)>>,
     /// Per effect: the newest pipeline that was ready.
     last_good: HashMap<String, CachedRenderPipelineId>,
     reported: HashSet<CachedRenderPipelineId>,
@@ -469,13 +473,57 @@ impl EffectPassPrep<'_> {
                 targets.push(made);
             }
         }
+        // Imported images: uploaded when first seen (or when the file was reloaded).
+        let uploaded = self
+            .pipelines
+            .imported
+            .entry(label.to_string())
+            .or_default();
+        let current = uploaded.len() == isf.imported.len()
+            && uploaded
+                .iter()
+                .zip(&isf.imported)
+                .all(|((a, _), b)| Arc::ptr_eq(a, b));
+        if !current {
+            *uploaded = isf
+                .imported
+                .iter()
+                .map(|image| {
+                    let size = UVec2::new(image.size.0, image.size.1);
+                    let texture = sized_texture(
+                        &device,
+                        "lucid_isf_imported",
+                        size,
+                        CANVAS_RAW_FORMAT,
+                        TextureUsages::TEXTURE_BINDING | TextureUsages::COPY_DST,
+                        &[],
+                    );
+                    self.queue.write_texture(
+                        texture.as_image_copy(),
+                        &image.rgba,
+                        TexelCopyBufferLayout {
+                            offset: 0,
+                            bytes_per_row: Some(size.x * 4),
+                            rows_per_image: None,
+                        },
+                        extent(size),
+                    );
+                    let view = texture.create_view(&TextureViewDescriptor::default());
+                    (image.clone(), view)
+                })
+                .collect();
+        }
+        let imported: Vec<TextureView> = uploaded.iter().map(|(_, v)| v.clone()).collect();
+        let targets = self.pipelines.targets.get_mut(label)?;
         let mut subs = Vec::with_capacity(isf.passes.len());
         for (sub, (into, out)) in isf.passes.iter().zip(pipelines) {
             let reads: Vec<TextureView> = (0..MAX_TARGETS)
-                .map(|k| {
-                    targets
-                        .get(k)
-                        .map_or(blank.clone(), |t| t.views[t.front].clone())
+                .map(|k| match targets.get(k) {
+                    Some(t) => t.views[t.front].clone(),
+                    None => imported
+                        .get(k - targets.len())
+                        .cloned()
+                        .unwrap_or_else(|| blank.clone()),
                 })
                 .collect();
             let write = sub.target.and_then(|k| targets.get_mut(k)).map(|t| {
