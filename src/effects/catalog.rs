@@ -347,6 +347,45 @@ mod tests {
         assert!(err.contains("solid.wgsl:2:"), "{err}");
     }
 
+    #[test]
+    fn isf_files_reload_with_their_vertex_shader_and_keep_the_last_good_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut catalog = EffectCatalog::load(Some(dir.path()));
+        let fs = dir.path().join("Shift.fs");
+        let good = "/*{ \"INPUTS\": [ { \"NAME\": \"inputImage\", \"TYPE\": \"image\" } ] }*/\nvarying vec2 shifted;\nvoid main() {\n    gl_FragColor = IMG_NORM_PIXEL(inputImage, shifted);\n}\n";
+        std::fs::write(&fs, good).unwrap();
+        std::fs::write(
+            dir.path().join("Shift.vs"),
+            "varying vec2 shifted;\nvoid main() {\n    isf_vertShaderInit();\n    shifted = isf_FragNormCoord + vec2(0.1, 0.0);\n}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            catalog.rescan(),
+            vec![CatalogChange::Loaded("Shift".into())]
+        );
+        let first = catalog.get("Shift").unwrap();
+        assert!(first.wgsl.contains("lucid_fragment"));
+        // An edit to the .vs alone reloads the effect; a broken one keeps the good version
+        // and says where, in the .vs.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(
+            dir.path().join("Shift.vs"),
+            "varying vec2 shifted;\nvoid main() {\n    shifted = isf_FragNormCoord + nope;\n}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            catalog.rescan(),
+            vec![CatalogChange::Failed("Shift".into())]
+        );
+        let entry = &catalog.entries["Shift"];
+        assert!(
+            Arc::ptr_eq(entry.def.as_ref().unwrap(), &first),
+            "the good version stays"
+        );
+        let err = entry.error.as_ref().unwrap().to_string();
+        assert!(err.contains("Shift.vs:3:"), "{err}");
+    }
+
     const SOLID: &str = "/*{ \"name\": \"solid\", \"params\": [] }*/\nfn effect(uv: vec2<f32>) -> vec4<f32> { return vec4(1.0); }\n";
 
     #[test]
