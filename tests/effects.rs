@@ -19,6 +19,9 @@ use support::*;
 const W: usize = 320;
 const H: usize = 180;
 const FRAMES: usize = 4;
+/// The clip's rate: slow enough that a loaded machine renders each frame in its time (the
+/// pipe is paced in real time, and a frame drawn late is skipped, not piped).
+const CLIP_FPS: f32 = 10.0;
 const LIMIT: Duration = Duration::from_secs(90);
 
 /// An image as effects see it: sRGB-encoded RGB, 0..1.
@@ -273,7 +276,7 @@ fn clip() -> &'static Clip {
         let path = dir.path().join("clip.y4m");
         let status = Command::new("ffmpeg")
             .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i"])
-            .arg(format!("testsrc2=size={W}x{H}:rate=30"))
+            .arg(format!("testsrc2=size={W}x{H}:rate={CLIP_FPS}"))
             .args(["-frames:v", &FRAMES.to_string(), "-pix_fmt", "yuv420p"])
             .arg(&path)
             .status()
@@ -723,7 +726,7 @@ fn finite_input_gets_stream_time_and_renders_the_same_twice() {
         assert!(a.px == b.px, "frame {n} differs between two renders");
         let px = a.px[W * H / 2 + W / 2];
         let want = [
-            ((n as f32 / 30.0 * 2.0).fract() * 255.0).round(),
+            ((n as f32 / CLIP_FPS * 2.0).fract() * 255.0).round(),
             n as f32,
             (W as f32 / 1000.0 * 255.0).round(),
         ];
@@ -1123,7 +1126,12 @@ void main() {
         edges.push((t, edge));
     });
     let t0 = edges.first().map(|e| e.0).unwrap_or_default();
-    assert!(edges.len() > 40, "{} frames with both sides", edges.len());
+    // Real-time pacing: a loaded machine skips frames, but the crossfade is covered.
+    assert!(edges.len() >= 15, "{} frames with both sides", edges.len());
+    assert!(
+        edges.iter().any(|(_, e)| *e < 0.25) && edges.iter().any(|(_, e)| *e > 0.9),
+        "the wipe crosses the picture: {edges:?}"
+    );
     // The edge follows progress = time / 2 s (the wipe's own quantisation: 2 px).
     let far: Vec<&(f64, f64)> = edges
         .iter()

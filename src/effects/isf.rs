@@ -61,7 +61,7 @@ layout(set = 0, binding = 15) uniform texture2D lucid_target8;
 layout(set = 0, binding = 16) uniform texture2D lucid_target9;
 layout(set = 0, binding = 17) uniform texture2D lucid_target10;
 layout(set = 0, binding = 18) uniform texture2D lucid_target11;
-vec4 gl_FragColor_isf;
+vec4 isf_FragColor;
 vec4 isf_FragCoord;
 vec2 isf_FragNormCoord;
 vec4 isf_Position;
@@ -78,7 +78,7 @@ void vv_vertShaderInit() {}
 #define _inputImage_imgRect vec4(0.0, 0.0, lucid.resolution)
 #define _inputImage_imgSize lucid.resolution
 #define _inputImage_flip false
-#define gl_FragColor gl_FragColor_isf
+#define gl_FragColor isf_FragColor
 #define gl_FragCoord isf_FragCoord
 #define gl_Position isf_Position
 #define texture2D(image, c) isf_norm(image, c)
@@ -371,6 +371,7 @@ pub fn parse(
             vs,
             i == last,
         );
+        dump_glsl(name, i, &glsl);
         let lines_before = PRELUDE.lines().count()
             + images.lines().count()
             + params_block(&params).lines().count()
@@ -482,6 +483,19 @@ fn truthy(v: Option<&Value>) -> bool {
         Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
         Some(Value::String(s)) => !matches!(s.trim(), "" | "0" | "false" | "FALSE"),
         _ => false,
+    }
+}
+
+/// With `LUCID_ISF_GLSL=DIR`, each pass's GLSL is written there as `NAME.PASS.frag`: what
+/// an ISF file was rewritten into, for an author chasing a translation, and for comparing
+/// compilers (`scripts/isf_glslang.py` runs glslang on them).
+fn dump_glsl(name: &str, pass: usize, glsl: &str) {
+    let Some(dir) = std::env::var_os("LUCID_ISF_GLSL") else {
+        return;
+    };
+    let path = Path::new(&dir).join(format!("{name}.{pass}.frag"));
+    if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, glsl)) {
+        tracing::warn!("LUCID_ISF_GLSL: {}: {e}", path.display());
     }
 }
 
@@ -612,13 +626,13 @@ fn compose(
     }
     if !last {
         // A pass into a target: what the shader wrote, as it wrote it.
-        s.push_str("    isf_main();\n    lucid_out = gl_FragColor_isf;\n}\n");
+        s.push_str("    isf_main();\n    lucid_out = isf_FragColor;\n}\n");
         return s;
     }
     s.push_str(
         "    isf_main();\n\
          \x20   vec4 lucid_src = isf_norm(inputImage, isf_FragNormCoord);\n\
-         \x20   vec4 lucid_fx = clamp(gl_FragColor_isf, vec4(0.0), vec4(1.0));\n\
+         \x20   vec4 lucid_fx = clamp(isf_FragColor, vec4(0.0), vec4(1.0));\n\
          \x20   float lucid_amount = clamp(lucid.mix_amount, 0.0, 1.0);\n\
          \x20   float lucid_alpha = lucid.layer > 0.5 ? mix(lucid_src.a, lucid_fx.a, lucid_amount) : 1.0;\n\
          \x20   lucid_out = vec4(mix(lucid_src.rgb, lucid_fx.rgb, lucid_amount), lucid_alpha);\n\
