@@ -305,8 +305,8 @@ fn prepare_layers(
         let (base, start) = match keep {
             Some(t) => (t.base, t.start),
             None => (
-                CanvasTexture::create_copyable(&device, "lucid_transition_base", size),
-                CanvasTexture::create_copyable(&device, "lucid_transition_start", size),
+                CanvasTexture::create(&device, "lucid_transition_base", size),
+                CanvasTexture::create(&device, "lucid_transition_start", size),
             ),
         };
         PreparedTransition {

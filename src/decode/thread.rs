@@ -238,6 +238,10 @@ fn decode_main(
             Err(e) => break Err(e),
         }
     };
+    // Whatever ended decoding, the network thread stops fetching now.
+    if let Some(h) = &hls {
+        h.close();
+    }
     let end = match result {
         Err(e) => SourceEnd::Failed(e),
         Ok(()) => match hls.and_then(|h| h.take_failure()) {

@@ -384,30 +384,17 @@ fn attach_stream(
     };
     commands.remove_resource::<PendingStream>();
     let info = decode.info;
-    if let Some(canvas) = canvas.filter(|_| pending.reopening) {
-        info!(
-            "stream open again: {}x{}, output {}x{}",
-            info.width, info.height, canvas.size.x, canvas.size.y
-        );
-        let offline = settings.offline && !info.live;
-        attach_feed(
-            &mut commands,
-            decode.frames,
-            decode.end,
-            decode.handle,
-            &info,
-            offline,
-            &settings,
-        );
-        commands.insert_resource(StreamDescription(info));
-        return;
-    }
-    let (w, h) = output_size(
-        settings.requested.0,
-        settings.requested.1,
-        (info.width, info.height),
-    );
-    let output_size = UVec2::new(w, h);
+    let reopened = canvas.filter(|_| pending.reopening);
+    // A reopened stream draws on the canvas there is; a first one sizes it.
+    let output_size = match &reopened {
+        Some(canvas) => canvas.size,
+        None => UVec2::from(output_size(
+            settings.requested.0,
+            settings.requested.1,
+            (info.width, info.height),
+        )),
+    };
+    let (w, h) = (output_size.x, output_size.y);
     // Decode and outputs stay within MAX_TEXTURE_SIDE, which every desktop GPU supports; a
     // GPU with smaller textures gets a clear error instead of a failed texture creation.
     let limit = device.limits().max_texture_dimension_2d;
@@ -420,7 +407,12 @@ fn attach_stream(
         return;
     }
     info!(
-        "stream {}x{}{}, output {w}x{h}",
+        "stream {}{}x{}{}, output {w}x{h}",
+        if reopened.is_some() {
+            "open again: "
+        } else {
+            ""
+        },
         info.width,
         info.height,
         info.frame_rate
@@ -428,7 +420,7 @@ fn attach_stream(
             .unwrap_or_default(),
     );
     let offline = settings.offline && !info.live;
-    if offline {
+    if offline && reopened.is_none() {
         info!(
             "rendering offline: every frame, as fast as the machine allows (--realtime paces it)"
         );
@@ -442,6 +434,10 @@ fn attach_stream(
         offline,
         &settings,
     );
+    if reopened.is_some() {
+        commands.insert_resource(StreamDescription(info));
+        return;
+    }
     if let Some(rate) = rate {
         info!("output at {:.2} fps (--fps)", rate.0);
         commands.insert_resource(OutputTicks::new(rate.0));

@@ -126,7 +126,7 @@ pub struct CanvasTexture {
 }
 
 impl CanvasTexture {
-    /// A new `size` texture that passes draw in, read and copy from.
+    /// A new `size` texture that passes draw in, read, copy from and copy into.
     pub fn create(device: &RenderDevice, label: &'static str, size: UVec2) -> CanvasTexture {
         CanvasTexture::new(pass::sized_texture(
             device,
@@ -137,25 +137,6 @@ impl CanvasTexture {
                 | TextureUsages::TEXTURE_BINDING
                 | TextureUsages::COPY_SRC
                 // A transition puts the video's picture back before drawing bus B.
-                | TextureUsages::COPY_DST,
-            &[CANVAS_RAW_FORMAT],
-        ))
-    }
-
-    /// As [`create`](Self::create), and a copy can land in it (a picture kept aside).
-    pub fn create_copyable(
-        device: &RenderDevice,
-        label: &'static str,
-        size: UVec2,
-    ) -> CanvasTexture {
-        CanvasTexture::new(pass::sized_texture(
-            device,
-            label,
-            size,
-            CANVAS_FORMAT,
-            TextureUsages::RENDER_ATTACHMENT
-                | TextureUsages::TEXTURE_BINDING
-                | TextureUsages::COPY_SRC
                 | TextureUsages::COPY_DST,
             &[CANVAS_RAW_FORMAT],
         ))

@@ -77,6 +77,9 @@ impl RetryPolicy {
 pub struct HlsSource {
     http: reqwest::blocking::Client,
     lifecycle: Lifecycle,
+    /// A network thread's own: set when its stream's reader is closed (the decoder is
+    /// done with it), so the thread ends even while a copy of the reader lives on.
+    closed: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// An opened HLS stream: the rendition chosen and the byte stream the decoder reads.
@@ -121,6 +124,8 @@ pub enum Chunk {
 pub struct SegmentReader {
     shared: Arc<Mutex<ReaderState>>,
     failure: FailureSlot,
+    /// Set by [`close`](Self::close): the network thread stops at its next step.
+    closed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Where the network thread leaves the error that ended the stream.
@@ -144,7 +149,16 @@ impl SegmentReader {
                 at_break: None,
             })),
             failure: Arc::default(),
+            closed: Arc::default(),
         }
+    }
+
+    /// The decoder is done with this stream: its network thread stops fetching (it would
+    /// otherwise only notice when every copy of the reader is gone, and fill its queue
+    /// first).
+    pub fn close(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// After `read` returned 0: a reader for the next timeline, and the stream time missing
@@ -160,6 +174,7 @@ impl SegmentReader {
         SegmentReader {
             shared: self.shared.clone(),
             failure: self.failure.clone(),
+            closed: self.closed.clone(),
         }
     }
 
@@ -208,11 +223,19 @@ impl HlsSource {
             .timeout(Duration::from_secs(15))
             .build()
             .unwrap_or_default();
-        HlsSource { http, lifecycle }
+        HlsSource {
+            http,
+            lifecycle,
+            closed: None,
+        }
     }
 
     fn stopped(&self) -> bool {
         self.lifecycle.stopping()
+            || self
+                .closed
+                .as_ref()
+                .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Sleeps in short steps so a stop request is seen quickly. `Err(Stopped)` when stopped.
@@ -250,7 +273,10 @@ impl HlsSource {
         }
         let target_duration = playlist::target_secs(&media);
         let worker = NetworkThread {
-            http: self.clone(),
+            http: HlsSource {
+                closed: Some(reader.closed.clone()),
+                ..self.clone()
+            },
             entry: url.clone(),
             wait,
             reconnected: false,
