@@ -784,19 +784,19 @@ void main() {
     dir
 }
 
+/// The clip rendered with an effect from an ISF folder.
+fn render_isf(dir: &Path, effect: &str) -> Vec<Img> {
+    render(
+        &clip().path,
+        &["--effects-dir", dir.to_str().unwrap(), "--effect", effect],
+    )
+}
+
 #[test]
 fn golden_isf_inversion() {
     let clip = clip();
     let dir = isf_dir();
-    let out = render(
-        &clip.path,
-        &[
-            "--effects-dir",
-            dir.path().to_str().unwrap(),
-            "--effect",
-            "Color Invert",
-        ],
-    );
+    let out = render_isf(dir.path(), "Color Invert");
     let input = &clip.base[FRAMES - 1];
     let expected = input.map(1.0, |x, y, _, _| input.texel(x, y).map(|c| 1.0 - c));
     assert_golden("ISF inversion", &out[FRAMES - 1], &expected, input);
@@ -806,15 +806,7 @@ fn golden_isf_inversion() {
 fn golden_isf_mirror_in_isf_coordinates_with_its_inputs_set() {
     let clip = clip();
     let dir = isf_dir();
-    let out = render(
-        &clip.path,
-        &[
-            "--effects-dir",
-            dir.path().to_str().unwrap(),
-            "--effect",
-            "Flip Mirror:horizontal=false",
-        ],
-    );
+    let out = render_isf(dir.path(), "Flip Mirror:horizontal=false");
     let input = &clip.base[FRAMES - 1];
     // Top-left coordinates here: ISF's top half (its y > 0.5) is our v < 0.5.
     let expected = input.map(1.0, |_, _, u, v| {
@@ -995,15 +987,7 @@ void main() {
 "#,
     );
     let clip = clip();
-    let out = render(
-        &clip.path,
-        &[
-            "--effects-dir",
-            dir.path().to_str().unwrap(),
-            "--effect",
-            "Running Mean",
-        ],
-    );
+    let out = render_isf(dir.path(), "Running Mean");
     let mut mean = Img::black(W, H);
     for (n, frame) in out.iter().enumerate() {
         let input = &clip.base[n];
@@ -1054,15 +1038,7 @@ void main() {
 }
 "#,
     );
-    let out = render(
-        &clip().path,
-        &[
-            "--effects-dir",
-            dir.path().to_str().unwrap(),
-            "--effect",
-            "Sizes:divide=5",
-        ],
-    );
+    let out = render_isf(dir.path(), "Sizes:divide=5");
     let last = &out[FRAMES - 1];
     let px = last
         .texel(W as i64 / 2, H as i64 / 2)

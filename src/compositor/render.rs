@@ -259,7 +259,12 @@ fn prepare_layers(
             }
             let chain = prepared.chains.get_mut(&draw.number).expect("made above");
             chain.passes = prep
-                .prepare(&draw.effects, &mut chain.buffers, "effect")
+                // Per layer: a multi-pass ISF effect keeps its targets under this label.
+                .prepare(
+                    &draw.effects,
+                    &mut chain.buffers,
+                    &format!("layer{}_effect", draw.number),
+                )
                 .into_iter()
                 .flatten()
                 .collect();

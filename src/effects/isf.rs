@@ -777,7 +777,13 @@ fn return_zero_at_the_end(module: &mut naga::Module) {
             naga::Expression::ZeroValue(result.ty),
             naga::Span::UNDEFINED,
         );
-        give_returns(&mut function.body, zero);
+        each_statement(&mut function.body, &mut |s| {
+            if let naga::Statement::Return { value } = s
+                && value.is_none()
+            {
+                *value = Some(zero);
+            }
+        });
         if !matches!(function.body.last(), Some(naga::Statement::Return { .. })) {
             function.body.push(
                 naga::Statement::Return { value: Some(zero) },
@@ -806,7 +812,11 @@ fn convert_returned_scalars(module: &mut naga::Module) {
         );
         let mut typifier = naga::front::Typifier::new();
         let mut returned = Vec::new();
-        collect_returns(&function.body, &mut returned);
+        each_statement(&mut function.body.clone(), &mut |s| {
+            if let naga::Statement::Return { value: Some(e) } = s {
+                returned.push(*e);
+            }
+        });
         let mismatched: Vec<_> = returned
             .into_iter()
             .filter(|e| {
@@ -837,100 +847,46 @@ fn convert_returned_scalars(module: &mut naga::Module) {
                 (*e, to)
             })
             .collect();
-        convert_in(&mut function.body, &converted);
+        // Each `return e` becomes `emit to; return to`.
+        each_statement(&mut function.body, &mut |statement| {
+            if let naga::Statement::Return { value: Some(e) } = statement
+                && let Some((_, to)) = converted.iter().find(|(from, _)| from == e)
+            {
+                let mut replacement = naga::Block::with_capacity(2);
+                replacement.push(
+                    naga::Statement::Emit(naga::Range::new_from_bounds(*to, *to)),
+                    naga::Span::UNDEFINED,
+                );
+                replacement.push(
+                    naga::Statement::Return { value: Some(*to) },
+                    naga::Span::UNDEFINED,
+                );
+                *statement = naga::Statement::Block(replacement);
+            }
+        });
     }
 }
 
-fn collect_returns(block: &naga::Block, out: &mut Vec<naga::Handle<naga::Expression>>) {
-    for statement in block.iter() {
-        match statement {
-            naga::Statement::Return { value: Some(e) } => out.push(*e),
-            naga::Statement::Block(inner) => collect_returns(inner, out),
-            naga::Statement::If { accept, reject, .. } => {
-                collect_returns(accept, out);
-                collect_returns(reject, out);
-            }
-            naga::Statement::Switch { cases, .. } => {
-                for case in cases {
-                    collect_returns(&case.body, out);
-                }
-            }
-            naga::Statement::Loop {
-                body, continuing, ..
-            } => {
-                collect_returns(body, out);
-                collect_returns(continuing, out);
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Each `return e` of `converted`'s `(e, to)` becomes `emit to; return to`.
-fn convert_in(
-    block: &mut naga::Block,
-    converted: &[(
-        naga::Handle<naga::Expression>,
-        naga::Handle<naga::Expression>,
-    )],
-) {
+/// Calls `f` on every statement of `block` and of the blocks inside it.
+fn each_statement(block: &mut naga::Block, f: &mut impl FnMut(&mut naga::Statement)) {
     for statement in block.iter_mut() {
+        f(statement);
         match statement {
-            naga::Statement::Return { value: Some(e) } => {
-                if let Some((_, to)) = converted.iter().find(|(from, _)| from == e) {
-                    let mut replacement = naga::Block::with_capacity(2);
-                    replacement.push(
-                        naga::Statement::Emit(naga::Range::new_from_bounds(*to, *to)),
-                        naga::Span::UNDEFINED,
-                    );
-                    replacement.push(
-                        naga::Statement::Return { value: Some(*to) },
-                        naga::Span::UNDEFINED,
-                    );
-                    *statement = naga::Statement::Block(replacement);
-                }
-            }
-            naga::Statement::Block(inner) => convert_in(inner, converted),
+            naga::Statement::Block(inner) => each_statement(inner, f),
             naga::Statement::If { accept, reject, .. } => {
-                convert_in(accept, converted);
-                convert_in(reject, converted);
+                each_statement(accept, f);
+                each_statement(reject, f);
             }
             naga::Statement::Switch { cases, .. } => {
                 for case in cases {
-                    convert_in(&mut case.body, converted);
+                    each_statement(&mut case.body, f);
                 }
             }
             naga::Statement::Loop {
                 body, continuing, ..
             } => {
-                convert_in(body, converted);
-                convert_in(continuing, converted);
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Every value-less `return` in `block` (and the blocks in it) returns `zero`.
-fn give_returns(block: &mut naga::Block, zero: naga::Handle<naga::Expression>) {
-    for statement in block.iter_mut() {
-        match statement {
-            naga::Statement::Return { value } if value.is_none() => *value = Some(zero),
-            naga::Statement::Block(inner) => give_returns(inner, zero),
-            naga::Statement::If { accept, reject, .. } => {
-                give_returns(accept, zero);
-                give_returns(reject, zero);
-            }
-            naga::Statement::Switch { cases, .. } => {
-                for case in cases {
-                    give_returns(&mut case.body, zero);
-                }
-            }
-            naga::Statement::Loop {
-                body, continuing, ..
-            } => {
-                give_returns(body, zero);
-                give_returns(continuing, zero);
+                each_statement(body, f);
+                each_statement(continuing, f);
             }
             _ => {}
         }

@@ -580,21 +580,19 @@ fn end_pulses(
         return;
     }
     let on = definition::ParamValue::Bool(true);
-    let fired: Vec<(usize, String)> = chain
-        .effects
-        .iter()
-        .enumerate()
-        .flat_map(|(i, inst)| {
-            let pulses = catalog
-                .get(&inst.effect)
-                .map(|d| d.pulses.clone())
-                .unwrap_or_default();
-            pulses
-                .into_iter()
-                .filter(|name| inst.params.get(name) == Some(&on))
-                .map(move |name| (i, name))
-        })
-        .collect();
+    let mut fired = Vec::new();
+    for (i, inst) in chain.effects.iter().enumerate() {
+        let Some(def) = catalog.get(&inst.effect) else {
+            continue;
+        };
+        for name in def
+            .pulses
+            .iter()
+            .filter(|n| inst.params.get(*n) == Some(&on))
+        {
+            fired.push((i, name.clone()));
+        }
+    }
     for (i, name) in fired {
         chain.effects[i]
             .params
