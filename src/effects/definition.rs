@@ -250,7 +250,8 @@ impl EffectDef {
     }
 }
 
-fn is_identifier(s: &str) -> bool {
+/// A GLSL/WGSL identifier: a letter or `_`, then letters, digits and `_`.
+pub(super) fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')

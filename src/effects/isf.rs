@@ -22,7 +22,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::definition::{EffectDef, EffectError, MAX_PARAMS};
+use super::definition::{EffectDef, EffectError, MAX_PARAMS, is_identifier};
 use super::params::{ParamDef, ParamKind, ParamValue};
 use super::passes::{ImportedImage, MAX_TARGETS, Pass, Passes, START_SLOT, SizeExpr, Target};
 
@@ -901,10 +901,4 @@ fn numbers(v: Option<&Value>) -> Vec<f32> {
     v.and_then(Value::as_array)
         .map(|a| a.iter().filter_map(|x| number(Some(x))).collect())
         .unwrap_or_default()
-}
-
-fn is_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }

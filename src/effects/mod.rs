@@ -469,8 +469,7 @@ impl ChainPasses<'_> {
         size: UVec2,
         layer: bool,
     ) -> render::IsfFrame {
-        let param = |name: &str| match inst.value(def, name).or(def.param(name).map(|p| p.default))
-        {
+        let param = |name: &str| match inst.value(def, name) {
             Some(definition::ParamValue::Float(f)) => Some(f64::from(f)),
             Some(definition::ParamValue::Bool(b)) => Some(f64::from(u8::from(b))),
             _ => None,
